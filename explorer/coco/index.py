@@ -1,0 +1,252 @@
+"""The COCO index: columnar, cached on disk, near-instant to reopen.
+
+``open_index(path)`` parses a COCO instances JSON once (see ``_build``) and caches the columns
+as ``.npy`` files plus one blob of raw segmentation text under ``<cache>/index/<fingerprint>/``.
+A reopen memory-maps them. The fingerprint covers the file's real path, size and mtime, so a
+changed file is re-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from explorer.coco import _build, health
+from explorer.errors import DatasetError
+from explorer.settings import cache_dir
+
+FORMAT_VERSION = 1
+_IMAGE_COLUMNS = ("id", "width", "height", "file_name", "ann_start")
+_ANN_COLUMNS = ("id", "image_id", "image_row", "category_id", "category_row", "iscrowd", "area",
+                "bbox", "seg_offset", "seg_length", "seg_kind", "by_image")
+
+
+class _SegmentationText:
+    """Reads raw segmentation text by (offset, length) from the source JSON or a cache blob.
+
+    The user's JSON is read with ``pread``, never memory-mapped: a file rewritten in place
+    while mapped would kill the process with SIGBUS. A file that changed since indexing is
+    reported instead of read.
+    """
+
+    def __init__(self, path: Path, size: int, mtime_ns: int) -> None:
+        self.path, self.size, self.mtime_ns = path, size, mtime_ns
+
+    def read(self, offset: int, length: int) -> bytes:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as e:
+            raise DatasetError(f"{self.path}: cannot read ({e.strerror})") from None
+        try:
+            st = os.fstat(fd)
+            if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
+                raise DatasetError(f"{self.path}: the file changed since it was opened; open it again")
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class CocoIndex:
+    """Columnar view of one COCO instances file. Arrays are read-only.
+
+    Attributes:
+        path: the annotation file.
+        fingerprint: a short hash of (real path, size, mtime, format version).
+        images: columns ``id``, ``width``, ``height``, ``file_name`` and ``ann_start`` (the
+            annotations of image row ``r`` are ``annotations["by_image"][ann_start[r]:ann_start[r+1]]``).
+        annotations: columns ``id``, ``image_id``, ``image_row``, ``category_id``,
+            ``category_row``, ``iscrowd`` (bool), ``area``, ``bbox`` (n x 4, x y w h),
+            ``seg_offset``/``seg_length``/``seg_kind`` (0 polygon, 1 RLE, 2 uncompressed RLE)
+            and ``by_image`` (annotation rows sorted by image row).
+        categories: list of ``{"id", "name", "supercategory"}`` dicts, in file order.
+        health: findings (see ``explorer.coco.health``).
+        load_seconds: how long opening took; ``from_cache`` whether the disk cache was used.
+    """
+
+    path: Path
+    fingerprint: str
+    images: dict[str, np.ndarray]
+    annotations: dict[str, np.ndarray]
+    categories: list[dict]
+    health: list[dict]
+    load_seconds: float
+    from_cache: bool
+    _segmentations: _SegmentationText = field(repr=False)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.images["id"])
+
+    @property
+    def num_annotations(self) -> int:
+        return len(self.annotations["id"])
+
+    @property
+    def category_ids(self) -> np.ndarray:
+        return np.array([c["id"] for c in self.categories], dtype=np.int64)
+
+    def image_row(self, image_id: int) -> int:
+        """Row of ``image_id`` in ``images``; raises ``KeyError`` when absent."""
+        rows = np.flatnonzero(self.images["id"] == int(image_id))
+        if not len(rows):
+            raise KeyError(f"no image with id {image_id} in {self.path.name}")
+        return int(rows[0])
+
+    def annotation_rows(self, image_row: int) -> np.ndarray:
+        """Rows of the annotations of one image (by image row, in file order)."""
+        start, stop = self.images["ann_start"][image_row:image_row + 2]
+        return self.annotations["by_image"][start:stop]
+
+    def category_row(self, category_id: int) -> int:
+        rows = np.flatnonzero(self.category_ids == int(category_id))
+        if not len(rows):
+            raise KeyError(f"no category with id {category_id} in {self.path.name}")
+        return int(rows[0])
+
+    def segmentation(self, ann_row: int) -> bytes:
+        """The raw JSON text of one annotation's segmentation."""
+        return self._segmentations.read(int(self.annotations["seg_offset"][ann_row]),
+                                        int(self.annotations["seg_length"][ann_row]))
+
+
+def fingerprint(path: Path) -> str:
+    """Hash of the file's real path, size and mtime (and the cache format)."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|v{FORMAT_VERSION}"
+    return hashlib.sha1(key.encode()).hexdigest()[:20]
+
+
+def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
+    """Open a COCO instances JSON as a :class:`CocoIndex`, using the disk cache when valid.
+
+    Raises:
+        DatasetError: the file is missing, unreadable, not JSON or not COCO.
+    """
+    t0 = time.perf_counter()
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found" if not path.exists()
+                           else f"{path}: is not a file")
+    fp = fingerprint(path)
+    root = cache_dir("index")
+    final = root / fp
+    from_cache = use_cache and (final / "meta.json").is_file()
+    if not from_cache:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{fp}-", dir=root))
+        try:
+            _build_into(path, tmp)
+            if use_cache:
+                try:
+                    os.rename(tmp, final)
+                except OSError:  # another process won the race: use its copy
+                    shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                final = tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    try:
+        return _load(path, fp, final, t0, from_cache)
+    except (OSError, ValueError, KeyError) as e:
+        if not from_cache:
+            raise DatasetError(f"{path}: could not read its index cache ({e})") from None
+        shutil.rmtree(final, ignore_errors=True)  # a damaged cache: rebuild once
+        return open_index(path, use_cache=use_cache)
+
+
+def _load(path: Path, fp: str, folder: Path, t0: float, from_cache: bool) -> CocoIndex:
+    meta = json.loads((folder / "meta.json").read_text())
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError("cache format changed")
+    images = {k: np.load(folder / f"image_{k}.npy", mmap_mode="r") for k in _IMAGE_COLUMNS}
+    anns = {k: np.load(folder / f"ann_{k}.npy", mmap_mode="r") for k in _ANN_COLUMNS}
+    text_path = path if meta["segmentations"] == "source" else folder / "segmentations.bin"
+    st = text_path.stat()
+    text = _SegmentationText(text_path, st.st_size, st.st_mtime_ns)
+    return CocoIndex(path=path, fingerprint=fp, images=images, annotations=anns,
+                     categories=meta["categories"], health=meta["health"],
+                     load_seconds=time.perf_counter() - t0, from_cache=from_cache,
+                     _segmentations=text)
+
+
+def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Row in ``keys`` (unique) of each query, -1 where absent."""
+    if not len(keys) or not len(queries):
+        return np.full(len(queries), -1, dtype=np.int64)
+    lo, hi = int(keys.min()), int(keys.max())
+    if hi - lo <= 16 * len(keys) + 4096:  # COCO ids are dense enough for a direct table
+        table = np.full(hi - lo + 1, -1, dtype=np.int64)
+        table[keys - lo] = np.arange(len(keys))
+        inside = (queries >= lo) & (queries <= hi)
+        return np.where(inside, table[np.where(inside, queries - lo, 0)], -1)
+    order = np.argsort(keys, kind="stable")
+    ks = keys[order]
+    pos = np.minimum(np.searchsorted(ks, queries), len(ks) - 1)
+    return np.where(ks[pos] == queries, order[pos], -1)
+
+
+def _build_into(path: Path, out: Path) -> None:
+    problems = _build.Problems()
+    data, top = _build.read_top_level(path)
+    images = _build.parse_images(top.images, problems)
+    categories = _build.parse_categories(top.categories, problems)
+    # Segmentations stay where they are in the JSON (addressed by offset) unless this msgspec
+    # cannot tell us where; then they are copied into a blob of their own.
+    in_source = _build.raw_layout_ok()
+    blob_path = out / "segmentations.bin"
+    with nullcontext() if in_source else open(blob_path, "wb") as seg_out:
+        anns = (_build.parse_annotations_in_two(top.annotations, data, problems) if in_source
+                else _build.parse_annotations(top.annotations, data, problems, seg_out))
+    del top
+    segment_text = data if in_source else blob_path.read_bytes()
+
+    image_row = _lookup(images["id"], anns["image_id"])
+    cat_ids = np.array([c["id"] for c in categories], dtype=np.int64)
+    category_row = _lookup(cat_ids, anns["category_id"])
+    keep = (image_row >= 0) & (category_row >= 0)
+    for i in np.flatnonzero(image_row < 0):
+        problems.add("annotation_unknown_image", "annotations whose image_id is not in 'images' "
+                     "(skipped)", {"id": int(anns["id"][i]), "image_id": int(anns["image_id"][i])})
+    for i in np.flatnonzero((image_row >= 0) & (category_row < 0)):
+        problems.add("annotation_unknown_category", "annotations whose category_id is not in "
+                     "'categories' (skipped)",
+                     {"id": int(anns["id"][i]), "category_id": int(anns["category_id"][i])})
+    kind = np.full(len(keep), 255, np.uint8)
+    kind[anns["seg_first"] == ord("[")] = _build.SEG_POLYGON
+    kind[anns["seg_first"] == ord("{")] = _build.SEG_RLE
+    rows = np.flatnonzero(keep)
+    sub_kind = kind[rows]
+    ok = _build.check_segmentations(
+        lambda i: segment_text[anns["seg_offset"][i]:anns["seg_offset"][i] + anns["seg_length"][i]],
+        rows, sub_kind, images["height"][image_row[rows]], images["width"][image_row[rows]],
+        anns["id"][rows], anns["seg_length"][rows], problems)
+    del data, segment_text
+    kind[rows] = sub_kind
+    keep[rows] = ok
+
+    anns.update(image_row=image_row.astype(np.int32), category_row=category_row.astype(np.int32),
+                iscrowd=anns["iscrowd"] != 0, seg_kind=kind)
+    table = {k: anns[k] if keep.all() else anns[k][keep] for k in _ANN_COLUMNS if k != "by_image"}
+    table["by_image"] = np.argsort(table["image_row"], kind="stable").astype(np.int64)
+    counts = np.bincount(table["image_row"], minlength=len(images["id"]))
+    images["ann_start"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    findings = list(problems.items.values()) + health.table_findings(images, table, categories)
+    for k in _IMAGE_COLUMNS:
+        np.save(out / f"image_{k}.npy", images[k])
+    for k in _ANN_COLUMNS:
+        np.save(out / f"ann_{k}.npy", table[k])
+    meta = {"format": FORMAT_VERSION, "source": str(path.resolve()),
+            "segmentations": "source" if in_source else "blob", "categories": categories,
+            "health": findings}
+    (out / "meta.json").write_text(json.dumps(meta))

@@ -1,0 +1,132 @@
+"""Instance and semantic masks, decoded with pycocotools' mask API.
+
+Decoding follows ``pycocotools.coco.COCO.annToMask`` (polygons are rasterised with
+``frPyObjects`` and merged, uncompressed RLE goes through ``frPyObjects``, compressed RLE is
+used as is), so every mask equals pycocotools' bit for bit. The semantic mask follows
+torchvision's segmentation reference (``ConvertCocoPolysToMask``): pixel = label of the
+annotation covering it, 0 = background, 255 where two or more annotations overlap; crowd
+annotations count like any other.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from explorer.coco._build import SEG_POLYGON, SEG_RLE_UNCOMPRESSED
+from explorer.coco.index import CocoIndex
+from explorer.errors import ExplorerError, SegmentationError
+from explorer.labels import VOC_COCO_IDS
+
+IGNORE = 255
+
+
+def annotation_rle(index: CocoIndex, ann_row: int) -> dict:
+    """The compressed RLE of one annotation, at its image's size.
+
+    Raises:
+        SegmentationError: the segmentation cannot be decoded (no polygon of 3+ points,
+            malformed JSON, RLE of another size).
+    """
+    anns = index.annotations
+    image_row = int(anns["image_row"][ann_row])
+    h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
+    ann_id = int(anns["id"][ann_row])
+    try:
+        seg = msgspec.json.decode(index.segmentation(ann_row))
+    except msgspec.DecodeError as e:
+        raise SegmentationError(f"annotation {ann_id}: segmentation is not valid JSON ({e})") from None
+    kind = int(anns["seg_kind"][ann_row])
+    if kind == SEG_POLYGON:
+        # pycocotools reads a first part of 4 numbers as a box and rejects fewer: keep only
+        # real polygons (3+ points)
+        parts = [p for p in seg if isinstance(p, list) and len(p) >= 6] if isinstance(seg, list) else []
+        if not parts:
+            raise SegmentationError(f"annotation {ann_id}: no polygon with 3 or more points")
+        try:
+            return mask_utils.merge(mask_utils.frPyObjects(parts, h, w))
+        except (TypeError, ValueError) as e:
+            raise SegmentationError(f"annotation {ann_id}: bad polygon ({e})") from None
+    if not isinstance(seg, dict) or list(seg.get("size", ())) != [h, w]:
+        raise SegmentationError(f"annotation {ann_id}: RLE size differs from its image ({h}x{w})")
+    try:
+        if kind == SEG_RLE_UNCOMPRESSED:
+            return mask_utils.frPyObjects(seg, h, w)
+        return {"size": [h, w], "counts": seg["counts"].encode() if isinstance(seg["counts"], str)
+                else seg["counts"]}
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise SegmentationError(f"annotation {ann_id}: bad RLE ({e})") from None
+
+
+def annotation_mask(index: CocoIndex, ann_row: int) -> np.ndarray:
+    """One annotation's binary mask, ``(height, width)`` uint8 of 0/1."""
+    return np.ascontiguousarray(mask_utils.decode(annotation_rle(index, ann_row)))
+
+
+def instance_masks(index: CocoIndex, image_row: int, ann_rows: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Binary masks of an image's annotations.
+
+    Args:
+        index: the dataset.
+        image_row: the image.
+        ann_rows: which of its annotations (default: all, in file order).
+
+    Returns:
+        ``(masks, rows, skipped)``: ``masks`` is ``(n, height, width)`` uint8 for the ``rows``
+        that decoded; ``skipped`` lists ``{"id", "error"}`` for those that did not.
+    """
+    if ann_rows is None:
+        ann_rows = index.annotation_rows(image_row)
+    h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
+    rles, rows, skipped = [], [], []
+    for r in np.asarray(ann_rows).tolist():
+        try:
+            rles.append(annotation_rle(index, r))
+            rows.append(r)
+        except SegmentationError as e:
+            skipped.append({"id": int(index.annotations["id"][r]), "error": str(e)})
+    if not rles:
+        return np.zeros((0, h, w), np.uint8), np.zeros(0, np.int64), skipped
+    masks = mask_utils.decode(rles)  # (h, w, n), Fortran order
+    return np.ascontiguousarray(masks.transpose(2, 0, 1)), np.array(rows, np.int64), skipped
+
+
+def semantic_labels(index: CocoIndex, ann_rows: np.ndarray, labels: str = "coco"
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The annotations that take part in a semantic mask, and the pixel value of each.
+
+    ``coco``: every annotation, valued by its category id. ``voc``: only annotations of the 20
+    Pascal-VOC categories, valued 1..20 (torchvision's ``FilterAndRemapCocoCategories``).
+    """
+    cat_ids = index.annotations["category_id"][ann_rows]
+    if labels == "coco":
+        if len(cat_ids) and cat_ids.max() >= IGNORE:
+            raise ExplorerError(f"{index.path}: category ids above 254 do not fit an 8-bit mask; "
+                                "use --labels voc")
+        return np.asarray(ann_rows), cat_ids.astype(np.uint8)
+    if labels == "voc":
+        voc = np.zeros(max(int(cat_ids.max(initial=0)), max(VOC_COCO_IDS)) + 1, np.uint8)
+        voc[list(VOC_COCO_IDS)] = np.arange(1, len(VOC_COCO_IDS) + 1)
+        keep = voc[np.maximum(cat_ids, 0)] > 0
+        return np.asarray(ann_rows)[keep], voc[cat_ids[keep]]
+    raise ExplorerError(f"unknown label set {labels!r}; valid: coco, voc")
+
+
+def semantic_mask(index: CocoIndex, image_row: int, labels: str = "coco"
+                  ) -> tuple[np.ndarray, list[dict]]:
+    """The image's semantic mask, ``(height, width)`` uint8, and the annotations skipped."""
+    rows, values = semantic_labels(index, index.annotation_rows(image_row), labels)
+    masks, kept, skipped = instance_masks(index, image_row, rows)
+    h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
+    target = np.zeros((h, w), np.uint8)
+    if not len(kept):
+        return target, skipped
+    values = values[np.isin(rows, kept)]  # ``kept`` is ``rows`` less the skipped, in order
+    count = np.zeros((h, w), np.uint16)
+    for m, v in zip(masks, values):
+        np.maximum(target, m * v, out=target)
+        count += m
+    target[count > 1] = IGNORE
+    return target, skipped
