@@ -63,10 +63,10 @@ def read_top_level(path: Path) -> tuple[bytes, TopLevel]:
         raise DatasetError(f"{path}: empty file")
     try:
         top = msgspec.json.decode(data, type=TopLevel)
+    except msgspec.ValidationError as e:  # a subclass of DecodeError: catch it first
+        raise DatasetError(f"{path}: not a COCO instances file ({e})") from None
     except msgspec.DecodeError as e:
         raise DatasetError(f"{path}: not valid JSON ({e})") from None
-    except msgspec.ValidationError as e:
-        raise DatasetError(f"{path}: not a COCO instances file ({e})") from None
     if top.images is None:
         raise DatasetError(f"{path}: not a COCO instances file (no 'images' list)")
     if top.categories is None:
