@@ -80,7 +80,8 @@ def write_big_file(path: Path, n_images: int = 118_287, n_anns: int = 860_001, s
                      "image_id": int(img_of[k - 1]) + 1,
                      "bbox": [float(xs.min()), float(ys.min()), round(float(xs.max() - xs.min()), 2),
                               round(float(ys.max() - ys.min()), 2)], "category_id": cat, "id": k})
-    cats = [{"supercategory": "thing", "id": i, "name": n.replace("_", " ")} for i, n in zip(COCO_IDS, COCO_NAMES)]
+    cats = [{"supercategory": "thing", "id": i, "name": n.replace("_", " ")}
+            for i, n in zip(COCO_IDS, COCO_NAMES, strict=True)]
     doc = {"info": {"description": "synthetic train2017-scale benchmark file"}, "licenses": [],
            "images": images, "annotations": anns, "categories": cats}
     tmp = path.with_suffix(".tmp")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from explorer import stats
-from explorer.coco import _build, open_index
+from explorer.coco import _annotations, open_index
+from explorer.errors import DatasetError
 from tests.helpers import pycoco, tiny
 
 
@@ -83,24 +84,79 @@ def test_damaged_cache_is_rebuilt(tmp_path, sample_root):
     np.testing.assert_array_equal(again.annotations["bbox"], expected)
 
 
-def test_two_process_parse_equals_one_process(monkeypatch, sample_root):
-    """The forked half and the in-process half give exactly the single-process columns."""
+def open_both_ways(path, monkeypatch, expect_fast=True):
+    """The index built the fast way (spans by byte search, forked) and the slow way."""
+    monkeypatch.setattr(_annotations, "SPAN_BYTES", 3000)  # small spans: the fast path engages
+    slow_calls = []
+    with monkeypatch.context() as m:
+        real = _annotations.spans_from_raws
+        m.setattr(_annotations, "spans_from_raws", lambda *a: slow_calls.append(1) or real(*a))
+        fast = open_index(path, use_cache=False)
+    assert bool(slow_calls) != expect_fast, "the fast path was (not) taken"
+    with monkeypatch.context() as m:
+        m.setattr(_annotations, "locate_spans", lambda data: None)
+        slow = open_index(path, use_cache=False)
+    return fast, slow
+
+
+def assert_same_index(a, b):
+    assert a.categories == b.categories and a.health == b.health
+    for table in ("images", "annotations"):
+        for k in getattr(a, table):
+            np.testing.assert_array_equal(getattr(a, table)[k], getattr(b, table)[k], err_msg=k)
+
+
+def test_fast_span_search_equals_full_decode(monkeypatch, sample_root):
     path = sample_root / "annotations" / "instances_train2017.json"
-    monkeypatch.setattr(_build, "CHUNK", 50)  # small chunks so the sample is 'big enough'
-    data, top = _build.read_top_level(path)
-    assert len(top.annotations) >= 4 * 50 and threading.active_count() == 1
-    one = _build.parse_annotations(top.annotations, data, _build.Problems())
-    two = _build.parse_annotations_in_two(top.annotations, data, _build.Problems())
-    assert one.keys() == two.keys()
-    for k in one:
-        np.testing.assert_array_equal(one[k], two[k])
+    assert threading.active_count() == 1  # so the fast path also forks
+    monkeypatch.setattr(_annotations, "SPAN_BYTES", 3000)
+    located = _annotations.locate_spans(path.read_bytes())
+    assert located and len(located[2]) > 10
+    fast, slow = open_both_ways(path, monkeypatch)
+    assert_same_index(fast, slow)
+    assert_matches_pycocotools(path)
+
+
+@pytest.mark.parametrize("variant", ["pretty", "categories_first", "annotations_last", "nested_decoy",
+                                     "bad_record", "annotations_key_in_string"])
+def test_fast_span_search_on_awkward_layouts(monkeypatch, tmp_path, sample_root, variant):
+    """Whatever the layout, the fast path gives the full decode's answer (or steps aside)."""
+    doc = json.loads((sample_root / "annotations" / "instances_train2017.json").read_text())
+    path = tmp_path / "a.json"
+    if variant == "pretty":
+        text = json.dumps(doc, indent=2)
+    elif variant == "categories_first":
+        text = json.dumps({"categories": doc["categories"], "annotations": doc["annotations"],
+                           "images": doc["images"]})
+    elif variant == "annotations_last":
+        text = json.dumps({k: doc[k] for k in ("images", "categories", "annotations")})
+    elif variant == "nested_decoy":
+        text = json.dumps({"extra": {"annotations": [{"id": 1}, {"id": 2}] * 2000}, **doc})
+    elif variant == "bad_record":
+        doc["annotations"][700]["bbox"] = "oops"
+        text = json.dumps(doc)
+    else:
+        doc["info"]["description"] = 'mentions "annotations": [ in a string'
+        text = json.dumps(doc)
+    path.write_text(text)
+    fast, slow = open_both_ways(path, monkeypatch, expect_fast=variant != "nested_decoy")
+    assert_same_index(fast, slow)
+    assert fast.num_annotations == len(doc["annotations"]) - (variant == "bad_record")
+
+
+def test_truncated_big_file_gives_the_full_decoders_message(monkeypatch, tmp_path, sample_root):
+    path = tmp_path / "a.json"
+    path.write_bytes((sample_root / "annotations" / "instances_train2017.json").read_bytes()[:-3000])
+    monkeypatch.setattr(_annotations, "SPAN_BYTES", 3000)
+    with pytest.raises(DatasetError, match="not valid JSON"):
+        open_index(path, use_cache=False)
 
 
 def test_copied_segmentations_when_msgspec_layout_unknown(monkeypatch, tmp_path, sample_root):
     """If Raw's memory layout ever changes, segmentations are copied into a blob instead."""
     path = tmp_path / "a.json"
     path.write_bytes((sample_root / "annotations" / "instances_val2017.json").read_bytes())
-    monkeypatch.setattr(_build, "raw_layout_ok", lambda: False)
+    monkeypatch.setattr(_annotations, "raw_layout_ok", lambda: False)
     index = open_index(path, use_cache=False)
     doc = json.loads(path.read_text())
     for r in range(index.num_annotations):
@@ -108,7 +164,7 @@ def test_copied_segmentations_when_msgspec_layout_unknown(monkeypatch, tmp_path,
 
 
 def test_raw_layout_probe_holds_for_pinned_msgspec():
-    assert _build.raw_layout_ok()
+    assert _annotations.raw_layout_ok()
 
 
 def test_lookups(sample_root):

@@ -125,7 +125,7 @@ def semantic_mask(index: CocoIndex, image_row: int, labels: str = "coco"
         return target, skipped
     values = values[np.isin(rows, kept)]  # ``kept`` is ``rows`` less the skipped, in order
     count = np.zeros((h, w), np.uint16)
-    for m, v in zip(masks, values):
+    for m, v in zip(masks, values, strict=True):
         np.maximum(target, m * v, out=target)
         count += m
     target[count > 1] = IGNORE

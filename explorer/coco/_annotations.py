@@ -1,0 +1,240 @@
+"""Decode the ``annotations`` array into numpy columns, fast and in little memory.
+
+The array is cut into *spans* of whole records (byte ranges of the file). Each span is decoded
+typed with msgspec on its own, turned into columns and dropped, so no more than one span's
+records exist as Python objects at a time. Segmentations stay raw JSON text, addressed by their
+(offset, length) in the file.
+
+Spans are found two ways:
+
+* fast (:func:`locate_spans`): a byte search for the ``"annotations"`` array and for record
+  boundaries (``}`` , ``{``) near evenly spaced offsets. Nothing here is trusted: a boundary
+  inside a record makes its span fail to decode as a JSON array, and the rest of the document
+  is decoded with the array cut out, which fails unless the cut was exactly the array. Either
+  failure sends the caller to the slow way.
+* slow (:func:`spans_from_raws`): from the records of a full top-level decode.
+
+On a multi-core machine the second half of the spans is decoded in a forked process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import pickle
+import re
+import threading
+from collections.abc import Callable
+from operator import attrgetter
+from typing import BinaryIO
+
+import msgspec
+import numpy as np
+
+from explorer.coco._build import _column, _record_id
+from explorer.coco._schema import Annotation
+
+SPAN_BYTES = 24 << 20  # about 50k COCO annotations
+_BOUNDARY = re.compile(rb"\}\s*,\s*\{")
+_KEY = re.compile(rb'"annotations"\s*:\s*\[')
+_NEXT_KEYS = (b'"categories"', b'"images"', b'"info"', b'"licenses"', b'"type"')
+
+
+class SpanError(Exception):
+    """The fast span search guessed wrong; use the slow way."""
+
+
+# msgspec.Raw is {PyObject_HEAD; PyObject *base; char *buf; Py_ssize_t len}: reading ``buf``
+# gives a Raw's address in the buffer it views, 10x faster than the buffer protocol. The layout
+# is probed once (``raw_layout_ok``); if it ever differs, segmentations are copied instead.
+_RAW_BUF_OFFSET = 24
+
+
+def address(obj) -> int:
+    """Address of the bytes of a buffer-protocol object (one call; slow per object)."""
+    return np.frombuffer(obj, np.uint8).ctypes.data if len(obj) else 0
+
+
+def _raw_addresses(raws: list) -> np.ndarray:
+    from_address = ctypes.c_void_p.from_address
+    return np.fromiter((from_address(id(r) + _RAW_BUF_OFFSET).value or 0 for r in raws),
+                       np.int64, len(raws))
+
+
+def raw_layout_ok() -> bool:
+    buf = b'[{"a":[1,2]},{"a":{"b":3}}]'
+    raws = [x["a"] for x in msgspec.json.decode(buf, type=list[dict[str, msgspec.Raw]])]
+    offsets = _raw_addresses(raws) - address(buf)
+    return all(buf[o:o + len(r)] == bytes(r) for o, r in zip(offsets.tolist(), raws, strict=True))
+
+
+def locate_spans(data: bytes) -> tuple[int, int, list[tuple[int, int]]] | None:
+    """Guess ``(array_start, array_stop, spans)`` of the top-level annotations array by byte
+    search, or None when the file is too small to gain or has no such array.
+
+    ``data[array_start:array_stop]`` is the array's text without its brackets; each span is a
+    ``(start, stop)`` range holding whole records separated by commas.
+    """
+    m = _KEY.search(data)
+    if m is None:
+        return None
+    start = m.end()
+    stop = -1
+    for key in _NEXT_KEYS:  # the array ends at the "]" before the next top-level key...
+        k = data.rfind(key, start)  # (from the end: quick when the key follows the array)
+        close = data.rfind(b"]", start, k) if k >= 0 else -1
+        if close >= 0 and re.fullmatch(rb"\]\s*,\s*", data[close:k]):
+            stop = close
+            break
+    if stop < 0:  # ... or the array is the last member: "]" then "}" ends the file
+        stop = data.rfind(b"]")
+        if stop < start or not re.fullmatch(rb"\]\s*\}\s*", data[stop:]):
+            return None
+    if stop - start < 4 * SPAN_BYTES:
+        return None
+    first = data.find(b"{", start, stop)
+    if first < 0 or data[start:first].strip():
+        return None
+    cuts = [first]
+    for target in range(first + SPAN_BYTES, stop - SPAN_BYTES // 2, SPAN_BYTES):
+        b = _BOUNDARY.search(data, target, stop)
+        if b is None:
+            break
+        if b.end() - 1 > cuts[-1]:
+            cuts.append(b.end() - 1)  # the "{" that opens the next record
+    ends = [data.rfind(b"}", a, b) + 1 for a, b in zip(cuts, cuts[1:] + [stop], strict=True)]
+    if data[ends[-1]:stop].strip():
+        return None
+    spans = list(zip(cuts, ends, strict=True))
+    return start, stop, spans
+
+
+def spans_from_raws(raws: list, data: bytes, records_per_span: int = 65536) -> list[tuple[int, int]]:
+    """Spans of ``records_per_span`` records from a list of Raw views into ``data``."""
+    base = address(data)
+    spans = []
+    for i in range(0, len(raws), records_per_span):
+        first, last = raws[i], raws[min(i + records_per_span, len(raws)) - 1]
+        spans.append((address(first) - base, address(last) - base + len(last)))
+    return spans
+
+
+def parse_spans(spans: list[tuple[int, int]], data: bytes, problems,
+                seg_out: BinaryIO | None = None, seg_written: int = 0) -> dict[str, np.ndarray]:
+    """Decode the records of ``spans`` into columns, in file order.
+
+    Returns ``id``, ``image_id``, ``category_id``, ``iscrowd``, ``area``, ``bbox``, and where
+    each raw segmentation lies: ``seg_offset``/``seg_length`` into ``data``, or, when
+    ``seg_out`` is given, into the blob streamed to it; ``seg_first`` is its first byte.
+    Records that do not fit the schema are skipped and added to ``problems``.
+
+    Raises:
+        SpanError: a span is not a run of whole JSON records.
+    """
+    chunk_decoder = msgspec.json.Decoder(list[Annotation])
+    raw_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+    one_decoder = msgspec.json.Decoder(Annotation)
+    view = memoryview(data)
+    data_np = np.frombuffer(data, np.uint8)
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "id", "image_id", "category_id", "iscrowd", "area", "bbox", "seg_offset", "seg_length",
+        "seg_first")}
+    for start, stop in spans:
+        buffer = b"".join((b"[", view[start:stop], b"]"))
+        try:
+            chunk = chunk_decoder.decode(buffer)
+        except msgspec.ValidationError:  # some record does not fit: decode them one by one
+            chunk = []
+            for raw in raw_decoder.decode(buffer):
+                try:
+                    chunk.append(one_decoder.decode(raw))
+                except msgspec.ValidationError as e:
+                    problems.add("bad_annotation_record", "annotation records that do not fit the "
+                                 "COCO schema (skipped)", {"id": _record_id(raw), "error": str(e)})
+        except msgspec.DecodeError as e:
+            raise SpanError(f"span {start}-{stop}: {e}") from None
+        n = len(chunk)
+        for name, dtype in (("id", np.int64), ("image_id", np.int64), ("category_id", np.int64),
+                            ("iscrowd", np.int64), ("area", np.float64)):
+            cols[name].append(_column(chunk, name, dtype))
+        cols["bbox"].append(np.fromiter(itertools.chain.from_iterable(
+            map(attrgetter("bbox"), chunk)), np.float64, 4 * n).reshape(n, 4))
+        segs = list(map(attrgetter("segmentation"), chunk))
+        lengths = np.fromiter(map(len, segs), np.int64, n)
+        cols["seg_length"].append(lengths)
+        if seg_out is not None:
+            blob = b"".join(segs)
+            offsets = np.cumsum(lengths) - lengths
+            cols["seg_first"].append(np.frombuffer(blob, np.uint8)[offsets] if n else lengths[:0].astype(np.uint8))
+            cols["seg_offset"].append(seg_written + offsets)
+            seg_out.write(blob)
+            seg_written += len(blob)
+            continue
+        # each Raw views ``buffer``, a copy of the file from ``start`` on after one "["
+        offsets = _raw_addresses(segs) - address(buffer) - 1 + start
+        for i in {0, n - 1} if n else ():  # cheap proof that the offsets address the file
+            if data[offsets[i]:offsets[i] + lengths[i]] != bytes(segs[i]):
+                raise RuntimeError("segmentation offsets do not address the annotation file")
+        cols["seg_offset"].append(offsets)
+        cols["seg_first"].append(data_np[offsets])
+    return {k: (np.concatenate(v) if v else np.zeros((0, 4) if k == "bbox" else 0,
+                                                    np.uint8 if k == "seg_first" else np.int64))
+            for k, v in cols.items()}
+
+
+class ForkedCall:
+    """Run ``fn()`` in a forked child process and collect its (picklable) result.
+
+    Decoding is CPU-bound and holds the GIL, so a second core needs a second process; fork
+    shares the file's bytes without copying. Fork is used only where it is safe: a process
+    with a single thread (the CLI, not the Streamlit server) on a machine with 2+ cores.
+    Elsewhere ``result()`` simply calls ``fn`` in this process.
+    """
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn, self.pid = fn, None
+        if not hasattr(os, "fork") or threading.active_count() > 1 or (os.cpu_count() or 1) < 2:
+            return
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: run, send the outcome back pickled, exit without cleanup
+            os.close(read_end)
+            try:
+                outcome = ("ok", fn())
+            except BaseException as e:  # noqa: BLE001 - re-raised in the parent
+                outcome = ("error", e)
+            with os.fdopen(write_end, "wb") as out:
+                try:
+                    pickle.dump(outcome, out, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as e:  # noqa: BLE001
+                    pickle.dump(("error", RuntimeError(repr(e))), out)
+            os._exit(0)
+        os.close(write_end)
+        self.pid, self.read_end = pid, read_end
+
+    def result(self):
+        if self.pid is None:
+            return self.fn()
+        with os.fdopen(self.read_end, "rb") as inp:
+            try:
+                status, value = pickle.load(inp)
+            except EOFError:
+                status, value = "error", RuntimeError("the parsing process died")
+        os.waitpid(self.pid, 0)
+        self.pid = None
+        if status != "ok":
+            raise value
+        return value
+
+
+def merge_problems(problems, items: dict) -> None:
+    """Add another process's ``Problems.items`` to ``problems``."""
+    for check, item in items.items():
+        mine = problems.items.setdefault(check, {**item, "count": 0, "examples": []})
+        mine["count"] += item["count"]
+        mine["examples"] = (mine["examples"] + item["examples"])[:10]
+
+
+def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
