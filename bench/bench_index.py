@@ -169,11 +169,11 @@ def main() -> None:
     peak = {k: max(r for _, r in v) for k, v in results.items()}
     ref_t, ref_m = best["pycocotools"][0], peak["pycocotools"]
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"{'':34}{'wall s':>8}{'peak MB':>9}{'speed-up':>10}{'RSS ratio':>11}")
+    print(f"{'':40}{'wall s':>8}{'peak MB':>9}{'speed-up':>10}{'RSS ratio':>11}")
     for key, label in (("pycocotools", "pycocotools COCO() + counts"), ("cold", "explorer cold (no cache) + counts"),
                        ("warm", "explorer warm (cache) + counts"), ("cli", "python -m explorer stats --json, warm")):
         t, m = best[key][0], peak[key]
-        print(f"{label:34}{t:8.2f}{m:9.0f}{ref_t / t:9.1f}x{ref_m / m:10.1f}x")
+        print(f"{label:40}{t:8.2f}{m:9.0f}{ref_t / t:9.1f}x{ref_m / m:10.1f}x")
     print(f"instance masks of a 7-annotation 640x480 image: {ms:.2f} ms (mean of {n_img} images)")
     print(f"all runs: {json.dumps({k: [[round(t, 2), round(m)] for t, m in v] for k, v in results.items()})}")
 
