@@ -71,3 +71,56 @@ def format_summary(s: dict) -> str:
         ex = ", ".join(str(e) for e in f["examples"][:3])
         lines.append(f"  [{f['severity']}] {f['count']:,} {f['message']} (e.g. {ex})")
     return "\n".join(lines)
+
+
+def annotation_rows_of_images(index: CocoIndex, image_rows: np.ndarray | None) -> np.ndarray | None:
+    """The annotation rows of ``image_rows`` (None stays None: all annotations)."""
+    if image_rows is None:
+        return None
+    starts = index.images["ann_start"]
+    if not len(image_rows):
+        return np.zeros(0, np.int64)
+    lengths = starts[image_rows + 1] - starts[image_rows]
+    offsets = np.repeat(starts[image_rows] - np.cumsum(lengths) + lengths, lengths)
+    return index.annotations["by_image"][np.arange(lengths.sum()) + offsets]
+
+
+def size_classes(index: CocoIndex, ann_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """COCO small / medium / large annotation counts per category row (by area)."""
+    area = index.annotations["area"]
+    cat = index.annotations["category_row"]
+    if ann_rows is not None:
+        area, cat = area[ann_rows], cat[ann_rows]
+    n = len(index.categories)
+    return {"small": np.bincount(cat[area < 32**2], minlength=n),
+            "medium": np.bincount(cat[(area >= 32**2) & (area < 96**2)], minlength=n),
+            "large": np.bincount(cat[area >= 96**2], minlength=n)}
+
+
+def instances_per_image(index: CocoIndex, image_rows: np.ndarray | None = None) -> np.ndarray:
+    per_image = np.diff(index.images["ann_start"])
+    return per_image if image_rows is None else per_image[image_rows]
+
+
+def cooccurrence(index: CocoIndex, image_rows: np.ndarray | None = None) -> np.ndarray:
+    """``C[i, j]``: images containing categories i and j (diagonal: images containing i)."""
+    n_cat = len(index.categories)
+    ann_rows = annotation_rows_of_images(index, image_rows)
+    img = index.annotations["image_row"] if ann_rows is None else index.annotations["image_row"][ann_rows]
+    cat = index.annotations["category_row"] if ann_rows is None else index.annotations["category_row"][ann_rows]
+    present = np.zeros((index.num_images, n_cat), np.float32)
+    present[img, cat] = 1.0
+    return (present.T @ present).round().astype(np.int64)
+
+
+def box_geometry(index: CocoIndex, ann_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per annotation: aspect ratio w/h, box centre in normalised image coordinates, area."""
+    anns = index.annotations
+    rows = slice(None) if ann_rows is None else ann_rows
+    x, y, w, h = np.asarray(anns["bbox"][rows]).T
+    img = anns["image_row"][rows]
+    iw = index.images["width"][img].astype(np.float64)
+    ih = index.images["height"][img].astype(np.float64)
+    ok = (w > 0) & (h > 0)
+    return {"aspect": w[ok] / h[ok], "cx": ((x + w / 2) / iw)[ok], "cy": ((y + h / 2) / ih)[ok],
+            "area": np.asarray(anns["area"][rows])}

@@ -1,0 +1,17 @@
+"""COCO Explorer: the Streamlit entry point (`streamlit run app.py [-- --coco ANN --images DIR]`)."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from explorer import ui
+
+PAGES = Path(__file__).resolve().parent / "pages"
+
+st.set_page_config(page_title="COCO Explorer", page_icon=":material/search:", layout="wide")
+with ui.app_frame():
+    ui.dataset_sidebar()
+    st.navigation([
+        st.Page(PAGES / "browse.py", title="Browse", icon=":material/photo_library:", default=True),
+        st.Page(PAGES / "distributions.py", title="Distributions", icon=":material/bar_chart:"),
+    ]).run()

@@ -1,0 +1,70 @@
+"""Page state <-> URL query string: parsing is forgiving (a bad value is dropped, not fatal).
+
+``?image_id=397133&cats=1,18&match=all&crowd=no&inst=2-10&size=large&q=0001&page=3``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from explorer.coco.filters import SIZE_RANGES, ImageFilter
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _ints(value: str | None) -> tuple[int, ...]:
+    return tuple(i for i in (_int(v.strip()) for v in (value or "").split(",")) if i is not None)
+
+
+@dataclass(frozen=True)
+class BrowseState:
+    """Everything the Browse page shows, but the dataset."""
+
+    image_id: int | None = None
+    categories: tuple[int, ...] = ()
+    supercategories: tuple[str, ...] = ()
+    match: str = "any"
+    crowd: str = "any"  # any / only / none
+    instances: tuple[int, int] | None = None
+    size: str = "any"  # any / small / medium / large
+    query: str = ""
+    page: int = 1
+
+    def image_filter(self) -> ImageFilter:
+        return ImageFilter(categories=self.categories, supercategories=self.supercategories, match=self.match,
+                           crowd={"only": True, "none": False}.get(self.crowd),
+                           instances=self.instances, area=SIZE_RANGES.get(self.size), query=self.query)
+
+    def with_(self, **changes) -> BrowseState:
+        return replace(self, **changes)
+
+
+def browse_from_query(q: dict[str, str]) -> BrowseState:
+    """Parse query parameters (values are strings, the last one wins)."""
+    inst = (q.get("inst") or "").split("-")
+    lo_hi = (_int(inst[0]), _int(inst[1])) if len(inst) == 2 else (None, None)
+    return BrowseState(
+        image_id=_int(q.get("image_id")),
+        categories=_ints(q.get("cats")),
+        supercategories=tuple(s for s in (q.get("supers") or "").split(",") if s),
+        match="all" if q.get("match") == "all" else "any",
+        crowd=q.get("crowd") if q.get("crowd") in ("only", "none") else "any",
+        instances=lo_hi if None not in lo_hi and lo_hi[0] <= lo_hi[1] else None,
+        size=q.get("size") if q.get("size") in SIZE_RANGES else "any",
+        query=(q.get("q") or "")[:200],
+        page=max(1, _int(q.get("page")) or 1))
+
+
+def browse_to_query(s: BrowseState) -> dict[str, str]:
+    """The canonical query string of a state (defaults left out, so URLs stay short)."""
+    q = {"image_id": "" if s.image_id is None else str(s.image_id),
+         "cats": ",".join(map(str, s.categories)), "supers": ",".join(s.supercategories),
+         "match": "all" if s.match == "all" else "", "crowd": "" if s.crowd == "any" else s.crowd,
+         "inst": f"{s.instances[0]}-{s.instances[1]}" if s.instances else "",
+         "size": "" if s.size == "any" else s.size, "q": s.query, "page": "" if s.page == 1 else str(s.page)}
+    return {k: v for k, v in q.items() if v}

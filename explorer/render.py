@@ -1,0 +1,175 @@
+"""Pictures for people: the palette, mask/box/label overlays, thumbnails, JPEG bytes.
+
+Everything is composed here, server-side, into RGB uint8 at display size, so a page sends a
+small JPEG instead of asking Streamlit to re-encode big arrays on every rerun.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from explorer.coco import masks as coco_masks
+from explorer.coco.images import load_rgb, resolve_image_path
+from explorer.coco.index import CocoIndex
+from explorer.errors import ExplorerError
+from explorer.settings import cache_dir
+
+MAX_SIDE = 1024
+THUMB_SIDE = 192
+
+
+def palette(n: int) -> np.ndarray:
+    """``n`` distinct RGB colours, the same for the same ``n`` (one per category row).
+
+    Hues step by the golden angle so neighbouring rows differ; lightness and saturation
+    alternate so that even 80 categories stay apart.
+    """
+    hues = (np.arange(n) * 0.618033988749895) % 1.0
+    sat = np.where(np.arange(n) % 3 == 1, 0.55, 0.85)
+    val = np.where(np.arange(n) % 2 == 1, 0.75, 0.95)
+    return np.array([colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hues, sat, val, strict=True)]
+                    ).reshape(n, 3).__mul__(255).round().astype(np.uint8)
+
+
+def hex_colour(rgb: np.ndarray) -> str:
+    r, g, b = (int(c) for c in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+@dataclass(frozen=True)
+class OverlayOptions:
+    """What to draw over an image. Hashable, so it can key a cache."""
+
+    masks: bool = True
+    boxes: bool = True
+    labels: bool = True
+    crowd: bool = True
+    alpha: float = 0.5
+    categories: tuple[int, ...] = ()  # only these category ids (empty: all)
+    highlight: int | None = None  # an annotation id drawn on top, the rest dimmed
+    max_side: int = MAX_SIDE
+
+
+def load_image(index: CocoIndex, images_dir: Path | None, image_row: int) -> tuple[np.ndarray, str | None]:
+    """The image as RGB at its annotated size, or a grey canvas and the reason it is missing."""
+    w, h = int(index.images["width"][image_row]), int(index.images["height"][image_row])
+    if images_dir is None:
+        return np.full((h, w, 3), 96, np.uint8), "no image folder chosen: masks only"
+    try:
+        path = resolve_image_path(images_dir, str(index.images["file_name"][image_row]))
+        return load_rgb(path, (w, h)), None
+    except ExplorerError as e:
+        return np.full((h, w, 3), 96, np.uint8), str(e)
+
+
+def selected_rows(index: CocoIndex, image_row: int, opts: OverlayOptions) -> np.ndarray:
+    """The image's annotation rows that the options show."""
+    rows = index.annotation_rows(image_row)
+    anns = index.annotations
+    keep = np.ones(len(rows), bool)
+    if not opts.crowd:
+        keep &= ~anns["iscrowd"][rows]
+    if opts.categories:
+        keep &= np.isin(anns["category_id"][rows], opts.categories)
+    return rows[keep]
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def compose_overlay(index: CocoIndex, images_dir: Path | None, image_row: int,
+                    opts: OverlayOptions = OverlayOptions()) -> tuple[np.ndarray, list[str]]:
+    """The image with masks, boxes and labels drawn over it, downscaled to ``opts.max_side``.
+
+    Returns:
+        ``(rgb, notes)``: notes say what could not be shown (missing image, bad masks).
+    """
+    from PIL import Image, ImageDraw
+
+    img, missing = load_image(index, images_dir, image_row)
+    notes = [missing] if missing else []
+    rows = selected_rows(index, image_row, opts)
+    colours = palette(len(index.categories))
+    anns = index.annotations
+    out = img.astype(np.float32)
+    if opts.masks and len(rows):
+        inst, kept, skipped = coco_masks.instance_masks(index, image_row, rows)
+        notes += [f"annotation {s['id']} not drawn: {s['error']}" for s in skipped]
+        for m, r in zip(inst, kept, strict=True):
+            a = opts.alpha
+            if opts.highlight is not None:
+                a = min(1.0, a * 1.6) if anns["id"][r] == opts.highlight else a * 0.35
+            colour = colours[anns["category_row"][r]].astype(np.float32)
+            sel = m.astype(bool)
+            out[sel] = out[sel] * (1 - a) + colour * a
+    scale = min(1.0, opts.max_side / max(img.shape[:2]))
+    pil = Image.fromarray(out.clip(0, 255).astype(np.uint8))
+    if scale < 1.0:
+        pil = pil.resize((round(img.shape[1] * scale), round(img.shape[0] * scale)), Image.BILINEAR)
+    if opts.boxes or opts.labels:
+        draw = ImageDraw.Draw(pil)
+        font = _font(max(11, int(12 * max(pil.size) / 640)))
+        for r in rows.tolist():
+            x, y, w, h = (float(v) * scale for v in anns["bbox"][r])
+            colour = tuple(int(c) for c in colours[anns["category_row"][r]])
+            width = 3 if anns["id"][r] == opts.highlight else 2 if max(pil.size) > 400 else 1
+            if opts.boxes:
+                draw.rectangle([x, y, x + w, y + h], outline=colour, width=width)
+            if opts.labels:
+                name = index.categories[int(anns["category_row"][r])]["name"]
+                text = f"{name} (crowd)" if anns["iscrowd"][r] else name
+                tx, ty = x, max(0.0, y - font.size - 3)
+                box = draw.textbbox((tx, ty), text, font=font)
+                draw.rectangle([box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1], fill=colour)
+                draw.text((tx, ty), text, fill=(0, 0, 0) if sum(colour) > 380 else (255, 255, 255), font=font)
+    return np.asarray(pil), notes
+
+
+def letterbox(rgb: np.ndarray, width: int, height: int, fill: int = 240) -> np.ndarray:
+    """Fit ``rgb`` inside a ``width`` x ``height`` canvas, centred (so grids line up)."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    scale = min(width / w, height / h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    canvas = np.full((height, width, 3), fill, np.uint8)
+    small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)) if size != (w, h) else rgb
+    y0, x0 = (height - size[1]) // 2, (width - size[0]) // 2
+    canvas[y0:y0 + size[1], x0:x0 + size[0]] = small
+    return canvas
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def thumbnail_jpeg(index: CocoIndex, images_dir: Path | None, image_row: int, side: int = THUMB_SIDE) -> bytes:
+    """A small JPEG with masks drawn, cached on disk under ``<cache>/thumbs/<fingerprint>/``."""
+    image_id = int(index.images["id"][image_row])
+    folder = cache_dir("thumbs", f"{index.fingerprint}-{side}")
+    path = folder / f"{image_id}.jpg"
+    if path.is_file():
+        return path.read_bytes()
+    rgb, notes = compose_overlay(index, images_dir, image_row,
+                                 OverlayOptions(boxes=False, labels=False, alpha=0.45, max_side=side))
+    data = encode_jpeg(letterbox(rgb, side, side * 3 // 4), quality=80)
+    if not notes:  # a missing image may appear later: do not cache its placeholder
+        tmp = path.with_suffix(f".{image_id}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return data

@@ -1,0 +1,162 @@
+"""The only Streamlit-aware module of the library: the dataset picker and cached getters.
+
+Heavy objects (the index) go through ``st.cache_resource`` keyed by path strings; derived data
+through ``st.cache_data`` keyed by ids and parameters; ``st.session_state`` holds only small
+things (the current :class:`DatasetSource`, widget values).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from explorer import render
+from explorer.coco import CocoIndex, fingerprint, open_index
+from explorer.coco.filters import ImageFilter, filter_images
+from explorer.datasets import DatasetSource, find_splits, from_files, initial_source, sample_sources
+from explorer.errors import ExplorerError
+
+_SOURCE = "dataset_source"
+
+
+@st.cache_resource(show_spinner="Opening the annotation file…", max_entries=4)
+def _index(annotations: str, file_fingerprint: str) -> CocoIndex:
+    return open_index(annotations)
+
+
+def get_index(annotations: str) -> CocoIndex:
+    """The index of an annotation file, one per process (re-read when the file changes)."""
+    try:
+        fp = fingerprint(Path(annotations))
+    except OSError as e:
+        raise ExplorerError(f"{annotations}: cannot read ({e.strerror})") from None
+    return _index(annotations, fp)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def filtered_image_rows(annotations: str, flt: ImageFilter) -> np.ndarray:
+    return filter_images(get_index(annotations), flt)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def overlay_jpeg(annotations: str, images: str, image_id: int, opts: render.OverlayOptions) -> tuple[bytes, list[str]]:
+    index = get_index(annotations)
+    rgb, notes = render.compose_overlay(index, Path(images) if images else None, index.image_row(image_id), opts)
+    return render.encode_jpeg(rgb), notes
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def thumbnail_jpeg(annotations: str, images: str, image_id: int) -> bytes:
+    index = get_index(annotations)
+    return render.thumbnail_jpeg(index, Path(images) if images else None, index.image_row(image_id))
+
+
+def _open(source: DatasetSource) -> CocoIndex:
+    index = get_index(source.annotations)
+    st.session_state[_SOURCE] = source
+    return index
+
+
+def _seed_picker(source: DatasetSource) -> None:
+    """Show the start-up dataset in the picker (before its widgets exist)."""
+    if source.label.startswith("sample "):
+        st.session_state.update(ds_kind="Sample", ds_sample=source.label)
+    else:
+        st.session_state.update(ds_kind="Files", ds_ann=source.annotations, ds_images=source.images)
+
+
+def _startup_source() -> DatasetSource:
+    """``-- --coco/--images``, ``$EXPLORER_COCO``, else the sample's val split."""
+    try:
+        given = initial_source(sys.argv[1:], os.environ)
+    except ExplorerError as e:
+        st.error(f"Could not open the dataset given at start-up: {e}. Showing the sample instead.")
+        given = None
+    return given or sample_sources()[-1]
+
+
+def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
+    """The sidebar's dataset picker; returns the current dataset (the last one that opened)."""
+    if _SOURCE not in st.session_state:
+        try:
+            _open(_startup_source())
+        except ExplorerError as e:
+            st.error(f"Could not open the dataset: {e}. Showing the sample instead.")
+            _open(sample_sources()[-1])
+        _seed_picker(st.session_state[_SOURCE])
+    side = st.sidebar
+    side.header("Dataset")
+    kind = side.radio("Source", ["Sample", "COCO folder", "Files"], horizontal=True, key="ds_kind",
+                      help="The embedded sample, a COCO root folder (annotations/instances_*.json and "
+                           "train2017/, val2017/ ...), or an annotation file with its image folder.")
+    chosen: DatasetSource | None = None
+    try:
+        if kind == "Sample":
+            samples = {s.label: s for s in sample_sources()}
+            st.session_state.setdefault("ds_sample", list(samples)[-1])
+            label = side.selectbox("Split", list(samples), key="ds_sample")
+            if side.button("Open", key="ds_open_sample"):
+                chosen = samples[label]
+        elif kind == "COCO folder":
+            root = side.text_input("COCO root folder", key="ds_root", placeholder="/data/coco")
+            if root:
+                splits = {s.label: s for s in find_splits(root)}
+                label = side.selectbox("Split", list(splits), key="ds_split")
+                if side.button("Open", key="ds_open_root"):
+                    chosen = splits[label]
+        else:
+            ann = side.text_input("Annotation file", key="ds_ann", placeholder="instances_val2017.json")
+            images = side.text_input("Image folder", key="ds_images", placeholder="val2017 (optional)")
+            if side.button("Open", key="ds_open_files", disabled=not ann):
+                chosen = from_files(ann, images)
+        if chosen is not None:
+            _open(chosen)
+    except ExplorerError as e:
+        side.error(f"{e}")
+    source: DatasetSource = st.session_state[_SOURCE]
+    try:
+        index = get_index(source.annotations)
+    except ExplorerError as e:  # the file went away since it was opened
+        side.error(f"{e}. Back to the sample.")
+        source = sample_sources()[-1]
+        index = _open(source)
+    crowd = int(np.count_nonzero(index.annotations["iscrowd"]))
+    side.caption(f"**{source.label}** — {index.num_images:,} images, {index.num_annotations:,} annotations "
+                 f"({crowd:,} crowd), {len(index.categories)} categories · opened in "
+                 f"{index.load_seconds:.2f} s{' (cache)' if index.from_cache else ''}")
+    if not source.images:
+        side.warning("No image folder: masks are drawn on a grey canvas.")
+    return source, index
+
+
+_frame = threading.local()
+
+
+@contextmanager
+def app_frame():
+    """Marks a run of ``app.py`` (its sidebar, then the page it runs)."""
+    _frame.active = True
+    try:
+        yield
+    finally:
+        _frame.active = False
+
+
+def page_dataset() -> tuple[DatasetSource, CocoIndex]:
+    """For pages: the current dataset.
+
+    A page normally runs inside ``app.py``, which drew the dataset picker. A deep link into a
+    page reaching a server that has not run ``app.py`` yet runs the page alone (Streamlit's
+    legacy ``pages/`` mode): then the page draws the picker itself.
+    """
+    if not getattr(_frame, "active", False):
+        st.set_page_config(page_title="COCO Explorer", layout="wide")
+        return dataset_sidebar()
+    source: DatasetSource = st.session_state[_SOURCE]
+    return source, get_index(source.annotations)

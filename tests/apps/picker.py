@@ -1,0 +1,8 @@
+"""The dataset picker alone (AppTest drops sidebar elements of apps that call set_page_config on reruns)."""
+
+import streamlit as st
+
+from explorer import ui
+
+source, index = ui.dataset_sidebar()
+st.write(f"current: {source.label} ({index.num_images} images)")

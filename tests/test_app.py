@@ -1,0 +1,158 @@
+"""The app's pages under Streamlit's AppTest: default sample, real COCO, bad paths, filters, deep links."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from explorer.coco import open_index
+from tests.helpers import ROOT, pycoco, tiny
+
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def _fresh(monkeypatch):
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.delenv("EXPLORER_COCO", raising=False)
+    monkeypatch.delenv("EXPLORER_IMAGES", raising=False)
+
+
+def run(query: dict | None = None, **env) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def qp(at, key):
+    v = at.query_params.get(key)
+    return v[-1] if isinstance(v, list) else v
+
+
+def test_default_is_the_sample_grid(sample_root):
+    at = run()
+    assert texts(at.title) == ["Browse"]
+    assert any("100** of 100 images match" in m for m in texts(at.markdown))
+    assert sum(b.label.isdigit() for b in at.button) == 24
+    assert "sample val2017" in " ".join(texts(at.sidebar.caption))
+
+
+def test_real_coco_from_environment_and_filters(monkeypatch):
+    ann, images = tiny("val2017")
+    monkeypatch.setenv("EXPLORER_COCO", str(ann))
+    monkeypatch.setenv("EXPLORER_IMAGES", str(images))
+    at = run()
+    assert "80 images, 815 annotations" in " ".join(texts(at.sidebar.caption))
+    ref = pycoco(ann)
+    want = {a["image_id"] for a in ref.dataset["annotations"] if a["category_id"] == 1}
+    at.multiselect(key="b_cats").set_value([1]).run()
+    assert any(f"**{len(want)}** of 80 images match" in m for m in texts(at.markdown))
+    assert qp(at, "cats") == "1"  # the URL follows the filters
+    at.selectbox(key="b_crowd").set_value("only").run()
+    crowd_person = {a["image_id"] for a in ref.dataset["annotations"] if a["iscrowd"]} & want
+    assert any(f"**{len(crowd_person)}** of 80 images match" in m for m in texts(at.markdown))
+
+
+def test_deep_link_opens_the_image_and_controls_rerun(monkeypatch):
+    ann, images = tiny("val2017")
+    monkeypatch.setenv("EXPLORER_COCO", str(ann))
+    monkeypatch.setenv("EXPLORER_IMAGES", str(images))
+    image_id = int(open_index(ann).images["id"][3])
+    at = run({"image_id": str(image_id)})
+    assert texts(at.subheader)[0].startswith(f"Image {image_id} ·")
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == len(pycoco(ann).imgToAnns[image_id])
+    at.slider(key="d_alpha").set_value(0.2).run()
+    assert not at.exception and texts(at.subheader)[0].startswith(f"Image {image_id}")
+    at.toggle(key="d_boxes").set_value(False).run()
+    assert not at.exception
+    next(b for b in at.button if b.label == "← Grid").click().run()
+    assert not at.subheader and qp(at, "image_id") is None
+
+
+def test_open_from_the_grid_sets_the_url(sample_root):
+    at = run()
+    button = next(b for b in at.button if b.label.isdigit())
+    image_id = button.label
+    button.click().run()
+    assert texts(at.subheader)[0].startswith(f"Image {image_id}")
+    assert qp(at, "image_id") == image_id
+
+
+def test_bad_startup_path_shows_an_error_and_the_sample(monkeypatch, tmp_path):
+    monkeypatch.setenv("EXPLORER_COCO", str(tmp_path / "missing.json"))
+    at = run()
+    assert any("missing.json" in e for e in texts(at.error))
+    assert "sample val2017" in " ".join(texts(at.sidebar.caption))
+
+
+def picker() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "tests" / "apps" / "picker.py"), default_timeout=90).run()
+    assert not at.exception
+    return at
+
+
+def current(at) -> str:
+    return next(m for m in texts(at.markdown) if m.startswith("current: "))
+
+
+def test_picker_bad_file_keeps_the_previous_dataset(tmp_path, sample_root):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": [')
+    at = picker()
+    assert current(at) == "current: sample val2017 (100 images)"
+    at.radio(key="ds_kind").set_value("Files").run()
+    at.text_input(key="ds_ann").input(str(bad)).run()
+    next(b for b in at.button if b.label == "Open").click().run()
+    assert not at.exception
+    assert any("not valid JSON" in e for e in texts(at.error))
+    assert current(at) == "current: sample val2017 (100 images)"
+    at.text_input(key="ds_ann").input(str(tmp_path / "nope.json")).run()
+    next(b for b in at.button if b.label == "Open").click().run()
+    assert any("nope.json: file not found" in e for e in texts(at.error))
+
+
+def test_picker_coco_folder_and_sample_split():
+    ann, _ = tiny("val2017")
+    at = picker()
+    at.radio(key="ds_kind").set_value("COCO folder").run()
+    at.text_input(key="ds_root").input(str(ann.parent.parent)).run()
+    assert at.selectbox(key="ds_split").options == ["coco-tiny train2017", "coco-tiny val2017"]
+    at.selectbox(key="ds_split").set_value("coco-tiny train2017").run()
+    next(b for b in at.button if b.label == "Open").click().run()
+    assert current(at) == "current: coco-tiny train2017 (80 images)"
+    at.radio(key="ds_kind").set_value("Sample").run()
+    at.selectbox(key="ds_sample").set_value("sample train2017").run()
+    next(b for b in at.button if b.label == "Open").click().run()
+    assert current(at) == "current: sample train2017 (320 images)"
+    at.radio(key="ds_kind").set_value("COCO folder").run()
+    at.text_input(key="ds_root").input("/no/such/folder").run()
+    assert any("not a folder" in e for e in texts(at.error))
+
+
+def test_unknown_deep_link_warns():
+    at = run({"image_id": "999999999"})
+    assert any("No image with id 999999999" in w for w in texts(at.warning))
+
+
+def test_distributions_page(monkeypatch):
+    ann, images = tiny("val2017")
+    monkeypatch.setenv("EXPLORER_COCO", str(ann))
+    at = run({"cats": "1"})
+    at.switch_page("pages/distributions.py").run()
+    assert not at.exception and texts(at.title) == ["Distributions"]
+    assert "80 images, 815 annotations" in texts(at.caption)[0]
+    at.toggle(key="x_follow").set_value(True).run()
+    person_images = len({a["image_id"] for a in pycoco(ann).dataset["annotations"] if a["category_id"] == 1})
+    assert texts(at.caption)[0].startswith(f"{person_images} images")
+    at.toggle(key="x_log").set_value(True).run()
+    at.selectbox(key="x_sort").set_value("name").run()
+    assert not at.exception

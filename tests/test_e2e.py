@@ -1,0 +1,142 @@
+"""Real-browser end-to-end: `streamlit run app.py` on a free loopback port, headless Chromium.
+
+Screenshots go to tests/artifacts/ (git-ignored). Skipped without /usr/bin/chromium or playwright.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, tiny
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no /usr/bin/chromium")]
+playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(_cache_dir, tmp_path_factory):
+    """The app serving coco-tiny val2017 (or the sample when coco-tiny is absent)."""
+    env = dict(os.environ)
+    ann = ROOT.parent / "shared" / "coco-tiny" / "annotations" / "instances_val2017.json"
+    if ann.is_file():
+        env["EXPLORER_COCO"], env["EXPLORER_IMAGES"] = str(ann), str(ann.parent.parent / "val2017")
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("server") / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+                             "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
+                             "--server.fileWatcherType=none", "--browser.gatherUsageStats=false"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("streamlit did not come up")
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page():
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        browser.close()
+
+
+def settle(page, timeout: float = 60) -> None:
+    """Wait until the app is connected and no script is running."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout * 1000)
+    page.wait_for_timeout(800)
+    deadline = time.time() + timeout
+    while page.query_selector("[data-testid='stStatusWidget']") and time.time() < deadline:
+        page.wait_for_timeout(300)
+    page.wait_for_timeout(500)
+
+
+def no_exception(page) -> None:
+    shown = page.query_selector_all("[data-testid='stException']")
+    assert not shown, shown[0].inner_text()[:300]
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_direct_link_to_a_page_and_bar_click(app_url, page):
+    """First in the module: the server has not run app.py yet (Streamlit's legacy pages/ mode)."""
+    page.goto(f"{app_url}/distributions")
+    page.wait_for_selector("[data-testid='stPlotlyChart'] g.point path", timeout=60_000)
+    settle(page)
+    bar = page.locator("[data-testid='stPlotlyChart']").first.locator("g.point path").first.bounding_box()
+    page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] - 3)  # plotly's drag layer takes it
+    page.wait_for_url("**/*cats=*", timeout=30_000)
+    page.get_by_text("images match").wait_for(timeout=60_000)
+    settle(page)
+    no_exception(page)
+    assert page.get_by_text("Categories").count() >= 1
+    shot(page, "bar-click")
+
+
+def test_every_page_opens_without_exception(app_url, page):
+    page.goto(app_url)
+    settle(page)
+    page.get_by_text("images match").wait_for(timeout=60_000)
+    no_exception(page)
+    shot(page, "browse")
+    page.get_by_test_id("stSidebarNav").get_by_text("Distributions").click()
+    page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=60_000)
+    settle(page)
+    no_exception(page)
+    assert page.get_by_test_id("stPlotlyChart").count() >= 8
+    shot(page, "distributions")
+
+
+def test_deep_link_and_interaction_keep_the_sidebar(app_url, page):
+    ann, _ = tiny("val2017")
+    from explorer.coco import open_index
+
+    image_id = int(open_index(ann).images["id"][0])
+    page.goto(f"{app_url}/?image_id={image_id}")
+    settle(page)
+    no_exception(page)
+    page.get_by_text(f"Image {image_id} ·").wait_for(timeout=60_000)
+    settle(page)
+    shot(page, "detail")
+    page.get_by_text("Boxes", exact=True).click()  # a rerun of the detail fragment
+    settle(page)
+    page.get_by_role("button", name="← Grid").click()  # a full rerun
+    page.get_by_text("images match").wait_for(timeout=60_000)
+    settle(page)
+    no_exception(page)
+    assert page.get_by_test_id("stSidebar").get_by_text("Dataset").count() == 1
+    assert "image_id" not in page.url
