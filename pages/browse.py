@@ -31,7 +31,7 @@ st.session_state.setdefault("b_page", 1)
 st.session_state["b_inst"] = tuple(min(max(v, 0), full_range[1]) for v in st.session_state["b_inst"])
 
 st.title("Browse")
-with st.expander("Filters", expanded=True):
+with st.expander("Filters", expanded=st.session_state.get("b_image") is None):
     c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
     chosen = c1.multiselect("Categories", list(cats), format_func=lambda i: cats[i]["name"], key="b_cats")
     chosen_supers = c2.multiselect("Supercategories", supers, key="b_supers")
@@ -61,7 +61,7 @@ def open_image(image_id):
 def detail(image_id: int) -> None:
     row = index.image_row(image_id)
     ann_rows = index.annotation_rows(row)
-    left, right = st.columns([3, 2])
+    left, right = st.columns([1.4, 1])
     with right:
         alpha = st.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key="d_alpha")
         t1, t2, t3, t4 = st.columns(4)
@@ -122,7 +122,7 @@ else:
             image_id = int(index.images["id"][r])
             col.image(ui.thumbnail_jpeg(source.annotations, source.images, image_id), output_format="JPEG")
             col.button(f"{image_id}", key=f"open_{image_id}", on_click=open_image, args=(image_id,),
-                       help=f"open image {image_id} ({per_image[r]} annotations)", use_container_width=True)
+                       help=f"open image {image_id} ({per_image[r]} annotations)", width="stretch")
 
 written = params.browse_to_query(state)
 if written != st.query_params.to_dict():

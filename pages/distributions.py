@@ -58,4 +58,4 @@ if not index.health:
 else:
     st.dataframe(pd.DataFrame([{"severity": f["severity"], "finding": f["message"], "count": f["count"],
                                 "examples": ", ".join(map(str, f["examples"][:5])), "check": f["check"]}
-                               for f in index.health]), hide_index=True, use_container_width=True)
+                               for f in index.health]), hide_index=True, width="stretch")
