@@ -51,6 +51,111 @@ def _cmd_export_masks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_and_data(args: argparse.Namespace):
+    """Open the dataset and load the model the arguments name."""
+    from explorer.coco import open_index
+    from explorer.coco.export import select_image_rows
+    from explorer.models import choose_device, load_model
+
+    index = open_index(args.coco)
+    images = Path(args.images) if args.images else None
+    if images is not None and not images.is_dir():
+        raise ExplorerError(f"{images}: image folder not found")
+    rows = select_image_rows(index, args.image_ids)
+    model = load_model(args.model, args.weights, choose_device(args.device), encoder=args.encoder,
+                       dataset_categories=index.categories)
+    if model.untrained:
+        print(f"warning: {args.model} is UNTRAINED (random weights): its outputs mean nothing", file=sys.stderr)
+    return index, images, rows, model
+
+
+def _progress(desc: str, quiet: bool):
+    """A tqdm-backed callback (done, total) on stderr."""
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="img", leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+    return update
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from explorer import predict
+
+    index, images, rows, model = _model_and_data(args)
+    out = Path(args.out)
+    kw = {"batch_size": args.batch_size, "workers": args.workers, "progress": _progress("predict", args.quiet)}
+    if model.task == "classify":
+        if out.suffix.lower() not in (".parquet", ".csv"):
+            raise ExplorerError(f"{out}: a classifier writes .parquet or .csv")
+        table = predict.classification_table(model, index, images, args.crops, rows, **kw)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(out, index=False) if out.suffix.lower() == ".parquet" else table.to_csv(out, index=False)
+        bad = int((table["error"] != "").sum())
+        print(f"wrote {len(table)} rows to {out}" + (f" ({bad} unreadable images)" if bad else ""))
+        return 0
+    if args.crops:
+        raise ExplorerError("--crops is for classifiers; a segmenter predicts whole images")
+    results, unreadable = [], []
+    for it, output, err in predict.predict(model, index, images, predict.items_for_images(index, rows), **kw):
+        if output is None:
+            unreadable.append(err)
+            continue
+        results += predict.coco_results(model, index, it.image_row, *output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results))
+    print(f"wrote {len(results)} segmentation results for {len(rows) - len(unreadable)} images to {out}"
+          + (f"; {len(unreadable)} unreadable, e.g. {unreadable[0]}" if unreadable else ""))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from explorer import predict
+
+    index, images, rows, model = _model_and_data(args)
+    kw = {"batch_size": args.batch_size, "workers": args.workers, "progress": _progress("evaluate", args.quiet)}
+    if model.task == "segment":
+        result = predict.evaluate_segmentation(model, index, images, rows, args.labels, **kw)
+        if not args.json:
+            print(f"{model.display_name} on {result['images']} images ({result['labels']} labels): "
+                  f"pixel accuracy {result['pixel_acc']:.4f}, mean IoU {result['miou']:.4f}")
+            for name, iou in result["per_class_iou"].items():
+                print(f"  {name:<16} {'-' if iou is None else f'{iou:.4f}'}")
+    else:
+        table = predict.classification_table(model, index, images, True, rows, **kw)
+        result = {**predict.classification_scores(model, table, index.categories), "model": model.name,
+                  "weights": model.weights_label, "untrained": model.untrained}
+        if not args.json:
+            print(f"{model.display_name}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
+                  f"{result['objects']} objects ({result['not_comparable']} of categories it cannot name)")
+    if args.json:
+        json.dump(result, sys.stdout)
+        sys.stdout.write("\n")
+    return 0
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from explorer.models.device import DEVICES
+
+    p.add_argument("--coco", required=True, help="COCO instances JSON")
+    p.add_argument("--images", required=True, help="image folder")
+    p.add_argument("--model", required=True, help="a registry name (alexnet, deeplabv3-resnet50, ...) or a "
+                                                  "training run folder / checkpoint")
+    p.add_argument("--weights", help="a weights file or run folder; 'untrained' for random weights "
+                                     "(default: the published weights)")
+    p.add_argument("--encoder", help="smp encoder (smp-* models without a checkpoint)")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--image-ids", type=int, nargs="+", help="only these images")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer",
                                      description="COCO Explorer: headless commands.")
@@ -75,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-ids", type=int, nargs="+", help="only these images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export_masks)
+
+    p = sub.add_parser("predict", help="run a classifier or a segmenter over the dataset")
+    _add_model_args(p)
+    p.add_argument("--crops", action="store_true", help="classify each annotation's crop, not whole images")
+    p.add_argument("--out", required=True, help=".parquet/.csv (classifier) or .json COCO results (segmenter)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a model against the ground truth")
+    _add_model_args(p)
+    p.add_argument("--labels", choices=("voc", "coco"), help="segmentation label space (default: the model's)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -1,0 +1,257 @@
+"""Weights, honestly: published (torchvision's weights API), a local file, a training run, or
+explicitly untrained. Never a silent fallback to random weights.
+
+Published files live in torch hub's folder: ``$TORCH_HOME/hub/checkpoints`` when ``TORCH_HOME``
+is set, else ``<cache>/torch/hub/checkpoints``. Every file is read with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from explorer.errors import ExplorerError
+from explorer.labels import VOC_NAMES
+from explorer.models.preprocess import Preprocess
+from explorer.models.registry import ModelSpec, create_model, get_spec, published_weights
+from explorer.settings import cache_dir
+
+UNTRAINED = "untrained"
+CHECKPOINT_FORMAT = "coco-explorer-checkpoint/1"
+
+
+class WeightsError(ExplorerError):
+    """Weights are absent, cannot be downloaded, or do not fit the architecture."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with everything its outputs need to be read honestly.
+
+    Attributes:
+        name: registry name. spec: its spec. module: the torch module (eval mode, on ``device``).
+        class_names: one name per output label. label_space: imagenet / voc / dataset.
+        weights_label: what a person reads ("published ...", "file ...", "untrained (random init)").
+        weights_key: a fingerprint of the weights, for prediction caches.
+        untrained: True when the weights are random (asked for explicitly).
+        category_ids: for dataset label spaces, the dataset category id of each label (None for
+            background).
+    """
+
+    name: str
+    spec: ModelSpec
+    module: object
+    device: str
+    class_names: list[str]
+    label_space: str
+    weights_label: str
+    weights_key: str
+    untrained: bool
+    preprocess: Preprocess
+    category_ids: list[int | None] = field(default_factory=list)
+    encoder: str | None = None
+
+    @property
+    def task(self) -> str:
+        return self.spec.task
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.name} [{'UNTRAINED' if self.untrained else self.weights_label}]"
+
+
+def hub_dir() -> Path:
+    """torch hub's folder: ``$TORCH_HOME/hub`` when set, else inside the cache directory."""
+    import torch
+
+    if not os.environ.get("TORCH_HOME"):
+        torch.hub.set_dir(str(cache_dir("torch", "hub")))
+    return Path(torch.hub.get_dir())
+
+
+def published_file(spec: ModelSpec) -> tuple[str, Path]:
+    """(download URL, local path) of a spec's published weights."""
+    w = published_weights(spec)
+    return w.url, hub_dir() / "checkpoints" / w.url.rsplit("/", 1)[-1]
+
+
+def _published_state_dict(spec: ModelSpec, download: bool = True) -> dict:
+    import torch
+
+    url, path = published_file(spec)
+    if not path.is_file():
+        if not download:
+            raise WeightsError(f"{spec.name}: published weights {path.name} are not at {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(20)
+        try:
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=None, progress=False)
+        except Exception as e:  # noqa: BLE001 - any network failure means the same to the user
+            reason = getattr(e, "reason", None) or e.__class__.__name__
+            raise WeightsError(
+                f"{spec.name}: published weights {path.name} are not here and could not be downloaded "
+                f"({reason}). Download {url} and put it at {path}, or pass --weights FILE, or train a model "
+                f"on your data (python -m explorer train, or the Train page).") from None
+        finally:
+            socket.setdefaulttimeout(old)
+    return _torch_load(path)
+
+
+def _torch_load(path: Path) -> dict:
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: weights file not found") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
+        raise WeightsError(f"{path}: not a loadable weights file ({first})") from None
+
+
+def file_key(path: Path) -> str:
+    """A fingerprint of a weights file: size plus hashes of its head and tail (fast on 200 MB)."""
+    st = path.stat()
+    h = hashlib.sha1(str(st.st_size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if st.st_size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def _fit(module, state: dict, source: str, name: str) -> None:
+    """load_state_dict(strict) with an error that names missing, unexpected and misshapen keys."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    misshapen = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                 if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or misshapen:
+        def few(xs):
+            return ", ".join(xs[:4]) + (f" (+{len(xs) - 4} more)" if len(xs) > 4 else "")
+        parts = [f"missing keys: {few(missing)}" if missing else "",
+                 f"unexpected keys: {few(unexpected)}" if unexpected else "",
+                 f"shape mismatch: {few(misshapen)}" if misshapen else ""]
+        raise WeightsError(f"{source}: does not fit {name}; " + "; ".join(p for p in parts if p))
+    module.load_state_dict(state, strict=True)
+
+
+def resolve_weights_path(weights: str) -> Path:
+    """A weights argument that is a path: a file, or a training run folder (its best.pt)."""
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        for candidate in ("best.pt", "last.pt"):
+            if (path / candidate).is_file():
+                return path / candidate
+        raise WeightsError(f"{path}: a folder without best.pt or last.pt")
+    if not path.exists():
+        raise WeightsError(f"{path}: weights file not found")
+    return path
+
+
+def load_model(name: str, weights: str | None = None, device: str = "cpu", encoder: str | None = None,
+               download: bool = True, dataset_categories: list[dict] | None = None) -> LoadedModel:
+    """Build a registry model and fill its weights.
+
+    Args:
+        name: a registry name, or a path to a training checkpoint / run folder (its own name
+            and classes are read from it).
+        weights: None = the published weights; ``"untrained"`` = random init (labelled so
+            everywhere); else a state_dict file, checkpoint file or run folder.
+        device: a resolved device (see ``explorer.models.device.choose_device``).
+        encoder: smp encoder for ``smp-*`` models given without a checkpoint.
+        download: try to download absent published weights.
+        dataset_categories: the classes of an untrained dataset-class model (``alexnet-classic``,
+            ``smp-*``): the dataset's categories (segmenters get a background class first).
+
+    Raises:
+        ExplorerError / WeightsError: unknown name, absent weights, or weights that do not fit.
+    """
+    import torch
+
+    if weights is None and name not in _spec_names() and Path(name).expanduser().exists():
+        name, weights = "", name  # a checkpoint given as the model
+    state, ckpt, label, key = None, None, "", ""
+    if weights == UNTRAINED:
+        label, key = "untrained (random init)", "untrained:seed0"
+    elif weights is not None:
+        path = resolve_weights_path(weights)
+        loaded = _torch_load(path)
+        if isinstance(loaded, dict) and loaded.get("format") == CHECKPOINT_FORMAT:
+            ckpt = loaded
+            state = ckpt["state_dict"]
+            name = name or ckpt["model"]
+            if name != ckpt["model"]:
+                raise WeightsError(f"{path}: a {ckpt['model']} checkpoint, not {name}")
+            label = f"trained: {path.parent.name}/{path.name}" if path.name in ("best.pt", "last.pt") \
+                else f"checkpoint {path.name}"
+        elif isinstance(loaded, dict) and loaded and all(hasattr(v, "shape") for v in loaded.values()):
+            state = loaded
+            label = f"file {path.name}"
+        else:
+            raise WeightsError(f"{path}: neither a state_dict nor a COCO Explorer checkpoint")
+        key = f"file:{file_key(path)}"
+    if not name:
+        raise WeightsError(f"{weights}: cannot tell which model this is")
+    spec = get_spec(name)
+    if weights is None:
+        if spec.weights_enum is None:
+            raise WeightsError(f"{name} has no published weights: pass --weights (a file or a training run "
+                               f"folder), train one (python -m explorer train / the Train page), or ask "
+                               f"for --weights untrained")
+        state = _published_state_dict(spec, download)
+        enum = published_weights(spec)
+        label, key = f"published {type(enum).__name__}.{enum.name}", f"published:{spec.weights_enum}"
+
+    encoder = (ckpt or {}).get("encoder") or encoder or "resnet34"
+    class_names = _class_names(spec, ckpt, state)
+    category_ids = list((ckpt or {}).get("category_ids", []))
+    if spec.label_space == "dataset" and ckpt is None and state is None and dataset_categories:
+        background = [None] if spec.task == "segment" else []
+        class_names = ["background"] * len(background) + [c["name"] for c in dataset_categories]
+        category_ids = background + [c["id"] for c in dataset_categories]
+    torch.manual_seed(0)
+    aux = state is None or any(k.startswith("aux_classifier.") for k in state)
+    module = create_model(name, num_classes=len(class_names), encoder=encoder, aux_loss=aux)
+    if state is not None:
+        _fit(module, state, str(weights) if weights else label, name)
+    if getattr(module, "aux_classifier", None) is not None:
+        module.aux_classifier = None  # only used in training: skip its compute at inference
+    module.eval().to(device)
+    if device.startswith("cuda"):
+        module.to(memory_format=torch.channels_last)
+    return LoadedModel(name=name, spec=spec, module=module, device=device, class_names=class_names,
+                       label_space=(ckpt or {}).get("label_space", spec.label_space), weights_label=label,
+                       weights_key=key, untrained=weights == UNTRAINED, preprocess=spec.preprocess,
+                       category_ids=category_ids,
+                       encoder=encoder if name.startswith("smp-") else None)
+
+
+def _spec_names() -> set[str]:
+    from explorer.models.registry import SPECS
+
+    return set(SPECS)
+
+
+def _class_names(spec: ModelSpec, ckpt: dict | None, state: dict | None) -> list[str]:
+    if ckpt is not None:
+        return list(ckpt["class_names"])
+    if spec.label_space == "imagenet":
+        return list(published_weights(spec).meta["categories"])
+    if spec.label_space == "voc":
+        return list(VOC_NAMES)
+    if state is not None:  # a bare state_dict of a dataset model: count its outputs
+        last = [v for k, v in state.items() if k.endswith("weight")][-1]
+        return [f"class {i}" for i in range(last.shape[0])]
+    if spec.label_space == "dataset" and state is None:
+        return ["class 0"]  # replaced by the dataset's categories by the caller
+    raise WeightsError(f"{spec.name} learns a dataset's classes: give a trained checkpoint or run folder")
