@@ -69,7 +69,7 @@ class _Inputs:
         if self.items[i].box is not None:
             x0, y0, x1, y1 = crop_box(self.items[i].box, w, h)
             rgb = rgb[y0:y1, x0:x1]
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+        x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)
         return self.preprocess(x), i
 
 
@@ -165,10 +165,14 @@ def run(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items: li
 
 def _decode_on_gpu(raw: list, preprocess, device: str):
     """Batch-decode JPEG bytes on the GPU, then preprocess there (all share one input size)."""
+    import warnings
+
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    images = decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)
+    with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; its decode_jpeg still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        images = decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)
     return torch.stack([preprocess(im) for im in images])
 
 

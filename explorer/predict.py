@@ -102,6 +102,8 @@ def predict(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items
     if progress:
         progress(done, len(items))
     pending: dict[str, bytes] = {}
+    if not todo:
+        return
     try:
         for it, out, err in run(model, index, images_dir, todo, batch_size, workers,
                                 (lambda d, t: progress(done + d, len(items))) if progress else None, cancel):
