@@ -14,4 +14,6 @@ with ui.app_frame():
     st.navigation([
         st.Page(PAGES / "browse.py", title="Browse", icon=":material/photo_library:", default=True),
         st.Page(PAGES / "distributions.py", title="Distributions", icon=":material/bar_chart:"),
+        st.Page(PAGES / "classify.py", title="Classify", icon=":material/label:"),
+        st.Page(PAGES / "segment.py", title="Segment", icon=":material/brush:"),
     ]).run()

@@ -135,3 +135,44 @@ def image_size_scatter(widths: np.ndarray, heights: np.ndarray) -> go.Figure:
                                  customdata=counts, hovertemplate="%{x} x %{y}: %{customdata:,} images<extra></extra>"))
     fig.update_layout(title="Image width x height", xaxis_title="width", yaxis_title="height", **_LAYOUT)
     return fig
+
+
+def topk_bars(labels: list[str], probs: list[float], mapped: list[str], title: str) -> go.Figure:
+    """Top-k probabilities, best on top; each bar says what it maps to in the dataset."""
+    text = [f"→ {m}" if m else "→ no counterpart" for m in mapped]
+    fig = go.Figure(go.Bar(x=probs[::-1], y=labels[::-1], orientation="h", text=text[::-1], textposition="auto",
+                           marker_color=["#2ca02c" if m else "#9e9e9e" for m in mapped[::-1]],
+                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_layout(title=title, xaxis={"title": "probability", "range": [0, 1]}, height=320, **_LAYOUT)
+    return fig
+
+
+def accuracy_by_category(names: list[str], right: np.ndarray, total: np.ndarray) -> go.Figure:
+    order = np.argsort(-total, kind="stable")
+    acc = np.where(total > 0, right / np.maximum(total, 1), 0.0)
+    fig = go.Figure(go.Bar(x=[names[i] for i in order], y=acc[order], customdata=np.stack([right, total], 1)[order],
+                           marker_color="#4292c6",
+                           hovertemplate="%{x}: %{y:.2f} (%{customdata[0]} of %{customdata[1]})<extra></extra>"))
+    fig.update_layout(title="Accuracy per true category", yaxis={"range": [0, 1], "title": "accuracy"},
+                      xaxis_tickangle=-45, **_LAYOUT)
+    return fig
+
+
+def confusion_heatmap(names: list[str], conf: np.ndarray, normalise: bool = True) -> go.Figure:
+    """Rows = truth, columns = prediction; normalised per row (recall) by default."""
+    conf = np.asarray(conf, np.float64)
+    z = conf / np.maximum(conf.sum(1, keepdims=True), 1) if normalise else conf
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, colorscale="Blues", customdata=conf,
+                               hovertemplate="truth %{y}, predicted %{x}: %{customdata:,.0f} px<extra></extra>"))
+    fig.update_layout(title="Confusion matrix (rows: truth, normalised)", xaxis_title="predicted",
+                      yaxis_title="truth", yaxis_autorange="reversed", **_LAYOUT)
+    return fig
+
+
+def iou_bars(per_class: dict[str, float | None], title: str = "IoU per class") -> go.Figure:
+    items = [(k, v) for k, v in per_class.items() if v is not None]
+    items.sort(key=lambda kv: -kv[1])
+    fig = go.Figure(go.Bar(x=[k for k, _ in items], y=[v for _, v in items], marker_color="#4292c6",
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=title, yaxis={"range": [0, 1], "title": "IoU"}, xaxis_tickangle=-45, **_LAYOUT)
+    return fig

@@ -201,34 +201,41 @@ def label_space_for_eval(model: LoadedModel, labels: str | None) -> str:
     return labels or ("voc" if model.label_space == "voc" else "coco")
 
 
-def evaluate_segmentation(model: LoadedModel, index: CocoIndex, images_dir: Path | None, image_rows,
-                          labels: str | None = None, **kw) -> dict:
-    """Pixel accuracy, mean IoU, per-class IoU and the confusion matrix over ``image_rows``.
+def eval_space(model: LoadedModel, index: CocoIndex, labels: str | None = None):
+    """How predictions meet the truth: ``(space, to_eval, n, names)``.
 
-    ``labels="voc"``: truth and prediction in the 21 VOC labels (as torchvision's reference:
-    other categories dropped, overlaps ignored); ``"coco"``: in the dataset's category ids
-    (0 = background). Predictions are compared at the original image size.
+    ``space`` is ``voc`` (the 21 VOC labels, as torchvision's reference: other categories
+    dropped, overlaps ignored) or ``coco`` (the dataset's category ids, 0 = background);
+    ``to_eval[label]`` is a model label's value in that space (unmappable labels become 0);
+    ``names[v]`` names value ``v`` (None where no category has it).
     """
-    space = label_space_for_eval(model, labels)
+    space = labels or ("voc" if model.label_space == "voc" else "coco")
+    to_eval = np.zeros(256, np.int64)
+    mapping = dataset_label_map(model.label_space, model.class_names, index.categories)
     if space == "voc":
-        names = list(VOC_NAMES)
-        to_eval = np.zeros(256, np.int64)
         if model.label_space == "voc":
             to_eval[:21] = np.arange(21)
         else:  # a dataset model: its labels -> dataset categories -> VOC labels of the same name
             names_by_id = {c["id"]: c["name"] for c in index.categories}
-            for i, cid in enumerate(dataset_label_map(model.label_space, model.class_names, index.categories)):
+            for i, cid in enumerate(mapping):
                 name = names_by_id.get(cid)
                 to_eval[i] = VOC_COCO_NAMES.index(name) + 1 if name in VOC_COCO_NAMES else 0
-        n = 21
-    else:
-        ids = [c["id"] for c in index.categories]
-        n = max(ids, default=0) + 1
-        names = ["background"] + [c["name"] for c in index.categories]
-        mapping = dataset_label_map(model.label_space, model.class_names, index.categories)
-        to_eval = np.zeros(256, np.int64)
-        for i, cid in enumerate(mapping):
-            to_eval[i] = cid if cid is not None else 0
+        return space, to_eval, 21, list(VOC_NAMES)
+    for i, cid in enumerate(mapping):
+        to_eval[i] = cid if cid is not None else 0
+    n = max([c["id"] for c in index.categories], default=0) + 1
+    names: list[str | None] = [None] * n
+    names[0] = "background"
+    for c in index.categories:
+        names[c["id"]] = c["name"]
+    return space, to_eval, n, names
+
+
+def evaluate_segmentation(model: LoadedModel, index: CocoIndex, images_dir: Path | None, image_rows,
+                          labels: str | None = None, **kw) -> dict:
+    """Pixel accuracy, mean IoU, per-class IoU and the confusion matrix over ``image_rows``
+    (see :func:`eval_space`); predictions are compared at the original image size."""
+    space, to_eval, n, names = eval_space(model, index, labels)
     conf = np.zeros((n, n), np.int64)
     count = 0
     for it, out, _err in predict(model, index, images_dir, items_for_images(index, image_rows), **kw):
@@ -238,14 +245,11 @@ def evaluate_segmentation(model: LoadedModel, index: CocoIndex, images_dir: Path
         conf += confusion_matrix(target, to_eval[out[0]], n)
         count += 1
     s = segmentation_scores(conf)
-    if space == "voc":
-        per_class = {names[i]: _num(s["per_class_iou"][i]) for i in range(n)}
-    else:
-        per_class = {"background": _num(s["per_class_iou"][0])}
-        per_class.update({c["name"]: _num(s["per_class_iou"][c["id"]]) for c in index.categories})
-    return {"pixel_acc": s["pixel_acc"], "miou": s["miou"], "per_class_iou": per_class, "images": count,
+    present = [v for v in range(n) if names[v] is not None]
+    return {"pixel_acc": s["pixel_acc"], "miou": s["miou"],
+            "per_class_iou": {names[v]: _num(s["per_class_iou"][v]) for v in present}, "images": count,
             "labels": space, "model": model.name, "weights": model.weights_label, "untrained": model.untrained,
-            "confusion": conf.tolist() if space == "voc" else None}
+            "classes": [names[v] for v in present], "confusion": conf[np.ix_(present, present)].tolist()}
 
 
 def _num(v: float) -> float | None:

@@ -173,3 +173,57 @@ def thumbnail_jpeg(index: CocoIndex, images_dir: Path | None, image_row: int, si
         tmp.write_bytes(data)
         tmp.replace(path)
     return data
+
+
+# ---------------------------------------------------------------------------- predictions
+
+ERROR_COLOURS = {"correct": (46, 204, 64), "wrong class": (255, 65, 54), "missed": (255, 176, 0),
+                 "false positive": (177, 13, 201), "ignored": (128, 128, 128)}
+
+
+def label_colours(index: CocoIndex, category_of_label: list[int | None]) -> np.ndarray:
+    """RGB per label: its dataset category's palette colour, grey when it has none, black for
+    background (label whose category is None at position 0 of a segmenter)."""
+    by_id = category_colours(index)
+    out = np.full((256, 3), 160, np.uint8)
+    for label, cat in enumerate(category_of_label):
+        if cat is not None:
+            out[label] = by_id[cat]
+    return out
+
+
+def category_colours(index: CocoIndex) -> np.ndarray:
+    """RGB indexed by category id (for semantic masks in COCO labels)."""
+    out = np.full((256, 3), 160, np.uint8)
+    for c, colour in zip(index.categories, palette(len(index.categories)), strict=True):
+        if 0 <= c["id"] < 256:
+            out[c["id"]] = colour
+    return out
+
+
+def blend_labels(rgb: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float,
+                 skip: tuple[int, ...] = (0,)) -> np.ndarray:
+    """Paint ``labels`` (a label map of the image's size) over ``rgb``; ``skip`` labels stay clear."""
+    out = rgb.astype(np.float32)
+    paint = ~np.isin(labels, skip)
+    out[paint] = out[paint] * (1 - alpha) + colours[labels[paint]].astype(np.float32) * alpha
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def error_codes(target: np.ndarray, pred: np.ndarray, ignore: int = 255) -> np.ndarray:
+    """Per pixel: 0 background right, 1 correct object, 2 wrong class, 3 missed, 4 false positive,
+    5 ignored (both maps in the same label space, 0 = background)."""
+    codes = np.zeros(target.shape, np.uint8)
+    obj_t, obj_p = target != 0, pred != 0
+    codes[obj_t & (pred == target)] = 1
+    codes[obj_t & obj_p & (pred != target)] = 2
+    codes[obj_t & ~obj_p] = 3
+    codes[~obj_t & obj_p] = 4
+    codes[target == ignore] = 5
+    return codes
+
+
+def error_overlay(rgb: np.ndarray, codes: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    colours = np.zeros((256, 3), np.uint8)
+    colours[1:6] = list(ERROR_COLOURS.values())
+    return blend_labels(rgb, codes, colours, alpha, skip=(0,))

@@ -160,3 +160,88 @@ def page_dataset() -> tuple[DatasetSource, CocoIndex]:
         return dataset_sidebar()
     source: DatasetSource = st.session_state[_SOURCE]
     return source, get_index(source.annotations)
+
+
+# ---------------------------------------------------------------------------- models
+
+WEIGHT_CHOICES = ("Published", "Untrained", "File or run folder")
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _model(name: str, weights: str, device: str, encoder: str, annotations: str):
+    from explorer.models import load_model
+
+    categories = get_index(annotations).categories if annotations else None
+    return load_model(name, weights or None, device, encoder=encoder or None, dataset_categories=categories)
+
+
+def model_picker(task: str, key: str, annotations: str):
+    """Model, weights and device widgets; returns the loaded model, or None after showing why not.
+
+    Models are loaded once per (name, weights, device, encoder) per process and shared by all
+    sessions (``st.cache_resource``).
+    """
+    from explorer.models import SMP_ENCODERS, UNTRAINED, choose_device, get_spec, list_models
+
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+    name = c1.selectbox("Model", list_models(task), key=f"{key}_model",
+                        format_func=lambda n: n, help="; ".join(f"{n}: {get_spec(n).description}"
+                                                             for n in list_models(task)))
+    choice = c2.radio("Weights", WEIGHT_CHOICES, key=f"{key}_weights", horizontal=True,
+                      help="Published: torchvision's files (downloaded once, or put in place by hand). "
+                           "Untrained: random weights, only to try the page. File: a state_dict, checkpoint "
+                           "or training run folder.")
+    path = c3.text_input("Weights file or run folder", key=f"{key}_path",
+                         disabled=choice != WEIGHT_CHOICES[2], placeholder="runs/… or alexnet.pth")
+    device = c4.selectbox("Device", ["auto", "cpu", "cuda"], key=f"{key}_device")
+    encoder = ""
+    if name.startswith("smp-"):
+        encoder = st.selectbox("Encoder", SMP_ENCODERS, index=1, key=f"{key}_encoder")
+    weights = {WEIGHT_CHOICES[0]: "", WEIGHT_CHOICES[1]: UNTRAINED, WEIGHT_CHOICES[2]: path.strip()}[choice]
+    if choice == WEIGHT_CHOICES[2] and not weights:
+        st.info("Give a weights file or a training run folder.")
+        return None
+    spec = get_spec(name)
+    needs_classes = spec.label_space == "dataset" and weights == UNTRAINED
+    try:
+        model = _model(name, weights, choose_device(device), encoder, annotations if needs_classes else "")
+    except ExplorerError as e:
+        st.warning(f"{e}")
+        return None
+    if model.untrained:
+        st.error(f"{name} is UNTRAINED: random weights. Its outputs below mean nothing; they only show the "
+                 "pipeline working.", icon=":material/warning:")
+    else:
+        st.caption(f"{model.display_name} on {model.device}")
+    return model
+
+
+def chosen_image(index: CocoIndex, key: str) -> int | None:
+    """The image a model page works on: ``?image_id=`` (links from Browse), else the one open in
+    Browse, else the first image; kept in the URL."""
+    ids = index.images["id"]
+    url = st.query_params.get("image_id")
+    if f"{key}_image" not in st.session_state or (url and url != str(st.session_state.get(f"{key}_image"))):
+        first = int(ids[0]) if len(ids) else 0
+        wanted = int(url) if url and url.isdigit() else st.session_state.get("b_image") or first
+        st.session_state[f"{key}_image"] = int(wanted)
+    image_id = int(st.number_input("Image id", min_value=0, step=1, key=f"{key}_image",
+                                   help="Any image id of the dataset (Browse links here with its image)"))
+    if not np.isin(image_id, ids):
+        st.warning(f"No image with id {image_id} in this dataset.")
+        return None
+    st.query_params["image_id"] = str(image_id)
+    return image_id
+
+
+def run_with_progress(label: str, fn, *args, **kwargs):
+    """Run ``fn(*args, progress=..., **kwargs)`` with an ``st.progress`` bar (in the script thread).
+    Clicking anything meanwhile stops the run; finished predictions stay cached."""
+    bar = st.progress(0.0, text=label)
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{label}: {done:,} of {total:,}")
+    try:
+        return fn(*args, progress=progress, **kwargs)
+    finally:
+        bar.empty()

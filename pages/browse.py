@@ -1,5 +1,7 @@
 """Browse: filter the dataset, page through thumbnails, open an image with its annotations."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -7,6 +9,7 @@ import streamlit as st
 from explorer import params, render, ui
 from explorer.coco.filters import SIZE_RANGES
 
+PAGES = Path(__file__).resolve().parent
 source, index = ui.page_dataset()
 cats = {c["id"]: c for c in index.categories}
 supers = sorted({c["supercategory"] for c in index.categories})
@@ -104,6 +107,9 @@ if state.image_id is not None:
         nav[2].button("Next ▶", disabled=i + 1 >= len(rows), on_click=open_image,
                       args=(int(index.images["id"][rows[min(i + 1, len(rows) - 1)]]),))
     st.subheader(f"Image {state.image_id} · {index.images['file_name'][row]}")
+    links = st.columns([1, 1, 6])
+    for col, page, label in ((links[0], "classify.py", "Classify it"), (links[1], "segment.py", "Segment it")):
+        col.page_link(str(PAGES / page), label=label, query_params={"image_id": str(state.image_id)})
     st.caption(f"{index.images['width'][row]} x {index.images['height'][row]} px, "
                f"{len(index.annotation_rows(row))} annotations")
     detail(state.image_id)

@@ -156,3 +156,41 @@ def test_distributions_page(monkeypatch):
     at.toggle(key="x_log").set_value(True).run()
     at.selectbox(key="x_sort").set_value("name").run()
     assert not at.exception
+
+
+def test_classify_page_with_an_untrained_model(sample_root):
+    at = run({"image_id": "200015"})
+    at.switch_page("pages/classify.py").run()
+    assert not at.exception
+    assert any("published weights alexnet-owt-7be5be79.pth are not here" in w for w in texts(at.warning))
+    at.radio(key="c_weights").set_value("Untrained").run()
+    assert not at.exception
+    assert any("UNTRAINED" in e for e in texts(at.error))  # labelled wherever its output shows
+    assert at.number_input(key="c_image").value == 200015
+    assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
+    crops = at.dataframe[0].value
+    index = open_index(sample_root / "annotations" / "instances_val2017.json")
+    row = index.image_row(200015)
+    assert len(crops) == sum(not index.annotations["iscrowd"][a] for a in index.annotation_rows(row))
+    at.selectbox(key="c_model").set_value("alexnet-classic").run()  # learns the dataset's classes
+    assert not at.exception and set(at.dataframe[0].value["as category"]) <= {c["name"] for c in index.categories}
+    at.button(key="c_run").click().run()
+    assert not at.exception
+    assert any("[UNTRAINED]" in m and "top-1" in m for m in texts(at.markdown))
+
+
+def test_segment_page_with_an_untrained_model(sample_root):
+    at = run({"q": "200015"})  # a Browse filter of one image, which the evaluation follows
+    at.switch_page("pages/segment.py").run()
+    at.selectbox(key="s_model").set_value("deeplabv3-mobilenet-v3-large").run()
+    at.radio(key="s_weights").set_value("Untrained").run()
+    assert not at.exception and any("UNTRAINED" in e for e in texts(at.error))
+    assert any(m.startswith("This image: pixel accuracy") for m in texts(at.markdown))
+    at.radio(key="s_view").set_value("Errors").run()
+    assert not at.exception
+    at.button(key="s_run").click().run()
+    assert not at.exception
+    assert any("[UNTRAINED] on 1 images" in m for m in texts(at.markdown))
+    assert len(at.get("plotly_chart")) == 3  # this image's IoU, the confusion matrix, IoU per class
+    at.selectbox(key="s_model").set_value("smp-deeplabv3").run()
+    assert not at.exception and any("smp-deeplabv3 is UNTRAINED" in e for e in texts(at.error))

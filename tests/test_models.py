@@ -16,7 +16,6 @@ from explorer.errors import ExplorerError
 from explorer.labels import VOC_COCO_IDS, VOC_COCO_NAMES, VOC_NAMES, coco_name_of_label, imagenet_to_coco
 from explorer.metrics import confusion_matrix, segmentation_scores
 from explorer.models import UNTRAINED, WeightsError, choose_device, create_model, list_models, load_model
-from explorer.models.preprocess import Preprocess
 from explorer.models.registry import get_spec, published_weights
 from tests.helpers import pycoco, tiny
 

@@ -1,0 +1,73 @@
+"""Segment: a segmenter's mask beside the ground truth, its errors, and an evaluation of the filter."""
+
+import numpy as np
+import streamlit as st
+
+from explorer import charts, infer, predict, render, ui
+from explorer.coco import masks
+from explorer.errors import ExplorerError
+from explorer.labels import dataset_label_map
+
+source, index = ui.page_dataset()
+st.title("Segment")
+model = ui.model_picker("segment", "s", source.annotations)
+if model is None:
+    st.stop()
+images = source.images_dir
+space, to_eval, n, names = predict.eval_space(model, index)
+
+image_id = ui.chosen_image(index, "s")
+if image_id is not None:
+    row = index.image_row(image_id)
+    try:
+        (_, out, err), = predict.predict(model, index, images, infer.items_for_images(index, [row]), workers=0)
+    except ExplorerError as e:
+        st.error(str(e))
+        st.stop()
+    if out is None:
+        st.error(err)
+        st.stop()
+    labels, _ = out
+    rgb, notes = render.load_image(index, images, row)
+    for note in notes or []:
+        st.warning(note)
+    view = st.radio("View", ["Side by side", "Errors"], horizontal=True, key="s_view")
+    alpha = st.slider("Opacity", 0.0, 1.0, 0.55, 0.05, key="s_alpha")
+    colours = render.label_colours(index, dataset_label_map(model.label_space, model.class_names, index.categories))
+    truth, _ = masks.semantic_mask(index, row, "coco")
+    truth_colours = render.category_colours(index)
+    target, _ = masks.semantic_mask(index, row, space)
+    pred = to_eval[labels]
+    if view == "Side by side":
+        a, b = st.columns(2)
+        a.image(render.encode_jpeg(render.blend_labels(rgb, labels, colours, alpha)), output_format="JPEG",
+                caption=f"prediction ({model.display_name})")
+        b.image(render.encode_jpeg(render.blend_labels(rgb, truth, truth_colours, alpha, skip=(0, 255))),
+                output_format="JPEG", caption="ground truth (semantic mask; overlaps left clear)")
+    else:
+        a, b = st.columns([3, 1])
+        a.image(render.encode_jpeg(render.error_overlay(rgb, render.error_codes(target, pred), alpha)),
+                output_format="JPEG", caption=f"errors in {space.upper()} labels")
+        b.markdown("\n".join(f"<span style='color:rgb{c}'>■</span> {k}" for k, c in render.ERROR_COLOURS.items()),
+                   unsafe_allow_html=True)
+    ev = predict.evaluate_segmentation(model, index, images, [row], space, workers=0)
+    present = {k: v for k, v in ev["per_class_iou"].items() if v is not None}
+    st.markdown(f"This image: pixel accuracy **{ev['pixel_acc']:.3f}**, mean IoU **{ev['miou']:.3f}** "
+                f"({space.upper()} labels)")
+    st.plotly_chart(charts.iou_bars(present, "IoU per class, this image"), key="s_img_iou")
+
+st.subheader("Evaluate the current Browse filter")
+flt = st.session_state.get("b_filter")
+rows_f = ui.filtered_image_rows(source.annotations, flt) if flt else np.arange(index.num_images)
+st.caption(f"{len(rows_f):,} images · computed like torchvision's segmentation reference (255 ignored), "
+           "at the original image size")
+if st.button("Evaluate current filter", key="s_run"):
+    st.session_state["s_result"] = ui.run_with_progress("segmenting", predict.evaluate_segmentation, model, index,
+                                                        images, rows_f, space)
+if "s_result" in st.session_state:
+    ev = st.session_state["s_result"]
+    st.markdown(f"**{ev['model']}** [{'UNTRAINED' if ev['untrained'] else ev['weights']}] on {ev['images']:,} "
+                f"images: pixel accuracy **{ev['pixel_acc']:.3f}**, mean IoU **{ev['miou']:.3f}**")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.confusion_heatmap(ev["classes"], np.array(ev["confusion"])), key="s_conf")
+    c2.plotly_chart(charts.iou_bars(ev["per_class_iou"]), key="s_iou")
