@@ -65,12 +65,11 @@ class LoadedModel:
 
 
 def hub_dir() -> Path:
-    """torch hub's folder: ``$TORCH_HOME/hub`` when set, else inside the cache directory."""
-    import torch
+    """torch hub's folder: ``$TORCH_HOME/hub`` when set, else inside the cache directory.
 
-    if not os.environ.get("TORCH_HOME"):
-        torch.hub.set_dir(str(cache_dir("torch", "hub")))
-    return Path(torch.hub.get_dir())
+    Resolved on every call (not with ``torch.hub.set_dir``, which would pin it for the process)."""
+    home = os.environ.get("TORCH_HOME")
+    return Path(home).expanduser() / "hub" if home else cache_dir("torch", "hub")
 
 
 def published_file(spec: ModelSpec) -> tuple[str, Path]:
