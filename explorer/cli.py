@@ -150,7 +150,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                                      "(default: the published weights)")
     p.add_argument("--encoder", help="smp encoder (smp-* models without a checkpoint)")
     p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, help="default: 32 / 2 (classify / segment) on a CPU, 256 / 16 on CUDA")
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--image-ids", type=int, nargs="+", help="only these images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

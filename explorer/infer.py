@@ -13,13 +13,16 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from explorer.coco.images import load_rgb, resolve_image_path
-from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
-from explorer.models.weights import LoadedModel
+
+if TYPE_CHECKING:  # the runner itself needs no index (bench/bench_infer.py runs it on bare files)
+    from explorer.coco.index import CocoIndex
+    from explorer.models.weights import LoadedModel
 
 GPU_LOCK = threading.Lock()
 CROP_CONTEXT = 0.1  # a crop is the box grown by 10% of its size on each side
@@ -66,7 +69,7 @@ class _Inputs:
             rgb = load_rgb(self.paths[i], (w, h))
         except ExplorerError as e:
             return str(e), i
-        if self.items[i].box is not None:
+        if getattr(self.items[i], "box", None) is not None:
             x0, y0, x1, y1 = crop_box(self.items[i].box, w, h)
             rgb = rgb[y0:y1, x0:x1]
         x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)
@@ -109,7 +112,7 @@ def items_for_crops(index: CocoIndex, image_rows, include_crowd: bool = False) -
 
 
 def run(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items: list[Item],
-        batch_size: int = 16, workers: int = 2, progress: Callable[[int, int], None] | None = None,
+        batch_size: int | None = None, workers: int = 2, progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None) -> Iterator[tuple[Item, object, str | None]]:
     """Yield ``(item, output, error)`` for every item, in batches.
 
@@ -120,30 +123,39 @@ def run(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items: li
     Raises:
         Cancelled: ``cancel`` was set.
     """
-    import torch
-
     if images_dir is None:
         raise ExplorerError("no image folder: predictions need the images (--images DIR)")
-    paths, sizes, errors = [], [], {}
-    for n, it in enumerate(items):
-        w, h = int(index.images["width"][it.image_row]), int(index.images["height"][it.image_row])
+    paths, sizes = [], []
+    for it in items:
         try:
             paths.append(str(resolve_image_path(images_dir, str(index.images["file_name"][it.image_row]))))
         except ExplorerError as e:
-            paths.append("")
-            errors[n] = str(e)
-        sizes.append((w, h))
+            paths.append(e)
+        sizes.append((int(index.images["width"][it.image_row]), int(index.images["height"][it.image_row])))
+    yield from run_paths(model, items, paths, sizes, batch_size, workers, progress, cancel)
+
+
+def run_paths(model: LoadedModel, items: list, paths: list, sizes: list[tuple[int, int]], batch_size: int | None = None,
+              workers: int = 2, progress: Callable[[int, int], None] | None = None,
+              cancel: threading.Event | None = None) -> Iterator[tuple[object, object, str | None]]:
+    """:func:`run` on image files: ``paths[i]`` (or an exception saying why there is none) of
+    annotated size ``sizes[i]`` = (width, height); ``items[i].box`` crops."""
+    import torch
+
+    batch_size = batch_size or default_batch_size(model.task, model.device)
+    errors = {n: str(p) for n, p in enumerate(paths) if not isinstance(p, str)}
+    paths = [p if isinstance(p, str) else "" for p in paths]
     device = model.device
     gpu_decode = device.startswith("cuda") and all(p.lower().endswith((".jpg", ".jpeg")) for p in paths if p) \
-        and all(it.box is None for it in items)
-    in_sizes = [model.preprocess.output_size(h, w) if it.box is None or model.preprocess.crop else (0, n)
-                for n, (it, (w, h)) in enumerate(zip(items, sizes, strict=True))]
+        and all(getattr(it, "box", None) is None for it in items)
+    in_sizes = [model.preprocess.output_size(h, w) if getattr(it, "box", None) is None or model.preprocess.crop
+                else (0, n) for n, (it, (w, h)) in enumerate(zip(items, sizes, strict=True))]
     order = [n for n in range(len(items)) if n not in errors]
     batches = [[order[k] for k in b] for b in _batches([in_sizes[n] for n in order], batch_size)]
     data = _Inputs(items, paths, sizes, model.preprocess, raw_bytes=gpu_decode)
     loader = torch.utils.data.DataLoader(data, batch_sampler=batches, num_workers=workers if len(items) > 8 else 0,
                                          collate_fn=_collate, pin_memory=device.startswith("cuda"),
-                                         persistent_workers=False)
+                                         worker_init_fn=_one_thread)
     done = 0
     for n, err in errors.items():
         done += 1
@@ -161,6 +173,20 @@ def run(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items: li
         done += len(idx) + len(bad)
         if progress:
             progress(done, len(items))
+
+
+def _one_thread(_worker: int) -> None:
+    """Workers decode and resize; the cores' threads belong to the model in the main process."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def default_batch_size(task: str, device: str) -> int:
+    """Big batches feed a GPU; on a CPU, segmentation activations at 520 px outgrow the caches."""
+    if device.startswith("cuda"):
+        return 256 if task == "classify" else 16
+    return 32 if task == "classify" else 2
 
 
 def _decode_on_gpu(raw: list, preprocess, device: str):
@@ -204,13 +230,15 @@ def _postprocess(model: LoadedModel, out, sizes: list[tuple[int, int]]) -> list:
 
     if model.task == "classify":
         return list(torch.softmax(out, 1).cpu().numpy())
+    # per-label scores (mean winning probability) on a 4x coarser grid: cheap, and only a summary
+    coarse = torch.softmax(out[:, :, ::4, ::4], 1).max(1)
     results = []
     for k, (w, h) in enumerate(sizes):
         logits = F.interpolate(out[k:k + 1], size=(h, w), mode="bilinear", align_corners=False)[0]
-        prob, labels = torch.softmax(logits, 0).max(0)
-        present = torch.unique(labels)
-        sums = torch.zeros(logits.shape[0], device=logits.device).index_add_(0, labels.flatten(), prob.flatten())
-        counts = torch.bincount(labels.flatten(), minlength=logits.shape[0])
-        scores = {int(c): float(sums[c] / counts[c]) for c in present.tolist()}
+        labels = logits.argmax(0)
+        prob, small = coarse.values[k].flatten(), coarse.indices[k].flatten()
+        sums = torch.zeros(out.shape[1], device=out.device).index_add_(0, small, prob)
+        counts = torch.bincount(small, minlength=out.shape[1]).clamp(min=1)
+        scores = {int(c): float(sums[c] / counts[c]) for c in torch.unique(labels).tolist()}
         results.append((labels.to(torch.uint8).cpu().numpy(), scores))
     return results

@@ -88,7 +88,7 @@ def _decode(model: LoadedModel, blob: bytes):
 
 
 def predict(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items: list[Item],
-            batch_size: int = 16, workers: int = 2, progress: Callable[[int, int], None] | None = None,
+            batch_size: int | None = None, workers: int = 2, progress: Callable[[int, int], None] | None = None,
             cancel: threading.Event | None = None) -> Iterator[tuple[Item, object, str | None]]:
     """Like :func:`explorer.infer.run` but through the cache; outputs are decoded cache records:
     classifier ``(top label indices, their probabilities)``, segmenter ``(labels, scores)``."""

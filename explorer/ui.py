@@ -167,6 +167,21 @@ def page_dataset() -> tuple[DatasetSource, CocoIndex]:
 WEIGHT_CHOICES = ("Published", "Untrained", "File or run folder")
 
 
+def _save_upload(data: bytes, name: str) -> Path:
+    """An uploaded weights file, kept under <cache>/uploads by content hash (read with weights_only)."""
+    import hashlib
+
+    from explorer.settings import cache_dir
+
+    suffix = ".pt" if name.endswith(".pt") else ".pth"
+    path = cache_dir("uploads") / f"{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
+    if not path.is_file():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def _model(name: str, weights: str, device: str, encoder: str, annotations: str):
     from explorer.models import load_model
@@ -193,6 +208,10 @@ def model_picker(task: str, key: str, annotations: str):
                            "or training run folder.")
     path = c3.text_input("Weights file or run folder", key=f"{key}_path",
                          disabled=choice != WEIGHT_CHOICES[2], placeholder="runs/… or alexnet.pth")
+    if choice == WEIGHT_CHOICES[2]:
+        upload = st.file_uploader("…or upload a weights file (.pth / .pt)", type=["pth", "pt"], key=f"{key}_upload")
+        if upload is not None:
+            path = str(_save_upload(upload.getvalue(), upload.name))
     device = c4.selectbox("Device", ["auto", "cpu", "cuda"], key=f"{key}_device")
     encoder = ""
     if name.startswith("smp-"):
@@ -235,8 +254,10 @@ def chosen_image(index: CocoIndex, key: str) -> int | None:
 
 
 def run_with_progress(label: str, fn, *args, **kwargs):
-    """Run ``fn(*args, progress=..., **kwargs)`` with an ``st.progress`` bar (in the script thread).
-    Clicking anything meanwhile stops the run; finished predictions stay cached."""
+    """Run ``fn(*args, progress=..., **kwargs)`` with an ``st.progress`` bar (in the script thread)
+    and a Stop button: a click reruns the page, which ends this run; finished predictions stay
+    cached, so running again resumes."""
+    st.button("Stop", key=f"stop_{label}", help="Stops the run; what is done stays cached")
     bar = st.progress(0.0, text=label)
 
     def progress(done: int, total: int) -> None:

@@ -257,3 +257,23 @@ def test_untrained_dataset_models_take_the_dataset_classes(sample_root):
     table = predict.classification_table(cls, index, sample_root / "val2017", True, [0], workers=0)
     assert set(table["mapped_category"]) <= {c["name"] for c in index.categories}
     assert table["untrained"].all()
+
+
+def test_cuda_out_of_memory_halves_the_batch(monkeypatch):
+    """Simulated on the CPU: a forward of more than 2 images runs out of memory."""
+    model = load_model("alexnet", UNTRAINED)
+    real = model.module
+    seen = []
+
+    def forward(x):
+        seen.append(len(x))
+        if len(x) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(x)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    model.module = forward
+    x = torch.randn(8, 3, 224, 224)
+    outs = infer._forward(model, x, [(224, 224)] * 8)
+    assert len(outs) == 8 and seen == [8, 4, 2, 2, 4, 2, 2]
+    with torch.inference_mode():
+        np.testing.assert_allclose(outs[5], torch.softmax(real(x[5:6]), 1)[0].numpy(), rtol=1e-4, atol=1e-6)
