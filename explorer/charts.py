@@ -176,3 +176,34 @@ def iou_bars(per_class: dict[str, float | None], title: str = "IoU per class") -
                            hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
     fig.update_layout(title=title, yaxis={"range": [0, 1], "title": "IoU"}, xaxis_tickangle=-45, **_LAYOUT)
     return fig
+
+
+def ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average, debiased at the start."""
+    out = np.empty(len(values))
+    last, norm = 0.0, 0.0
+    for i, v in enumerate(np.asarray(values, np.float64)):
+        last = last * weight + (1 - weight) * v
+        norm = norm * weight + (1 - weight)
+        out[i] = last / norm if norm else v
+    return out
+
+
+def training_curves(curves, metric: str, x: str = "step", smoothing: float = 0.6, log: bool = False) -> go.Figure:
+    """One line per run for ``metric`` (a long table: run, metric, step, epoch, wall, value); the raw
+    values stay as a faint line under the smoothed one."""
+    fig = go.Figure()
+    sub = curves[curves["metric"] == metric]
+    colours = palette(max(1, sub["run"].nunique()))
+    for colour, (run, g) in zip(colours, sub.groupby("run", sort=False), strict=False):
+        g = g.sort_values("step")
+        xs = g[x] if x in g and g[x].notna().any() else g["step"]
+        c = hex_colour(colour)
+        if smoothing > 0 and len(g) > 2:
+            fig.add_scatter(x=xs, y=g["value"], mode="lines", line={"color": c, "width": 1}, opacity=0.25,
+                            showlegend=False, hoverinfo="skip")
+        fig.add_scatter(x=xs, y=ema(g["value"].to_numpy(), smoothing) if smoothing > 0 else g["value"],
+                        mode="lines+markers" if len(g) < 40 else "lines", name=str(run), line={"color": c, "width": 2})
+    fig.update_layout(title=metric, xaxis_title={"wall": "seconds"}.get(x, x), yaxis_type="log" if log else "linear",
+                      legend={"orientation": "h", "y": -0.25}, **_LAYOUT)
+    return fig

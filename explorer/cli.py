@@ -139,6 +139,50 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from explorer.train import Stopped, TrainConfig, train
+
+    cfg = TrainConfig(task=args.task, coco=args.coco, images=args.images, model=args.model, val_coco=args.val_coco,
+                      val_images=args.val_images, encoder=args.encoder, pretrained=args.pretrained,
+                      freeze_features=args.freeze_features, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, image_size=args.image_size, device=args.device, preset=args.preset, out=args.out,
+                      seed=args.seed, class_weights=args.class_weights, dice=args.dice, workers=args.workers)
+    bar = None
+
+    def progress(event: dict) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        from tqdm import tqdm
+
+        if event["phase"] == "train":
+            if bar is None or bar.desc != f"epoch {event['epoch']}/{event['epochs']}":
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(total=event["batches"], desc=f"epoch {event['epoch']}/{event['epochs']}", leave=False)
+            bar.n = event["batch"]
+            bar.set_postfix(loss=f"{event['loss']:.3f}", refresh=True)
+        elif event["phase"] == "epoch":
+            r = event["record"]
+            score = f"val_acc {r['val_acc']:.3f}" if "val_acc" in r else \
+                f"val_miou {r['val_miou']:.3f} pixel_acc {r['val_pixel_acc']:.3f}"
+            print(f"epoch {r['epoch']}/{event['epochs']}: train_loss {r['train_loss']:.4f} val_loss "
+                  f"{r['val_loss']:.4f} {score} ({r['seconds']:.0f} s, {r['images_per_s']:.0f} img/s)",
+                  file=sys.stderr)
+    try:
+        run = train(cfg, progress, resume=args.resume)
+    except Stopped as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    status = json.loads((run / "status.json").read_text())
+    print(f"{run}: best {status['metric']} {status['best']:.4f} at epoch {status['best_epoch']} "
+          f"(best.pt; use it with --model {run})")
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     from explorer.models.device import DEVICES
 
@@ -192,6 +236,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", choices=("voc", "coco"), help="segmentation label space (default: the model's)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("train", help="train a classifier (object crops) or a segmenter (semantic masks)")
+    p.add_argument("--task", required=True, choices=("classify", "segment"))
+    p.add_argument("--coco", required=True, help="training COCO instances JSON")
+    p.add_argument("--images", required=True, help="training image folder")
+    p.add_argument("--val-coco", help="validation JSON (default: a seeded 20%% of the training images)")
+    p.add_argument("--val-images", help="validation image folder")
+    p.add_argument("--model", required=True, help="alexnet-classic, alexnet, smp-deeplabv3, smp-deeplabv3plus, "
+                                                  "deeplabv3-mobilenet-v3-large, ...")
+    p.add_argument("--encoder", help="smp encoder (resnet18, resnet34, mobilenet_v2, efficientnet-b0, ...)")
+    p.add_argument("--pretrained", action="store_true", help="start from published weights when available")
+    p.add_argument("--freeze-features", action="store_true", help="alexnet: train only the classifier layers")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--preset", choices=("quick",), help="quick: a recipe that trains the sample in minutes on a CPU")
+    p.add_argument("--class-weights", action="store_true", help="weight the loss against class imbalance")
+    p.add_argument("--dice", action="store_true", help="segment: add a Dice loss")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", help="run folder (default: <cache>/runs/<time>-<task>-<model>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last.pt")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

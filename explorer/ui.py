@@ -266,3 +266,28 @@ def run_with_progress(label: str, fn, *args, **kwargs):
         return fn(*args, progress=progress, **kwargs)
     finally:
         bar.empty()
+
+
+# ---------------------------------------------------------------------------- training
+
+@st.cache_resource
+def job_queue():
+    """The process-wide training queue (its worker thread never calls Streamlit)."""
+    from explorer.jobs import JobQueue
+
+    return JobQueue()
+
+
+def training_split(source: DatasetSource) -> dict:
+    """What to train on: a COCO layout's train split validated on its val split (the sample's
+    too), else the current dataset with a seeded 20% held out."""
+    ann = Path(source.annotations)
+    root = ann.parent.parent if ann.parent.name == "annotations" else None
+    if root is not None:
+        train = ann.parent / "instances_train2017.json"
+        val = ann.parent / "instances_val2017.json"
+        if train.is_file() and val.is_file() and (root / "train2017").is_dir() and (root / "val2017").is_dir():
+            return {"coco": str(train), "images": str(root / "train2017"), "val_coco": str(val),
+                    "val_images": str(root / "val2017"), "label": f"{root.name}: train2017, validated on val2017"}
+    return {"coco": source.annotations, "images": source.images,
+            "label": f"{source.label} with a seeded 20% of its images held out for validation"}

@@ -21,12 +21,15 @@ class Preprocess:
     resize: int
     crop: int | None = None
     multiple_of: int = 1
+    square: bool = False  # resize to resize x resize, ignoring the aspect ratio (trained segmenters)
 
     @property
     def key(self) -> str:
-        return f"r{self.resize}-c{self.crop}-m{self.multiple_of}-imagenet-norm"
+        return f"r{self.resize}-c{self.crop}-m{self.multiple_of}-s{int(self.square)}-imagenet-norm"
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
+        if self.square:
+            return self.resize, self.resize
         if self.crop:
             return self.crop, self.crop
         short, long_ = (height, width) if height <= width else (width, height)
@@ -43,10 +46,11 @@ class Preprocess:
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as F
 
-        x = F.resize(image, [self.resize], interpolation=InterpolationMode.BILINEAR, antialias=True)
+        size = [self.resize, self.resize] if self.square else [self.resize]
+        x = F.resize(image, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
         if self.crop:
             x = F.center_crop(x, [self.crop, self.crop])
-        elif self.multiple_of > 1:
+        elif self.multiple_of > 1 and not self.square:
             size = list(self.output_size(*image.shape[-2:]))
             if list(x.shape[-2:]) != size:
                 x = F.resize(image, size, interpolation=InterpolationMode.BILINEAR, antialias=True)

@@ -230,7 +230,9 @@ def load_model(name: str, weights: str | None = None, device: str = "cpu", encod
         module.to(memory_format=torch.channels_last)
     return LoadedModel(name=name, spec=spec, module=module, device=device, class_names=class_names,
                        label_space=(ckpt or {}).get("label_space", spec.label_space), weights_label=label,
-                       weights_key=key, untrained=weights == UNTRAINED, preprocess=spec.preprocess,
+                       weights_key=key, untrained=weights == UNTRAINED,
+                       preprocess=Preprocess(**ckpt["preprocess"]) if (ckpt or {}).get("preprocess")
+                       else spec.preprocess,
                        category_ids=category_ids,
                        encoder=encoder if name.startswith("smp-") else None)
 

@@ -1,0 +1,108 @@
+"""Background training jobs for the app: a queue worked by one thread that never calls Streamlit.
+
+Pages submit jobs and read snapshots; a ``st.fragment(run_every=...)`` polls them. Jobs run one
+at a time (training uses every core), in submission order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+
+from explorer.errors import ExplorerError
+from explorer.train import Stopped, TrainConfig, train
+
+
+@dataclass
+class Job:
+    id: int
+    config: TrainConfig
+    status: str = "queued"  # queued / running / finished / stopped / failed
+    message: str = ""
+    run_dir: str = ""
+    progress: dict = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+
+class JobQueue:
+    """Thread-safe job registry; one worker thread, started on the first submit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[int, Job] = {}
+        self._ids = itertools.count(1)
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    def submit(self, config: TrainConfig) -> int:
+        with self._lock:
+            job = Job(next(self._ids), config)
+            self._jobs[job.id] = job
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="explorer-train", daemon=True)
+                self._worker.start()
+        self._wake.set()
+        return job.id
+
+    def stop(self, job_id: int) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return
+            job.stop.set()
+            if job.status == "queued":
+                job.status, job.message, job.finished = "stopped", "removed from the queue", time.time()
+
+    def snapshot(self) -> list[Job]:
+        """Copies of every job, newest first (safe to read without the lock)."""
+        with self._lock:
+            return [replace(j, progress=dict(j.progress)) for j in sorted(self._jobs.values(), key=lambda j: -j.id)]
+
+    def busy(self) -> bool:
+        with self._lock:
+            return any(j.status in ("queued", "running") for j in self._jobs.values())
+
+    def _next(self) -> Job | None:
+        with self._lock:
+            queued = [j for j in self._jobs.values() if j.status == "queued"]
+            if not queued:
+                return None
+            job = min(queued, key=lambda j: j.id)
+            job.status, job.started = "running", time.time()
+            return job
+
+    def _update(self, job: Job, event: dict) -> None:
+        with self._lock:
+            job.progress = {k: v for k, v in event.items() if k != "record"} | (
+                {"last": event["record"]} if "record" in event else {"last": job.progress.get("last")})
+            job.run_dir = event.get("run", job.run_dir)
+
+    def _work(self) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+                with self._lock:
+                    if not any(j.status == "queued" for j in self._jobs.values()):
+                        self._worker = None
+                        return
+                continue
+            status, message, run_dir = "finished", "", ""
+            try:
+                run_dir = str(train(job.config, lambda e, j=job: self._update(j, e), job.stop))
+            except Stopped as e:
+                status, message = "stopped", str(e)
+            except ExplorerError as e:
+                status, message = "failed", str(e)
+            except Exception as e:  # noqa: BLE001 - a bug must not kill the worker; show it
+                status, message = "failed", f"{e.__class__.__name__}: {e}\n{traceback.format_exc(limit=3)}"
+            with self._lock:
+                job.status, job.message, job.finished = status, message, time.time()
+                job.run_dir = run_dir or job.run_dir

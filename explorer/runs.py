@@ -1,0 +1,158 @@
+"""Reading training runs: the run store's folders, TensorBoard logs and CSV curves from elsewhere.
+
+Curves are long pandas tables with columns ``run``, ``metric``, ``step``, ``epoch``, ``wall``
+(seconds since the run's start) and ``value``, whatever their source.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from explorer.errors import ExplorerError
+from explorer.settings import cache_dir
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the runs table shows of one run folder."""
+
+    path: Path
+    task: str
+    model: str
+    status: str
+    message: str
+    epoch: int
+    epochs: int
+    best_metric: str
+    best: float | None
+    seconds: float
+    device: str
+    has_best: bool
+
+
+def runs_root() -> Path:
+    return cache_dir("runs")
+
+
+def read_run(path: Path) -> RunInfo | None:
+    """A run folder's summary, or None when ``path`` is not a run."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        status = json.loads((path / "status.json").read_text())
+    except (OSError, ValueError):
+        status = {}
+    settings = config.get("settings", {})
+    epochs = [r for r in read_metrics(path) if r.get("kind") == "epoch"]
+    best = status.get("best")
+    return RunInfo(path=path, task=settings.get("task", "?"), model=settings.get("model", "?"),
+                   status=status.get("status", "unknown"), message=status.get("message", ""),
+                   epoch=int(status.get("epoch", len(epochs))), epochs=int(settings.get("epochs") or 0),
+                   best_metric=status.get("metric", ""), best=best if best is not None and best >= 0 else None,
+                   seconds=float(epochs[-1]["elapsed"]) if epochs else 0.0, device=config.get("device", ""),
+                   has_best=(path / "best.pt").is_file())
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    """Every run under ``root`` (default: the cache's runs folder), newest first."""
+    root = root or runs_root()
+    found = [read_run(p) for p in sorted(root.iterdir(), reverse=True) if p.is_dir()] if root.is_dir() else []
+    return [r for r in found if r is not None]
+
+
+def trained_checkpoints(task: str, root: Path | None = None) -> list[RunInfo]:
+    """Runs of a task with a best.pt: what the model pickers offer."""
+    return [r for r in list_runs(root) if r.task == task and r.has_best]
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The lines of a run's metrics.jsonl (a torn last line, as after a kill, is skipped)."""
+    out = []
+    try:
+        text = (path / "metrics.jsonl").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def run_curves(path: Path, name: str | None = None):
+    """A run's curves (per-step train loss, per-epoch metrics) as a long table."""
+    import pandas as pd
+
+    rows = read_metrics(path)
+    if not rows:
+        return pd.DataFrame(columns=["run", "metric", "step", "epoch", "wall", "value"])
+    t0 = min(r.get("time", 0) for r in rows)
+    records = []
+    for r in rows:
+        metrics = ["train_loss"] if r.get("kind") == "step" else [k for k in r if k.startswith(("train_", "val_"))]
+        for m in metrics:
+            label = "train_loss_step" if r.get("kind") == "step" else m
+            records.append({"run": name or path.name, "metric": label, "step": r["step"], "epoch": r["epoch"],
+                            "wall": r.get("time", t0) - t0, "value": r[m]})
+    return pd.DataFrame.from_records(records)
+
+
+def import_tensorboard(logdir: str | Path, name: str | None = None):
+    """Scalar curves of a TensorBoard log folder (event files inside it or its subfolders)."""
+    import pandas as pd
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logdir = Path(logdir).expanduser()
+    files = sorted(logdir.rglob("events.out.tfevents.*")) if logdir.is_dir() else []
+    if not files:
+        raise ExplorerError(f"{logdir}: no TensorBoard event files inside")
+    records = []
+    for folder in sorted({f.parent for f in files}):
+        acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags().get("scalars", []):
+            events = acc.Scalars(tag)
+            t0 = events[0].wall_time if events else 0
+            label = tag if folder == logdir else f"{folder.relative_to(logdir)}/{tag}"
+            records += [{"run": name or logdir.name, "metric": label, "step": e.step, "epoch": np.nan,
+                         "wall": e.wall_time - t0, "value": e.value} for e in events]
+    if not records:
+        raise ExplorerError(f"{logdir}: the event files hold no scalars")
+    return pd.DataFrame.from_records(records)
+
+
+def import_csv(path: str | Path, name: str | None = None):
+    """Curves from a CSV: a ``step`` (or ``epoch``) column and one column per metric, or a long
+    table with ``metric`` and ``value`` columns."""
+    import pandas as pd
+
+    path = Path(path).expanduser()
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise ExplorerError(f"{path}: not a readable CSV ({e})") from None
+    cols = {c.lower(): c for c in df.columns}
+    x = cols.get("step") or cols.get("epoch")
+    if x is None:
+        raise ExplorerError(f"{path}: needs a 'step' or 'epoch' column")
+    ids = [x] + ([cols["epoch"]] if "epoch" in cols and cols["epoch"] != x else [])
+    if "metric" in cols and "value" in cols:
+        long = df.rename(columns={cols["metric"]: "metric", cols["value"]: "value"})
+    else:
+        metrics = [c for c in df.columns if c not in ids and pd.api.types.is_numeric_dtype(df[c])]
+        if not metrics:
+            raise ExplorerError(f"{path}: no numeric metric columns")
+        long = df.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
+    long = long.rename(columns={x: "step", **({ids[1]: "epoch"} if len(ids) > 1 else {})})
+    if "epoch" not in long:
+        long["epoch"] = long["step"] if x == cols.get("epoch") else np.nan
+    long["run"] = name or path.stem
+    long["wall"] = np.nan
+    return long[["run", "metric", "step", "epoch", "wall", "value"]].dropna(subset=["value"])
