@@ -197,11 +197,25 @@ def model_picker(task: str, key: str, annotations: str):
     sessions (``st.cache_resource``).
     """
     from explorer.models import SMP_ENCODERS, UNTRAINED, choose_device, get_spec, list_models
+    from explorer.runs import trained_checkpoints
 
+    trained = {f"run: {r.path.name}": r for r in trained_checkpoints(task)}
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-    name = c1.selectbox("Model", list_models(task), key=f"{key}_model",
-                        format_func=lambda n: n, help="; ".join(f"{n}: {get_spec(n).description}"
-                                                             for n in list_models(task)))
+    name = c1.selectbox("Model", list_models(task) + list(trained), key=f"{key}_model",
+                        help="Registry models, then the best checkpoints of finished training runs. "
+                             + "; ".join(f"{n}: {get_spec(n).description}" for n in list_models(task)))
+    device = c4.selectbox("Device", ["auto", "cpu", "cuda"], key=f"{key}_device")
+    if name in trained:
+        run = trained[name]
+        c2.markdown(f"**{run.model}** trained here, best {run.best_metric} "
+                    f"{run.best if run.best is not None else float('nan'):.3f}")
+        try:
+            model = _model(run.model, str(run.path), choose_device(device), "", "")
+        except ExplorerError as e:
+            st.warning(f"{e}")
+            return None
+        st.caption(f"{model.display_name} on {model.device}")
+        return model
     choice = c2.radio("Weights", WEIGHT_CHOICES, key=f"{key}_weights", horizontal=True,
                       help="Published: torchvision's files (downloaded once, or put in place by hand). "
                            "Untrained: random weights, only to try the page. File: a state_dict, checkpoint "
@@ -212,7 +226,6 @@ def model_picker(task: str, key: str, annotations: str):
         upload = st.file_uploader("…or upload a weights file (.pth / .pt)", type=["pth", "pt"], key=f"{key}_upload")
         if upload is not None:
             path = str(_save_upload(upload.getvalue(), upload.name))
-    device = c4.selectbox("Device", ["auto", "cpu", "cuda"], key=f"{key}_device")
     encoder = ""
     if name.startswith("smp-"):
         encoder = st.selectbox("Encoder", SMP_ENCODERS, index=1, key=f"{key}_encoder")

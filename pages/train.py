@@ -77,13 +77,14 @@ def live() -> None:
                      hide_index=True, key="t_runs")
     else:
         st.info("No runs yet: start one above.")
-    if active and st.session_state.get("t_watch"):
-        chart(st.session_state["t_watch"])
+    running = [j for j in active if j.status == "running" and j.run_dir]
+    if running:
+        chart([running[0].run_dir], "tl", imported=False)
 
 
-def chart(chosen: list[str]) -> None:
+def chart(chosen: list[str], key: str = "t", imported: bool = True) -> None:
     frames = [runs.run_curves(runs.runs_root() / name) for name in chosen]
-    frames += list(st.session_state.get("t_imported", {}).values())
+    frames += list(st.session_state.get("t_imported", {}).values()) if imported else []
     curves = pd.concat(frames) if frames else pd.DataFrame()
     if curves.empty:
         st.info("No curves yet.")
@@ -91,17 +92,20 @@ def chart(chosen: list[str]) -> None:
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     metrics = sorted(curves["metric"].unique())
     default = next((m for m in ("val_acc", "val_miou", "train_loss") if m in metrics), metrics[0])
-    metric = c1.selectbox("Metric", metrics, index=metrics.index(default), key="t_metric")
-    x = c2.radio("x axis", ["step", "epoch", "wall"], horizontal=True, key="t_x")
-    smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.6, key="t_smooth")
-    log = c4.toggle("Log y", key="t_log")
-    st.plotly_chart(charts.training_curves(curves, metric, x, smoothing, log), key="t_curves")
+    metric = c1.selectbox("Metric", metrics, index=metrics.index(default), key=f"{key}_metric")
+    x = c2.radio("x axis", ["step", "epoch", "wall"], horizontal=True, key=f"{key}_x")
+    smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.6, key=f"{key}_smooth")
+    log = c4.toggle("Log y", key=f"{key}_log")
+    st.plotly_chart(charts.training_curves(curves, metric, x, smoothing, log), key=f"{key}_curves")
 
 
 live()
 st.subheader("Curves")
 names = [r.path.name for r in runs.list_runs()]
-watch = st.multiselect("Runs", names, default=names[:3], key="t_watch")
+if not st.session_state.get("t_watch") and names:  # show the newest runs until the user picks
+    st.session_state["t_watch"] = names[:3]
+st.session_state["t_watch"] = [n for n in st.session_state.get("t_watch", []) if n in names]
+watch = st.multiselect("Runs", names, key="t_watch")
 chart(watch)
 
 with st.expander("Import curves trained elsewhere (TensorBoard log folder or CSV)"):

@@ -194,3 +194,41 @@ def test_segment_page_with_an_untrained_model(sample_root):
     assert len(at.get("plotly_chart")) == 3  # this image's IoU, the confusion matrix, IoU per class
     at.selectbox(key="s_model").set_value("smp-deeplabv3").run()
     assert not at.exception and any("smp-deeplabv3 is UNTRAINED" in e for e in texts(at.error))
+
+
+def test_train_page_runs_a_tiny_job_to_the_end(monkeypatch, sample_root, tmp_path):
+    import json
+    import time
+
+    from explorer import ui
+
+    doc = json.loads((sample_root / "annotations" / "instances_val2017.json").read_text())
+    doc["images"] = doc["images"][:16]
+    keep = {im["id"] for im in doc["images"]}
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
+    (tmp_path / "tiny.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("EXPLORER_COCO", str(tmp_path / "tiny.json"))
+    monkeypatch.setenv("EXPLORER_IMAGES", str(sample_root / "val2017"))
+    at = run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and texts(at.title) == ["Train"]
+    assert any("seeded 20%" in c for c in texts(at.caption))
+    at.selectbox(key="t_task").set_value("classify")
+    at.selectbox(key="t_model").set_value("alexnet-classic")
+    at.selectbox(key="t_preset").set_value("none")
+    at.number_input(key="t_epochs").set_value(2)
+    next(b for b in at.button if b.label.startswith("Start")).click().run()
+    assert not at.exception
+    queue = ui.job_queue()
+    deadline = time.time() + 240
+    while queue.busy() and time.time() < deadline:
+        time.sleep(1)
+        at.run()  # the page stays responsive while the worker trains
+        assert not at.exception
+    job = queue.snapshot()[0]
+    assert job.status == "finished", job.message
+    at.run()
+    table = at.dataframe[0].value  # the runs table
+    assert table.iloc[0]["status"] == "finished" and table.iloc[0]["model"] == "alexnet-classic"
+    assert table.iloc[0]["epoch"] == "2/2"
+    assert len(at.get("plotly_chart")) >= 1  # the curves

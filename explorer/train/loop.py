@@ -25,14 +25,14 @@ from explorer.errors import ExplorerError
 # Recipes measured on the embedded sample with two CPU cores (docs/BENCHMARKS.md).
 PRESETS: dict[str, dict[str, dict]] = {
     "quick": {
-        "alexnet-classic": {"epochs": 9, "batch_size": 64, "lr": 3e-4, "image_size": 227, "time_budget": 255},
-        "alexnet": {"epochs": 6, "batch_size": 64, "lr": 3e-4, "image_size": 224, "time_budget": 255},
-        "smp-deeplabv3": {"epochs": 28, "batch_size": 16, "lr": 2e-3, "image_size": 128, "encoder": "resnet18",
-                          "time_budget": 540},
-        "smp-deeplabv3plus": {"epochs": 28, "batch_size": 16, "lr": 2e-3, "image_size": 128,
-                              "encoder": "resnet18", "time_budget": 540},
-        "deeplabv3-mobilenet-v3-large": {"epochs": 20, "batch_size": 16, "lr": 1e-3, "image_size": 160,
-                                         "time_budget": 540},
+        "alexnet-classic": {"epochs": 8, "batch_size": 64, "lr": 3e-4, "image_size": 227, "time_budget": 230},
+        "alexnet": {"epochs": 6, "batch_size": 64, "lr": 3e-4, "image_size": 224, "time_budget": 230},
+        "smp-deeplabv3": {"epochs": 20, "batch_size": 16, "lr": 2e-3, "image_size": 128, "encoder": "resnet18",
+                          "time_budget": 420},
+        "smp-deeplabv3plus": {"epochs": 20, "batch_size": 16, "lr": 2e-3, "image_size": 128,
+                              "encoder": "resnet18", "time_budget": 420},
+        "deeplabv3-mobilenet-v3-large": {"epochs": 16, "batch_size": 16, "lr": 1e-3, "image_size": 160,
+                                         "time_budget": 420},
     },
 }
 DEFAULTS = {"classify": {"epochs": 30, "batch_size": 64, "lr": 3e-4, "image_size": 227},

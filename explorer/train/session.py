@@ -146,11 +146,11 @@ class Session:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
         self.best, self.best_epoch = ckpt["best"], ckpt["best_epoch"]
-        lines = (self.run_dir / "metrics.jsonl").read_text().splitlines() \
-            if (self.run_dir / "metrics.jsonl").exists() else []
-        kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= self.step
-                and json.loads(ln).get("epoch", 0) <= self.epoch]  # drop the unfinished epoch's lines
-        (self.run_dir / "metrics.jsonl").write_text("".join(ln + "\n" for ln in kept))
+        from explorer.runs import read_metrics
+
+        kept = [r for r in read_metrics(self.run_dir)  # torn lines are skipped; the unfinished epoch dropped
+                if r["step"] <= self.step and r.get("epoch", 0) <= self.epoch]
+        (self.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     def run(self, resume: bool = False) -> None:
         from torch.utils.tensorboard import SummaryWriter

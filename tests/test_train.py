@@ -1,0 +1,180 @@
+"""Training end to end on a tiny slice of the sample: run folders, checkpoints, resume, NaN, imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from explorer import predict, runs
+from explorer.coco import open_index
+from explorer.errors import ExplorerError
+from explorer.models import load_model
+from explorer.train import Stopped, TrainConfig, train
+from explorer.train import loop as train_loop
+from explorer.train.session import Session
+from tests.helpers import ROOT
+
+
+def subset(src, out, n):
+    doc = json.loads(src.read_text())
+    doc["images"] = doc["images"][:n]
+    keep = {im["id"] for im in doc["images"]}
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
+    out.write_text(json.dumps(doc))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_data(sample_root, tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    ann = sample_root / "annotations"
+    return {"coco": str(subset(ann / "instances_train2017.json", d / "train.json", 24)),
+            "images": str(sample_root / "train2017"),
+            "val_coco": str(subset(ann / "instances_val2017.json", d / "val.json", 12)),
+            "val_images": str(sample_root / "val2017")}
+
+
+def cli_train(tiny_data, out, *extra):
+    args = [sys.executable, "-m", "explorer", "train", "--coco", tiny_data["coco"], "--images", tiny_data["images"],
+            "--val-coco", tiny_data["val_coco"], "--val-images", tiny_data["val_images"], "--device", "cpu",
+            "--out", str(out), "--quiet", *extra]
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def epoch_lines(run):
+    return [r for r in runs.read_metrics(run) if r["kind"] == "epoch"]
+
+
+def check_run_folder(run, metric):
+    for name in ("config.json", "metrics.jsonl", "best.pt", "last.pt", "status.json"):
+        assert (run / name).is_file(), name
+    assert list(run.glob("events.out.tfevents.*")), "TensorBoard events"
+    config = json.loads((run / "config.json").read_text())
+    assert config["dataset"]["train_fingerprint"] and config["versions"]["torch"] and config["device"] == "cpu"
+    epochs = epoch_lines(run)
+    assert [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
+    for e in epochs:
+        for key in ("epoch", "step", "train_loss", "val_loss", metric, "lr", "seconds", "images_per_s"):
+            assert key in e and np.isfinite(e[key]), key
+    steps = [r["step"] for r in runs.read_metrics(run) if r["kind"] == "step"]
+    assert steps == list(range(1, len(steps) + 1))
+    assert json.loads((run / "status.json").read_text())["status"] == "finished"
+    return config
+
+
+def test_classify_run_end_to_end(tiny_data, tmp_path):
+    run = tmp_path / "cls"
+    r = cli_train(tiny_data, run, "--task", "classify", "--model", "alexnet-classic", "--epochs", "2",
+                  "--batch-size", "16")
+    assert r.returncode == 0, r.stderr
+    assert "best val_acc" in r.stdout
+    config = check_run_folder(run, "val_acc")
+    index = open_index(tiny_data["val_coco"])
+    assert config["class_names"] == [c["name"] for c in index.categories]
+    model = load_model(str(run))  # the registry rebuilds it from the run folder
+    assert model.name == "alexnet-classic" and model.class_names == config["class_names"] and not model.untrained
+    table = predict.classification_table(model, index, ROOT / tiny_data["val_images"], True, [0, 1], workers=0)
+    assert len(table) and table["mapped_category"].isin(config["class_names"]).all()
+
+
+def test_segment_run_end_to_end(tiny_data, tmp_path):
+    run = tmp_path / "seg"
+    r = cli_train(tiny_data, run, "--task", "segment", "--model", "smp-deeplabv3", "--encoder", "resnet18",
+                  "--epochs", "2", "--batch-size", "4", "--image-size", "64", "--dice")
+    assert r.returncode == 0, r.stderr
+    check_run_folder(run, "val_miou")
+    assert all(0 <= e["val_pixel_acc"] <= 1 for e in epoch_lines(run))
+    model = load_model(str(run / "best.pt"))
+    assert model.class_names[0] == "background" and model.preprocess.square and model.preprocess.resize == 64
+    index = open_index(tiny_data["val_coco"])
+    ev = predict.evaluate_segmentation(model, index, ROOT / tiny_data["val_images"], [0, 1], workers=0)
+    assert ev["labels"] == "coco" and ev["images"] == 2 and 0 <= ev["pixel_acc"] <= 1
+
+
+def config(tiny_data, out, **kw):
+    return TrainConfig(task="classify", model="alexnet-classic", out=str(out), device="cpu", batch_size=16,
+                       workers=0, **{**tiny_data, **kw})
+
+
+def test_resume_after_a_stop_and_a_kill_gives_an_unbroken_history(tiny_data, tmp_path):
+    run = tmp_path / "r"
+    stop = threading.Event()
+
+    def stop_after_first_epoch(event):
+        if event["phase"] == "epoch" and event["epoch"] == 1:
+            stop.set()
+    with pytest.raises(Stopped):
+        train(config(tiny_data, run, epochs=3), stop_after_first_epoch, stop)
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+    assert [e["epoch"] for e in epoch_lines(run)] == [1]
+    with open(run / "metrics.jsonl", "a") as f:  # what a kill mid-epoch leaves: steps past last.pt, a torn line
+        f.write(json.dumps({"kind": "step", "epoch": 1.5, "step": 999, "train_loss": 1.0, "lr": 0.1}) + "\n")
+        f.write('{"kind": "step", "ep')
+    train(config(tiny_data, run), resume=str(run))
+    assert [e["epoch"] for e in epoch_lines(run)] == [1, 2, 3]
+    steps = [r["step"] for r in runs.read_metrics(run) if r["kind"] == "step"]
+    assert steps == list(range(1, len(steps) + 1)) and 999 not in steps
+    assert json.loads((run / "status.json").read_text())["status"] == "finished"
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
+    real = Session._train_step
+
+    def poisoned(self, *a):
+        return float("nan") if self.epoch >= 1 else real(self, *a)
+    monkeypatch.setattr(Session, "_train_step", poisoned)
+    run = tmp_path / "nan"
+    with pytest.raises(ExplorerError, match=r"the loss became nan at epoch 2.*last.pt holds the last good epoch \(1\)"):
+        train(config(tiny_data, run, epochs=3))
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
+    assert json.loads((run / "status.json").read_text())["status"] == "failed"
+
+
+def test_atomic_checkpoint_writing(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    train_loop.atomic_save({"x": torch.ones(3)}, path)
+
+    def broken(obj, f, *a, **k):
+        open(f, "wb").write(b"half a file")
+        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(OSError):
+        train_loop.atomic_save({"x": torch.zeros(3)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(3))  # the old one, whole
+
+
+def test_bad_settings():
+    with pytest.raises(ExplorerError, match="cannot be trained for classify"):
+        TrainConfig(task="classify", coco="a", images="b", model="smp-deeplabv3").resolved()
+    with pytest.raises(ExplorerError, match="unknown preset"):
+        TrainConfig(task="segment", coco="a", images="b", model="smp-deeplabv3", preset="slow").resolved()
+    cfg = TrainConfig(task="segment", coco="a", images="b", model="smp-deeplabv3", preset="quick", epochs=3).resolved()
+    assert cfg.epochs == 3 and cfg.image_size == 128 and cfg.encoder == "resnet18"  # explicit beats preset
+
+
+def test_import_tensorboard_and_csv(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    w = SummaryWriter(str(tmp_path / "tb"))
+    for step in range(5):
+        w.add_scalar("loss", 1.0 / (step + 1), step)
+    w.close()
+    curves = runs.import_tensorboard(tmp_path / "tb")
+    assert curves["metric"].unique().tolist() == ["loss"] and curves["value"].tolist() == pytest.approx(
+        [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    (tmp_path / "wide.csv").write_text("epoch,val_acc,train_loss\n1,0.5,2.0\n2,0.7,1.0\n")
+    wide = runs.import_csv(tmp_path / "wide.csv")
+    assert set(wide["metric"]) == {"val_acc", "train_loss"} and len(wide) == 4
+    (tmp_path / "long.csv").write_text("step,metric,value\n10,loss,3\n20,loss,2\n")
+    assert runs.import_csv(tmp_path / "long.csv")["value"].tolist() == [3, 2]
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ExplorerError, match="needs a 'step' or 'epoch' column"):
+        runs.import_csv(tmp_path / "bad.csv")
+    with pytest.raises(ExplorerError, match="no TensorBoard event files"):
+        runs.import_tensorboard(tmp_path / "nothing")
