@@ -16,5 +16,7 @@ with ui.app_frame():
         st.Page(PAGES / "distributions.py", title="Distributions", icon=":material/bar_chart:"),
         st.Page(PAGES / "classify.py", title="Classify", icon=":material/label:"),
         st.Page(PAGES / "segment.py", title="Segment", icon=":material/brush:"),
+        st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
         st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
+        st.Page(PAGES / "anatomy.py", title="Anatomy", icon=":material/neurology:"),
     ]).run()

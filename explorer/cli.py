@@ -183,6 +183,64 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from explorer import compare
+    from explorer.coco import open_index
+    from explorer.coco.export import select_image_rows
+    from explorer.models import choose_device, load_model
+
+    index = open_index(args.coco)
+    images = Path(args.images)
+    if not images.is_dir():
+        raise ExplorerError(f"{images}: image folder not found")
+    device = choose_device(args.device)
+    classifier = load_model(args.classifier, args.classifier_weights, device, dataset_categories=index.categories)
+    segmenter = load_model(args.segmenter, args.segmenter_weights, device, dataset_categories=index.categories)
+    for m, role in ((classifier, "classifier"), (segmenter, "segmenter")):
+        want = "classify" if role == "classifier" else "segment"
+        if m.task != want:
+            raise ExplorerError(f"--{role} {m.name}: a {m.task} model, not a {role}")
+        if m.untrained:
+            print(f"warning: the {role} is UNTRAINED (random weights)", file=sys.stderr)
+    rows = select_image_rows(index, args.image_ids)
+    report = compare.compare(classifier, segmenter, index, images, rows, progress=_progress("compare", args.quiet),
+                             workers=args.workers)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report))
+    s = report["summary"]
+    print(f"{s['objects']} objects: both right {s['both_right']}, only classifier {s['only_classifier_right']}, "
+          f"only segmenter {s['only_segmenter_right']}, both wrong {s['both_wrong']}, not comparable "
+          f"{s['not_comparable']} -> {out}")
+    return 0
+
+
+def _cmd_anatomy(args: argparse.Namespace) -> int:
+    from explorer import anatomy
+    from explorer.models import get_spec, load_model
+    from explorer.models.registry import SPECS
+
+    size = args.input.lower().split("x")
+    try:
+        h, w = int(size[0]), int(size[-1])
+    except ValueError:
+        raise ExplorerError(f"--input {args.input!r}: give H or HxW, e.g. 227 or 520x693") from None
+    if args.model in SPECS:
+        spec = get_spec(args.model)
+        classes = None if spec.label_space != "dataset" else (1000 if spec.task == "classify" else 21)
+        from explorer.models import create_model
+
+        model = create_model(args.model, num_classes=classes, encoder=args.encoder or "resnet34")
+        label = "architecture only (random weights: the table does not depend on them)"
+    else:
+        loaded = load_model(args.model, device="cpu")
+        model, label = loaded.module, loaded.display_name
+    rows = anatomy.layer_table(model, h, w)
+    print(f"{args.model} at {h}x{w}: {label}")
+    print(anatomy.format_table(rows))
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     from explorer.models.device import DEVICES
 
@@ -262,6 +320,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last.pt")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("compare", help="classifier versus segmenter versus ground truth, per object and image")
+    p.add_argument("--coco", required=True)
+    p.add_argument("--images", required=True)
+    p.add_argument("--classifier", required=True, help="a registry name or a training run folder")
+    p.add_argument("--segmenter", required=True, help="a registry name or a training run folder")
+    p.add_argument("--classifier-weights", help="weights file, or 'untrained' (default: published / the run's)")
+    p.add_argument("--segmenter-weights", help="weights file, or 'untrained' (default: published / the run's)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--image-ids", type=int, nargs="+")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", required=True, help="report JSON")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("anatomy", help="the model's layer table (darknet style), parameters and MACs")
+    p.add_argument("model", help="a registry name or a training run folder")
+    p.add_argument("--input", default="224", help="input size, H or HxW (default 224)")
+    p.add_argument("--encoder", help="smp encoder")
+    p.set_defaults(func=_cmd_anatomy)
     return parser
 
 

@@ -232,3 +232,48 @@ def test_train_page_runs_a_tiny_job_to_the_end(monkeypatch, sample_root, tmp_pat
     assert table.iloc[0]["status"] == "finished" and table.iloc[0]["model"] == "alexnet-classic"
     assert table.iloc[0]["epoch"] == "2/2"
     assert len(at.get("plotly_chart")) >= 1  # the curves
+
+
+def test_compare_page_with_two_tiny_trained_checkpoints(sample_root):
+    from explorer import runs
+    from explorer.train import TrainConfig, train
+
+    ann = sample_root / "annotations"
+    common = {"coco": str(ann / "instances_val2017.json"), "images": str(sample_root / "val2017"), "epochs": 1,
+              "device": "cpu", "workers": 0}
+    train(TrainConfig(task="classify", model="alexnet-classic", batch_size=32, out=str(runs.runs_root() / "t-cls"),
+                      **common))
+    train(TrainConfig(task="segment", model="smp-deeplabv3", encoder="resnet18", image_size=64, batch_size=8,
+                      out=str(runs.runs_root() / "t-seg"), **common))
+    at = run({"q": "200015"})  # a Browse filter of one image
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    at.selectbox(key="k1_model").set_value("run: t-cls").run()
+    at.selectbox(key="k2_model").set_value("run: t-seg").run()
+    assert not at.exception and not at.warning
+    at.button(key="k_run").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value  # the 2x2 agreement table
+    index = open_index(ann / "instances_val2017.json")
+    row = index.image_row(200015)
+    n = sum(not index.annotations["iscrowd"][a] for a in index.annotation_rows(row))
+    assert int(table.to_numpy().sum()) == n  # every object of the image, all comparable
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_anatomy_page_on_the_sample(sample_root):
+    at = run({"image_id": "200015"})
+    at.switch_page("pages/anatomy.py").run()
+    assert not at.exception
+    at.radio(key="a_weights").set_value("Untrained").run()  # alexnet: no published weights here
+    assert not at.exception and any("UNTRAINED" in e for e in texts(at.error))
+    assert len(at.dataframe[0].value) == 21  # torchvision AlexNet: 5 conv, 3 max, avg, 2x(dropout, fc), fc, softmax
+    at.selectbox(key="a_model").set_value("alexnet-classic").run()
+    assert not at.exception and len(at.dataframe[0].value) == 14
+    at.selectbox(key="a_layer").set_value(at.selectbox(key="a_layer").options[3]).run()
+    at.slider(key="a_channel").set_value(5).run()
+    assert not at.exception
+    at.radio(key="a_task").set_value("segment").run()
+    at.selectbox(key="a_model").set_value("deeplabv3-mobilenet-v3-large").run()
+    at.radio(key="a_weights").set_value("Untrained").run()
+    assert not at.exception and at.selectbox(key="a_class") is not None
