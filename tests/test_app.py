@@ -267,7 +267,7 @@ def test_anatomy_page_on_the_sample(sample_root):
     assert not at.exception
     at.radio(key="a_weights").set_value("Untrained").run()  # alexnet: no published weights here
     assert not at.exception and any("UNTRAINED" in e for e in texts(at.error))
-    assert len(at.dataframe[0].value) == 21  # torchvision AlexNet: 5 conv, 3 max, avg, 2x(dropout, fc), fc, softmax
+    assert len(at.dataframe[0].value) == 15  # torchvision AlexNet: 5 conv, 3 max, avg, 2 x (dropout, fc), fc, softmax
     at.selectbox(key="a_model").set_value("alexnet-classic").run()
     assert not at.exception and len(at.dataframe[0].value) == 14
     at.selectbox(key="a_layer").set_value(at.selectbox(key="a_layer").options[3]).run()
