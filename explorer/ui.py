@@ -248,6 +248,16 @@ def model_picker(task: str, key: str, annotations: str):
     return model
 
 
+def model_page(title: str, task: str, key: str):
+    """The head of a model page: dataset, title, model picker; stops the page without a model."""
+    source, index = page_dataset()
+    st.title(title)
+    model = model_picker(task, key, source.annotations)
+    if model is None:
+        st.stop()
+    return source, index, model
+
+
 def chosen_image(index: CocoIndex, key: str) -> int | None:
     """The image a model page works on: ``?image_id=`` (links from Browse), else the one open in
     Browse, else the first image; kept in the URL."""
@@ -270,15 +280,17 @@ def run_with_progress(label: str, fn, *args, **kwargs):
     """Run ``fn(*args, progress=..., **kwargs)`` with an ``st.progress`` bar (in the script thread)
     and a Stop button: a click reruns the page, which ends this run; finished predictions stay
     cached, so running again resumes."""
-    st.button("Stop", key=f"stop_{label}", help="Stops the run; what is done stays cached")
-    bar = st.progress(0.0, text=label)
+    box = st.empty()
+    with box.container():
+        st.button("Stop", key=f"stop_{label}", help="Stops the run; what is done stays cached")
+        bar = st.progress(0.0, text=label)
 
     def progress(done: int, total: int) -> None:
         bar.progress(done / max(total, 1), text=f"{label}: {done:,} of {total:,}")
     try:
         return fn(*args, progress=progress, **kwargs)
     finally:
-        bar.empty()
+        box.empty()
 
 
 # ---------------------------------------------------------------------------- training

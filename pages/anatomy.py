@@ -44,8 +44,9 @@ fig = go.Figure()
 fig.add_scatter(x=[i for i, _ in maps], y=[r.out_shape[1] * r.out_shape[2] for _, r in maps], name="H x W (pixels)")
 fig.add_scatter(x=[i for i, _ in maps], y=[r.out_shape[0] for _, r in maps], name="channels", yaxis="y2")
 fig.update_layout(title="Feature-map size shrinks while channels grow", xaxis_title="layer",
-                  yaxis={"title": "H x W", "type": "log"},
-                  yaxis2={"title": "channels", "overlaying": "y", "side": "right"},
+                  yaxis={"title": "H x W", "type": "log", "dtick": 1},
+                  yaxis2={"title": "channels", "overlaying": "y", "side": "right", "type": "linear",
+                          "rangemode": "tozero", "showgrid": False, "tickmode": "linear", "dtick": 64},
                   template="plotly_white", margin={"l": 10, "r": 10, "t": 40, "b": 10})
 st.plotly_chart(fig, key="a_sizes")
 

@@ -11,11 +11,7 @@ from explorer.coco.images import load_rgb, resolve_image_path
 from explorer.errors import ExplorerError
 from explorer.labels import dataset_label_map
 
-source, index = ui.page_dataset()
-st.title("Classify")
-model = ui.model_picker("classify", "c", source.annotations)
-if model is None:
-    st.stop()
+source, index, model = ui.model_page("Classify", "classify", "c")
 images = source.images_dir
 mapping = dataset_label_map(model.label_space, model.class_names, index.categories)
 names = {c["id"]: c["name"] for c in index.categories}

@@ -32,7 +32,7 @@ if st.session_state.get("k_report", (None,))[0] != key:
 report = st.session_state["k_report"][1]
 s = report["summary"]
 
-c1, c2 = st.columns([1, 2])
+c1, c2 = st.columns([1.3, 2])
 c1.dataframe(pd.DataFrame([[s["both_right"], s["only_segmenter_right"]], [s["only_classifier_right"], s["both_wrong"]]],
                           index=["classifier right", "classifier wrong"],
                           columns=["segmenter right", "segmenter wrong"]), key="k_2x2")

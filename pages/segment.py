@@ -8,11 +8,7 @@ from explorer.coco import masks
 from explorer.errors import ExplorerError
 from explorer.labels import dataset_label_map
 
-source, index = ui.page_dataset()
-st.title("Segment")
-model = ui.model_picker("segment", "s", source.annotations)
-if model is None:
-    st.stop()
+source, index, model = ui.model_page("Segment", "segment", "s")
 images = source.images_dir
 space, to_eval, n, names = predict.eval_space(model, index)
 
