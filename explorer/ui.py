@@ -316,3 +316,38 @@ def training_split(source: DatasetSource) -> dict:
                     "val_images": str(root / "val2017"), "label": f"{root.name}: train2017, validated on val2017"}
     return {"coco": source.annotations, "images": source.images,
             "label": f"{source.label} with a seeded 20% of its images held out for validation"}
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def crop_data_url(annotations: str, images: str, annotation_id: int, side: int = 48) -> str:
+    """An object's crop as a small JPEG data URL (for ImageColumn cells), keyed by dataset and id."""
+    import base64
+
+    from explorer.coco.images import load_rgb, resolve_image_path
+    from explorer.infer import crop_box
+
+    index = get_index(annotations)
+    a = int(np.flatnonzero(index.annotations["id"] == annotation_id)[0])
+    r = int(index.annotations["image_row"][a])
+    w, h = int(index.images["width"][r]), int(index.images["height"][r])
+    try:
+        rgb = load_rgb(resolve_image_path(images, str(index.images["file_name"][r])), (w, h))
+    except ExplorerError:
+        return ""
+    x0, y0, x1, y1 = crop_box(tuple(index.annotations["bbox"][a]), w, h)
+    data = render.encode_jpeg(render.letterbox(rgb[y0:y1, x0:x1], side, side), 80)
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+@st.cache_data(show_spinner=False)
+def label_space_tables():
+    """The VOC -> COCO map and, per COCO category, how many ImageNet classes map to it."""
+    import pandas as pd
+
+    from explorer.labels import VOC_COCO_IDS, VOC_COCO_NAMES, VOC_NAMES, imagenet_to_coco
+
+    voc = pd.DataFrame({"VOC label": list(range(1, 21)), "VOC name": VOC_NAMES[1:], "COCO id": VOC_COCO_IDS,
+                        "COCO name": VOC_COCO_NAMES})
+    counts = pd.Series(list(imagenet_to_coco().values())).value_counts()
+    imagenet = pd.DataFrame({"COCO name": counts.index, "ImageNet classes": counts.values})
+    return voc, imagenet

@@ -48,10 +48,14 @@ objects = pd.DataFrame(report["objects"])
 dis = objects[objects["outcome"].isin(["only_classifier_right", "only_segmenter_right"])]
 order = st.radio("Sort by", ["classifier confidence", "object size"], horizontal=True, key="k_sort")
 dis = dis.sort_values("classifier_prob" if order == "classifier confidence" else "area", ascending=False)
-st.caption(f"{len(dis):,} objects where exactly one model is right")
-picked = st.dataframe(dis[["annotation_id", "image_id", "true_category", "classifier_category", "classifier_prob",
-                           "segmenter_category", "segmenter_coverage", "size", "outcome"]],
-                      hide_index=True, on_select="rerun", selection_mode="single-row", key="k_dis")
+st.caption(f"{len(dis):,} objects where exactly one model is right (the first 200 with thumbnails); "
+           "choose a row to see it")
+dis = dis.head(200).copy()
+dis.insert(0, "object", [ui.crop_data_url(source.annotations, source.images, int(a)) for a in dis["annotation_id"]])
+picked = st.dataframe(dis[["object", "annotation_id", "image_id", "true_category", "classifier_category",
+                           "classifier_prob", "segmenter_category", "segmenter_coverage", "size", "outcome"]],
+                      hide_index=True, on_select="rerun", selection_mode="single-row", key="k_dis", row_height=56,
+                      column_config={"object": st.column_config.ImageColumn("object", width="small")})
 sel = picked.selection.rows if picked else []
 if sel:
     o = dis.iloc[sel[0]]
@@ -70,5 +74,11 @@ if sel:
 
 with st.expander("Label spaces: which categories each model can name"):
     st.dataframe(pd.DataFrame(report["coverage"]), hide_index=True, key="k_cov")
+    voc, imagenet = ui.label_space_tables()
+    a, b = st.columns(2)
+    a.markdown("**Pascal VOC-21 → COCO** (DeepLabV3's published labels)")
+    a.dataframe(voc, hide_index=True, key="k_voc")
+    b.markdown("**ImageNet-1k → COCO** (AlexNet's published labels): classes per COCO category")
+    b.dataframe(imagenet, hide_index=True, key="k_imagenet")
     st.caption("ImageNet-1k → COCO and VOC-21 → COCO maps live in explorer/labels.py and "
                "explorer/data/imagenet_to_coco.json (e.g. every dog breed → dog; ImageNet's 'kite' is a bird).")

@@ -91,8 +91,8 @@ def chart(chosen: list[str], key: str = "t", imported: bool = True) -> None:
         return
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     metrics = sorted(curves["metric"].unique())
-    default = next((m for m in ("val_acc", "val_miou", "train_loss") if m in metrics), metrics[0])
-    metric = c1.selectbox("Metric", metrics, index=metrics.index(default), key=f"{key}_metric")
+    default = [m for m in ("train_loss", "val_loss") if m in metrics] or metrics[:1]
+    metric = c1.multiselect("Metrics (train solid, val dashed)", metrics, default=default, key=f"{key}_metric")
     x = c2.radio("x axis", ["step", "epoch", "wall"], horizontal=True, key=f"{key}_x")
     smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.6, key=f"{key}_smooth")
     log = c4.toggle("Log y", key=f"{key}_log")

@@ -55,7 +55,7 @@ def test_torchvision_alexnet_totals():
 
 
 @pytest.mark.parametrize("name, params", [("deeplabv3-mobilenet-v3-large", 11_029_328),
-                                          ("deeplabv3-resnet50", 42_004_074)])
+                                          ("deeplabv3-resnet50", 42_004_074), ("deeplabv3-resnet101", 60_996_202)])
 def test_deeplabv3_totals_and_shapes(name, params):
     rows = anatomy.layer_table(create_model(name), 128)
     assert sum(r.params for r in rows) == params  # torchvision's published counts (aux head included)

@@ -178,3 +178,26 @@ def test_import_tensorboard_and_csv(tmp_path):
         runs.import_csv(tmp_path / "bad.csv")
     with pytest.raises(ExplorerError, match="no TensorBoard event files"):
         runs.import_tensorboard(tmp_path / "nothing")
+
+
+def test_ctrl_c_leaves_a_resumable_run(tiny_data, tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "sigint"
+    args = [sys.executable, "-m", "explorer", "train", "--task", "classify", "--model", "alexnet-classic",
+            "--coco", tiny_data["coco"], "--images", tiny_data["images"], "--val-coco", tiny_data["val_coco"],
+            "--val-images", tiny_data["val_images"], "--device", "cpu", "--epochs", "4", "--batch-size", "16",
+            "--out", str(run), "--quiet"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run / "last.pt").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "resume" in err
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+    r = cli_train(tiny_data, run, "--task", "classify", "--model", "alexnet-classic", "--resume", str(run))
+    assert r.returncode == 0, r.stderr
+    assert [e["epoch"] for e in epoch_lines(run)] == [1, 2, 3, 4]

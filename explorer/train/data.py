@@ -142,13 +142,21 @@ def load_segmentation(index: CocoIndex, images_dir: Path, category_ids: list[int
                    [items[i][2] for i in range(len(items)) if items[i][0] is None])
 
 
-def augment_crops(x: torch.Tensor, out: int, generator: torch.Generator) -> torch.Tensor:
-    """Random crop ``out`` from a batch of uint8 squares, random flip, brightness/contrast jitter;
-    returns float in [0, 1]."""
+def augment_crops(x: torch.Tensor, out: int, generator: torch.Generator, min_scale: float = 0.7) -> torch.Tensor:
+    """Random resized crop (a square of 70-100% of the side, resized to ``out``) from a batch of
+    uint8 squares, random flip, brightness/contrast jitter; returns float in [0, 1]."""
+    import torch.nn.functional as F
+
     n, _, s, _ = x.shape
-    ox = torch.randint(0, s - out + 1, (n,), generator=generator)
-    oy = torch.randint(0, s - out + 1, (n,), generator=generator)
-    crops = torch.stack([x[i, :, oy[i]:oy[i] + out, ox[i]:ox[i] + out] for i in range(n)]).float() / 255
+    sides = (s * (min_scale + (1 - min_scale) * torch.rand(n, generator=generator))).long().clamp(min=out // 2)
+    crops = []
+    for i in range(n):
+        c = int(sides[i])
+        ox, oy = (int(torch.randint(0, s - c + 1, (1,), generator=generator)) for _ in range(2))
+        patch = x[i:i + 1, :, oy:oy + c, ox:ox + c].float()
+        crops.append(patch[0] if c == out else F.interpolate(patch, size=(out, out), mode="bilinear",
+                                                              align_corners=False, antialias=c > out)[0])
+    crops = torch.stack(crops) / 255
     flip = torch.rand(n, generator=generator) < 0.5
     crops[flip] = crops[flip].flip(-1)
     return _jitter(crops, generator)

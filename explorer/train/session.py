@@ -232,15 +232,18 @@ class Session:
 
     def _train_step(self, train_set, idx, gen, weights) -> float:
         cfg = self.cfg
+        cuda = self.device.startswith("cuda")
         if cfg.task == "classify":
-            x = data.normalise(data.augment_crops(train_set.images[idx], cfg.image_size, gen)).to(self.device)
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, train_set.targets[idx].to(self.device), weight=weights,
+            x = data.normalise(data.augment_crops(train_set.images[idx], cfg.image_size, gen))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):  # AMP on CUDA (bf16: no scaler)
+                logits = self.model(x.to(self.device, non_blocking=True))
+            loss = F.cross_entropy(logits.float(), train_set.targets[idx].to(self.device), weight=weights,
                                    label_smoothing=0.1)
         else:
             x, y = data.augment_segmentation(train_set.images[idx], train_set.targets[idx].clone(), gen)
-            out = self.model(data.normalise(x).to(self.device))
-            out = out["out"] if isinstance(out, dict) else out
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                out = self.model(data.normalise(x).to(self.device, non_blocking=True))
+            out = (out["out"] if isinstance(out, dict) else out).float()  # losses in fp32
             y = y.to(self.device)
             loss = F.cross_entropy(out, y, weight=weights, ignore_index=255)
             if cfg.dice:
