@@ -197,10 +197,6 @@ def coco_results(model: LoadedModel, index: CocoIndex, image_row: int, labels: n
     return out
 
 
-def label_space_for_eval(model: LoadedModel, labels: str | None) -> str:
-    return labels or ("voc" if model.label_space == "voc" else "coco")
-
-
 def eval_space(model: LoadedModel, index: CocoIndex, labels: str | None = None):
     """How predictions meet the truth: ``(space, to_eval, n, names)``.
 

@@ -67,12 +67,6 @@ def write_sample(root: Path | None = None, seed: int = 0, force: bool = False) -
     return root
 
 
-def sample_paths(split: str = "val2017") -> tuple[Path, Path]:
-    """(annotation file, image folder) of one split of the sample, writing it if needed."""
-    root = write_sample()
-    return root / "annotations" / f"instances_{split}.json", root / split
-
-
 def _write_split(root: Path, split: str, n_images: int, rng: np.random.Generator,
                  next_ann_id: int, id_base: int) -> int:
     from PIL import Image
