@@ -42,7 +42,8 @@ def summarise(objects: list[dict]) -> dict:
 
 
 def size_class(area: float) -> str:
-    return next(k for k, (lo, hi) in SIZE_RANGES.items() if lo <= area < hi)
+    """COCO's size class (a negative or missing area counts as small)."""
+    return next((k for k, (lo, hi) in SIZE_RANGES.items() if lo <= area < hi), "small")
 
 
 def compare(classifier: LoadedModel, segmenter: LoadedModel, index: CocoIndex, images_dir: Path | None,

@@ -63,7 +63,10 @@ class _Inputs:
         import torch
 
         if self.raw_bytes:  # decoded on the GPU by the runner
-            return torch.frombuffer(bytearray(Path(self.paths[i]).read_bytes()), dtype=torch.uint8), i
+            try:
+                return torch.frombuffer(bytearray(Path(self.paths[i]).read_bytes()), dtype=torch.uint8), i
+            except OSError as e:
+                return f"{self.paths[i]}: cannot read ({e.strerror})", i
         w, h = self.sizes[i]
         try:
             rgb = load_rgb(self.paths[i], (w, h))
@@ -153,6 +156,7 @@ def run_paths(model: LoadedModel, items: list, paths: list, sizes: list[tuple[in
     order = [n for n in range(len(items)) if n not in errors]
     batches = [[order[k] for k in b] for b in _batches([in_sizes[n] for n in order], batch_size)]
     data = _Inputs(items, paths, sizes, model.preprocess, raw_bytes=gpu_decode)
+    on_cpu = _Inputs(items, paths, sizes, model.preprocess)  # the fallback of GPU decoding
     loader = torch.utils.data.DataLoader(data, batch_sampler=batches, num_workers=workers if len(items) > 8 else 0,
                                          collate_fn=_collate, pin_memory=device.startswith("cuda"),
                                          worker_init_fn=_one_thread)
@@ -163,11 +167,12 @@ def run_paths(model: LoadedModel, items: list, paths: list, sizes: list[tuple[in
     for x, idx, bad in loader:
         if cancel is not None and cancel.is_set():
             raise Cancelled("stopped by the user")
+        if gpu_decode and idx:
+            x, idx, more = _decode_on_gpu(x, idx, sizes, model.preprocess, device, on_cpu)
+            bad = bad + more
         for err, i in bad:
             yield items[i], None, err
         if idx:
-            if gpu_decode:
-                x = _decode_on_gpu(x, model.preprocess, device)
             for i, out in zip(idx, _forward(model, x, [sizes[i] for i in idx]), strict=True):
                 yield items[i], out, None
         done += len(idx) + len(bad)
@@ -189,17 +194,33 @@ def default_batch_size(task: str, device: str) -> int:
     return 32 if task == "classify" else 2
 
 
-def _decode_on_gpu(raw: list, preprocess, device: str):
-    """Batch-decode JPEG bytes on the GPU, then preprocess there (all share one input size)."""
+def _decode_on_gpu(raw: list, idx: list[int], sizes: list[tuple[int, int]], preprocess, device: str, on_cpu):
+    """Batch-decode JPEG bytes on the GPU and preprocess there; an item the GPU cannot decode, or
+    whose pixels do not have the annotated size (EXIF rotation), goes through the CPU loader.
+
+    Returns ``(batch, kept indices, [(error, index), ...])``.
+    """
     import warnings
 
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; its decode_jpeg still works
-        warnings.simplefilter("ignore", DeprecationWarning)
-        images = decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)
-    return torch.stack([preprocess(im) for im in images])
+    try:
+        with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; its decode_jpeg still works
+            warnings.simplefilter("ignore", DeprecationWarning)
+            images = decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:  # one bad file fails the batch: let the CPU loader sort them out
+        images = [None] * len(raw)
+    good, kept, bad = [], [], []
+    for im, i in zip(images, idx, strict=True):
+        w, h = sizes[i]
+        x = preprocess(im) if im is not None and tuple(im.shape[-2:]) == (h, w) else on_cpu[i][0]
+        if isinstance(x, str):
+            bad.append((x, i))
+        else:
+            good.append(x.to(device))
+            kept.append(i)
+    return (torch.stack(good) if good else None), kept, bad
 
 
 def _forward(model: LoadedModel, x, sizes: list[tuple[int, int]]) -> list:

@@ -39,7 +39,8 @@ class PredictionStore:
             db.execute("CREATE TABLE IF NOT EXISTS p (k TEXT PRIMARY KEY, v BLOB)")
 
     def _connect(self):
-        return sqlite3.connect(self.path, timeout=30)
+        """A connection that commits on success and is closed after the ``with`` block."""
+        return _Connection(self.path)
 
     def get_many(self, keys: list[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
@@ -54,6 +55,20 @@ class PredictionStore:
         if items:
             with self._lock, self._connect() as db:
                 db.executemany("INSERT OR REPLACE INTO p VALUES (?, ?)", list(items.items()))
+
+
+class _Connection:
+    def __init__(self, path: Path):
+        self.db = sqlite3.connect(path, timeout=30)
+
+    def __enter__(self):
+        return self.db.__enter__()
+
+    def __exit__(self, *exc):
+        try:
+            return self.db.__exit__(*exc)
+        finally:
+            self.db.close()
 
 
 def store_for(model: LoadedModel, index: CocoIndex, images_dir: Path | None) -> PredictionStore:

@@ -39,20 +39,35 @@ def get_index(annotations: str) -> CocoIndex:
     return _index(annotations, fp)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+# Derived data is cached by the annotation file's fingerprint too: a changed file is a new key.
+
 def filtered_image_rows(annotations: str, flt: ImageFilter) -> np.ndarray:
+    return _filtered_image_rows(annotations, get_index(annotations).fingerprint, flt)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _filtered_image_rows(annotations: str, fingerprint: str, flt: ImageFilter) -> np.ndarray:
     return filter_images(get_index(annotations), flt)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
 def overlay_jpeg(annotations: str, images: str, image_id: int, opts: render.OverlayOptions) -> tuple[bytes, list[str]]:
+    return _overlay_jpeg(annotations, get_index(annotations).fingerprint, images, image_id, opts)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _overlay_jpeg(annotations: str, fingerprint: str, images: str, image_id: int,
+                  opts: render.OverlayOptions) -> tuple[bytes, list[str]]:
     index = get_index(annotations)
     rgb, notes = render.compose_overlay(index, Path(images) if images else None, index.image_row(image_id), opts)
     return render.encode_jpeg(rgb), notes
 
 
-@st.cache_data(show_spinner=False, max_entries=4096)
 def thumbnail_jpeg(annotations: str, images: str, image_id: int) -> bytes:
+    return _thumbnail_jpeg(annotations, get_index(annotations).fingerprint, images, image_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _thumbnail_jpeg(annotations: str, fingerprint: str, images: str, image_id: int) -> bytes:
     index = get_index(annotations)
     return render.thumbnail_jpeg(index, Path(images) if images else None, index.image_row(image_id))
 
@@ -182,8 +197,20 @@ def _save_upload(data: bytes, name: str) -> Path:
     return path
 
 
+def _weights_stamp(weights: str) -> str:
+    """Changes when a weights file is rewritten (a run's best.pt after each better epoch)."""
+    from explorer.models.weights import file_key, resolve_weights_path
+
+    if not weights or weights == "untrained":
+        return ""
+    try:
+        return file_key(resolve_weights_path(weights))
+    except (ExplorerError, OSError):
+        return ""
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def _model(name: str, weights: str, device: str, encoder: str, annotations: str):
+def _model(name: str, weights: str, device: str, encoder: str, annotations: str, stamp: str = ""):
     from explorer.models import load_model
 
     categories = get_index(annotations).categories if annotations else None
@@ -210,7 +237,7 @@ def model_picker(task: str, key: str, annotations: str):
         c2.markdown(f"**{run.model}** trained here, best {run.best_metric} "
                     f"{run.best if run.best is not None else float('nan'):.3f}")
         try:
-            model = _model(run.model, str(run.path), choose_device(device), "", "")
+            model = _model(run.model, str(run.path), choose_device(device), "", "", _weights_stamp(str(run.path)))
         except ExplorerError as e:
             st.warning(f"{e}")
             return None
@@ -236,7 +263,8 @@ def model_picker(task: str, key: str, annotations: str):
     spec = get_spec(name)
     needs_classes = spec.label_space == "dataset" and weights == UNTRAINED
     try:
-        model = _model(name, weights, choose_device(device), encoder, annotations if needs_classes else "")
+        model = _model(name, weights, choose_device(device), encoder, annotations if needs_classes else "",
+                       _weights_stamp(weights))
     except ExplorerError as e:
         st.warning(f"{e}")
         return None
@@ -276,6 +304,16 @@ def chosen_image(index: CocoIndex, key: str) -> int | None:
     return image_id
 
 
+def result_key(source: DatasetSource, index: CocoIndex, rows: np.ndarray, *models) -> str:
+    """Identifies a saved page result: the dataset, the exact image rows and the models' weights."""
+    import hashlib
+
+    h = hashlib.sha1(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
+    for part in (index.fingerprint, source.images, *(f"{m.name}|{m.encoder}|{m.weights_key}" for m in models)):
+        h.update(str(part).encode())
+    return h.hexdigest()
+
+
 def run_with_progress(label: str, fn, *args, **kwargs):
     """Run ``fn(*args, progress=..., **kwargs)`` with an ``st.progress`` bar (in the script thread)
     and a Stop button: a click reruns the page, which ends this run; finished predictions stay
@@ -289,6 +327,9 @@ def run_with_progress(label: str, fn, *args, **kwargs):
         bar.progress(done / max(total, 1), text=f"{label}: {done:,} of {total:,}")
     try:
         return fn(*args, progress=progress, **kwargs)
+    except ExplorerError as e:  # no image folder, unreadable files, ...: say so, keep the page
+        st.error(str(e))
+        return None
     finally:
         box.empty()
 
@@ -318,9 +359,13 @@ def training_split(source: DatasetSource) -> dict:
             "label": f"{source.label} with a seeded 20% of its images held out for validation"}
 
 
-@st.cache_data(show_spinner=False, max_entries=4096)
 def crop_data_url(annotations: str, images: str, annotation_id: int, side: int = 48) -> str:
     """An object's crop as a small JPEG data URL (for ImageColumn cells), keyed by dataset and id."""
+    return _crop_data_url(annotations, get_index(annotations).fingerprint, images, annotation_id, side)
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _crop_data_url(annotations: str, fingerprint: str, images: str, annotation_id: int, side: int) -> str:
     import base64
 
     from explorer.coco.images import load_rgb, resolve_image_path

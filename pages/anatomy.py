@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 
 from explorer import anatomy, render, ui
-from explorer.coco.images import load_rgb, resolve_image_path
 
 source, index = ui.page_dataset()
 st.title("Anatomy")
@@ -24,7 +23,10 @@ if image_id is None or source.images_dir is None:
     st.stop()
 row = index.image_row(image_id)
 w, h = int(index.images["width"][row]), int(index.images["height"][row])
-rgb = load_rgb(resolve_image_path(source.images_dir, str(index.images["file_name"][row])), (w, h))
+rgb, note = render.load_image(index, source.images_dir, row)
+if note:
+    st.error(note)
+    st.stop()
 x = model.preprocess(torch.from_numpy(np.array(rgb)).permute(2, 0, 1))[None].to(model.device)
 module = model.module
 rows = anatomy.layer_table(module, x.shape[-2], x.shape[-1], softmax=task == "classify")

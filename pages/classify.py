@@ -1,13 +1,10 @@
 """Classify: a classifier on one image (whole image and each object's crop) or on the filter."""
 
-import base64
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from explorer import charts, infer, predict, render, ui
-from explorer.coco.images import load_rgb, resolve_image_path
 from explorer.errors import ExplorerError
 from explorer.labels import dataset_label_map
 
@@ -41,19 +38,16 @@ if image_id is not None:
                                             f"Whole image, top 5{' (UNTRAINED)' if model.untrained else ''}"),
                            key="c_topk")
     if crops:
-        rgb = load_rgb(resolve_image_path(images, str(index.images["file_name"][row])),
-                       (int(index.images["width"][row]), int(index.images["height"][row])))
+        ann_row = {int(index.annotations["id"][a]): int(a) for a in index.annotation_rows(row)}
         rows = []
         for it, out, _err in crops:
             ann = int(it.key.split(":")[1])
-            a = int(np.flatnonzero(index.annotations["id"] == ann)[0])
-            x0, y0, x1, y1 = infer.crop_box(it.box, rgb.shape[1], rgb.shape[0])
-            thumb = render.encode_jpeg(render.letterbox(rgb[y0:y1, x0:x1], 64, 64), 80)
+            a = ann_row[ann]
             truth = int(index.annotations["category_id"][a])
             top, prob = out if out is not None else ([0], [0.0])
             guess = mapping[int(top[0])]
             mark = "—" if truth not in {m for m in mapping if m is not None} else "✓" if guess == truth else "✗"
-            rows.append({"crop": "data:image/jpeg;base64," + base64.b64encode(thumb).decode(), "annotation": ann,
+            rows.append({"crop": ui.crop_data_url(source.annotations, source.images, ann, 64), "annotation": ann,
                          "truth": names[truth], "prediction": model.class_names[int(top[0])],
                          "as category": names.get(guess, "no counterpart") if guess is not None else "no counterpart",
                          "probability": float(prob[0]), "right": mark})
@@ -68,13 +62,15 @@ st.subheader("On the current Browse filter")
 flt = st.session_state.get("b_filter")
 rows_f = ui.filtered_image_rows(source.annotations, flt) if flt else np.arange(index.num_images)
 st.caption(f"{len(rows_f):,} images, every non-crowd object's crop")
+key = ui.result_key(source, index, rows_f, model)
 if st.button("Run on current filter", key="c_run"):
     table = ui.run_with_progress("classifying crops", predict.classification_table, model, index, images, True,
                                  rows_f)
-    score = predict.classification_scores(model, table, index.categories)
-    st.session_state["c_result"] = (model.display_name, score, table)
-if "c_result" in st.session_state:
-    label, score, table = st.session_state["c_result"]
+    if table is not None:
+        score = predict.classification_scores(model, table, index.categories)
+        st.session_state["c_result"] = (key, model.display_name, score, table)
+if st.session_state.get("c_result", (None,))[0] == key:  # only for this dataset, filter and model
+    _, label, score, table = st.session_state["c_result"]
     if score["objects"]:
         st.markdown(f"**{label}**: top-1 **{score['top1']:.3f}**, top-5 **{score['top5']:.3f}** on "
                     f"{score['objects']:,} objects ({score['not_comparable']:,} of categories it cannot name)")

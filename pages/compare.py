@@ -22,10 +22,11 @@ if classifier is None or segmenter is None:
 flt = st.session_state.get("b_filter")
 rows = ui.filtered_image_rows(source.annotations, flt) if flt else np.arange(index.num_images)
 st.caption(f"{len(rows):,} images (the Browse filter)")
-key = (classifier.display_name, segmenter.display_name, source.annotations, len(rows), int(rows.sum()))
+key = ui.result_key(source, index, rows, classifier, segmenter)
 if st.button("Compare current filter", key="k_run", type="primary"):
-    st.session_state["k_report"] = (key, ui.run_with_progress("comparing", compare.compare, classifier, segmenter,
-                                                              index, source.images_dir, rows))
+    report = ui.run_with_progress("comparing", compare.compare, classifier, segmenter, index, source.images_dir, rows)
+    if report is not None:
+        st.session_state["k_report"] = (key, report)
 if st.session_state.get("k_report", (None,))[0] != key:
     st.info("Press **Compare current filter**: predictions already made are reused from the cache.")
     st.stop()

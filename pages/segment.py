@@ -24,15 +24,19 @@ if image_id is not None:
         st.error(err)
         st.stop()
     labels, _ = out
-    rgb, notes = render.load_image(index, images, row)
-    for note in notes or []:
+    rgb, note = render.load_image(index, images, row)
+    if note:
         st.warning(note)
     view = st.radio("View", ["Side by side", "Errors"], horizontal=True, key="s_view")
     alpha = st.slider("Opacity", 0.0, 1.0, 0.55, 0.05, key="s_alpha")
     colours = render.label_colours(index, dataset_label_map(model.label_space, model.class_names, index.categories))
-    truth, _ = masks.semantic_mask(index, row, "coco")
+    try:
+        truth, _ = masks.semantic_mask(index, row, "coco")
+        target, _ = masks.semantic_mask(index, row, space)
+    except ExplorerError as e:  # e.g. category ids that do not fit an 8-bit mask
+        st.error(str(e))
+        st.stop()
     truth_colours = render.category_colours(index)
-    target, _ = masks.semantic_mask(index, row, space)
     pred = to_eval[labels]
     if view == "Side by side":
         a, b = st.columns(2)
@@ -57,11 +61,13 @@ flt = st.session_state.get("b_filter")
 rows_f = ui.filtered_image_rows(source.annotations, flt) if flt else np.arange(index.num_images)
 st.caption(f"{len(rows_f):,} images · computed like torchvision's segmentation reference (255 ignored), "
            "at the original image size")
+key = ui.result_key(source, index, rows_f, model)
 if st.button("Evaluate current filter", key="s_run"):
-    st.session_state["s_result"] = ui.run_with_progress("segmenting", predict.evaluate_segmentation, model, index,
-                                                        images, rows_f, space)
-if "s_result" in st.session_state:
-    ev = st.session_state["s_result"]
+    ev = ui.run_with_progress("segmenting", predict.evaluate_segmentation, model, index, images, rows_f, space)
+    if ev is not None:
+        st.session_state["s_result"] = (key, ev)
+if st.session_state.get("s_result", (None,))[0] == key:  # only for this dataset, filter and model
+    ev = st.session_state["s_result"][1]
     st.markdown(f"**{ev['model']}** [{'UNTRAINED' if ev['untrained'] else ev['weights']}] on {ev['images']:,} "
                 f"images: pixel accuracy **{ev['pixel_acc']:.3f}**, mean IoU **{ev['miou']:.3f}**")
     c1, c2 = st.columns(2)

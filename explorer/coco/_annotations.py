@@ -228,6 +228,21 @@ class ForkedCall:
         return value
 
 
+    def discard(self) -> None:
+        """Stop and reap the child, if any, without running ``fn`` here."""
+        if self.pid is None:
+            return
+        import signal
+
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        os.close(self.read_end)
+        self.pid = None
+
+
 def merge_problems(problems, items: dict) -> None:
     """Add another process's ``Problems.items`` to ``problems``."""
     for check, item in items.items():

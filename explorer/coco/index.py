@@ -139,13 +139,22 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
         raise DatasetError(f"{path}: file not found" if not path.exists()
                            else f"{path}: is not a file")
     fp = fingerprint(path)
-    root = cache_dir("index")
+    try:
+        root = cache_dir("index")
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot create the index cache ({e.strerror}); set EXPLORER_CACHE") from None
     final = root / fp
     from_cache = use_cache and (final / "meta.json").is_file()
     if not from_cache:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{fp}-", dir=root))
         try:
-            _build_into(path, tmp)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{fp}-", dir=root))
+        except OSError as e:
+            raise DatasetError(f"{path}: cannot write its index under {root} ({e.strerror})") from None
+        try:
+            try:
+                _build_into(path, tmp)
+            except OSError as e:
+                raise DatasetError(f"{path}: could not build its index ({e})") from None
             if use_cache:
                 try:
                     os.rename(tmp, final)
@@ -163,6 +172,9 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
             raise DatasetError(f"{path}: could not read its index cache ({e})") from None
         shutil.rmtree(final, ignore_errors=True)  # a damaged cache: rebuild once
         return open_index(path, use_cache=use_cache)
+    finally:
+        if not use_cache and not (final / "segmentations.bin").exists():  # arrays stay mapped; no folder kept
+            shutil.rmtree(final, ignore_errors=True)
 
 
 def _load(path: Path, fp: str, folder: Path, t0: float, from_cache: bool) -> CocoIndex:
@@ -224,14 +236,13 @@ def _parse_annotations(path: Path, data: bytes, problems: _build.Problems,
             first = _annotations.parse_spans(spans[:half], data, attempt)
             second, their_problems = child.result()
         except (_annotations.SpanError, DatasetError):
-            try:
-                child.result()  # reap it
-            except Exception:  # noqa: BLE001 - its failure is the same guess gone wrong
-                pass
+            pass  # the guess was wrong: decode the whole file below
         else:
             for items in (attempt.items, their_problems):
                 _annotations.merge_problems(problems, items)
             return top, _annotations.concat([first, second]), True
+        finally:
+            child.discard()
     top = _build.decode_top_level(path, data)
     spans = _annotations.spans_from_raws(top.annotations, data)
     with nullcontext() if in_source else open(blob_path, "wb") as seg_out:

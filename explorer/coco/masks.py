@@ -50,11 +50,13 @@ def annotation_rle(index: CocoIndex, ann_row: int) -> dict:
             raise SegmentationError(f"annotation {ann_id}: bad polygon ({e})") from None
     if not isinstance(seg, dict) or list(seg.get("size", ())) != [h, w]:
         raise SegmentationError(f"annotation {ann_id}: RLE size differs from its image ({h}x{w})")
+    counts = seg.get("counts")
+    if not isinstance(counts, (str, list)):
+        raise SegmentationError(f"annotation {ann_id}: RLE counts are neither a string nor a list")
     try:
         if kind == SEG_RLE_UNCOMPRESSED:
             return mask_utils.frPyObjects(seg, h, w)
-        return {"size": [h, w], "counts": seg["counts"].encode() if isinstance(seg["counts"], str)
-                else seg["counts"]}
+        return {"size": [h, w], "counts": counts.encode()}
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise SegmentationError(f"annotation {ann_id}: bad RLE ({e})") from None
 
@@ -89,7 +91,18 @@ def instance_masks(index: CocoIndex, image_row: int, ann_rows: np.ndarray | None
             skipped.append({"id": int(index.annotations["id"][r]), "error": str(e)})
     if not rles:
         return np.zeros((0, h, w), np.uint8), np.zeros(0, np.int64), skipped
-    masks = mask_utils.decode(rles)  # (h, w, n), Fortran order
+    try:
+        masks = mask_utils.decode(rles)  # (h, w, n), Fortran order
+    except (TypeError, ValueError):  # one bad RLE: decode one by one, skip it
+        good = []
+        for rle, r in zip(rles, rows, strict=True):
+            try:
+                good.append((mask_utils.decode([rle])[:, :, 0], r))
+            except (TypeError, ValueError) as e:
+                skipped.append({"id": int(index.annotations["id"][r]), "error": f"bad RLE ({e})"})
+        if not good:
+            return np.zeros((0, h, w), np.uint8), np.zeros(0, np.int64), skipped
+        return np.stack([m for m, _ in good]), np.array([r for _, r in good], np.int64), skipped
     return np.ascontiguousarray(masks.transpose(2, 0, 1)), np.array(rows, np.int64), skipped
 
 

@@ -155,6 +155,10 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
         _write_json(run / "status.json", {**session.status(), "status": "stopped",
                                           "message": "interrupted (Ctrl-C); resume with --resume"})
         raise Stopped("interrupted (Ctrl-C); the run can be resumed") from None
+    except BaseException as e:  # anything else (out of memory, disk full): never leave "running"
+        _write_json(run / "status.json", {**session.status(), "status": "failed",
+                                          "message": f"{e.__class__.__name__}: {e}"})
+        raise
     _write_json(run / "status.json", {**session.status(), "status": "finished", "message": ""})
     return run
 

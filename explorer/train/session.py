@@ -141,7 +141,10 @@ class Session:
         path = self.run_dir / "last.pt"
         if not path.is_file():
             return  # killed before the first epoch ended: start over
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint means the same to the user
+            raise ExplorerError(f"{path}: cannot resume from it ({e.__class__.__name__}: {e})") from None
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
@@ -163,11 +166,11 @@ class Session:
         n = len(train_set.images)
         steps_per_epoch = max(1, n // cfg.batch_size)
         total_epochs = cfg.epochs
-        writer = SummaryWriter(str(self.run_dir), purge_step=self.step if resume else None)
-        metrics = open(self.run_dir / "metrics.jsonl", "a")
         weights = self._class_weights(train_set) if cfg.class_weights else None
         schedule = cosine_lr if cfg.task == "classify" else poly_lr
         warmup = steps_per_epoch // 2
+        writer = SummaryWriter(str(self.run_dir), purge_step=self.step if resume else None)
+        metrics = open(self.run_dir / "metrics.jsonl", "a")
         try:
             while self.epoch < total_epochs:
                 epoch_start = time.perf_counter()
