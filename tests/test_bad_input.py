@@ -173,3 +173,13 @@ def test_stats_json_lists_missing_image_files(tmp_path):
     assert r.returncode == 0, r.stderr
     checks = {f["check"]: f for f in json.loads(r.stdout)["health"]}
     assert checks["missing_image_file"]["examples"] == [1]
+
+
+def test_a_malformed_compressed_rle_is_skipped_not_fatal(tmp_path):
+    index = open_index(write_coco(tmp_path / "a.json", [IMG], [
+        ann(1), ann(2, segmentation={"counts": "zzzz!!", "size": [10, 20]}, iscrowd=1),
+        ann(3, segmentation={"counts": 123, "size": [10, 20]}, iscrowd=1)]))
+    inst, rows, skipped = masks.instance_masks(index, 0)
+    assert index.annotations["id"][rows].tolist() == [1] and {s["id"] for s in skipped} == {2, 3}
+    mask, skipped = masks.semantic_mask(index, 0)
+    assert mask[2, 2] == 1 and len(skipped) == 2

@@ -67,3 +67,8 @@ def test_voc_segmenter_on_a_dataset_without_voc_classes_is_not_comparable(sample
     s = report["summary"]
     assert s["not_comparable"] == s["objects"] > 0  # circles and stars have no VOC counterpart
     assert not any(c["segmenter"] for c in report["coverage"])
+
+
+def test_size_class_edges():
+    assert [compare.size_class(a) for a in (-1.0, 0.0, 32.0**2 - 1, 32.0**2, 96.0**2)] == \
+        ["small", "small", "small", "medium", "large"]

@@ -201,3 +201,14 @@ def test_ctrl_c_leaves_a_resumable_run(tiny_data, tmp_path):
     r = cli_train(tiny_data, run, "--task", "classify", "--model", "alexnet-classic", "--resume", str(run))
     assert r.returncode == 0, r.stderr
     assert [e["epoch"] for e in epoch_lines(run)] == [1, 2, 3, 4]
+
+
+def test_an_unexpected_error_marks_the_run_failed(tiny_data, tmp_path, monkeypatch):
+    def broken(self, *a):
+        raise RuntimeError("CUDA out of memory (simulated)")
+    monkeypatch.setattr(Session, "_train_step", broken)
+    run = tmp_path / "crash"
+    with pytest.raises(RuntimeError):
+        train(config(tiny_data, run, epochs=1))
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and "out of memory" in status["message"]
