@@ -53,7 +53,8 @@ def read_run(path: Path) -> RunInfo | None:
     best = status.get("best")
     return RunInfo(path=path, task=settings.get("task", "?"), model=settings.get("model", "?"),
                    status=status.get("status", "unknown"), message=status.get("message", ""),
-                   epoch=int(status.get("epoch", len(epochs))), epochs=int(settings.get("epochs") or 0),
+                   epoch=int(status.get("epoch", len(epochs))),
+                   epochs=int(status.get("planned_epochs") or settings.get("epochs") or 0),
                    best_metric=status.get("metric", ""), best=best if best is not None and best >= 0 else None,
                    seconds=float(epochs[-1]["elapsed"]) if epochs else 0.0, device=config.get("device", ""),
                    has_best=(path / "best.pt").is_file())

@@ -50,6 +50,7 @@ class Session:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.05 if not seg else 1e-4)
         self.epoch, self.step, self.best, self.best_epoch = 0, 0, -1.0, -1
+        self.planned = cfg.epochs  # fewer when the time budget cannot fit them all
         self.started = time.time()
 
     # ------------------------------------------------------------------ setup
@@ -95,7 +96,8 @@ class Session:
                 "device": self.device, "versions": versions(), "notes": self.notes, "created": time.time()}
 
     def status(self) -> dict:
-        return {"epoch": self.epoch, "step": self.step, "best": self.best, "best_epoch": self.best_epoch,
+        return {"epoch": self.epoch, "planned_epochs": self.planned, "step": self.step, "best": self.best,
+                "best_epoch": self.best_epoch,
                 "metric": "val_acc" if self.cfg.task == "classify" else "val_miou", "updated": time.time()}
 
     # ------------------------------------------------------------------ data
@@ -223,7 +225,7 @@ class Session:
                     left = cfg.time_budget - (time.perf_counter() - t0)
                     fit = self.epoch + int(left // (seconds * 1.08))
                     if fit < total_epochs:
-                        total_epochs = max(self.epoch, fit)
+                        total_epochs = self.planned = max(self.epoch, fit)
         finally:
             metrics.close()
             writer.close()
