@@ -7,6 +7,7 @@ asking again for a prediction it has never runs the model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -38,9 +39,11 @@ class PredictionStore:
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS p (k TEXT PRIMARY KEY, v BLOB)")
 
+    @contextlib.contextmanager
     def _connect(self):
         """A connection that commits on success and is closed after the ``with`` block."""
-        return _Connection(self.path)
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            yield db
 
     def get_many(self, keys: list[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
@@ -55,20 +58,6 @@ class PredictionStore:
         if items:
             with self._lock, self._connect() as db:
                 db.executemany("INSERT OR REPLACE INTO p VALUES (?, ?)", list(items.items()))
-
-
-class _Connection:
-    def __init__(self, path: Path):
-        self.db = sqlite3.connect(path, timeout=30)
-
-    def __enter__(self):
-        return self.db.__enter__()
-
-    def __exit__(self, *exc):
-        try:
-            return self.db.__exit__(*exc)
-        finally:
-            self.db.close()
 
 
 def store_for(model: LoadedModel, index: CocoIndex, images_dir: Path | None) -> PredictionStore:
@@ -151,7 +140,8 @@ def classification_table(model: LoadedModel, index: CocoIndex, images_dir: Path 
     items = items_for_crops(index, rows) if crops else items_for_images(index, rows)
     mapping = dataset_label_map(model.label_space, model.class_names, index.categories)
     names = {c["id"]: c["name"] for c in index.categories}
-    ann_row = {int(i): r for r, i in enumerate(index.annotations["id"].tolist())} if crops else {}
+    ann_row = {int(index.annotations["id"][a]): int(a) for r in rows for a in index.annotation_rows(int(r))} \
+        if crops else {}  # only the chosen images' annotations, not a map of the whole dataset
     records = []
     for it, out, err in predict(model, index, images_dir, items, **kw):
         rec = {"image_id": int(index.images["id"][it.image_row])}

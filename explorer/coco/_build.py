@@ -34,6 +34,13 @@ class Problems:
         if len(item["examples"]) < 10:
             item["examples"].append(example)
 
+    def add_rows(self, check: str, message: str, rows: np.ndarray, example) -> None:
+        """Record every row of ``rows`` as bad, building examples (``example(row)``) for the first few only."""
+        for i in rows[:10]:
+            self.add(check, message, example(int(i)))
+        if len(rows) > 10:
+            self.items[check]["count"] += len(rows) - 10
+
 
 def read_file(path: Path) -> bytes:
     """The file's bytes. Raises DatasetError.
@@ -105,19 +112,13 @@ def parse_images(raws: list, problems: Problems) -> dict[str, np.ndarray]:
     width = _column(items, "width", np.int64)
     height = _column(items, "height", np.int64)
     keep = (width > 0) & (height > 0)
-    for i in np.flatnonzero(~keep)[:10]:
-        problems.add("bad_image_size", "images whose width or height is not positive (skipped)",
-                     int(ids[i]))
-    if (~keep).sum() > 10:
-        problems.items["bad_image_size"]["count"] = int((~keep).sum())
+    problems.add_rows("bad_image_size", "images whose width or height is not positive (skipped)",
+                      np.flatnonzero(~keep), lambda i: int(ids[i]))
     _, first = np.unique(ids, return_index=True)
     unique = np.zeros(len(ids), bool)
     unique[first] = True
-    for i in np.flatnonzero(~unique)[:10]:
-        problems.add("duplicate_image_id", "images whose id repeats an earlier one (skipped)",
-                     int(ids[i]))
-    if (~unique).sum() > 10:
-        problems.items["duplicate_image_id"]["count"] = int((~unique).sum())
+    problems.add_rows("duplicate_image_id", "images whose id repeats an earlier one (skipped)",
+                      np.flatnonzero(~unique), lambda i: int(ids[i]))
     keep &= unique
     names = [it.file_name for it, k in zip(items, keep, strict=True) if k]
     return {"id": ids[keep], "width": width[keep].astype(np.int32),

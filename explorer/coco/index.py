@@ -264,13 +264,12 @@ def _build_into(path: Path, out: Path) -> None:
     cat_ids = np.array([c["id"] for c in categories], dtype=np.int64)
     category_row = _lookup(cat_ids, anns["category_id"])
     keep = (image_row >= 0) & (category_row >= 0)
-    for i in np.flatnonzero(image_row < 0):
-        problems.add("annotation_unknown_image", "annotations whose image_id is not in 'images' "
-                     "(skipped)", {"id": int(anns["id"][i]), "image_id": int(anns["image_id"][i])})
-    for i in np.flatnonzero((image_row >= 0) & (category_row < 0)):
-        problems.add("annotation_unknown_category", "annotations whose category_id is not in "
-                     "'categories' (skipped)",
-                     {"id": int(anns["id"][i]), "category_id": int(anns["category_id"][i])})
+    problems.add_rows("annotation_unknown_image", "annotations whose image_id is not in 'images' (skipped)",
+                      np.flatnonzero(image_row < 0),
+                      lambda i: {"id": int(anns["id"][i]), "image_id": int(anns["image_id"][i])})
+    problems.add_rows("annotation_unknown_category", "annotations whose category_id is not in 'categories' "
+                      "(skipped)", np.flatnonzero((image_row >= 0) & (category_row < 0)),
+                      lambda i: {"id": int(anns["id"][i]), "category_id": int(anns["category_id"][i])})
     kind = np.full(len(keep), 255, np.uint8)
     kind[anns["seg_first"] == ord("[")] = _build.SEG_POLYGON
     kind[anns["seg_first"] == ord("{")] = _build.SEG_RLE
