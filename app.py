@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer import ui
+from explorer.app import widgets as ui
 
 PAGES = Path(__file__).resolve().parent / "pages"
 

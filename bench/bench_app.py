@@ -52,8 +52,9 @@ def main() -> None:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from explorer import charts, render, stats
-    from explorer.coco import open_index
+    from explorer.coco import open_index, stats
+    from explorer.viz import figures as charts
+    from explorer.viz import overlays as render
 
     results = []
     try:

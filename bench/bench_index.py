@@ -99,7 +99,7 @@ print(len(c.anns), sum(n.values()))
 """
 EXPLORER = """
 import sys
-from explorer import stats
+from explorer.coco import stats
 from explorer.coco import open_index
 index = open_index(sys.argv[1])
 counts = stats.category_counts(index)

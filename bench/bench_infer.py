@@ -75,7 +75,7 @@ def naive(model, paths: list[str], device: str) -> float:
 
 
 def runner(model, paths: list[str], batch: int, workers: int) -> float:
-    from explorer import infer
+    from explorer.inference import runner as infer
 
     items = [_Item(p) for p in paths]
     sizes = [(640, 480)] * len(paths)
@@ -94,7 +94,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from explorer import infer
+    from explorer.inference import runner as infer
     from explorer.models import choose_device, load_model
 
     device = choose_device(args.device)

@@ -1,6 +1,6 @@
 """COCO Explorer: browse COCO datasets, run and train AlexNet / DeepLabV3, compare them.
 
-The library never imports Streamlit (except ``explorer.ui``) and keeps heavy imports (torch,
+The library never imports Streamlit (except ``explorer.app.widgets``) and keeps heavy imports (torch,
 pycocotools) out of module import time, so ``python -m explorer stats`` starts fast.
 """
 

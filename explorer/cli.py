@@ -24,8 +24,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from explorer import stats
-    from explorer.coco import open_index
+    from explorer.coco import open_index, stats
 
     index = open_index(args.coco)
     result = stats.summary(index, args.images)
@@ -85,7 +84,7 @@ def _progress(desc: str, quiet: bool):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from explorer import predict
+    from explorer.inference import products as predict
 
     index, images, rows, model = _model_and_data(args)
     out = Path(args.out)
@@ -115,7 +114,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from explorer import predict
+    from explorer.inference import products as predict
 
     index, images, rows, model = _model_and_data(args)
     kw = {"batch_size": args.batch_size, "workers": args.workers, "progress": _progress("evaluate", args.quiet)}
@@ -140,7 +139,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from explorer.train import Stopped, TrainConfig, train
+    from explorer.training import Stopped, TrainConfig, train
 
     cfg = TrainConfig(task=args.task, coco=args.coco, images=args.images, model=args.model, val_coco=args.val_coco,
                       val_images=args.val_images, encoder=args.encoder, pretrained=args.pretrained,
@@ -184,9 +183,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from explorer import compare
     from explorer.coco import open_index
     from explorer.coco.export import select_image_rows
+    from explorer.inference import compare
     from explorer.models import choose_device, load_model
 
     index = open_index(args.coco)
@@ -216,8 +215,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_anatomy(args: argparse.Namespace) -> int:
-    from explorer import anatomy
-    from explorer.models import get_spec, load_model
+    from explorer.models import anatomy, get_spec, load_model
     from explorer.models.registry import SPECS
 
     size = args.input.lower().split("x")

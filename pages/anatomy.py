@@ -7,7 +7,9 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from explorer import anatomy, render, ui
+from explorer.app import widgets as ui
+from explorer.models import anatomy
+from explorer.viz import overlays as render
 
 source, index = ui.page_dataset()
 st.title("Anatomy")

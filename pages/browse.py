@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import params, render, ui
-from explorer.coco.filters import SIZE_RANGES
+from explorer.app import url as params
+from explorer.app import widgets as ui
+from explorer.types import SIZE_RANGES
+from explorer.viz import overlays as render
 
 PAGES = Path(__file__).resolve().parent
 source, index = ui.page_dataset()

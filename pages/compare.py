@@ -4,9 +4,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, compare, predict, render, ui
-from explorer.infer import items_for_images
-from explorer.labels import dataset_label_map
+from explorer.app import widgets as ui
+from explorer.coco.labels import dataset_label_map
+from explorer.inference import compare
+from explorer.inference import products as predict
+from explorer.inference.runner import items_for_images
+from explorer.viz import figures as charts
+from explorer.viz import overlays as render
 
 source, index = ui.page_dataset()
 st.title("Compare")
@@ -82,4 +86,4 @@ with st.expander("Label spaces: which categories each model can name"):
     b.markdown("**ImageNet-1k → COCO** (AlexNet's published labels): classes per COCO category")
     b.dataframe(imagenet, hide_index=True, key="k_imagenet")
     st.caption("ImageNet-1k → COCO and VOC-21 → COCO maps live in explorer/labels.py and "
-               "explorer/data/imagenet_to_coco.json (e.g. every dog breed → dog; ImageNet's 'kite' is a bird).")
+               "explorer/coco/data/imagenet_to_coco.json (e.g. every dog breed → dog; ImageNet's 'kite' is a bird).")

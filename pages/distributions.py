@@ -3,7 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, params, stats, ui
+from explorer.app import url as params
+from explorer.app import widgets as ui
+from explorer.coco import stats
+from explorer.viz import figures as charts
 
 source, index = ui.page_dataset()
 st.title("Distributions")

@@ -3,10 +3,14 @@
 import numpy as np
 import streamlit as st
 
-from explorer import charts, infer, predict, render, ui
+from explorer.app import widgets as ui
 from explorer.coco import masks
+from explorer.coco.labels import dataset_label_map
 from explorer.errors import ExplorerError
-from explorer.labels import dataset_label_map
+from explorer.inference import products as predict
+from explorer.inference import runner as infer
+from explorer.viz import figures as charts
+from explorer.viz import overlays as render
 
 source, index, model = ui.model_page("Segment", "segment", "s")
 images = source.images_dir

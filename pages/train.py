@@ -5,10 +5,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, runs, ui
+from explorer.app import widgets as ui
 from explorer.errors import ExplorerError
 from explorer.models import SMP_ENCODERS
-from explorer.train import TASK_MODELS, TrainConfig
+from explorer.training import TASK_MODELS, TrainConfig, runs
+from explorer.viz import figures as charts
 
 source, index = ui.page_dataset()
 jobs = ui.job_queue()

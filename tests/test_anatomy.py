@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from explorer import anatomy
-from explorer.models import create_model
+from explorer.models import anatomy, create_model
 from tests.helpers import ROOT
 
 CLASSIC = """

@@ -200,7 +200,7 @@ def test_train_page_runs_a_tiny_job_to_the_end(monkeypatch, sample_root, tmp_pat
     import json
     import time
 
-    from explorer import ui
+    from explorer.app import widgets as ui
 
     doc = json.loads((sample_root / "annotations" / "instances_val2017.json").read_text())
     doc["images"] = doc["images"][:16]
@@ -235,8 +235,7 @@ def test_train_page_runs_a_tiny_job_to_the_end(monkeypatch, sample_root, tmp_pat
 
 
 def test_compare_page_with_two_tiny_trained_checkpoints(sample_root):
-    from explorer import runs
-    from explorer.train import TrainConfig, train
+    from explorer.training import TrainConfig, runs, train
 
     ann = sample_root / "annotations"
     common = {"coco": str(ann / "instances_val2017.json"), "images": str(sample_root / "val2017"), "epochs": 1,

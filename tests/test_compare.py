@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from explorer import compare
 from explorer.coco import open_index
+from explorer.inference import compare
 from explorer.models import UNTRAINED, load_model
 
 
@@ -52,7 +52,7 @@ def test_report_on_the_sample_adds_up_and_repeats_from_cache(sample_root, monkey
         right_s = o["segmenter_category"] == o["true_category"]
         assert o["outcome"] == compare.outcome(1, 1 if right_c else 2, 1 if right_s else 2, True)
         assert 0 <= o["segmenter_coverage"] <= 1
-    import explorer.predict as predict_module
+    import explorer.inference.products as predict_module
 
     monkeypatch.setattr(predict_module, "run", lambda *a, **k: pytest.fail("a model ran again"))
     again = compare.compare(cls, seg, index, sample_root / "val2017", rows, workers=0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from explorer.coco import open_index
-from explorer.coco.filters import SIZE_RANGES, ImageFilter, filter_images
+from explorer.coco.filters import ImageFilter, filter_images
+from explorer.types import SIZE_RANGES
 from tests.helpers import pycoco, tiny
 
 

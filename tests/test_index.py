@@ -9,8 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from explorer import stats
-from explorer.coco import _annotations, open_index
+from explorer.coco import _annotations, open_index, stats
 from explorer.errors import DatasetError
 from tests.helpers import pycoco, tiny
 
@@ -73,7 +72,7 @@ def test_damaged_cache_is_rebuilt(tmp_path, sample_root):
     path.write_bytes((sample_root / "annotations" / "instances_val2017.json").read_bytes())
     first = open_index(path)
     expected = np.array(first.annotations["bbox"])
-    from explorer.settings import cache_dir
+    from explorer.paths import cache_dir
 
     damaged = cache_dir("index") / first.fingerprint / "ann_bbox.npy"
     del first  # its arrays map the file we damage

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from explorer.coco import masks, open_index
-from explorer.labels import VOC_COCO_IDS
+from explorer.coco.labels import VOC_COCO_IDS
 from tests.helpers import pycoco, square, tiny, write_coco
 
 

@@ -10,11 +10,13 @@ import pytest
 import torch
 import torchvision
 
-from explorer import infer, predict
+from explorer.coco import labels as label_maps
 from explorer.coco import masks, open_index
+from explorer.coco.labels import VOC_COCO_IDS, VOC_COCO_NAMES, VOC_NAMES, coco_name_of_label, imagenet_to_coco
 from explorer.errors import ExplorerError
-from explorer.labels import VOC_COCO_IDS, VOC_COCO_NAMES, VOC_NAMES, coco_name_of_label, imagenet_to_coco
-from explorer.metrics import confusion_matrix, segmentation_scores
+from explorer.inference import products as predict
+from explorer.inference import runner as infer
+from explorer.inference.metrics import confusion_matrix, segmentation_scores
 from explorer.models import UNTRAINED, WeightsError, choose_device, create_model, list_models, load_model
 from explorer.models.registry import get_spec, published_weights
 from tests.helpers import pycoco, tiny
@@ -142,7 +144,7 @@ def test_label_maps():
     names = {c["id"]: c["name"] for c in ref.dataset["categories"]}
     assert [names[i] for i in VOC_COCO_IDS] == list(VOC_COCO_NAMES)  # every VOC class is a COCO category
     imagenet = published_weights(get_spec("alexnet")).meta["categories"]
-    doc = json.loads((__import__("explorer").labels._DATA / "imagenet_to_coco.json").read_text())
+    doc = json.loads((label_maps._DATA / "imagenet_to_coco.json").read_text())
     for e in doc["map"]:
         assert imagenet[e["index"]] == e["imagenet"] and e["coco"] in names.values()
     m = imagenet_to_coco()

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import predict, runs
 from explorer.coco import open_index
 from explorer.errors import ExplorerError
+from explorer.inference import products as predict
 from explorer.models import load_model
-from explorer.train import Stopped, TrainConfig, train
-from explorer.train import loop as train_loop
-from explorer.train.session import Session
+from explorer.training import Stopped, TrainConfig, runs, train
+from explorer.training.trainer import Session
 from tests.helpers import ROOT
 
 
@@ -138,15 +137,16 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, 
 
 def test_atomic_checkpoint_writing(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    train_loop.atomic_save({"x": torch.ones(3)}, path)
+    runs.save_checkpoint({"x": torch.ones(3)}, path)
 
     def broken(obj, f, *a, **k):
-        open(f, "wb").write(b"half a file")
+        f.write(b"half a file")
         raise OSError("disk full")
     monkeypatch.setattr(torch, "save", broken)
     with pytest.raises(OSError):
-        train_loop.atomic_save({"x": torch.zeros(3)}, path)
+        runs.save_checkpoint({"x": torch.zeros(3)}, path)
     assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(3))  # the old one, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 
 
 def test_bad_settings():

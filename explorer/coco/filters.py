@@ -11,9 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.coco.index import CocoIndex
-
-# COCO's object size classes (area in pixels): small < 32^2 <= medium < 96^2 <= large
-SIZE_RANGES = {"small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, float("inf"))}
+from explorer.types import MatchMode
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class ImageFilter:
 
     categories: tuple[int, ...] = ()
     supercategories: tuple[str, ...] = ()
-    match: str = "any"
+    match: MatchMode = "any"
     crowd: bool | None = None
     instances: tuple[int, int] | None = None
     area: tuple[float, float] | None = None

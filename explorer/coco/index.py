@@ -23,7 +23,7 @@ import numpy as np
 from explorer.coco import _annotations, _build, health
 from explorer.coco._schema import TopLevel
 from explorer.errors import DatasetError
-from explorer.settings import cache_dir
+from explorer.paths import cache_dir
 
 FORMAT_VERSION = 1
 _IMAGE_COLUMNS = ("id", "width", "height", "file_name", "ann_start")

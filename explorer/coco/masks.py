@@ -16,10 +16,9 @@ from pycocotools import mask as mask_utils
 
 from explorer.coco._build import SEG_POLYGON, SEG_RLE_UNCOMPRESSED
 from explorer.coco.index import CocoIndex
+from explorer.coco.labels import VOC_COCO_IDS
 from explorer.errors import ExplorerError, SegmentationError
-from explorer.labels import VOC_COCO_IDS
-
-IGNORE = 255
+from explorer.types import IGNORE_LABEL
 
 
 def annotation_rle(index: CocoIndex, ann_row: int) -> dict:
@@ -115,7 +114,7 @@ def semantic_labels(index: CocoIndex, ann_rows: np.ndarray, labels: str = "coco"
     """
     cat_ids = index.annotations["category_id"][ann_rows]
     if labels == "coco":
-        if len(cat_ids) and cat_ids.max() >= IGNORE:
+        if len(cat_ids) and cat_ids.max() >= IGNORE_LABEL:
             raise ExplorerError(f"{index.path}: category ids above 254 do not fit an 8-bit mask; "
                                 "use --labels voc")
         return np.asarray(ann_rows), cat_ids.astype(np.uint8)
@@ -141,5 +140,5 @@ def semantic_mask(index: CocoIndex, image_row: int, labels: str = "coco"
     for m, v in zip(masks, values, strict=True):
         np.maximum(target, m * v, out=target)
         count += m
-    target[count > 1] = IGNORE
+    target[count > 1] = IGNORE_LABEL
     return target, skipped

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.settings import cache_dir
+from explorer.paths import cache_dir
 
 SAMPLE_VERSION = 1
 SPLITS = {"train2017": 320, "val2017": 100}

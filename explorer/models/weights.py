@@ -14,11 +14,11 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from explorer.coco.labels import VOC_NAMES
 from explorer.errors import ExplorerError
-from explorer.labels import VOC_NAMES
 from explorer.models.preprocess import Preprocess
 from explorer.models.registry import ModelSpec, create_model, get_spec, published_weights
-from explorer.settings import cache_dir
+from explorer.paths import cache_dir
 
 UNTRAINED = "untrained"
 CHECKPOINT_FORMAT = "coco-explorer-checkpoint/1"

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer import ui
+from explorer.app import widgets as ui
 
 source, index = ui.dataset_sidebar()
 st.write(f"current: {source.label} ({index.num_images} images)")

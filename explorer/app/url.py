@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from explorer.coco.filters import SIZE_RANGES, ImageFilter
+from explorer.coco.filters import ImageFilter
+from explorer.types import SIZE_RANGES
 
 
 def _int(value: str | None) -> int | None:

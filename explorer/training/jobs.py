@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 
 from explorer.errors import ExplorerError
-from explorer.train import Stopped, TrainConfig, train
+from explorer.training import Stopped, TrainConfig, train
 
 
 @dataclass

@@ -32,7 +32,7 @@ _DATA = Path(__file__).resolve().parent / "data"
 def imagenet_to_coco() -> dict[int, str]:
     """ImageNet-1k class index -> COCO category name, for the classes that have a counterpart.
 
-    The map and its rule live in ``explorer/data/imagenet_to_coco.json``.
+    The map and its rule live in ``explorer/coco/data/imagenet_to_coco.json``.
     """
     doc = json.loads((_DATA / "imagenet_to_coco.json").read_text())
     return {e["index"]: e["coco"] for e in doc["map"]}

@@ -21,11 +21,11 @@ import numpy as np
 
 from explorer.coco import masks as coco_masks
 from explorer.coco.index import CocoIndex
-from explorer.infer import Item, items_for_crops, items_for_images, run
-from explorer.labels import VOC_COCO_NAMES, VOC_NAMES, dataset_label_map
-from explorer.metrics import confusion_matrix, segmentation_scores
+from explorer.coco.labels import VOC_COCO_NAMES, VOC_NAMES, dataset_label_map
+from explorer.inference.metrics import confusion_matrix, segmentation_scores
+from explorer.inference.runner import Item, items_for_crops, items_for_images, run
 from explorer.models.weights import LoadedModel
-from explorer.settings import cache_dir
+from explorer.paths import cache_dir
 
 TOP_K = 10
 

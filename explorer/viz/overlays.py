@@ -17,7 +17,7 @@ from explorer.coco import masks as coco_masks
 from explorer.coco.images import load_rgb, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
-from explorer.settings import cache_dir
+from explorer.paths import cache_dir
 
 MAX_SIDE = 1024
 THUMB_SIDE = 192

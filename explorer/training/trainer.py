@@ -1,11 +1,15 @@
-"""One training run: data, model, optimiser, the epoch loop, checkpoints and metrics."""
+"""The trainer: one run's data, model, optimiser, epoch loop, checkpoints and metrics, and
+:func:`train`, the entry point the CLI and the app's job queue call."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +18,18 @@ import torch.nn.functional as F
 
 from explorer.coco.index import open_index
 from explorer.errors import ExplorerError
-from explorer.metrics import confusion_matrix, segmentation_scores
+from explorer.inference.metrics import confusion_matrix, segmentation_scores
 from explorer.models import create_model
 from explorer.models.device import choose_device
 from explorer.models.weights import CHECKPOINT_FORMAT, WeightsError, load_model
-from explorer.train import data
-from explorer.train.loop import Stopped, TrainConfig, _write_json, atomic_save, cosine_lr, poly_lr, versions
+from explorer.training import data, runs
+from explorer.training.config import TrainConfig
+from explorer.training.schedules import cosine_lr, poly_lr
+
+
+class Stopped(Exception):
+    """A run stopped on request (Ctrl-C, the Stop button): resumable."""
+
 
 CROP_LOAD = 256  # crops are kept as 256 squares; training takes random 227/224 crops, validation the centre
 
@@ -93,7 +103,7 @@ class Session:
                             "val": str(self.val_index.path), "val_fingerprint": self.val_index.fingerprint,
                             "train_images": len(self.train_rows), "val_images": len(self.val_rows)},
                 "class_names": self.class_names, "category_ids": self.class_category_ids,
-                "device": self.device, "versions": versions(), "notes": self.notes, "created": time.time()}
+                "device": self.device, "versions": runs.versions(), "notes": self.notes, "created": time.time()}
 
     def status(self) -> dict:
         return {"epoch": self.epoch, "planned_epochs": self.planned, "step": self.step, "best": self.best,
@@ -151,9 +161,7 @@ class Session:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
         self.best, self.best_epoch = ckpt["best"], ckpt["best_epoch"]
-        from explorer.runs import read_metrics
-
-        kept = [r for r in read_metrics(self.run_dir)  # torn lines are skipped; the unfinished epoch dropped
+        kept = [r for r in runs.read_metrics(self.run_dir)  # torn lines are skipped; the unfinished epoch dropped
                 if r["step"] <= self.step and r.get("epoch", 0) <= self.epoch]
         (self.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
 
@@ -217,9 +225,9 @@ class Session:
                 score = val["val_acc"] if cfg.task == "classify" else val["val_miou"]
                 if score > self.best:
                     self.best, self.best_epoch = score, self.epoch
-                    atomic_save(self._checkpoint(False), self.run_dir / "best.pt")
-                atomic_save(self._checkpoint(True), self.run_dir / "last.pt")
-                _write_json(self.run_dir / "status.json", {**self.status(), "status": "running", "message": ""})
+                    runs.save_checkpoint(self._checkpoint(False), self.run_dir / "best.pt")
+                runs.save_checkpoint(self._checkpoint(True), self.run_dir / "last.pt")
+                runs.write_status(self.run_dir, {**self.status(), "status": "running", "message": ""})
                 self._emit({"phase": "epoch", "epoch": self.epoch, "epochs": total_epochs, "record": record})
                 if cfg.time_budget:  # fit the remaining epochs (and the schedule) in the budget
                     left = cfg.time_budget - (time.perf_counter() - t0)
@@ -296,3 +304,48 @@ def _dice_loss(logits, target, n: int) -> torch.Tensor:
     inter = (prob * onehot).sum((0, 2, 3))
     union = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
     return 1 - ((2 * inter + 1) / (union + 1)).mean()
+
+
+def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
+          stop: threading.Event | None = None, resume: str | None = None) -> Path:
+    """Train a classifier or a segmenter; returns the run folder.
+
+    Raises:
+        ExplorerError: bad settings or data; a NaN/inf loss (the last good checkpoint stays).
+        Stopped: ``stop`` was set or Ctrl-C was pressed (the run is resumable).
+    """
+    if resume:
+        run = Path(resume)
+        if not (run / "config.json").is_file():
+            raise ExplorerError(f"{run}: not a run folder (no config.json)")
+        saved = json.loads((run / "config.json").read_text())["settings"]
+        cfg = TrainConfig(**{k: saved[k] for k in (f.name for f in fields(TrainConfig)) if k in saved})
+    else:
+        cfg = cfg.resolved()
+        run = Path(cfg.out) if cfg.out else runs.default_out(cfg.task, cfg.model)
+        if (run / "config.json").exists():
+            raise ExplorerError(f"{run}: already holds a run; use --resume {run} or another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    session = Session(cfg, run, progress, stop)
+    if not resume:
+        runs.write_config(run, session.describe())
+    runs.write_status(run, {"status": "running", "message": ""})
+    try:
+        session.run(resume=bool(resume))
+    except Stopped as e:
+        runs.write_status(run, {**session.status(), "status": "stopped", "message": str(e)})
+        raise
+    except ExplorerError as e:
+        runs.write_status(run, {**session.status(), "status": "failed", "message": str(e)})
+        raise
+    except KeyboardInterrupt:
+        runs.write_status(run, {**session.status(), "status": "stopped",
+                                          "message": "interrupted (Ctrl-C); resume with --resume"})
+        raise Stopped("interrupted (Ctrl-C); the run can be resumed") from None
+    except BaseException as e:  # anything else (out of memory, disk full): never leave "running"
+        runs.write_status(run, {**session.status(), "status": "failed",
+                                          "message": f"{e.__class__.__name__}: {e}"})
+        raise
+    runs.write_status(run, {**session.status(), "status": "finished", "message": ""})
+    return run

@@ -8,6 +8,7 @@ import numpy as np
 
 from explorer.coco import health
 from explorer.coco.index import CocoIndex
+from explorer.types import SIZE_RANGES
 
 
 def category_counts(index: CocoIndex, ann_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -92,9 +93,8 @@ def size_classes(index: CocoIndex, ann_rows: np.ndarray | None = None) -> dict[s
     if ann_rows is not None:
         area, cat = area[ann_rows], cat[ann_rows]
     n = len(index.categories)
-    return {"small": np.bincount(cat[area < 32**2], minlength=n),
-            "medium": np.bincount(cat[(area >= 32**2) & (area < 96**2)], minlength=n),
-            "large": np.bincount(cat[area >= 96**2], minlength=n)}
+    return {k: np.bincount(cat[(area >= lo) & (area < hi)] if k != "small" else cat[area < hi], minlength=n)
+            for k, (lo, hi) in SIZE_RANGES.items()}
 
 
 def instances_per_image(index: CocoIndex, image_rows: np.ndarray | None = None) -> np.ndarray:

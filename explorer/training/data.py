@@ -17,7 +17,7 @@ from explorer.coco import masks as coco_masks
 from explorer.coco.images import load_rgb, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
-from explorer.infer import crop_box
+from explorer.inference.runner import crop_box
 
 
 @dataclass

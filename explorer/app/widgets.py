@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from explorer import render
 from explorer.coco import CocoIndex, fingerprint, open_index
 from explorer.coco.filters import ImageFilter, filter_images
-from explorer.datasets import DatasetSource, find_splits, from_files, initial_source, sample_sources
+from explorer.coco.sources import DatasetSource, find_splits, from_files, initial_source, sample_sources
 from explorer.errors import ExplorerError
+from explorer.viz import overlays as render
 
 _SOURCE = "dataset_source"
 
@@ -186,7 +186,7 @@ def _save_upload(data: bytes, name: str) -> Path:
     """An uploaded weights file, kept under <cache>/uploads by content hash (read with weights_only)."""
     import hashlib
 
-    from explorer.settings import cache_dir
+    from explorer.paths import cache_dir
 
     suffix = ".pt" if name.endswith(".pt") else ".pth"
     path = cache_dir("uploads") / f"{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
@@ -224,7 +224,7 @@ def model_picker(task: str, key: str, annotations: str):
     sessions (``st.cache_resource``).
     """
     from explorer.models import SMP_ENCODERS, UNTRAINED, choose_device, get_spec, list_models
-    from explorer.runs import trained_checkpoints
+    from explorer.training.runs import trained_checkpoints
 
     trained = {f"run: {r.path.name}": r for r in trained_checkpoints(task)}
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
@@ -339,7 +339,7 @@ def run_with_progress(label: str, fn, *args, **kwargs):
 @st.cache_resource
 def job_queue():
     """The process-wide training queue (its worker thread never calls Streamlit)."""
-    from explorer.jobs import JobQueue
+    from explorer.training.jobs import JobQueue
 
     return JobQueue()
 
@@ -369,7 +369,7 @@ def _crop_data_url(annotations: str, fingerprint: str, images: str, annotation_i
     import base64
 
     from explorer.coco.images import load_rgb, resolve_image_path
-    from explorer.infer import crop_box
+    from explorer.inference.runner import crop_box
 
     index = get_index(annotations)
     a = int(np.flatnonzero(index.annotations["id"] == annotation_id)[0])
@@ -389,7 +389,7 @@ def label_space_tables():
     """The VOC -> COCO map and, per COCO category, how many ImageNet classes map to it."""
     import pandas as pd
 
-    from explorer.labels import VOC_COCO_IDS, VOC_COCO_NAMES, VOC_NAMES, imagenet_to_coco
+    from explorer.coco.labels import VOC_COCO_IDS, VOC_COCO_NAMES, VOC_NAMES, imagenet_to_coco
 
     voc = pd.DataFrame({"VOC label": list(range(1, 21)), "VOC name": VOC_NAMES[1:], "COCO id": VOC_COCO_IDS,
                         "COCO name": VOC_COCO_NAMES})

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-IGNORE = 255
-
 
 def confusion_matrix(target: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     """``(n, n)`` int64 counts of (truth, prediction) pixel pairs."""

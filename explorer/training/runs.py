@@ -1,19 +1,61 @@
-"""Reading training runs: the run store's folders, TensorBoard logs and CSV curves from elsewhere.
+"""Run folders, written and read in one place.
+
+A run folder holds ``config.json`` (every setting, the dataset fingerprint, class names,
+versions, device), ``metrics.jsonl`` (per-step ``train_loss`` lines and one line per epoch),
+TensorBoard event files, ``last.pt`` and ``best.pt`` (written atomically; loadable by the model
+registry), and ``status.json`` (running / finished / stopped / failed, with a message).
 
 Curves are long pandas tables with columns ``run``, ``metric``, ``step``, ``epoch``, ``wall``
-(seconds since the run's start) and ``value``, whatever their source.
+(seconds since the run's start) and ``value``, whatever their source (a run folder, TensorBoard
+logs or a CSV trained elsewhere).
 """
 
 from __future__ import annotations
 
 import json
+import platform
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from explorer.errors import ExplorerError
-from explorer.settings import cache_dir
+from explorer.paths import atomic_file, atomic_write_json, cache_dir
+
+
+def runs_root() -> Path:
+    return cache_dir("runs")
+
+
+def default_out(task: str, model: str) -> Path:
+    """A new run folder's path: ``<cache>/runs/<time>-<task>-<model>``."""
+    return runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{task}-{model}"
+
+
+def save_checkpoint(obj: dict, path: Path) -> None:
+    """torch.save through a temporary name: a crash never leaves half a checkpoint."""
+    import torch
+
+    with atomic_file(path) as f:
+        torch.save(obj, f)
+
+
+def write_status(run: Path, status: dict) -> None:
+    atomic_write_json(run / "status.json", {**status, "updated": time.time()})
+
+
+def write_config(run: Path, config: dict) -> None:
+    atomic_write_json(run / "config.json", config)
+
+
+def versions() -> dict:
+    import torch
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": np.__version__}
+
 
 
 @dataclass(frozen=True)
@@ -32,10 +74,6 @@ class RunInfo:
     seconds: float
     device: str
     has_best: bool
-
-
-def runs_root() -> Path:
-    return cache_dir("runs")
 
 
 def read_run(path: Path) -> RunInfo | None:

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from explorer.coco import masks as coco_masks
-from explorer.coco.filters import SIZE_RANGES
 from explorer.coco.index import CocoIndex
-from explorer.infer import items_for_crops, items_for_images
-from explorer.labels import dataset_label_map
+from explorer.coco.labels import dataset_label_map
+from explorer.inference.products import predict
+from explorer.inference.runner import items_for_crops, items_for_images
 from explorer.models.weights import LoadedModel
-from explorer.predict import predict
+from explorer.types import SIZE_RANGES, size_class
 
 OUTCOMES = ("both_right", "only_classifier_right", "only_segmenter_right", "both_wrong", "not_comparable")
 NO_COUNTERPART = -1
@@ -39,11 +39,6 @@ def summarise(objects: list[dict]) -> dict:
     for o in objects:
         counts[o["outcome"]] += 1
     return {"objects": len(objects), **counts}
-
-
-def size_class(area: float) -> str:
-    """COCO's size class (a negative or missing area counts as small)."""
-    return next((k for k, (lo, hi) in SIZE_RANGES.items() if lo <= area < hi), "small")
 
 
 def compare(classifier: LoadedModel, segmenter: LoadedModel, index: CocoIndex, images_dir: Path | None,

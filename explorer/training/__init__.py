@@ -1,0 +1,19 @@
+"""Training: classifiers on object crops, segmenters on semantic masks; run folders under cache/runs.
+
+Names are resolved on first use, so importing ``explorer.training.runs`` (the model pickers do)
+does not import torch.
+"""
+
+__all__ = ["PRESETS", "TASK_MODELS", "Stopped", "TrainConfig", "train"]
+
+
+def __getattr__(name: str):
+    if name in ("PRESETS", "TASK_MODELS", "TrainConfig"):
+        from explorer.training import config
+
+        return getattr(config, name)
+    if name in ("Stopped", "train"):
+        from explorer.training import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'explorer.training' has no attribute {name!r}")

@@ -1,0 +1,39 @@
+"""Names for the choices and constants that cross modules: one home each.
+
+``Literal`` aliases say which values a string may take (a type checker and a reader both see
+them); the constants are the single definitions every module imports.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Task = Literal["classify", "segment"]
+TASKS: tuple[Task, ...] = ("classify", "segment")
+
+LabelSpace = Literal["imagenet", "voc", "dataset"]
+"""A model's labels: ImageNet-1k, Pascal VOC-21 (0 = background), or a dataset's own classes."""
+
+MaskLabels = Literal["coco", "voc"]
+"""Pixel values of a semantic mask: COCO category ids, or the 21 Pascal-VOC labels."""
+
+Crowd = Literal["any", "only", "none"]
+MatchMode = Literal["any", "all"]
+JobStatus = Literal["queued", "running", "finished", "stopped", "failed"]
+
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+"""Device choices a user can give; ``cuda:N`` is accepted too."""
+
+IGNORE_LABEL = 255
+"""Semantic masks and training targets: pixels covered by two or more annotations (torchvision's
+segmentation reference ignores them in the loss and in every metric)."""
+
+SizeClass = Literal["small", "medium", "large"]
+SIZE_RANGES: dict[SizeClass, tuple[float, float]] = {
+    "small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, float("inf"))}
+"""COCO's object size classes by area in pixels: small < 32² <= medium < 96² <= large."""
+
+
+def size_class(area: float) -> SizeClass:
+    """COCO's size class of an area (a negative or missing area counts as small)."""
+    return next((k for k, (lo, hi) in SIZE_RANGES.items() if lo <= area < hi), "small")
