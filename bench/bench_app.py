@@ -69,29 +69,44 @@ def main() -> None:
         values = iter(np.linspace(0.1, 0.9, 50))
         med, best = timeit(lambda: at.slider(key="d_alpha").set_value(float(next(values))).run(), 7)
         assert not at.exception
-        results.append(("Browse rerun, opacity slider changed (118k-image index, AppTest)", med, best, "< 0.3 s"))
+        results.append(
+            (
+                "Browse rerun, opacity slider changed (118k-image index, AppTest)",
+                med,
+                best,
+                "< 0.3 s",
+            )
+        )
 
         # 2. distributions, warm
         def dist():
             c = stats.category_counts(index)
             g = stats.box_geometry(index)
-            figs = [charts.category_bars(index.categories, c["instances"], "i"),
-                    charts.category_bars(index.categories, c["images"], "m"),
-                    charts.category_sunburst(index.categories, c["instances"]),
-                    charts.size_class_bars(index.categories, stats.size_classes(index)),
-                    charts.log_histogram(g["area"], "a", "a"),
-                    charts.count_histogram(stats.instances_per_image(index), "n", "n"),
-                    charts.cooccurrence_heatmap(index.categories, stats.cooccurrence(index)),
-                    charts.log_histogram(g["aspect"], "r", "r"), charts.centre_heatmap(g["cx"], g["cy"]),
-                    charts.image_size_scatter(index.images["width"], index.images["height"])]
+            figs = [
+                charts.category_bars(index.categories, c["instances"], "i"),
+                charts.category_bars(index.categories, c["images"], "m"),
+                charts.category_sunburst(index.categories, c["instances"]),
+                charts.size_class_bars(index.categories, stats.size_classes(index)),
+                charts.log_histogram(g["area"], "a", "a"),
+                charts.count_histogram(stats.instances_per_image(index), "n", "n"),
+                charts.cooccurrence_heatmap(index.categories, stats.cooccurrence(index)),
+                charts.log_histogram(g["aspect"], "r", "r"),
+                charts.centre_heatmap(g["cx"], g["cy"]),
+                charts.image_size_scatter(index.images["width"], index.images["height"]),
+            ]
             return figs
+
         dist()
         med, best = timeit(dist, 5)
-        results.append(("Distributions: all stats + 10 figures, warm (118k images)", med, best, "< 1 s"))
+        results.append(
+            ("Distributions: all stats + 10 figures, warm (118k images)", med, best, "< 1 s")
+        )
         at.switch_page("pages/distributions.py").run()
         med, best = timeit(lambda: at.run(), 3)
         assert not at.exception
-        results.append(("Distributions page, whole AppTest run, warm (118k images)", med, best, "< 1 s"))
+        results.append(
+            ("Distributions page, whole AppTest run, warm (118k images)", med, best, "< 1 s")
+        )
         del os.environ["EXPLORER_COCO"]
 
         # 3 + 4. real COCO images
@@ -104,23 +119,38 @@ def main() -> None:
         def detail():
             rgb, _ = render.compose_overlay(tiny, images, typical)
             return render.encode_jpeg(rgb)
+
         detail()
         med, best = timeit(detail, 20)
-        results.append((f"Image detail, all overlays + JPEG ({n[typical]} annotations, "
-                        f"{tiny.images['width'][typical]}x{tiny.images['height'][typical]})", med, best, "< 0.1 s"))
+        results.append(
+            (
+                f"Image detail, all overlays + JPEG ({n[typical]} annotations, "
+                f"{tiny.images['width'][typical]}x{tiny.images['height'][typical]})",
+                med,
+                best,
+                "< 0.1 s",
+            )
+        )
 
         rows = list(range(min(48, tiny.num_images))) + list(range(max(0, 48 - tiny.num_images)))
 
         def grid():
             return [render.thumbnail_jpeg(tiny, images, r) for r in rows]
+
         cold = []
         for _ in range(3):
             shutil.rmtree(Path(cache) / "thumbs", ignore_errors=True)
             t = time.perf_counter()
             grid()
             cold.append(time.perf_counter() - t)
-        results.append(("Grid of 48 thumbnails, cold (decode + masks + encode)", statistics.median(cold), min(cold),
-                        "< 1.5 s"))
+        results.append(
+            (
+                "Grid of 48 thumbnails, cold (decode + masks + encode)",
+                statistics.median(cold),
+                min(cold),
+                "< 1.5 s",
+            )
+        )
         med, best = timeit(grid, 5)
         results.append(("Grid of 48 thumbnails, warm (disk cache)", med, best, "< 0.3 s"))
         st.cache_data.clear()

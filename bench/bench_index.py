@@ -38,20 +38,33 @@ COCO_NAMES = (
     "surfboard tennis_racket bottle wine_glass cup fork knife spoon bowl banana apple sandwich orange "
     "broccoli carrot hot_dog pizza donut cake chair couch potted_plant bed dining_table toilet tv laptop "
     "mouse remote keyboard cell_phone microwave oven toaster sink refrigerator book clock vase scissors "
-    "teddy_bear hair_drier toothbrush").split()
+    "teddy_bear hair_drier toothbrush"
+).split()
 COCO_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
 
 
-def write_big_file(path: Path, n_images: int = 118_287, n_anns: int = 860_001, seed: int = 0) -> None:
+def write_big_file(
+    path: Path, n_images: int = 118_287, n_anns: int = 860_001, seed: int = 0
+) -> None:
     """A train2017-scale instances file (images are not written)."""
     import msgspec
 
     rng = np.random.default_rng(seed)
     sizes = np.array([(640, 480), (480, 640), (640, 427), (500, 375), (640, 360)])
     wh = sizes[rng.integers(len(sizes), size=n_images)]
-    images = [{"license": 1, "file_name": f"{i:012d}.jpg", "coco_url": "", "height": int(h),
-               "width": int(w), "date_captured": "2013-11-14 11:18:45", "flickr_url": "", "id": i}
-              for i, (w, h) in enumerate(wh.tolist(), 1)]
+    images = [
+        {
+            "license": 1,
+            "file_name": f"{i:012d}.jpg",
+            "coco_url": "",
+            "height": int(h),
+            "width": int(w),
+            "date_captured": "2013-11-14 11:18:45",
+            "flickr_url": "",
+            "id": i,
+        }
+        for i, (w, h) in enumerate(wh.tolist(), 1)
+    ]
     anns = []
     img_of = rng.integers(n_images, size=n_anns)
     for k in range(1, n_anns + 1):
@@ -67,23 +80,49 @@ def write_big_file(path: Path, n_images: int = 118_287, n_anns: int = 860_001, s
             counts[1:-1:2] = bh
             counts[2:-1:2] = starts[1:] - starts[:-1] - bh
             counts[-1] = w * h - starts[-1] - bh
-            anns.append({"segmentation": {"counts": counts.tolist(), "size": [h, w]},
-                         "area": float(bw * bh), "iscrowd": 1, "image_id": int(img_of[k - 1]) + 1,
-                         "bbox": [x0, y0, bw, bh], "category_id": cat, "id": 900_000_000_000 + k})
+            anns.append(
+                {
+                    "segmentation": {"counts": counts.tolist(), "size": [h, w]},
+                    "area": float(bw * bh),
+                    "iscrowd": 1,
+                    "image_id": int(img_of[k - 1]) + 1,
+                    "bbox": [x0, y0, bw, bh],
+                    "category_id": cat,
+                    "id": 900_000_000_000 + k,
+                }
+            )
             continue
         n = int(rng.integers(8, 41))
         t = 2 * math.pi * np.arange(n) / n
         rr = r * rng.uniform(0.6, 1.0, n)
         xs, ys = np.round(cx + rr * np.cos(t), 2), np.round(cy + rr * np.sin(t), 2)
-        anns.append({"segmentation": [np.stack([xs, ys], 1).ravel().tolist()],
-                     "area": round(math.pi * r * r * 0.65, 4), "iscrowd": 0,
-                     "image_id": int(img_of[k - 1]) + 1,
-                     "bbox": [float(xs.min()), float(ys.min()), round(float(xs.max() - xs.min()), 2),
-                              round(float(ys.max() - ys.min()), 2)], "category_id": cat, "id": k})
-    cats = [{"supercategory": "thing", "id": i, "name": n.replace("_", " ")}
-            for i, n in zip(COCO_IDS, COCO_NAMES, strict=True)]
-    doc = {"info": {"description": "synthetic train2017-scale benchmark file"}, "licenses": [],
-           "images": images, "annotations": anns, "categories": cats}
+        anns.append(
+            {
+                "segmentation": [np.stack([xs, ys], 1).ravel().tolist()],
+                "area": round(math.pi * r * r * 0.65, 4),
+                "iscrowd": 0,
+                "image_id": int(img_of[k - 1]) + 1,
+                "bbox": [
+                    float(xs.min()),
+                    float(ys.min()),
+                    round(float(xs.max() - xs.min()), 2),
+                    round(float(ys.max() - ys.min()), 2),
+                ],
+                "category_id": cat,
+                "id": k,
+            }
+        )
+    cats = [
+        {"supercategory": "thing", "id": i, "name": n.replace("_", " ")}
+        for i, n in zip(COCO_IDS, COCO_NAMES, strict=True)
+    ]
+    doc = {
+        "info": {"description": "synthetic train2017-scale benchmark file"},
+        "licenses": [],
+        "images": images,
+        "annotations": anns,
+        "categories": cats,
+    }
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(msgspec.json.encode(doc))
     os.replace(tmp, path)
@@ -148,7 +187,9 @@ def main() -> None:
     print(f"file: {path} ({path.stat().st_size / 1e6:.0f} MB)")
     cache = tempfile.mkdtemp(prefix="bench-cache-")
     env = {**os.environ, "EXPLORER_CACHE": cache}
-    results: dict[str, list[tuple[float, float]]] = {k: [] for k in ("pycocotools", "cold", "warm", "cli")}
+    results: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("pycocotools", "cold", "warm", "cli")
+    }
     try:
         for _ in range(args.repeat):  # interleaved, so machine noise hits all alike
             *ref, ref_out = timed([sys.executable, "-c", PYCOCO, str(path)], env)
@@ -159,7 +200,9 @@ def main() -> None:
                 *got, out = timed([sys.executable, "-c", EXPLORER, str(path)], env)
                 assert out == ref_out, f"{key}: counts {out!r} differ from pycocotools' {ref_out!r}"
                 results[key].append(tuple(got))
-            *got, out = timed([sys.executable, "-m", "explorer", "stats", "--coco", str(path), "--json"], env)
+            *got, out = timed(
+                [sys.executable, "-m", "explorer", "stats", "--coco", str(path), "--json"], env
+            )
             assert json.loads(out)["annotations"] == int(ref_out.split()[0])
             results["cli"].append(tuple(got))
         ms, n_img = mask_decode_ms(path, cache)
@@ -170,12 +213,18 @@ def main() -> None:
     ref_t, ref_m = best["pycocotools"][0], peak["pycocotools"]
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"{'':40}{'wall s':>8}{'peak MB':>9}{'speed-up':>10}{'RSS ratio':>11}")
-    for key, label in (("pycocotools", "pycocotools COCO() + counts"), ("cold", "explorer cold (no cache) + counts"),
-                       ("warm", "explorer warm (cache) + counts"), ("cli", "python -m explorer stats --json, warm")):
+    for key, label in (
+        ("pycocotools", "pycocotools COCO() + counts"),
+        ("cold", "explorer cold (no cache) + counts"),
+        ("warm", "explorer warm (cache) + counts"),
+        ("cli", "python -m explorer stats --json, warm"),
+    ):
         t, m = best[key][0], peak[key]
         print(f"{label:40}{t:8.2f}{m:9.0f}{ref_t / t:9.1f}x{ref_m / m:10.1f}x")
     print(f"instance masks of a 7-annotation 640x480 image: {ms:.2f} ms (mean of {n_img} images)")
-    print(f"all runs: {json.dumps({k: [[round(t, 2), round(m)] for t, m in v] for k, v in results.items()})}")
+    print(
+        f"all runs: {json.dumps({k: [[round(t, 2), round(m)] for t, m in v] for k, v in results.items()})}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-GMACS = {"alexnet": 0.714, "deeplabv3-mobilenet-v3-large": 10.452, "deeplabv3-resnet50": 178.722}  # torchvision
-BATCH = {"alexnet": 32, "deeplabv3-mobilenet-v3-large": None, "deeplabv3-resnet50": None}  # None: the default
+GMACS = {
+    "alexnet": 0.714,
+    "deeplabv3-mobilenet-v3-large": 10.452,
+    "deeplabv3-resnet50": 178.722,
+}  # torchvision
+BATCH = {
+    "alexnet": 32,
+    "deeplabv3-mobilenet-v3-large": None,
+    "deeplabv3-resnet50": None,
+}  # None: the default
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
 
 
@@ -69,7 +77,9 @@ def naive(model, paths: list[str], device: str) -> float:
             image = Image.open(p).convert("RGB")
             out = model.module(transform(image)[None].to(device))
             if isinstance(out, dict):
-                out = F.interpolate(out["out"], size=image.size[::-1], mode="bilinear", align_corners=False)
+                out = F.interpolate(
+                    out["out"], size=image.size[::-1], mode="bilinear", align_corners=False
+                )
             out.argmax(1).cpu()
     return len(paths) / (time.perf_counter() - t)
 
@@ -80,7 +90,9 @@ def runner(model, paths: list[str], batch: int, workers: int) -> float:
     items = [_Item(p) for p in paths]
     sizes = [(640, 480)] * len(paths)
     t = time.perf_counter()
-    n = sum(1 for _ in infer.run_paths(model, items, paths, sizes, batch_size=batch, workers=workers))
+    n = sum(
+        1 for _ in infer.run_paths(model, items, paths, sizes, batch_size=batch, workers=workers)
+    )
     assert n == len(paths)
     return n / (time.perf_counter() - t)
 
@@ -103,12 +115,18 @@ def main() -> None:
     gpu = torch.cuda.get_device_name() if device.startswith("cuda") else ""
     folder = Path(tempfile.mkdtemp(prefix="bench-infer-"))
     paths = write_images(folder, args.images)
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, device {device}"
-          f"{' (' + gpu + ')' if gpu else ''}, {args.images} synthetic 640x480 JPEGs, workers {args.workers}")
-    print(f"{'model':32}{'batch':>6}{'naive img/s':>13}{'runner img/s':>14}{'speed-up':>10}{'TFLOP/s':>9}")
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, device {device}"
+        f"{' (' + gpu + ')' if gpu else ''}, {args.images} synthetic 640x480 JPEGs, workers {args.workers}"
+    )
+    print(
+        f"{'model':32}{'batch':>6}{'naive img/s':>13}{'runner img/s':>14}{'speed-up':>10}{'TFLOP/s':>9}"
+    )
     for name in args.models.split(","):
         model = load_model(name, "untrained", device)
-        few = paths[: max(8, args.images // (4 if name == "deeplabv3-resnet50" and device == "cpu" else 1))]
+        few = paths[
+            : max(8, args.images // (4 if name == "deeplabv3-resnet50" and device == "cpu" else 1))
+        ]
         naive(model, few[:2], device)  # warm-up
         batch = BATCH[name] or infer.default_batch_size(model.task, device)
         runner(model, few[:batch], batch, 0)

@@ -40,11 +40,17 @@ def _cmd_export_masks(args: argparse.Namespace) -> int:
     from explorer.coco import export, open_index
 
     index = open_index(args.coco)
-    report = export.export_semantic_masks(index, Path(args.out), labels=args.labels,
-                                          image_ids=args.image_ids, progress=not args.quiet)
-    print(f"wrote {report['written']} masks to {args.out}"
-          + (f"; {len(report['skipped'])} annotations skipped (bad segmentation)"
-             if report["skipped"] else ""))
+    report = export.export_semantic_masks(
+        index, Path(args.out), labels=args.labels, image_ids=args.image_ids, progress=not args.quiet
+    )
+    print(
+        f"wrote {report['written']} masks to {args.out}"
+        + (
+            f"; {len(report['skipped'])} annotations skipped (bad segmentation)"
+            if report["skipped"]
+            else ""
+        )
+    )
     for item in report["skipped"][:10]:
         print(f"  skipped annotation {item['id']}: {item['error']}", file=sys.stderr)
     return 0
@@ -61,10 +67,18 @@ def _model_and_data(args: argparse.Namespace):
     if images is not None and not images.is_dir():
         raise ExplorerError(f"{images}: image folder not found")
     rows = select_image_rows(index, args.image_ids)
-    model = load_model(args.model, args.weights, choose_device(args.device), encoder=args.encoder,
-                       dataset_categories=index.categories)
+    model = load_model(
+        args.model,
+        args.weights,
+        choose_device(args.device),
+        encoder=args.encoder,
+        dataset_categories=index.categories,
+    )
     if model.untrained:
-        print(f"warning: {args.model} is UNTRAINED (random weights): its outputs mean nothing", file=sys.stderr)
+        print(
+            f"warning: {args.model} is UNTRAINED (random weights): its outputs mean nothing",
+            file=sys.stderr,
+        )
     return index, images, rows, model
 
 
@@ -80,6 +94,7 @@ def _progress(desc: str, quiet: bool):
         bar.total = total
         bar.n = done
         bar.refresh()
+
     return update
 
 
@@ -88,28 +103,38 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     index, images, rows, model = _model_and_data(args)
     out = Path(args.out)
-    kw = {"batch_size": args.batch_size, "workers": args.workers, "progress": _progress("predict", args.quiet)}
+    kw = {
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "progress": _progress("predict", args.quiet),
+    }
     if model.task == "classify":
         if out.suffix.lower() not in (".parquet", ".csv"):
             raise ExplorerError(f"{out}: a classifier writes .parquet or .csv")
         table = predict.classification_table(model, index, images, args.crops, rows, **kw)
         out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(out, index=False) if out.suffix.lower() == ".parquet" else table.to_csv(out, index=False)
+        table.to_parquet(out, index=False) if out.suffix.lower() == ".parquet" else table.to_csv(
+            out, index=False
+        )
         bad = int((table["error"] != "").sum())
         print(f"wrote {len(table)} rows to {out}" + (f" ({bad} unreadable images)" if bad else ""))
         return 0
     if args.crops:
         raise ExplorerError("--crops is for classifiers; a segmenter predicts whole images")
     results, unreadable = [], []
-    for it, output, err in predict.predict(model, index, images, predict.items_for_images(index, rows), **kw):
+    for it, output, err in predict.predict(
+        model, index, images, predict.items_for_images(index, rows), **kw
+    ):
         if output is None:
             unreadable.append(err)
             continue
         results += predict.coco_results(model, index, it.image_row, *output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results))
-    print(f"wrote {len(results)} segmentation results for {len(rows) - len(unreadable)} images to {out}"
-          + (f"; {len(unreadable)} unreadable, e.g. {unreadable[0]}" if unreadable else ""))
+    print(
+        f"wrote {len(results)} segmentation results for {len(rows) - len(unreadable)} images to {out}"
+        + (f"; {len(unreadable)} unreadable, e.g. {unreadable[0]}" if unreadable else "")
+    )
     return 0
 
 
@@ -117,21 +142,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from explorer.inference import products as predict
 
     index, images, rows, model = _model_and_data(args)
-    kw = {"batch_size": args.batch_size, "workers": args.workers, "progress": _progress("evaluate", args.quiet)}
+    kw = {
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "progress": _progress("evaluate", args.quiet),
+    }
     if model.task == "segment":
         result = predict.evaluate_segmentation(model, index, images, rows, args.labels, **kw)
         if not args.json:
-            print(f"{model.display_name} on {result['images']} images ({result['labels']} labels): "
-                  f"pixel accuracy {result['pixel_acc']:.4f}, mean IoU {result['miou']:.4f}")
+            print(
+                f"{model.display_name} on {result['images']} images ({result['labels']} labels): "
+                f"pixel accuracy {result['pixel_acc']:.4f}, mean IoU {result['miou']:.4f}"
+            )
             for name, iou in result["per_class_iou"].items():
                 print(f"  {name:<16} {'-' if iou is None else f'{iou:.4f}'}")
     else:
         table = predict.classification_table(model, index, images, True, rows, **kw)
-        result = {**predict.classification_scores(model, table, index.categories), "model": model.name,
-                  "weights": model.weights_label, "untrained": model.untrained}
+        result = {
+            **predict.classification_scores(model, table, index.categories),
+            "model": model.name,
+            "weights": model.weights_label,
+            "untrained": model.untrained,
+        }
         if not args.json:
-            print(f"{model.display_name}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
-                  f"{result['objects']} objects ({result['not_comparable']} of categories it cannot name)")
+            print(
+                f"{model.display_name}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
+                f"{result['objects']} objects ({result['not_comparable']} of categories it cannot name)"
+            )
     if args.json:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")
@@ -141,11 +178,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from explorer.training import Stopped, TrainConfig, train
 
-    cfg = TrainConfig(task=args.task, coco=args.coco, images=args.images, model=args.model, val_coco=args.val_coco,
-                      val_images=args.val_images, encoder=args.encoder, pretrained=args.pretrained,
-                      freeze_features=args.freeze_features, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, image_size=args.image_size, device=args.device, preset=args.preset, out=args.out,
-                      seed=args.seed, class_weights=args.class_weights, dice=args.dice, workers=args.workers)
+    cfg = TrainConfig(
+        task=args.task,
+        coco=args.coco,
+        images=args.images,
+        model=args.model,
+        val_coco=args.val_coco,
+        val_images=args.val_images,
+        encoder=args.encoder,
+        pretrained=args.pretrained,
+        freeze_features=args.freeze_features,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        image_size=args.image_size,
+        device=args.device,
+        preset=args.preset,
+        out=args.out,
+        seed=args.seed,
+        class_weights=args.class_weights,
+        dice=args.dice,
+        workers=args.workers,
+    )
     bar = None
 
     def progress(event: dict) -> None:
@@ -158,16 +212,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if bar is None or bar.desc != f"epoch {event['epoch']}/{event['epochs']}":
                 if bar is not None:
                     bar.close()
-                bar = tqdm(total=event["batches"], desc=f"epoch {event['epoch']}/{event['epochs']}", leave=False)
+                bar = tqdm(
+                    total=event["batches"],
+                    desc=f"epoch {event['epoch']}/{event['epochs']}",
+                    leave=False,
+                )
             bar.n = event["batch"]
             bar.set_postfix(loss=f"{event['loss']:.3f}", refresh=True)
         elif event["phase"] == "epoch":
             r = event["record"]
-            score = f"val_acc {r['val_acc']:.3f}" if "val_acc" in r else \
-                f"val_miou {r['val_miou']:.3f} pixel_acc {r['val_pixel_acc']:.3f}"
-            print(f"epoch {r['epoch']}/{event['epochs']}: train_loss {r['train_loss']:.4f} val_loss "
-                  f"{r['val_loss']:.4f} {score} ({r['seconds']:.0f} s, {r['images_per_s']:.0f} img/s)",
-                  file=sys.stderr)
+            score = (
+                f"val_acc {r['val_acc']:.3f}"
+                if "val_acc" in r
+                else f"val_miou {r['val_miou']:.3f} pixel_acc {r['val_pixel_acc']:.3f}"
+            )
+            print(
+                f"epoch {r['epoch']}/{event['epochs']}: train_loss {r['train_loss']:.4f} val_loss "
+                f"{r['val_loss']:.4f} {score} ({r['seconds']:.0f} s, {r['images_per_s']:.0f} img/s)",
+                file=sys.stderr,
+            )
+
     try:
         run = train(cfg, progress, resume=args.resume)
     except Stopped as e:
@@ -177,8 +241,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     status = json.loads((run / "status.json").read_text())
-    print(f"{run}: best {status['metric']} {status['best']:.4f} at epoch {status['best_epoch']} "
-          f"(best.pt; use it with --model {run})")
+    print(
+        f"{run}: best {status['metric']} {status['best']:.4f} at epoch {status['best_epoch']} "
+        f"(best.pt; use it with --model {run})"
+    )
     return 0
 
 
@@ -193,8 +259,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if not images.is_dir():
         raise ExplorerError(f"{images}: image folder not found")
     device = choose_device(args.device)
-    classifier = load_model(args.classifier, args.classifier_weights, device, dataset_categories=index.categories)
-    segmenter = load_model(args.segmenter, args.segmenter_weights, device, dataset_categories=index.categories)
+    classifier = load_model(
+        args.classifier, args.classifier_weights, device, dataset_categories=index.categories
+    )
+    segmenter = load_model(
+        args.segmenter, args.segmenter_weights, device, dataset_categories=index.categories
+    )
     for m, role in ((classifier, "classifier"), (segmenter, "segmenter")):
         want = "classify" if role == "classifier" else "segment"
         if m.task != want:
@@ -202,15 +272,24 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if m.untrained:
             print(f"warning: the {role} is UNTRAINED (random weights)", file=sys.stderr)
     rows = select_image_rows(index, args.image_ids)
-    report = compare.compare(classifier, segmenter, index, images, rows, progress=_progress("compare", args.quiet),
-                             workers=args.workers)
+    report = compare.compare(
+        classifier,
+        segmenter,
+        index,
+        images,
+        rows,
+        progress=_progress("compare", args.quiet),
+        workers=args.workers,
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report))
     s = report["summary"]
-    print(f"{s['objects']} objects: both right {s['both_right']}, only classifier {s['only_classifier_right']}, "
-          f"only segmenter {s['only_segmenter_right']}, both wrong {s['both_wrong']}, not comparable "
-          f"{s['not_comparable']} -> {out}")
+    print(
+        f"{s['objects']} objects: both right {s['both_right']}, only classifier {s['only_classifier_right']}, "
+        f"only segmenter {s['only_segmenter_right']}, both wrong {s['both_wrong']}, not comparable "
+        f"{s['not_comparable']} -> {out}"
+    )
     return 0
 
 
@@ -225,7 +304,9 @@ def _cmd_anatomy(args: argparse.Namespace) -> int:
         raise ExplorerError(f"--input {args.input!r}: give H or HxW, e.g. 227 or 520x693") from None
     if args.model in SPECS:
         spec = get_spec(args.model)
-        classes = None if spec.label_space != "dataset" else (1000 if spec.task == "classify" else 21)
+        classes = (
+            None if spec.label_space != "dataset" else (1000 if spec.task == "classify" else 21)
+        )
         from explorer.models import create_model
 
         model = create_model(args.model, num_classes=classes, encoder=args.encoder or "resnet34")
@@ -244,21 +325,33 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--coco", required=True, help="COCO instances JSON")
     p.add_argument("--images", required=True, help="image folder")
-    p.add_argument("--model", required=True, help="a registry name (alexnet, deeplabv3-resnet50, ...) or a "
-                                                  "training run folder / checkpoint")
-    p.add_argument("--weights", help="a weights file or run folder; 'untrained' for random weights "
-                                     "(default: the published weights)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a registry name (alexnet, deeplabv3-resnet50, ...) or a "
+        "training run folder / checkpoint",
+    )
+    p.add_argument(
+        "--weights",
+        help="a weights file or run folder; 'untrained' for random weights "
+        "(default: the published weights)",
+    )
     p.add_argument("--encoder", help="smp encoder (smp-* models without a checkpoint)")
     p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--batch-size", type=int, help="default: 32 / 2 (classify / segment) on a CPU, 256 / 16 on CUDA")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="default: 32 / 2 (classify / segment) on a CPU, 256 / 16 on CUDA",
+    )
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--image-ids", type=int, nargs="+", help="only these images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m explorer",
-                                     description="COCO Explorer: headless commands.")
+    parser = argparse.ArgumentParser(
+        prog="python -m explorer", description="COCO Explorer: headless commands."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("sample", help="write the embedded sample dataset and print where")
@@ -275,42 +368,72 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export-masks", help="one semantic-mask PNG per image")
     p.add_argument("--coco", required=True, help="COCO instances JSON")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--labels", choices=("coco", "voc"), default="coco",
-                   help="pixel values: COCO category ids, or the 21 Pascal-VOC labels")
+    p.add_argument(
+        "--labels",
+        choices=("coco", "voc"),
+        default="coco",
+        help="pixel values: COCO category ids, or the 21 Pascal-VOC labels",
+    )
     p.add_argument("--image-ids", type=int, nargs="+", help="only these images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export_masks)
 
     p = sub.add_parser("predict", help="run a classifier or a segmenter over the dataset")
     _add_model_args(p)
-    p.add_argument("--crops", action="store_true", help="classify each annotation's crop, not whole images")
-    p.add_argument("--out", required=True, help=".parquet/.csv (classifier) or .json COCO results (segmenter)")
+    p.add_argument(
+        "--crops", action="store_true", help="classify each annotation's crop, not whole images"
+    )
+    p.add_argument(
+        "--out", required=True, help=".parquet/.csv (classifier) or .json COCO results (segmenter)"
+    )
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="score a model against the ground truth")
     _add_model_args(p)
-    p.add_argument("--labels", choices=("voc", "coco"), help="segmentation label space (default: the model's)")
+    p.add_argument(
+        "--labels", choices=("voc", "coco"), help="segmentation label space (default: the model's)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("train", help="train a classifier (object crops) or a segmenter (semantic masks)")
+    p = sub.add_parser(
+        "train", help="train a classifier (object crops) or a segmenter (semantic masks)"
+    )
     p.add_argument("--task", required=True, choices=("classify", "segment"))
     p.add_argument("--coco", required=True, help="training COCO instances JSON")
     p.add_argument("--images", required=True, help="training image folder")
-    p.add_argument("--val-coco", help="validation JSON (default: a seeded 20%% of the training images)")
+    p.add_argument(
+        "--val-coco", help="validation JSON (default: a seeded 20%% of the training images)"
+    )
     p.add_argument("--val-images", help="validation image folder")
-    p.add_argument("--model", required=True, help="alexnet-classic, alexnet, smp-deeplabv3, smp-deeplabv3plus, "
-                                                  "deeplabv3-mobilenet-v3-large, ...")
-    p.add_argument("--encoder", help="smp encoder (resnet18, resnet34, mobilenet_v2, efficientnet-b0, ...)")
-    p.add_argument("--pretrained", action="store_true", help="start from published weights when available")
-    p.add_argument("--freeze-features", action="store_true", help="alexnet: train only the classifier layers")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="alexnet-classic, alexnet, smp-deeplabv3, smp-deeplabv3plus, "
+        "deeplabv3-mobilenet-v3-large, ...",
+    )
+    p.add_argument(
+        "--encoder", help="smp encoder (resnet18, resnet34, mobilenet_v2, efficientnet-b0, ...)"
+    )
+    p.add_argument(
+        "--pretrained", action="store_true", help="start from published weights when available"
+    )
+    p.add_argument(
+        "--freeze-features", action="store_true", help="alexnet: train only the classifier layers"
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--image-size", type=int)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--preset", choices=("quick",), help="quick: a recipe that trains the sample in minutes on a CPU")
-    p.add_argument("--class-weights", action="store_true", help="weight the loss against class imbalance")
+    p.add_argument(
+        "--preset",
+        choices=("quick",),
+        help="quick: a recipe that trains the sample in minutes on a CPU",
+    )
+    p.add_argument(
+        "--class-weights", action="store_true", help="weight the loss against class imbalance"
+    )
     p.add_argument("--dice", action="store_true", help="segment: add a Dice loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
@@ -319,13 +442,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("compare", help="classifier versus segmenter versus ground truth, per object and image")
+    p = sub.add_parser(
+        "compare", help="classifier versus segmenter versus ground truth, per object and image"
+    )
     p.add_argument("--coco", required=True)
     p.add_argument("--images", required=True)
     p.add_argument("--classifier", required=True, help="a registry name or a training run folder")
     p.add_argument("--segmenter", required=True, help="a registry name or a training run folder")
-    p.add_argument("--classifier-weights", help="weights file, or 'untrained' (default: published / the run's)")
-    p.add_argument("--segmenter-weights", help="weights file, or 'untrained' (default: published / the run's)")
+    p.add_argument(
+        "--classifier-weights", help="weights file, or 'untrained' (default: published / the run's)"
+    )
+    p.add_argument(
+        "--segmenter-weights", help="weights file, or 'untrained' (default: published / the run's)"
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--image-ids", type=int, nargs="+")
     p.add_argument("--workers", type=int, default=2)
@@ -333,7 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("anatomy", help="the model's layer table (darknet style), parameters and MACs")
+    p = sub.add_parser(
+        "anatomy", help="the model's layer table (darknet style), parameters and MACs"
+    )
     p.add_argument("model", help="a registry name or a training run folder")
     p.add_argument("--input", default="224", help="input size, H or HxW (default 224)")
     p.add_argument("--encoder", help="smp encoder")

@@ -30,7 +30,10 @@ segmentation reference ignores them in the loss and in every metric)."""
 
 SizeClass = Literal["small", "medium", "large"]
 SIZE_RANGES: dict[SizeClass, tuple[float, float]] = {
-    "small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, float("inf"))}
+    "small": (0.0, 32.0**2),
+    "medium": (32.0**2, 96.0**2),
+    "large": (96.0**2, float("inf")),
+}
 """COCO's object size classes by area in pixels: small < 32² <= medium < 96² <= large."""
 
 

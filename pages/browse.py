@@ -28,32 +28,63 @@ url = st.query_params.to_dict()
 if url and url != st.session_state.get("b_written"):
     s = params.browse_from_query(url)
     st.session_state.update(
-        b_cats=[c for c in s.categories if c in cats], b_supers=[x for x in s.supercategories if x in supers],
-        b_match=s.match, b_crowd=s.crowd, b_size=s.size, b_q=s.query, b_page=s.page, b_image=s.image_id,
-        b_inst=s.instances or full_range)
+        b_cats=[c for c in s.categories if c in cats],
+        b_supers=[x for x in s.supercategories if x in supers],
+        b_match=s.match,
+        b_crowd=s.crowd,
+        b_size=s.size,
+        b_q=s.query,
+        b_page=s.page,
+        b_image=s.image_id,
+        b_inst=s.instances or full_range,
+    )
 st.session_state.setdefault("b_inst", full_range)
 st.session_state.setdefault("b_page", 1)
-st.session_state["b_inst"] = tuple(min(max(v, 0), full_range[1]) for v in st.session_state["b_inst"])
+st.session_state["b_inst"] = tuple(
+    min(max(v, 0), full_range[1]) for v in st.session_state["b_inst"]
+)
 
 st.title("Browse")
 with st.expander("Filters", expanded=st.session_state.get("b_image") is None):
     c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
-    chosen = c1.multiselect("Categories", list(cats), format_func=lambda i: cats[i]["name"], key="b_cats")
+    chosen = c1.multiselect(
+        "Categories", list(cats), format_func=lambda i: cats[i]["name"], key="b_cats"
+    )
     chosen_supers = c2.multiselect("Supercategories", supers, key="b_supers")
-    match = c3.radio("Match", ["any", "all"], key="b_match", horizontal=True,
-                     help="any: an image shows at least one chosen category; all: every one")
-    crowd = c4.selectbox("Crowd", ["any", "only", "none"], key="b_crowd",
-                         help="only: images with a crowd region; none: images without")
+    match = c3.radio(
+        "Match",
+        ["any", "all"],
+        key="b_match",
+        horizontal=True,
+        help="any: an image shows at least one chosen category; all: every one",
+    )
+    crowd = c4.selectbox(
+        "Crowd",
+        ["any", "only", "none"],
+        key="b_crowd",
+        help="only: images with a crowd region; none: images without",
+    )
     c5, c6, c7 = st.columns([3, 1, 2])
     inst = c5.slider("Annotations per image", 0, full_range[1], key="b_inst")
-    size = c6.selectbox("Object size", ["any", *SIZE_RANGES], key="b_size",
-                        help="COCO: small < 32², medium, large ≥ 96² pixels (of the chosen categories)")
+    size = c6.selectbox(
+        "Object size",
+        ["any", *SIZE_RANGES],
+        key="b_size",
+        help="COCO: small < 32², medium, large ≥ 96² pixels (of the chosen categories)",
+    )
     query = c7.text_input("Image id or file name", key="b_q")
 
 state = params.BrowseState(
-    image_id=st.session_state.get("b_image"), categories=tuple(chosen), supercategories=tuple(chosen_supers),
-    match=match, crowd=crowd, instances=None if tuple(inst) == full_range else tuple(inst),
-    size=size, query=query, page=int(st.session_state.get("b_page", 1)))
+    image_id=st.session_state.get("b_image"),
+    categories=tuple(chosen),
+    supercategories=tuple(chosen_supers),
+    match=match,
+    crowd=crowd,
+    instances=None if tuple(inst) == full_range else tuple(inst),
+    size=size,
+    query=query,
+    page=int(st.session_state.get("b_page", 1)),
+)
 rows = ui.filtered_image_rows(source.annotations, state.image_filter())
 st.session_state["b_filter"] = state.image_filter()  # Distributions can follow it
 
@@ -70,19 +101,38 @@ def detail(image_id: int) -> None:
     with right:
         alpha = st.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key="d_alpha")
         t1, t2, t3, t4 = st.columns(4)
-        show = dict(masks=t1.toggle("Masks", True, key="d_masks"), boxes=t2.toggle("Boxes", True, key="d_boxes"),
-                    labels=t3.toggle("Labels", True, key="d_labels"), crowd=t4.toggle("Crowd", True, key="d_crowd"))
+        show = dict(
+            masks=t1.toggle("Masks", True, key="d_masks"),
+            boxes=t2.toggle("Boxes", True, key="d_boxes"),
+            labels=t3.toggle("Labels", True, key="d_labels"),
+            crowd=t4.toggle("Crowd", True, key="d_crowd"),
+        )
         present = sorted(set(index.annotations["category_id"][ann_rows].tolist()))
-        only = st.multiselect("Show only these categories", present, format_func=lambda i: cats[i]["name"],
-                              key="d_only")
-        table = pd.DataFrame({
-            "id": index.annotations["id"][ann_rows],
-            "category": [cats[c]["name"] for c in index.annotations["category_id"][ann_rows]],
-            "area": np.round(index.annotations["area"][ann_rows], 1),
-            "bbox": [", ".join(f"{v:.0f}" for v in b) for b in index.annotations["bbox"][ann_rows]],
-            "crowd": index.annotations["iscrowd"][ann_rows]})
-        picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
-                              key="d_table", height=min(420, 38 + 35 * len(table)))
+        only = st.multiselect(
+            "Show only these categories",
+            present,
+            format_func=lambda i: cats[i]["name"],
+            key="d_only",
+        )
+        table = pd.DataFrame(
+            {
+                "id": index.annotations["id"][ann_rows],
+                "category": [cats[c]["name"] for c in index.annotations["category_id"][ann_rows]],
+                "area": np.round(index.annotations["area"][ann_rows], 1),
+                "bbox": [
+                    ", ".join(f"{v:.0f}" for v in b) for b in index.annotations["bbox"][ann_rows]
+                ],
+                "crowd": index.annotations["iscrowd"][ann_rows],
+            }
+        )
+        picked = st.dataframe(
+            table,
+            hide_index=True,
+            on_select="rerun",
+            selection_mode="single-row",
+            key="d_table",
+            height=min(420, 38 + 35 * len(table)),
+        )
         sel = picked.selection.rows if picked else []
     highlight = int(table["id"].iloc[sel[0]]) if sel else None
     opts = render.OverlayOptions(alpha=alpha, categories=tuple(only), highlight=highlight, **show)
@@ -104,16 +154,31 @@ if state.image_id is not None:
     nav[0].button("← Grid", on_click=open_image, args=(None,))
     if len(position):
         i = int(position[0])
-        nav[1].button("◀ Previous", disabled=i == 0, on_click=open_image,
-                      args=(int(index.images["id"][rows[max(i - 1, 0)]]),))
-        nav[2].button("Next ▶", disabled=i + 1 >= len(rows), on_click=open_image,
-                      args=(int(index.images["id"][rows[min(i + 1, len(rows) - 1)]]),))
+        nav[1].button(
+            "◀ Previous",
+            disabled=i == 0,
+            on_click=open_image,
+            args=(int(index.images["id"][rows[max(i - 1, 0)]]),),
+        )
+        nav[2].button(
+            "Next ▶",
+            disabled=i + 1 >= len(rows),
+            on_click=open_image,
+            args=(int(index.images["id"][rows[min(i + 1, len(rows) - 1)]]),),
+        )
     st.subheader(f"Image {state.image_id} · {index.images['file_name'][row]}")
     links = st.columns([1, 1, 6])
-    for col, page, label in ((links[0], "classify.py", "Classify it"), (links[1], "segment.py", "Segment it")):
-        col.page_link(str(PAGES / page), label=label, query_params={"image_id": str(state.image_id)})
-    st.caption(f"{index.images['width'][row]} x {index.images['height'][row]} px, "
-               f"{len(index.annotation_rows(row))} annotations")
+    for col, page, label in (
+        (links[0], "classify.py", "Classify it"),
+        (links[1], "segment.py", "Segment it"),
+    ):
+        col.page_link(
+            str(PAGES / page), label=label, query_params={"image_id": str(state.image_id)}
+        )
+    st.caption(
+        f"{index.images['width'][row]} x {index.images['height'][row]} px, "
+        f"{len(index.annotation_rows(row))} annotations"
+    )
     detail(state.image_id)
 else:
     page_size = st.session_state.get("b_page_size", 24)
@@ -124,13 +189,21 @@ else:
     top[1].selectbox("Per page", [24, 48], key="b_page_size")
     page = top[2].number_input(f"Page (of {pages})", 1, pages, key="b_page")
     state = state.with_(page=int(page))
-    shown = rows[(state.page - 1) * page_size: state.page * page_size]
+    shown = rows[(state.page - 1) * page_size : state.page * page_size]
     for start in range(0, len(shown), 6):
-        for col, r in zip(st.columns(6), shown[start:start + 6], strict=False):
+        for col, r in zip(st.columns(6), shown[start : start + 6], strict=False):
             image_id = int(index.images["id"][r])
-            col.image(ui.thumbnail_jpeg(source.annotations, source.images, image_id), output_format="JPEG")
-            col.button(f"{image_id}", key=f"open_{image_id}", on_click=open_image, args=(image_id,),
-                       help=f"open image {image_id} ({per_image[r]} annotations)", width="stretch")
+            col.image(
+                ui.thumbnail_jpeg(source.annotations, source.images, image_id), output_format="JPEG"
+            )
+            col.button(
+                f"{image_id}",
+                key=f"open_{image_id}",
+                on_click=open_image,
+                args=(image_id,),
+                help=f"open image {image_id} ({per_image[r]} annotations)",
+                width="stretch",
+            )
 
 written = params.browse_to_query(state)
 if written != st.query_params.to_dict():

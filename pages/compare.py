@@ -14,8 +14,10 @@ from explorer.viz import overlays as render
 
 source, index = ui.page_dataset()
 st.title("Compare")
-st.caption("Each non-crowd object: the classifier's answer on its crop, the segmenter's majority label inside "
-           "its true mask, both mapped into the dataset's categories.")
+st.caption(
+    "Each non-crowd object: the classifier's answer on its crop, the segmenter's majority label inside "
+    "its true mask, both mapped into the dataset's categories."
+)
 st.markdown("**Classifier**")
 classifier = ui.model_picker("classify", "k1", source.annotations)
 st.markdown("**Segmenter**")
@@ -28,7 +30,9 @@ rows = ui.filtered_image_rows(source.annotations, flt) if flt else np.arange(ind
 st.caption(f"{len(rows):,} images (the Browse filter)")
 key = ui.result_key(source, index, rows, classifier, segmenter)
 if st.button("Compare current filter", key="k_run", type="primary"):
-    report = ui.run_with_progress("comparing", compare.compare, classifier, segmenter, index, source.images_dir, rows)
+    report = ui.run_with_progress(
+        "comparing", compare.compare, classifier, segmenter, index, source.images_dir, rows
+    )
     if report is not None:
         st.session_state["k_report"] = (key, report)
 if st.session_state.get("k_report", (None,))[0] != key:
@@ -38,11 +42,21 @@ report = st.session_state["k_report"][1]
 s = report["summary"]
 
 c1, c2 = st.columns([1.3, 2])
-c1.dataframe(pd.DataFrame([[s["both_right"], s["only_segmenter_right"]], [s["only_classifier_right"], s["both_wrong"]]],
-                          index=["classifier right", "classifier wrong"],
-                          columns=["segmenter right", "segmenter wrong"]), key="k_2x2")
-c1.caption(f"{s['objects']:,} objects; {s['not_comparable']:,} not comparable (a model has no label for the "
-           "true category)")
+c1.dataframe(
+    pd.DataFrame(
+        [
+            [s["both_right"], s["only_segmenter_right"]],
+            [s["only_classifier_right"], s["both_wrong"]],
+        ],
+        index=["classifier right", "classifier wrong"],
+        columns=["segmenter right", "segmenter wrong"],
+    ),
+    key="k_2x2",
+)
+c1.caption(
+    f"{s['objects']:,} objects; {s['not_comparable']:,} not comparable (a model has no label for the "
+    "true category)"
+)
 c2.plotly_chart(charts.agreement_by_category(report["per_category"]), key="k_cats")
 c3, c4 = st.columns(2)
 c3.plotly_chart(charts.model_confusion(report["confusion"]), key="k_conf")
@@ -52,30 +66,66 @@ st.subheader("Disagreements")
 objects = pd.DataFrame(report["objects"])
 dis = objects[objects["outcome"].isin(["only_classifier_right", "only_segmenter_right"])]
 order = st.radio("Sort by", ["classifier confidence", "object size"], horizontal=True, key="k_sort")
-dis = dis.sort_values("classifier_prob" if order == "classifier confidence" else "area", ascending=False)
-st.caption(f"{len(dis):,} objects where exactly one model is right (the first 200 with thumbnails); "
-           "choose a row to see it")
+dis = dis.sort_values(
+    "classifier_prob" if order == "classifier confidence" else "area", ascending=False
+)
+st.caption(
+    f"{len(dis):,} objects where exactly one model is right (the first 200 with thumbnails); "
+    "choose a row to see it"
+)
 dis = dis.head(200).copy()
-dis.insert(0, "object", [ui.crop_data_url(source.annotations, source.images, int(a)) for a in dis["annotation_id"]])
-picked = st.dataframe(dis[["object", "annotation_id", "image_id", "true_category", "classifier_category",
-                           "classifier_prob", "segmenter_category", "segmenter_coverage", "size", "outcome"]],
-                      hide_index=True, on_select="rerun", selection_mode="single-row", key="k_dis", row_height=56,
-                      column_config={"object": st.column_config.ImageColumn("object", width="small")})
+dis.insert(
+    0,
+    "object",
+    [ui.crop_data_url(source.annotations, source.images, int(a)) for a in dis["annotation_id"]],
+)
+picked = st.dataframe(
+    dis[
+        [
+            "object",
+            "annotation_id",
+            "image_id",
+            "true_category",
+            "classifier_category",
+            "classifier_prob",
+            "segmenter_category",
+            "segmenter_coverage",
+            "size",
+            "outcome",
+        ]
+    ],
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="k_dis",
+    row_height=56,
+    column_config={"object": st.column_config.ImageColumn("object", width="small")},
+)
 sel = picked.selection.rows if picked else []
 if sel:
     o = dis.iloc[sel[0]]
     row = index.image_row(int(o["image_id"]))
-    (_, out, _), = predict.predict(segmenter, index, source.images_dir, items_for_images(index, [row]), workers=0)
+    ((_, out, _),) = predict.predict(
+        segmenter, index, source.images_dir, items_for_images(index, [row]), workers=0
+    )
     rgb, _ = render.load_image(index, source.images_dir, row)
-    colours = render.label_colours(index, dataset_label_map(segmenter.label_space, segmenter.class_names,
-                                                                     index.categories))
+    colours = render.label_colours(
+        index, dataset_label_map(segmenter.label_space, segmenter.class_names, index.categories)
+    )
     left, right = st.columns(2)
-    gt, _ = ui.overlay_jpeg(source.annotations, source.images, int(o["image_id"]),
-                            render.OverlayOptions(highlight=int(o["annotation_id"]), alpha=0.5))
+    gt, _ = ui.overlay_jpeg(
+        source.annotations,
+        source.images,
+        int(o["image_id"]),
+        render.OverlayOptions(highlight=int(o["annotation_id"]), alpha=0.5),
+    )
     left.image(gt, caption=f"truth: {o['true_category']} (highlighted)", output_format="JPEG")
-    right.image(render.encode_jpeg(render.blend_labels(rgb, out[0], colours, 0.55)), output_format="JPEG",
-                caption=f"classifier: {o['classifier_category']} ({o['classifier_prob']:.2f}) · segmenter: "
-                        f"{o['segmenter_category']} ({o['segmenter_coverage']:.0%} of the mask)")
+    right.image(
+        render.encode_jpeg(render.blend_labels(rgb, out[0], colours, 0.55)),
+        output_format="JPEG",
+        caption=f"classifier: {o['classifier_category']} ({o['classifier_prob']:.2f}) · segmenter: "
+        f"{o['segmenter_category']} ({o['segmenter_coverage']:.0%} of the mask)",
+    )
 
 with st.expander("Label spaces: which categories each model can name"):
     st.dataframe(pd.DataFrame(report["coverage"]), hide_index=True, key="k_cov")
@@ -85,5 +135,7 @@ with st.expander("Label spaces: which categories each model can name"):
     a.dataframe(voc, hide_index=True, key="k_voc")
     b.markdown("**ImageNet-1k → COCO** (AlexNet's published labels): classes per COCO category")
     b.dataframe(imagenet, hide_index=True, key="k_imagenet")
-    st.caption("ImageNet-1k → COCO and VOC-21 → COCO maps live in explorer/labels.py and "
-               "explorer/coco/data/imagenet_to_coco.json (e.g. every dog breed → dog; ImageNet's 'kite' is a bird).")
+    st.caption(
+        "ImageNet-1k → COCO and VOC-21 → COCO maps live in explorer/labels.py and "
+        "explorer/coco/data/imagenet_to_coco.json (e.g. every dog breed → dog; ImageNet's 'kite' is a bird)."
+    )

@@ -13,24 +13,40 @@ st.title("Distributions")
 
 c1, c2, c3 = st.columns([2, 1, 1])
 browse_filter = st.session_state.get("b_filter")
-follow = c1.toggle("Follow the Browse filters", False, key="x_follow", disabled=browse_filter is None,
-                   help="Compute everything on the images that match the filters set on the Browse page")
+follow = c1.toggle(
+    "Follow the Browse filters",
+    False,
+    key="x_follow",
+    disabled=browse_filter is None,
+    help="Compute everything on the images that match the filters set on the Browse page",
+)
 sort = c2.selectbox("Sort categories by", ["count", "name", "supercategory"], key="x_sort")
 log = c3.toggle("Log scale", False, key="x_log")
 
-image_rows = ui.filtered_image_rows(source.annotations, browse_filter) if follow and browse_filter else None
+image_rows = (
+    ui.filtered_image_rows(source.annotations, browse_filter) if follow and browse_filter else None
+)
 ann_rows = stats.annotation_rows_of_images(index, image_rows)
 n_images = index.num_images if image_rows is None else len(image_rows)
 n_anns = index.num_annotations if ann_rows is None else len(ann_rows)
-st.caption(f"{n_images:,} images, {n_anns:,} annotations"
-           + (" (following the Browse filters)" if image_rows is not None else "")
-           + " · click a bar to browse that category")
+st.caption(
+    f"{n_images:,} images, {n_anns:,} annotations"
+    + (" (following the Browse filters)" if image_rows is not None else "")
+    + " · click a bar to browse that category"
+)
 
 counts = stats.category_counts(index, ann_rows)
 left, right = st.columns(2)
-for col, key, title in ((left, "instances", "Instances per category"), (right, "images", "Images per category")):
-    event = col.plotly_chart(charts.category_bars(index.categories, counts[key], title, sort, log),
-                             key=f"x_bars_{key}", on_select="rerun", selection_mode="points")
+for col, key, title in (
+    (left, "instances", "Instances per category"),
+    (right, "images", "Images per category"),
+):
+    event = col.plotly_chart(
+        charts.category_bars(index.categories, counts[key], title, sort, log),
+        key=f"x_bars_{key}",
+        on_select="rerun",
+        selection_mode="points",
+    )
     clicked = charts.clicked_category(event.selection if event else None)
     if clicked is not None:
         query = params.browse_to_query(params.BrowseState(categories=(clicked,)))
@@ -39,15 +55,30 @@ for col, key, title in ((left, "instances", "Instances per category"), (right, "
 geometry = stats.box_geometry(index, ann_rows)
 left, right = st.columns(2)
 left.plotly_chart(charts.category_sunburst(index.categories, counts["instances"]), key="x_sun")
-right.plotly_chart(charts.size_class_bars(index.categories, stats.size_classes(index, ann_rows), log), key="x_sizes")
+right.plotly_chart(
+    charts.size_class_bars(index.categories, stats.size_classes(index, ann_rows), log),
+    key="x_sizes",
+)
 left, right = st.columns(2)
-left.plotly_chart(charts.log_histogram(geometry["area"], "Object area (pixels)", "area"), key="x_area")
-right.plotly_chart(charts.count_histogram(stats.instances_per_image(index, image_rows), "Annotations per image",
-                                          "annotations in the image"), key="x_per_image")
+left.plotly_chart(
+    charts.log_histogram(geometry["area"], "Object area (pixels)", "area"), key="x_area"
+)
+right.plotly_chart(
+    charts.count_histogram(
+        stats.instances_per_image(index, image_rows),
+        "Annotations per image",
+        "annotations in the image",
+    ),
+    key="x_per_image",
+)
 left, right = st.columns(2)
-left.plotly_chart(charts.cooccurrence_heatmap(index.categories, stats.cooccurrence(index, image_rows)), key="x_co")
-right.plotly_chart(charts.log_histogram(geometry["aspect"], "Box aspect ratio (width / height)", "w / h"),
-                   key="x_aspect")
+left.plotly_chart(
+    charts.cooccurrence_heatmap(index.categories, stats.cooccurrence(index, image_rows)), key="x_co"
+)
+right.plotly_chart(
+    charts.log_histogram(geometry["aspect"], "Box aspect ratio (width / height)", "w / h"),
+    key="x_aspect",
+)
 left, right = st.columns(2)
 left.plotly_chart(charts.centre_heatmap(geometry["cx"], geometry["cy"]), key="x_centres")
 widths, heights = index.images["width"], index.images["height"]
@@ -59,6 +90,19 @@ st.subheader("Health")
 if not index.health:
     st.success("No findings: every record parsed, no degenerate boxes, no unused categories.")
 else:
-    st.dataframe(pd.DataFrame([{"severity": f["severity"], "finding": f["message"], "count": f["count"],
-                                "examples": ", ".join(map(str, f["examples"][:5])), "check": f["check"]}
-                               for f in index.health]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "severity": f["severity"],
+                    "finding": f["message"],
+                    "count": f["count"],
+                    "examples": ", ".join(map(str, f["examples"][:5])),
+                    "check": f["check"],
+                }
+                for f in index.health
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )

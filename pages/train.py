@@ -18,11 +18,19 @@ st.title("Train")
 with st.form("t_form"):
     c1, c2, c3, c4 = st.columns(4)
     task = c1.selectbox("Task", ["classify", "segment"], key="t_task")
-    model = c2.selectbox("Model", TASK_MODELS["classify"] + TASK_MODELS["segment"], key="t_model",
-                         help="classify: alexnet-classic (from scratch), alexnet (fine-tune from ImageNet when the "
-                              "weights are here); segment: smp-deeplabv3(plus) with an encoder, torchvision DeepLabV3")
-    preset = c3.selectbox("Preset", ["quick", "none"], key="t_preset",
-                          help="quick: a recipe that trains the sample in minutes on a CPU")
+    model = c2.selectbox(
+        "Model",
+        TASK_MODELS["classify"] + TASK_MODELS["segment"],
+        key="t_model",
+        help="classify: alexnet-classic (from scratch), alexnet (fine-tune from ImageNet when the "
+        "weights are here); segment: smp-deeplabv3(plus) with an encoder, torchvision DeepLabV3",
+    )
+    preset = c3.selectbox(
+        "Preset",
+        ["quick", "none"],
+        key="t_preset",
+        help="quick: a recipe that trains the sample in minutes on a CPU",
+    )
     epochs = c4.number_input("Epochs (0 = the preset's)", 0, 500, 0, key="t_epochs")
     c5, c6, c7, c8 = st.columns(4)
     encoder = c5.selectbox("Encoder (smp)", ["(preset)", *SMP_ENCODERS], key="t_encoder")
@@ -35,12 +43,23 @@ with st.form("t_form"):
 if submitted:
     try:
         if model not in TASK_MODELS[task]:
-            raise ExplorerError(f"{model} cannot be trained for {task}; choose one of {', '.join(TASK_MODELS[task])}")
-        cfg = TrainConfig(task=task, model=model, coco=split["coco"], images=split["images"],
-                          val_coco=split.get("val_coco"), val_images=split.get("val_images"),
-                          encoder=None if encoder == "(preset)" else encoder, pretrained=pretrained,
-                          freeze_features=freeze, epochs=epochs or None, device=device,
-                          preset=None if preset == "none" else preset).resolved()
+            raise ExplorerError(
+                f"{model} cannot be trained for {task}; choose one of {', '.join(TASK_MODELS[task])}"
+            )
+        cfg = TrainConfig(
+            task=task,
+            model=model,
+            coco=split["coco"],
+            images=split["images"],
+            val_coco=split.get("val_coco"),
+            val_images=split.get("val_images"),
+            encoder=None if encoder == "(preset)" else encoder,
+            pretrained=pretrained,
+            freeze_features=freeze,
+            epochs=epochs or None,
+            device=device,
+            preset=None if preset == "none" else preset,
+        ).resolved()
         st.session_state["t_last_job"] = jobs.submit(cfg)
         st.toast(f"queued: {task} with {model}")
     except ExplorerError as e:
@@ -60,11 +79,17 @@ def live() -> None:
             done = (p["epoch"] - 1 + p["batch"] / p["batches"]) / p["epochs"]
             last = p.get("last") or {}
             score = {k: v for k, v in last.items() if k in ("val_acc", "val_miou")}
-            c1.progress(min(done, 1.0), text=f"#{job.id} {job.config.model}: epoch {p['epoch']}/{p['epochs']}, "
-                        f"batch {p['batch']}/{p['batches']}, loss {p['loss']:.3f}"
-                        + "".join(f", {k} {v:.3f}" for k, v in score.items()))
+            c1.progress(
+                min(done, 1.0),
+                text=f"#{job.id} {job.config.model}: epoch {p['epoch']}/{p['epochs']}, "
+                f"batch {p['batch']}/{p['batches']}, loss {p['loss']:.3f}"
+                + "".join(f", {k} {v:.3f}" for k, v in score.items()),
+            )
         else:
-            c1.progress(p.get("done", 0) / max(p.get("total", 1), 1), text=f"#{job.id}: {p.get('phase', 'starting')}")
+            c1.progress(
+                p.get("done", 0) / max(p.get("total", 1), 1),
+                text=f"#{job.id}: {p.get('phase', 'starting')}",
+            )
         if c2.button("Stop", key=f"t_stop_{job.id}"):
             jobs.stop(job.id)
     for job in [j for j in jobs.snapshot() if j.status in ("failed", "stopped")][:3]:
@@ -72,10 +97,26 @@ def live() -> None:
         show(f"#{job.id} {job.config.model} {job.status}: {job.message}")
     table = runs.list_runs()
     if table:
-        st.dataframe(pd.DataFrame([{"run": r.path.name, "status": r.status, "task": r.task, "model": r.model,
-                                    "epoch": f"{r.epoch}/{r.epochs}", "best": r.best, "metric": r.best_metric,
-                                    "duration s": round(r.seconds), "device": r.device} for r in table]),
-                     hide_index=True, key="t_runs")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "run": r.path.name,
+                        "status": r.status,
+                        "task": r.task,
+                        "model": r.model,
+                        "epoch": f"{r.epoch}/{r.epochs}",
+                        "best": r.best,
+                        "metric": r.best_metric,
+                        "duration s": round(r.seconds),
+                        "device": r.device,
+                    }
+                    for r in table
+                ]
+            ),
+            hide_index=True,
+            key="t_runs",
+        )
     else:
         st.info("No runs yet: start one above.")
     running = [j for j in active if j.status == "running" and j.run_dir]
@@ -93,7 +134,9 @@ def chart(chosen: list[str], key: str = "t", imported: bool = True) -> None:
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     metrics = sorted(curves["metric"].unique())
     default = [m for m in ("train_loss", "val_loss") if m in metrics] or metrics[:1]
-    metric = c1.multiselect("Metrics (train solid, val dashed)", metrics, default=default, key=f"{key}_metric")
+    metric = c1.multiselect(
+        "Metrics (train solid, val dashed)", metrics, default=default, key=f"{key}_metric"
+    )
     x = c2.radio("x axis", ["step", "epoch", "wall"], horizontal=True, key=f"{key}_x")
     smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.6, key=f"{key}_smooth")
     log = c4.toggle("Log y", key=f"{key}_log")

@@ -29,15 +29,22 @@ def pycoco(path: Path):
         return COCO(str(path))
 
 
-def write_coco(path: Path, images: list[dict], annotations: list[dict],
-               categories: list[dict] | None = None) -> Path:
+def write_coco(
+    path: Path, images: list[dict], annotations: list[dict], categories: list[dict] | None = None
+) -> Path:
     """Write a hand-made COCO instances file."""
-    categories = categories if categories is not None else [
-        {"id": 1, "name": "person", "supercategory": "person"},
-        {"id": 3, "name": "car", "supercategory": "vehicle"},
-        {"id": 90, "name": "toothbrush", "supercategory": "indoor"}]
-    path.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": categories}))
+    categories = (
+        categories
+        if categories is not None
+        else [
+            {"id": 1, "name": "person", "supercategory": "person"},
+            {"id": 3, "name": "car", "supercategory": "vehicle"},
+            {"id": 90, "name": "toothbrush", "supercategory": "indoor"},
+        ]
+    )
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
     return path
 
 

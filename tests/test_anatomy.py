@@ -34,8 +34,13 @@ def norm(line: str) -> str:
 
 
 def test_classic_alexnet_table_exactly():
-    r = subprocess.run([sys.executable, "-m", "explorer", "anatomy", "alexnet-classic", "--input", "227"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "explorer", "anatomy", "alexnet-classic", "--input", "227"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     got = [norm(line) for line in r.stdout.splitlines()]
     want = [norm(line) for line in CLASSIC.strip().splitlines()]
@@ -48,15 +53,33 @@ def test_classic_alexnet_table_exactly():
 def test_torchvision_alexnet_totals():
     rows = anatomy.layer_table(create_model("alexnet"), 224)
     assert sum(r.params for r in rows) == 61_100_840
-    assert round(sum(r.macs for r in rows) / 1e9, 3) == 0.714  # torchvision's published 0.714 GFLOPS
-    assert rows[0].out_shape == (64, 55, 55) and rows[-1].kind == "softmax" and rows[-1].out_shape == (1000,)
-    assert [r.kind for r in rows].count("conv") == 5 and [r.kind for r in rows].count("connected") == 3
+    assert (
+        round(sum(r.macs for r in rows) / 1e9, 3) == 0.714
+    )  # torchvision's published 0.714 GFLOPS
+    assert (
+        rows[0].out_shape == (64, 55, 55)
+        and rows[-1].kind == "softmax"
+        and rows[-1].out_shape == (1000,)
+    )
+    assert [r.kind for r in rows].count("conv") == 5 and [r.kind for r in rows].count(
+        "connected"
+    ) == 3
 
 
-@pytest.mark.parametrize("name, params", [("deeplabv3-mobilenet-v3-large", 11_029_328),
-                                          ("deeplabv3-resnet50", 42_004_074), ("deeplabv3-resnet101", 60_996_202)])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("deeplabv3-mobilenet-v3-large", 11_029_328),
+        ("deeplabv3-resnet50", 42_004_074),
+        ("deeplabv3-resnet101", 60_996_202),
+    ],
+)
 def test_deeplabv3_totals_and_shapes(name, params):
     rows = anatomy.layer_table(create_model(name), 128)
-    assert sum(r.params for r in rows) == params  # torchvision's published counts (aux head included)
-    assert rows[0].in_shape == (3, 128, 128) and rows[-1].kind != "softmax"  # a segmenter ends in score maps
+    assert (
+        sum(r.params for r in rows) == params
+    )  # torchvision's published counts (aux head included)
+    assert (
+        rows[0].in_shape == (3, 128, 128) and rows[-1].kind != "softmax"
+    )  # a segmenter ends in score maps
     assert any(r.kind == "conv" and r.out_shape[0] == 21 for r in rows)

@@ -69,7 +69,9 @@ def test_deep_link_opens_the_image_and_controls_rerun(monkeypatch):
     image_id = int(open_index(ann).images["id"][3])
     at = run({"image_id": str(image_id)})
     assert texts(at.subheader)[0].startswith(f"Image {image_id} ·")
-    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == len(pycoco(ann).imgToAnns[image_id])
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == len(
+        pycoco(ann).imgToAnns[image_id]
+    )
     at.slider(key="d_alpha").set_value(0.2).run()
     assert not at.exception and texts(at.subheader)[0].startswith(f"Image {image_id}")
     at.toggle(key="d_boxes").set_value(False).run()
@@ -151,7 +153,9 @@ def test_distributions_page(monkeypatch):
     assert not at.exception and texts(at.title) == ["Distributions"]
     assert "80 images, 815 annotations" in texts(at.caption)[0]
     at.toggle(key="x_follow").set_value(True).run()
-    person_images = len({a["image_id"] for a in pycoco(ann).dataset["annotations"] if a["category_id"] == 1})
+    person_images = len(
+        {a["image_id"] for a in pycoco(ann).dataset["annotations"] if a["category_id"] == 1}
+    )
     assert texts(at.caption)[0].startswith(f"{person_images} images")
     at.toggle(key="x_log").set_value(True).run()
     at.selectbox(key="x_sort").set_value("name").run()
@@ -162,7 +166,9 @@ def test_classify_page_with_an_untrained_model(sample_root):
     at = run({"image_id": "200015"})
     at.switch_page("pages/classify.py").run()
     assert not at.exception
-    assert any("published weights alexnet-owt-7be5be79.pth are not here" in w for w in texts(at.warning))
+    assert any(
+        "published weights alexnet-owt-7be5be79.pth are not here" in w for w in texts(at.warning)
+    )
     at.radio(key="c_weights").set_value("Untrained").run()
     assert not at.exception
     assert any("UNTRAINED" in e for e in texts(at.error))  # labelled wherever its output shows
@@ -171,9 +177,13 @@ def test_classify_page_with_an_untrained_model(sample_root):
     crops = at.dataframe[0].value
     index = open_index(sample_root / "annotations" / "instances_val2017.json")
     row = index.image_row(200015)
-    assert len(crops) == sum(not index.annotations["iscrowd"][a] for a in index.annotation_rows(row))
+    assert len(crops) == sum(
+        not index.annotations["iscrowd"][a] for a in index.annotation_rows(row)
+    )
     at.selectbox(key="c_model").set_value("alexnet-classic").run()  # learns the dataset's classes
-    assert not at.exception and set(at.dataframe[0].value["as category"]) <= {c["name"] for c in index.categories}
+    assert not at.exception and set(at.dataframe[0].value["as category"]) <= {
+        c["name"] for c in index.categories
+    }
     at.button(key="c_run").click().run()
     assert not at.exception
     assert any("[UNTRAINED]" in m and "top-1" in m for m in texts(at.markdown))
@@ -238,12 +248,33 @@ def test_compare_page_with_two_tiny_trained_checkpoints(sample_root):
     from explorer.training import TrainConfig, runs, train
 
     ann = sample_root / "annotations"
-    common = {"coco": str(ann / "instances_val2017.json"), "images": str(sample_root / "val2017"), "epochs": 1,
-              "device": "cpu", "workers": 0}
-    train(TrainConfig(task="classify", model="alexnet-classic", batch_size=32, out=str(runs.runs_root() / "t-cls"),
-                      **common))
-    train(TrainConfig(task="segment", model="smp-deeplabv3", encoder="resnet18", image_size=64, batch_size=8,
-                      out=str(runs.runs_root() / "t-seg"), **common))
+    common = {
+        "coco": str(ann / "instances_val2017.json"),
+        "images": str(sample_root / "val2017"),
+        "epochs": 1,
+        "device": "cpu",
+        "workers": 0,
+    }
+    train(
+        TrainConfig(
+            task="classify",
+            model="alexnet-classic",
+            batch_size=32,
+            out=str(runs.runs_root() / "t-cls"),
+            **common,
+        )
+    )
+    train(
+        TrainConfig(
+            task="segment",
+            model="smp-deeplabv3",
+            encoder="resnet18",
+            image_size=64,
+            batch_size=8,
+            out=str(runs.runs_root() / "t-seg"),
+            **common,
+        )
+    )
     at = run({"q": "200015"})  # a Browse filter of one image
     at.switch_page("pages/compare.py").run()
     assert not at.exception
@@ -266,7 +297,9 @@ def test_anatomy_page_on_the_sample(sample_root):
     assert not at.exception
     at.radio(key="a_weights").set_value("Untrained").run()  # alexnet: no published weights here
     assert not at.exception and any("UNTRAINED" in e for e in texts(at.error))
-    assert len(at.dataframe[0].value) == 15  # torchvision AlexNet: 5 conv, 3 max, avg, 2 x (dropout, fc), fc, softmax
+    assert (
+        len(at.dataframe[0].value) == 15
+    )  # torchvision AlexNet: 5 conv, 3 max, avg, 2 x (dropout, fc), fc, softmax
     at.selectbox(key="a_model").set_value("alexnet-classic").run()
     assert not at.exception and len(at.dataframe[0].value) == 14
     at.selectbox(key="a_layer").set_value(at.selectbox(key="a_layer").options[3]).run()

@@ -19,8 +19,16 @@ IMG = {"id": 1, "width": 20, "height": 10, "file_name": "a.jpg"}
 
 
 def ann(i, **kw):
-    return {"id": i, "image_id": 1, "category_id": 1, "segmentation": square(1, 1, 4), "area": 16.0,
-            "bbox": [1, 1, 4, 4], "iscrowd": 0, **kw}
+    return {
+        "id": i,
+        "image_id": 1,
+        "category_id": 1,
+        "segmentation": square(1, 1, 4),
+        "area": 16.0,
+        "bbox": [1, 1, 4, 4],
+        "iscrowd": 0,
+        **kw,
+    }
 
 
 def finding(index, check):
@@ -30,17 +38,25 @@ def finding(index, check):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "explorer", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "explorer", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b'{"images": [{"id": 1, "width": 2', "not valid JSON (Input data was truncated)"),
-    (b"[1, 2, 3]", "not a COCO instances file (Expected `object`, got `array`)"),
-    (b'{"foo": 1}', "not a COCO instances file (no 'images' list)"),
-    (b'{"images": [], "annotations": []}', "not a COCO instances file (no 'categories' list)"),
-    (b"", "empty file"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b'{"images": [{"id": 1, "width": 2', "not valid JSON (Input data was truncated)"),
+        (b"[1, 2, 3]", "not a COCO instances file (Expected `object`, got `array`)"),
+        (b'{"foo": 1}', "not a COCO instances file (no 'images' list)"),
+        (b'{"images": [], "annotations": []}', "not a COCO instances file (no 'categories' list)"),
+        (b"", "empty file"),
+    ],
+)
 def test_bad_files_raise_dataset_error(tmp_path, content, reason):
     path = tmp_path / "bad.json"
     path.write_bytes(content)
@@ -59,9 +75,11 @@ def test_missing_file_and_folder(tmp_path):
 def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     path = tmp_path / "truncated.json"
     path.write_text('{"images": [')
-    for args in (["stats", "--coco", str(path), "--json"],
-                 ["export-masks", "--coco", str(path), "--out", str(tmp_path / "m")],
-                 ["stats", "--coco", str(tmp_path / "missing.json")]):
+    for args in (
+        ["stats", "--coco", str(path), "--json"],
+        ["export-masks", "--coco", str(path), "--out", str(tmp_path / "m")],
+        ["stats", "--coco", str(tmp_path / "missing.json")],
+    ):
         r = run_cli(*args)
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
@@ -70,26 +88,43 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
 
 
 def test_bad_records_are_skipped_and_reported(tmp_path):
-    path = write_coco(tmp_path / "a.json", [IMG, {"id": 1, "width": 5, "height": 5, "file_name": "dup.jpg"},
-                                            {"id": 2, "width": 0, "height": 5, "file_name": "zero.jpg"}], [
-        ann(1),
-        ann(2, segmentation=[[1, 1, 3, 3]]),                              # polygon of 2 points
-        ann(3, segmentation={"counts": [0, 50], "size": [5, 10]}, iscrowd=1),  # RLE size != image
-        ann(4, image_id=99),                                              # unknown image
-        ann(5, category_id=77),                                           # unknown category
-        ann(6, bbox="not a box"),                                         # does not fit the schema
-        ann(7, segmentation=[]),                                          # no polygon at all
-        ann(8, segmentation=None),                                        # neither polygon nor RLE
-        ann(9, bbox=[3, 3, 0, 2]),                                        # kept, degenerate box
-        ann(9),                                                           # kept, duplicate id
-    ])
+    path = write_coco(
+        tmp_path / "a.json",
+        [
+            IMG,
+            {"id": 1, "width": 5, "height": 5, "file_name": "dup.jpg"},
+            {"id": 2, "width": 0, "height": 5, "file_name": "zero.jpg"},
+        ],
+        [
+            ann(1),
+            ann(2, segmentation=[[1, 1, 3, 3]]),  # polygon of 2 points
+            ann(
+                3, segmentation={"counts": [0, 50], "size": [5, 10]}, iscrowd=1
+            ),  # RLE size != image
+            ann(4, image_id=99),  # unknown image
+            ann(5, category_id=77),  # unknown category
+            ann(6, bbox="not a box"),  # does not fit the schema
+            ann(7, segmentation=[]),  # no polygon at all
+            ann(8, segmentation=None),  # neither polygon nor RLE
+            ann(9, bbox=[3, 3, 0, 2]),  # kept, degenerate box
+            ann(9),  # kept, duplicate id
+        ],
+    )
     index = open_index(path)
     assert index.annotations["id"].tolist() == [1, 9, 9]
     assert index.images["file_name"].tolist() == ["a.jpg"]
-    for check, example in [("bad_polygon", 2), ("bad_polygon", 7), ("annotation_unknown_image", 4),
-                           ("annotation_unknown_category", 5), ("bad_segmentation", 8),
-                           ("degenerate_box", 9), ("duplicate_annotation_id", 9),
-                           ("duplicate_image_id", 1), ("bad_image_size", 2), ("unused_category", 3)]:
+    for check, example in [
+        ("bad_polygon", 2),
+        ("bad_polygon", 7),
+        ("annotation_unknown_image", 4),
+        ("annotation_unknown_category", 5),
+        ("bad_segmentation", 8),
+        ("degenerate_box", 9),
+        ("duplicate_annotation_id", 9),
+        ("duplicate_image_id", 1),
+        ("bad_image_size", 2),
+        ("unused_category", 3),
+    ]:
         ids = [e["id"] if isinstance(e, dict) else e for e in finding(index, check)["examples"]]
         assert example in ids, (check, ids)
     assert finding(index, "rle_size_mismatch")["examples"][0]["id"] == 3
@@ -123,7 +158,9 @@ def test_file_rewritten_after_opening_is_an_error_not_a_crash(tmp_path):
         masks.annotation_mask(index, 0)
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "a/../../b.jpg", "", "a\x00.jpg", ".."])
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "/etc/passwd", "a/../../b.jpg", "", "a\x00.jpg", ".."]
+)
 def test_paths_never_escape_the_image_folder(tmp_path, name):
     with pytest.raises(UnsafePathError):
         resolve_image_path(tmp_path, name)
@@ -176,9 +213,17 @@ def test_stats_json_lists_missing_image_files(tmp_path):
 
 
 def test_a_malformed_compressed_rle_is_skipped_not_fatal(tmp_path):
-    index = open_index(write_coco(tmp_path / "a.json", [IMG], [
-        ann(1), ann(2, segmentation={"counts": "zzzz!!", "size": [10, 20]}, iscrowd=1),
-        ann(3, segmentation={"counts": 123, "size": [10, 20]}, iscrowd=1)]))
+    index = open_index(
+        write_coco(
+            tmp_path / "a.json",
+            [IMG],
+            [
+                ann(1),
+                ann(2, segmentation={"counts": "zzzz!!", "size": [10, 20]}, iscrowd=1),
+                ann(3, segmentation={"counts": 123, "size": [10, 20]}, iscrowd=1),
+            ],
+        )
+    )
     inst, rows, skipped = masks.instance_masks(index, 0)
     assert index.annotations["id"][rows].tolist() == [1] and {s["id"] for s in skipped} == {2, 3}
     mask, skipped = masks.semantic_mask(index, 0)

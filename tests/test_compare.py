@@ -14,21 +14,48 @@ from explorer.models import UNTRAINED, load_model
 
 def test_outcomes_by_hand():
     cases = [  # truth, classifier, segmenter, comparable -> outcome
-        (1, 1, 1, True, "both_right"), (1, 1, 3, True, "only_classifier_right"),
-        (1, 3, 1, True, "only_segmenter_right"), (1, 3, 0, True, "both_wrong"),
-        (1, -1, -1, True, "both_wrong"), (9, 9, 9, False, "not_comparable")]
+        (1, 1, 1, True, "both_right"),
+        (1, 1, 3, True, "only_classifier_right"),
+        (1, 3, 1, True, "only_segmenter_right"),
+        (1, 3, 0, True, "both_wrong"),
+        (1, -1, -1, True, "both_wrong"),
+        (9, 9, 9, False, "not_comparable"),
+    ]
     objects = [{"outcome": compare.outcome(t, c, s, k)} for t, c, s, k, _ in cases]
     assert [o["outcome"] for o in objects] == [want for *_, want in cases]
     s = compare.summarise(objects)
-    assert s == {"objects": 6, "both_right": 1, "only_classifier_right": 1, "only_segmenter_right": 1,
-                 "both_wrong": 2, "not_comparable": 1}
+    assert s == {
+        "objects": 6,
+        "both_right": 1,
+        "only_classifier_right": 1,
+        "only_segmenter_right": 1,
+        "both_wrong": 2,
+        "not_comparable": 1,
+    }
     assert s["objects"] == sum(s[k] for k in compare.OUTCOMES)
 
 
 def test_by_size_and_confusion_by_hand():
-    objs = [{"size": "small", "outcome": "both_right", "classifier_category": "a", "segmenter_category": "a"},
-            {"size": "small", "outcome": "only_segmenter_right", "classifier_category": "b", "segmenter_category": "a"},
-            {"size": "large", "outcome": "not_comparable", "classifier_category": "x", "segmenter_category": "y"}]
+    objs = [
+        {
+            "size": "small",
+            "outcome": "both_right",
+            "classifier_category": "a",
+            "segmenter_category": "a",
+        },
+        {
+            "size": "small",
+            "outcome": "only_segmenter_right",
+            "classifier_category": "b",
+            "segmenter_category": "a",
+        },
+        {
+            "size": "large",
+            "outcome": "not_comparable",
+            "classifier_category": "x",
+            "segmenter_category": "y",
+        },
+    ]
     by = compare.by_size(objs)
     assert by["small"] == {"objects": 2, "classifier_acc": 0.5, "segmenter_acc": 1.0}
     assert by["large"]["objects"] == 0 and by["large"]["classifier_acc"] is None
@@ -39,14 +66,25 @@ def test_by_size_and_confusion_by_hand():
 def test_report_on_the_sample_adds_up_and_repeats_from_cache(sample_root, monkeypatch):
     index = open_index(sample_root / "annotations" / "instances_val2017.json")
     cls = load_model("alexnet-classic", UNTRAINED, dataset_categories=index.categories)
-    seg = load_model("smp-deeplabv3", UNTRAINED, encoder="resnet18", dataset_categories=index.categories)
+    seg = load_model(
+        "smp-deeplabv3", UNTRAINED, encoder="resnet18", dataset_categories=index.categories
+    )
     rows = np.arange(6)
     report = compare.compare(cls, seg, index, sample_root / "val2017", rows, workers=0)
-    non_crowd = [a for r in rows for a in index.annotation_rows(r) if not index.annotations["iscrowd"][a]]
+    non_crowd = [
+        a for r in rows for a in index.annotation_rows(r) if not index.annotations["iscrowd"][a]
+    ]
     s = report["summary"]
-    assert s["objects"] == len(non_crowd) == len(report["objects"]) == sum(s[k] for k in compare.OUTCOMES)
+    assert (
+        s["objects"]
+        == len(non_crowd)
+        == len(report["objects"])
+        == sum(s[k] for k in compare.OUTCOMES)
+    )
     assert s["not_comparable"] == 0  # both models learn the dataset's own classes
-    assert len(report["images"]) == 6 and all(c["classifier"] and c["segmenter"] for c in report["coverage"])
+    assert len(report["images"]) == 6 and all(
+        c["classifier"] and c["segmenter"] for c in report["coverage"]
+    )
     for o in report["objects"]:
         right_c = o["classifier_category"] == o["true_category"]
         right_s = o["segmenter_category"] == o["true_category"]
@@ -70,5 +108,10 @@ def test_voc_segmenter_on_a_dataset_without_voc_classes_is_not_comparable(sample
 
 
 def test_size_class_edges():
-    assert [compare.size_class(a) for a in (-1.0, 0.0, 32.0**2 - 1, 32.0**2, 96.0**2)] == \
-        ["small", "small", "small", "medium", "large"]
+    assert [compare.size_class(a) for a in (-1.0, 0.0, 32.0**2 - 1, 32.0**2, 96.0**2)] == [
+        "small",
+        "small",
+        "small",
+        "medium",
+        "large",
+    ]

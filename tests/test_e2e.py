@@ -19,8 +19,13 @@ from tests.helpers import ROOT, tiny
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no /usr/bin/chromium")]
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no /usr/bin/chromium"),
+]
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed"
+)
 
 
 def free_port() -> int:
@@ -38,10 +43,24 @@ def app_url(_cache_dir, tmp_path_factory):
         env["EXPLORER_COCO"], env["EXPLORER_IMAGES"] = str(ann), str(ann.parent.parent / "val2017")
     port = free_port()
     log = open(tmp_path_factory.mktemp("server") / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-                             "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
-                             "--server.fileWatcherType=none", "--browser.gatherUsageStats=false"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless=true",
+            f"--server.port={port}",
+            "--server.address=127.0.0.1",
+            "--server.fileWatcherType=none",
+            "--browser.gatherUsageStats=false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -65,9 +84,17 @@ def app_url(_cache_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def page():
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield browser.new_page(viewport={"width": 1400, "height": 1000})
         browser.close()
 
@@ -97,8 +124,14 @@ def test_direct_link_to_a_page_and_bar_click(app_url, page):
     page.goto(f"{app_url}/distributions")
     page.wait_for_selector("[data-testid='stPlotlyChart'] g.point path", timeout=60_000)
     settle(page)
-    bar = page.locator("[data-testid='stPlotlyChart']").first.locator("g.point path").first.bounding_box()
-    page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] - 3)  # plotly's drag layer takes it
+    bar = (
+        page.locator("[data-testid='stPlotlyChart']")
+        .first.locator("g.point path")
+        .first.bounding_box()
+    )
+    page.mouse.click(
+        bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] - 3
+    )  # plotly's drag layer takes it
     page.wait_for_url("**/*cats=*", timeout=30_000)
     page.get_by_text("images match").wait_for(timeout=60_000)
     settle(page)

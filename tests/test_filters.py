@@ -30,9 +30,14 @@ def test_categories_any_and_all(real):
     person, cup = 1, 47
     with_person = {a["image_id"] for a in ref.dataset["annotations"] if a["category_id"] == person}
     with_cup = {a["image_id"] for a in ref.dataset["annotations"] if a["category_id"] == cup}
-    assert ids_of(index, filter_images(index, ImageFilter(categories=(person, cup)))) == with_person | with_cup
-    assert ids_of(index, filter_images(index, ImageFilter(categories=(person, cup), match="all"))) == \
-        with_person & with_cup
+    assert (
+        ids_of(index, filter_images(index, ImageFilter(categories=(person, cup))))
+        == with_person | with_cup
+    )
+    assert (
+        ids_of(index, filter_images(index, ImageFilter(categories=(person, cup), match="all")))
+        == with_person & with_cup
+    )
     assert with_person & with_cup and with_person - with_cup  # the test means something
 
 
@@ -52,9 +57,15 @@ def test_crowd_instances_area_query(real):
     many = {i for i in ref.imgs if 5 <= len(ref.imgToAnns[i]) <= 10}
     assert ids_of(index, filter_images(index, ImageFilter(instances=(5, 10)))) == many
     lo, hi = SIZE_RANGES["large"]
-    large_person = {a["image_id"] for a in ref.dataset["annotations"]
-                    if lo <= a["area"] < hi and a["category_id"] == 1}
-    assert ids_of(index, filter_images(index, ImageFilter(categories=(1,), area=(lo, hi)))) == large_person
+    large_person = {
+        a["image_id"]
+        for a in ref.dataset["annotations"]
+        if lo <= a["area"] < hi and a["category_id"] == 1
+    }
+    assert (
+        ids_of(index, filter_images(index, ImageFilter(categories=(1,), area=(lo, hi))))
+        == large_person
+    )
     some = next(iter(ref.imgs.values()))
     assert ids_of(index, filter_images(index, ImageFilter(query=str(some["id"])))) == {some["id"]}
     part = some["file_name"][4:10].upper()

@@ -116,8 +116,17 @@ def test_fast_span_search_equals_full_decode(monkeypatch, sample_root):
     assert_matches_pycocotools(path)
 
 
-@pytest.mark.parametrize("variant", ["pretty", "categories_first", "annotations_last", "nested_decoy",
-                                     "bad_record", "annotations_key_in_string"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "pretty",
+        "categories_first",
+        "annotations_last",
+        "nested_decoy",
+        "bad_record",
+        "annotations_key_in_string",
+    ],
+)
 def test_fast_span_search_on_awkward_layouts(monkeypatch, tmp_path, sample_root, variant):
     """Whatever the layout, the fast path gives the full decode's answer (or steps aside)."""
     doc = json.loads((sample_root / "annotations" / "instances_train2017.json").read_text())
@@ -125,8 +134,13 @@ def test_fast_span_search_on_awkward_layouts(monkeypatch, tmp_path, sample_root,
     if variant == "pretty":
         text = json.dumps(doc, indent=2)
     elif variant == "categories_first":
-        text = json.dumps({"categories": doc["categories"], "annotations": doc["annotations"],
-                           "images": doc["images"]})
+        text = json.dumps(
+            {
+                "categories": doc["categories"],
+                "annotations": doc["annotations"],
+                "images": doc["images"],
+            }
+        )
     elif variant == "annotations_last":
         text = json.dumps({k: doc[k] for k in ("images", "categories", "annotations")})
     elif variant == "nested_decoy":
@@ -145,7 +159,9 @@ def test_fast_span_search_on_awkward_layouts(monkeypatch, tmp_path, sample_root,
 
 def test_truncated_big_file_gives_the_full_decoders_message(monkeypatch, tmp_path, sample_root):
     path = tmp_path / "a.json"
-    path.write_bytes((sample_root / "annotations" / "instances_train2017.json").read_bytes()[:-3000])
+    path.write_bytes(
+        (sample_root / "annotations" / "instances_train2017.json").read_bytes()[:-3000]
+    )
     monkeypatch.setattr(_annotations, "SPAN_BYTES", 3000)
     with pytest.raises(DatasetError, match="not valid JSON"):
         open_index(path, use_cache=False)

@@ -20,8 +20,12 @@ def reference_semantic(coco, image_id: int, labels: str) -> np.ndarray:
     if not anns:
         return target
     stack = np.stack([coco.annToMask(a) for a in anns]).astype(np.int32)
-    cats = np.array([VOC_COCO_IDS.index(a["category_id"]) + 1 if labels == "voc" else a["category_id"]
-                     for a in anns])
+    cats = np.array(
+        [
+            VOC_COCO_IDS.index(a["category_id"]) + 1 if labels == "voc" else a["category_id"]
+            for a in anns
+        ]
+    )
     target = (stack * cats[:, None, None]).max(0).astype(np.uint8)
     target[stack.sum(0) > 1] = 255
     return target
@@ -61,13 +65,39 @@ def test_real_coco_has_crowd_rle_and_multipart_polygons():
 
 def test_semantic_overlap_and_voc_remap(tmp_path):
     """Hand-made: person (1) and car (3) overlap; toothbrush (90) is not a VOC class."""
-    path = write_coco(tmp_path / "a.json", [{"id": 7, "width": 20, "height": 10, "file_name": "a.jpg"}], [
-        {"id": 1, "image_id": 7, "category_id": 1, "segmentation": square(0, 0, 6), "area": 36,
-         "bbox": [0, 0, 6, 6], "iscrowd": 0},
-        {"id": 2, "image_id": 7, "category_id": 3, "segmentation": square(4, 0, 6), "area": 36,
-         "bbox": [4, 0, 6, 6], "iscrowd": 0},
-        {"id": 3, "image_id": 7, "category_id": 90, "segmentation": square(8, 2, 6), "area": 36,
-         "bbox": [8, 2, 6, 6], "iscrowd": 0}])
+    path = write_coco(
+        tmp_path / "a.json",
+        [{"id": 7, "width": 20, "height": 10, "file_name": "a.jpg"}],
+        [
+            {
+                "id": 1,
+                "image_id": 7,
+                "category_id": 1,
+                "segmentation": square(0, 0, 6),
+                "area": 36,
+                "bbox": [0, 0, 6, 6],
+                "iscrowd": 0,
+            },
+            {
+                "id": 2,
+                "image_id": 7,
+                "category_id": 3,
+                "segmentation": square(4, 0, 6),
+                "area": 36,
+                "bbox": [4, 0, 6, 6],
+                "iscrowd": 0,
+            },
+            {
+                "id": 3,
+                "image_id": 7,
+                "category_id": 90,
+                "segmentation": square(8, 2, 6),
+                "area": 36,
+                "bbox": [8, 2, 6, 6],
+                "iscrowd": 0,
+            },
+        ],
+    )
     index = open_index(path)
     coco, _ = masks.semantic_mask(index, 0, "coco")
     voc, _ = masks.semantic_mask(index, 0, "voc")
@@ -83,4 +113,11 @@ def test_voc_map_covers_twenty_coco_categories():
     assert len(VOC_COCO_IDS) == 20 and len(set(VOC_COCO_IDS)) == 20
     ref = pycoco(tiny("val2017")[0])
     names = {c["id"]: c["name"] for c in ref.dataset["categories"]}
-    assert {names[i] for i in VOC_COCO_IDS} >= {"person", "car", "dog", "tv", "dining table", "couch"}
+    assert {names[i] for i in VOC_COCO_IDS} >= {
+        "person",
+        "car",
+        "dog",
+        "tv",
+        "dining table",
+        "couch",
+    }

@@ -12,12 +12,25 @@ import torchvision
 
 from explorer.coco import labels as label_maps
 from explorer.coco import masks, open_index
-from explorer.coco.labels import VOC_COCO_IDS, VOC_COCO_NAMES, VOC_NAMES, coco_name_of_label, imagenet_to_coco
+from explorer.coco.labels import (
+    VOC_COCO_IDS,
+    VOC_COCO_NAMES,
+    VOC_NAMES,
+    coco_name_of_label,
+    imagenet_to_coco,
+)
 from explorer.errors import ExplorerError
 from explorer.inference import products as predict
 from explorer.inference import runner as infer
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
-from explorer.models import UNTRAINED, WeightsError, choose_device, create_model, list_models, load_model
+from explorer.models import (
+    UNTRAINED,
+    WeightsError,
+    choose_device,
+    create_model,
+    list_models,
+    load_model,
+)
 from explorer.models.registry import get_spec, published_weights
 from tests.helpers import pycoco, tiny
 
@@ -34,16 +47,26 @@ def alexnet_file(tmp_path_factory):
 def mbv3_file(tmp_path_factory):
     torch.manual_seed(2)
     path = tmp_path_factory.mktemp("w") / "mbv3.pth"
-    m = torchvision.models.segmentation.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None,
-                                                                     num_classes=21, aux_loss=True)
+    m = torchvision.models.segmentation.deeplabv3_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=21, aux_loss=True
+    )
     torch.save(m.state_dict(), path)
     return path
 
 
 def test_registry_names_and_errors():
-    assert {"alexnet", "alexnet-classic", "deeplabv3-resnet50", "deeplabv3-resnet101",
-            "deeplabv3-mobilenet-v3-large", "smp-deeplabv3", "smp-deeplabv3plus"} <= set(list_models())
-    with pytest.raises(ExplorerError, match="unknown model 'resnet'; valid names: alexnet, alexnet-classic"):
+    assert {
+        "alexnet",
+        "alexnet-classic",
+        "deeplabv3-resnet50",
+        "deeplabv3-resnet101",
+        "deeplabv3-mobilenet-v3-large",
+        "smp-deeplabv3",
+        "smp-deeplabv3plus",
+    } <= set(list_models())
+    with pytest.raises(
+        ExplorerError, match="unknown model 'resnet'; valid names: alexnet, alexnet-classic"
+    ):
         create_model("resnet")
     with pytest.raises(ExplorerError, match="give num_classes"):
         create_model("alexnet-classic")
@@ -88,8 +111,11 @@ def test_weights_from_a_saved_state_dict(alexnet_file, mbv3_file):
 
 
 def test_mismatched_and_bad_files_give_clear_errors(alexnet_file, tmp_path):
-    with pytest.raises(WeightsError, match=r"does not fit deeplabv3-mobilenet-v3-large; missing keys: .*"
-                                           r"unexpected keys: features\.0\.weight"):
+    with pytest.raises(
+        WeightsError,
+        match=r"does not fit deeplabv3-mobilenet-v3-large; missing keys: .*"
+        r"unexpected keys: features\.0\.weight",
+    ):
         load_model("deeplabv3-mobilenet-v3-large", str(alexnet_file))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="not a loadable weights file"):
@@ -102,6 +128,7 @@ def test_weights_only_refuses_pickled_code(tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
+
     torch.save({"x": Evil()}, tmp_path / "evil.pth")
     with pytest.raises(WeightsError, match="not a loadable weights file"):
         load_model("alexnet", str(tmp_path / "evil.pth"))
@@ -111,7 +138,9 @@ def test_absent_published_weights_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     with pytest.raises(WeightsError) as e:
         load_model("deeplabv3-resnet50", download=False)
-    assert "deeplabv3_resnet50_coco-cd0a2569.pth" in str(e.value) and str(tmp_path / "th") in str(e.value)
+    assert "deeplabv3_resnet50_coco-cd0a2569.pth" in str(e.value) and str(tmp_path / "th") in str(
+        e.value
+    )
     with pytest.raises(WeightsError, match="has no published weights"):
         load_model("alexnet-classic")
 
@@ -142,7 +171,9 @@ def test_label_maps():
     assert [coco_name_of_label("voc", i + 1, VOC_NAMES) for i in range(20)] == list(VOC_COCO_NAMES)
     ref = pycoco(tiny("val2017")[0])
     names = {c["id"]: c["name"] for c in ref.dataset["categories"]}
-    assert [names[i] for i in VOC_COCO_IDS] == list(VOC_COCO_NAMES)  # every VOC class is a COCO category
+    assert [names[i] for i in VOC_COCO_IDS] == list(
+        VOC_COCO_NAMES
+    )  # every VOC class is a COCO category
     imagenet = published_weights(get_spec("alexnet")).meta["categories"]
     doc = json.loads((label_maps._DATA / "imagenet_to_coco.json").read_text())
     for e in doc["map"]:
@@ -176,10 +207,16 @@ def test_runner_batches_equal_single_images(real, mbv3_file):
     index, images = real
     model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
     rows = list(range(6))
-    batched = {it.image_row: out for it, out, _ in infer.run(model, index, images,
-                                                              infer.items_for_images(index, rows), batch_size=4)}
+    batched = {
+        it.image_row: out
+        for it, out, _ in infer.run(
+            model, index, images, infer.items_for_images(index, rows), batch_size=4
+        )
+    }
     for r in rows:
-        (_, single, _), = infer.run(model, index, images, infer.items_for_images(index, [r]), batch_size=1)
+        ((_, single, _),) = infer.run(
+            model, index, images, infer.items_for_images(index, [r]), batch_size=1
+        )
         assert np.array_equal(single[0], batched[r][0])
         assert single[0].shape == (index.images["height"][r], index.images["width"][r])
 
@@ -193,24 +230,34 @@ def test_gpu_decode_path_matches_on_cpu(real, alexnet_file):
     sizes = [(int(index.images["width"][i]), int(index.images["height"][i])) for i in range(3)]
     pil = infer._Inputs(items, paths, sizes, model.preprocess)
     raw = infer._Inputs(items, paths, sizes, model.preprocess, raw_bytes=True)
-    batch, kept, bad = infer._decode_on_gpu([raw[i][0] for i in range(3)], [0, 1, 2], sizes, model.preprocess,
-                                            "cpu", pil)
+    batch, kept, bad = infer._decode_on_gpu(
+        [raw[i][0] for i in range(3)], [0, 1, 2], sizes, model.preprocess, "cpu", pil
+    )
     assert kept == [0, 1, 2] and not bad
     for i in range(3):
-        assert (pil[i][0] - batch[i]).abs().max() < 0.1  # libjpeg versions may differ by a few levels
+        assert (
+            pil[i][0] - batch[i]
+        ).abs().max() < 0.1  # libjpeg versions may differ by a few levels
     corrupt = torch.frombuffer(bytearray(b"\xff\xd8 not a jpeg"), dtype=torch.uint8)
-    batch, kept, bad = infer._decode_on_gpu([corrupt, raw[1][0]], [0, 1], sizes, model.preprocess, "cpu", pil)
+    batch, kept, bad = infer._decode_on_gpu(
+        [corrupt, raw[1][0]], [0, 1], sizes, model.preprocess, "cpu", pil
+    )
     assert kept == [0, 1] and not bad  # the bad bytes fell back to the (good) file on disk
 
 
 def test_cache_answers_without_running_the_model(real, alexnet_file, monkeypatch):
     index, images = real
     model = load_model("alexnet", str(alexnet_file))
-    first = predict.classification_table(model, index, images, crops=True, image_rows=[0, 1], workers=0)
+    first = predict.classification_table(
+        model, index, images, crops=True, image_rows=[0, 1], workers=0
+    )
     monkeypatch.setattr(predict, "run", lambda *a, **k: pytest.fail("the model ran again"))
-    again = predict.classification_table(model, index, images, crops=True, image_rows=[0, 1], workers=0)
+    again = predict.classification_table(
+        model, index, images, crops=True, image_rows=[0, 1], workers=0
+    )
     assert first.equals(again) and len(first) == sum(
-        not index.annotations["iscrowd"][a] for r in (0, 1) for a in index.annotation_rows(r))
+        not index.annotations["iscrowd"][a] for r in (0, 1) for a in index.annotation_rows(r)
+    )
 
 
 def test_cancel_stops_a_run(real, alexnet_file):
@@ -219,7 +266,16 @@ def test_cancel_stops_a_run(real, alexnet_file):
     stop = threading.Event()
     stop.set()
     with pytest.raises(infer.Cancelled):
-        list(infer.run(model, index, images, infer.items_for_images(index, range(4)), workers=0, cancel=stop))
+        list(
+            infer.run(
+                model,
+                index,
+                images,
+                infer.items_for_images(index, range(4)),
+                workers=0,
+                cancel=stop,
+            )
+        )
 
 
 def test_segmentation_results_round_trip_through_pycocotools(real, mbv3_file):
@@ -229,14 +285,21 @@ def test_segmentation_results_round_trip_through_pycocotools(real, mbv3_file):
     rows = [0, 1, 2]
     results = []
     labels_of = {}
-    for it, (labels, scores), _ in predict.predict(model, index, images, infer.items_for_images(index, rows)):
+    for it, (labels, scores), _ in predict.predict(
+        model, index, images, infer.items_for_images(index, rows)
+    ):
         results += predict.coco_results(model, index, it.image_row, labels, scores)
         labels_of[int(index.images["id"][it.image_row])] = labels
     loaded = ref.loadRes(results) if results else None
     for r in results:
         label = VOC_COCO_IDS.index(r["category_id"]) + 1
-        m = loaded.annToMask(next(a for a in loaded.anns.values() if a["image_id"] == r["image_id"]
-                                  and a["category_id"] == r["category_id"]))
+        m = loaded.annToMask(
+            next(
+                a
+                for a in loaded.anns.values()
+                if a["image_id"] == r["image_id"] and a["category_id"] == r["category_id"]
+            )
+        )
         assert np.array_equal(m, labels_of[r["image_id"]] == label)
 
 
@@ -246,7 +309,9 @@ def test_evaluate_agrees_with_a_hand_count(real, mbv3_file):
     rows = [0, 1, 2, 3]
     ev = predict.evaluate_segmentation(model, index, images, rows, "voc")
     correct = total = 0
-    for it, (labels, _), _ in predict.predict(model, index, images, infer.items_for_images(index, rows)):
+    for it, (labels, _), _ in predict.predict(
+        model, index, images, infer.items_for_images(index, rows)
+    ):
         target, _ = masks.semantic_mask(index, it.image_row, "voc")
         keep = target != 255
         correct += int((labels[keep] == target[keep]).sum())
@@ -257,7 +322,9 @@ def test_evaluate_agrees_with_a_hand_count(real, mbv3_file):
 
 def test_untrained_dataset_models_take_the_dataset_classes(sample_root):
     index = open_index(sample_root / "annotations" / "instances_val2017.json")
-    seg = load_model("smp-deeplabv3", UNTRAINED, encoder="resnet18", dataset_categories=index.categories)
+    seg = load_model(
+        "smp-deeplabv3", UNTRAINED, encoder="resnet18", dataset_categories=index.categories
+    )
     assert seg.class_names == ["background"] + [c["name"] for c in index.categories]
     cls = load_model("alexnet-classic", UNTRAINED, dataset_categories=index.categories)
     table = predict.classification_table(cls, index, sample_root / "val2017", True, [0], workers=0)
@@ -276,10 +343,13 @@ def test_cuda_out_of_memory_halves_the_batch(monkeypatch):
         if len(x) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(x)
+
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     model.module = forward
     x = torch.randn(8, 3, 224, 224)
     outs = infer._forward(model, x, [(224, 224)] * 8)
     assert len(outs) == 8 and seen == [8, 4, 2, 2, 4, 2, 2]
     with torch.inference_mode():
-        np.testing.assert_allclose(outs[5], torch.softmax(real(x[5:6]), 1)[0].numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            outs[5], torch.softmax(real(x[5:6]), 1)[0].numpy(), rtol=1e-4, atol=1e-6
+        )

@@ -15,8 +15,14 @@ from tests.helpers import ROOT, pycoco, tiny
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "explorer", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "explorer", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_sample_layout_and_design(sample_root):
@@ -27,17 +33,27 @@ def test_sample_layout_and_design(sample_root):
         assert len(ref.imgs) >= n_min
         crowd = [a for a in ref.anns.values() if a["iscrowd"]]
         assert crowd and all(isinstance(a["segmentation"]["counts"], list) for a in crowd)
-        multipart = [a for a in ref.anns.values() if not a["iscrowd"] and len(a["segmentation"]) > 1]
+        multipart = [
+            a for a in ref.anns.values() if not a["iscrowd"] and len(a["segmentation"]) > 1
+        ]
         assert multipart, "occluding poles should split some objects into several polygons"
-        per_image = np.bincount([ref.imgs[a["image_id"]]["id"] - min(ref.imgs) for a in ref.anns.values()])
+        per_image = np.bincount(
+            [ref.imgs[a["image_id"]]["id"] - min(ref.imgs) for a in ref.anns.values()]
+        )
         assert per_image.max() >= 4
         for img in list(ref.imgs.values())[:50]:
             with Image.open(sample_root / split / img["file_name"]) as im:
                 assert im.size == (img["width"], img["height"]) and im.mode == "RGB"
                 assert 160 <= max(im.size) <= 256
-        overlaps = sum((masks.semantic_mask(open_index(sample_root / "annotations" /
-                                                       f"instances_{split}.json"), r)[0] == 255).any()
-                       for r in range(40))
+        overlaps = sum(
+            (
+                masks.semantic_mask(
+                    open_index(sample_root / "annotations" / f"instances_{split}.json"), r
+                )[0]
+                == 255
+            ).any()
+            for r in range(40)
+        )
         assert overlaps >= 1, "some objects should overlap (occlusion)"
 
 
@@ -62,7 +78,10 @@ def test_cli_stats_json_equals_pycocotools():
     got = json.loads(r.stdout)
     ref = pycoco(ann)
     assert (got["images"], got["annotations"], got["crowd"]) == (
-        len(ref.imgs), len(ref.anns), sum(a["iscrowd"] for a in ref.anns.values()))
+        len(ref.imgs),
+        len(ref.anns),
+        sum(a["iscrowd"] for a in ref.anns.values()),
+    )
     for cat in got["categories"]:
         anns = [a for a in ref.dataset["annotations"] if a["category_id"] == cat["id"]]
         assert cat["name"] == ref.cats[cat["id"]]["name"]
@@ -83,8 +102,17 @@ def test_cli_export_masks_coco_and_voc(tmp_path):
     ids = [int(i) for i in index.images["id"][:5]]
     for labels in ("coco", "voc"):
         out = tmp_path / labels
-        r = run_cli("export-masks", "--coco", str(ann), "--out", str(out), "--labels", labels,
-                    "--image-ids", *map(str, ids))
+        r = run_cli(
+            "export-masks",
+            "--coco",
+            str(ann),
+            "--out",
+            str(out),
+            "--labels",
+            labels,
+            "--image-ids",
+            *map(str, ids),
+        )
         assert r.returncode == 0, r.stderr
         assert len(list(out.iterdir())) == 5
         for i in ids:
@@ -92,10 +120,14 @@ def test_cli_export_masks_coco_and_voc(tmp_path):
             name = index.images["file_name"][row].rsplit(".", 1)[0] + ".png"
             with Image.open(out / name) as im:
                 assert im.mode == "L"
-                np.testing.assert_array_equal(np.asarray(im), masks.semantic_mask(index, row, labels)[0])
+                np.testing.assert_array_equal(
+                    np.asarray(im), masks.semantic_mask(index, row, labels)[0]
+                )
 
 
 def test_cli_export_masks_unknown_image_id(tmp_path):
     ann, _ = tiny("val2017")
-    r = run_cli("export-masks", "--coco", str(ann), "--out", str(tmp_path), "--image-ids", "123456789")
+    r = run_cli(
+        "export-masks", "--coco", str(ann), "--out", str(tmp_path), "--image-ids", "123456789"
+    )
     assert r.returncode == 2 and "no image with id 123456789" in r.stderr

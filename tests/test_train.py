@@ -33,16 +33,35 @@ def subset(src, out, n):
 def tiny_data(sample_root, tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny")
     ann = sample_root / "annotations"
-    return {"coco": str(subset(ann / "instances_train2017.json", d / "train.json", 24)),
-            "images": str(sample_root / "train2017"),
-            "val_coco": str(subset(ann / "instances_val2017.json", d / "val.json", 12)),
-            "val_images": str(sample_root / "val2017")}
+    return {
+        "coco": str(subset(ann / "instances_train2017.json", d / "train.json", 24)),
+        "images": str(sample_root / "train2017"),
+        "val_coco": str(subset(ann / "instances_val2017.json", d / "val.json", 12)),
+        "val_images": str(sample_root / "val2017"),
+    }
 
 
 def cli_train(tiny_data, out, *extra):
-    args = [sys.executable, "-m", "explorer", "train", "--coco", tiny_data["coco"], "--images", tiny_data["images"],
-            "--val-coco", tiny_data["val_coco"], "--val-images", tiny_data["val_images"], "--device", "cpu",
-            "--out", str(out), "--quiet", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "explorer",
+        "train",
+        "--coco",
+        tiny_data["coco"],
+        "--images",
+        tiny_data["images"],
+        "--val-coco",
+        tiny_data["val_coco"],
+        "--val-images",
+        tiny_data["val_images"],
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
@@ -55,11 +74,24 @@ def check_run_folder(run, metric):
         assert (run / name).is_file(), name
     assert list(run.glob("events.out.tfevents.*")), "TensorBoard events"
     config = json.loads((run / "config.json").read_text())
-    assert config["dataset"]["train_fingerprint"] and config["versions"]["torch"] and config["device"] == "cpu"
+    assert (
+        config["dataset"]["train_fingerprint"]
+        and config["versions"]["torch"]
+        and config["device"] == "cpu"
+    )
     epochs = epoch_lines(run)
     assert [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
     for e in epochs:
-        for key in ("epoch", "step", "train_loss", "val_loss", metric, "lr", "seconds", "images_per_s"):
+        for key in (
+            "epoch",
+            "step",
+            "train_loss",
+            "val_loss",
+            metric,
+            "lr",
+            "seconds",
+            "images_per_s",
+        ):
             assert key in e and np.isfinite(e[key]), key
     steps = [r["step"] for r in runs.read_metrics(run) if r["kind"] == "step"]
     assert steps == list(range(1, len(steps) + 1))
@@ -69,36 +101,80 @@ def check_run_folder(run, metric):
 
 def test_classify_run_end_to_end(tiny_data, tmp_path):
     run = tmp_path / "cls"
-    r = cli_train(tiny_data, run, "--task", "classify", "--model", "alexnet-classic", "--epochs", "2",
-                  "--batch-size", "16")
+    r = cli_train(
+        tiny_data,
+        run,
+        "--task",
+        "classify",
+        "--model",
+        "alexnet-classic",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+    )
     assert r.returncode == 0, r.stderr
     assert "best val_acc" in r.stdout
     config = check_run_folder(run, "val_acc")
     index = open_index(tiny_data["val_coco"])
     assert config["class_names"] == [c["name"] for c in index.categories]
     model = load_model(str(run))  # the registry rebuilds it from the run folder
-    assert model.name == "alexnet-classic" and model.class_names == config["class_names"] and not model.untrained
-    table = predict.classification_table(model, index, ROOT / tiny_data["val_images"], True, [0, 1], workers=0)
+    assert (
+        model.name == "alexnet-classic"
+        and model.class_names == config["class_names"]
+        and not model.untrained
+    )
+    table = predict.classification_table(
+        model, index, ROOT / tiny_data["val_images"], True, [0, 1], workers=0
+    )
     assert len(table) and table["mapped_category"].isin(config["class_names"]).all()
 
 
 def test_segment_run_end_to_end(tiny_data, tmp_path):
     run = tmp_path / "seg"
-    r = cli_train(tiny_data, run, "--task", "segment", "--model", "smp-deeplabv3", "--encoder", "resnet18",
-                  "--epochs", "2", "--batch-size", "4", "--image-size", "64", "--dice")
+    r = cli_train(
+        tiny_data,
+        run,
+        "--task",
+        "segment",
+        "--model",
+        "smp-deeplabv3",
+        "--encoder",
+        "resnet18",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--image-size",
+        "64",
+        "--dice",
+    )
     assert r.returncode == 0, r.stderr
     check_run_folder(run, "val_miou")
     assert all(0 <= e["val_pixel_acc"] <= 1 for e in epoch_lines(run))
     model = load_model(str(run / "best.pt"))
-    assert model.class_names[0] == "background" and model.preprocess.square and model.preprocess.resize == 64
+    assert (
+        model.class_names[0] == "background"
+        and model.preprocess.square
+        and model.preprocess.resize == 64
+    )
     index = open_index(tiny_data["val_coco"])
-    ev = predict.evaluate_segmentation(model, index, ROOT / tiny_data["val_images"], [0, 1], workers=0)
+    ev = predict.evaluate_segmentation(
+        model, index, ROOT / tiny_data["val_images"], [0, 1], workers=0
+    )
     assert ev["labels"] == "coco" and ev["images"] == 2 and 0 <= ev["pixel_acc"] <= 1
 
 
 def config(tiny_data, out, **kw):
-    return TrainConfig(task="classify", model="alexnet-classic", out=str(out), device="cpu", batch_size=16,
-                       workers=0, **{**tiny_data, **kw})
+    return TrainConfig(
+        task="classify",
+        model="alexnet-classic",
+        out=str(out),
+        device="cpu",
+        batch_size=16,
+        workers=0,
+        **{**tiny_data, **kw},
+    )
 
 
 def test_resume_after_a_stop_and_a_kill_gives_an_unbroken_history(tiny_data, tmp_path):
@@ -108,12 +184,18 @@ def test_resume_after_a_stop_and_a_kill_gives_an_unbroken_history(tiny_data, tmp
     def stop_after_first_epoch(event):
         if event["phase"] == "epoch" and event["epoch"] == 1:
             stop.set()
+
     with pytest.raises(Stopped):
         train(config(tiny_data, run, epochs=3), stop_after_first_epoch, stop)
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
     assert [e["epoch"] for e in epoch_lines(run)] == [1]
-    with open(run / "metrics.jsonl", "a") as f:  # what a kill mid-epoch leaves: steps past last.pt, a torn line
-        f.write(json.dumps({"kind": "step", "epoch": 1.5, "step": 999, "train_loss": 1.0, "lr": 0.1}) + "\n")
+    with open(
+        run / "metrics.jsonl", "a"
+    ) as f:  # what a kill mid-epoch leaves: steps past last.pt, a torn line
+        f.write(
+            json.dumps({"kind": "step", "epoch": 1.5, "step": 999, "train_loss": 1.0, "lr": 0.1})
+            + "\n"
+        )
         f.write('{"kind": "step", "ep')
     train(config(tiny_data, run), resume=str(run))
     assert [e["epoch"] for e in epoch_lines(run)] == [1, 2, 3]
@@ -127,9 +209,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, 
 
     def poisoned(self, *a):
         return float("nan") if self.epoch >= 1 else real(self, *a)
+
     monkeypatch.setattr(Session, "_train_step", poisoned)
     run = tmp_path / "nan"
-    with pytest.raises(ExplorerError, match=r"the loss became nan at epoch 2.*last.pt holds the last good epoch \(1\)"):
+    with pytest.raises(
+        ExplorerError,
+        match=r"the loss became nan at epoch 2.*last.pt holds the last good epoch \(1\)",
+    ):
         train(config(tiny_data, run, epochs=3))
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
     assert json.loads((run / "status.json").read_text())["status"] == "failed"
@@ -142,10 +228,13 @@ def test_atomic_checkpoint_writing(tmp_path, monkeypatch):
     def broken(obj, f, *a, **k):
         f.write(b"half a file")
         raise OSError("disk full")
+
     monkeypatch.setattr(torch, "save", broken)
     with pytest.raises(OSError):
         runs.save_checkpoint({"x": torch.zeros(3)}, path)
-    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(3))  # the old one, whole
+    assert torch.equal(
+        torch.load(path, weights_only=True)["x"], torch.ones(3)
+    )  # the old one, whole
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 
 
@@ -153,9 +242,15 @@ def test_bad_settings():
     with pytest.raises(ExplorerError, match="cannot be trained for classify"):
         TrainConfig(task="classify", coco="a", images="b", model="smp-deeplabv3").resolved()
     with pytest.raises(ExplorerError, match="unknown preset"):
-        TrainConfig(task="segment", coco="a", images="b", model="smp-deeplabv3", preset="slow").resolved()
-    cfg = TrainConfig(task="segment", coco="a", images="b", model="smp-deeplabv3", preset="quick", epochs=3).resolved()
-    assert cfg.epochs == 3 and cfg.image_size == 128 and cfg.encoder == "resnet18"  # explicit beats preset
+        TrainConfig(
+            task="segment", coco="a", images="b", model="smp-deeplabv3", preset="slow"
+        ).resolved()
+    cfg = TrainConfig(
+        task="segment", coco="a", images="b", model="smp-deeplabv3", preset="quick", epochs=3
+    ).resolved()
+    assert (
+        cfg.epochs == 3 and cfg.image_size == 128 and cfg.encoder == "resnet18"
+    )  # explicit beats preset
 
 
 def test_import_tensorboard_and_csv(tmp_path):
@@ -166,8 +261,9 @@ def test_import_tensorboard_and_csv(tmp_path):
         w.add_scalar("loss", 1.0 / (step + 1), step)
     w.close()
     curves = runs.import_tensorboard(tmp_path / "tb")
-    assert curves["metric"].unique().tolist() == ["loss"] and curves["value"].tolist() == pytest.approx(
-        [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    assert curves["metric"].unique().tolist() == ["loss"] and curves[
+        "value"
+    ].tolist() == pytest.approx([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
     (tmp_path / "wide.csv").write_text("epoch,val_acc,train_loss\n1,0.5,2.0\n2,0.7,1.0\n")
     wide = runs.import_csv(tmp_path / "wide.csv")
     assert set(wide["metric"]) == {"val_acc", "train_loss"} and len(wide) == 4
@@ -185,11 +281,36 @@ def test_ctrl_c_leaves_a_resumable_run(tiny_data, tmp_path):
     import time
 
     run = tmp_path / "sigint"
-    args = [sys.executable, "-m", "explorer", "train", "--task", "classify", "--model", "alexnet-classic",
-            "--coco", tiny_data["coco"], "--images", tiny_data["images"], "--val-coco", tiny_data["val_coco"],
-            "--val-images", tiny_data["val_images"], "--device", "cpu", "--epochs", "4", "--batch-size", "16",
-            "--out", str(run), "--quiet"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "explorer",
+        "train",
+        "--task",
+        "classify",
+        "--model",
+        "alexnet-classic",
+        "--coco",
+        tiny_data["coco"],
+        "--images",
+        tiny_data["images"],
+        "--val-coco",
+        tiny_data["val_coco"],
+        "--val-images",
+        tiny_data["val_images"],
+        "--device",
+        "cpu",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+        "--out",
+        str(run),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not (run / "last.pt").exists():
         time.sleep(0.2)
@@ -198,7 +319,9 @@ def test_ctrl_c_leaves_a_resumable_run(tiny_data, tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "resume" in err
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
-    r = cli_train(tiny_data, run, "--task", "classify", "--model", "alexnet-classic", "--resume", str(run))
+    r = cli_train(
+        tiny_data, run, "--task", "classify", "--model", "alexnet-classic", "--resume", str(run)
+    )
     assert r.returncode == 0, r.stderr
     assert [e["epoch"] for e in epoch_lines(run)] == [1, 2, 3, 4]
 
@@ -206,6 +329,7 @@ def test_ctrl_c_leaves_a_resumable_run(tiny_data, tmp_path):
 def test_an_unexpected_error_marks_the_run_failed(tiny_data, tmp_path, monkeypatch):
     def broken(self, *a):
         raise RuntimeError("CUDA out of memory (simulated)")
+
     monkeypatch.setattr(Session, "_train_step", broken)
     run = tmp_path / "crash"
     with pytest.raises(RuntimeError):

@@ -37,9 +37,15 @@ class BrowseState:
     page: int = 1
 
     def image_filter(self) -> ImageFilter:
-        return ImageFilter(categories=self.categories, supercategories=self.supercategories, match=self.match,
-                           crowd={"only": True, "none": False}.get(self.crowd),
-                           instances=self.instances, area=SIZE_RANGES.get(self.size), query=self.query)
+        return ImageFilter(
+            categories=self.categories,
+            supercategories=self.supercategories,
+            match=self.match,
+            crowd={"only": True, "none": False}.get(self.crowd),
+            instances=self.instances,
+            area=SIZE_RANGES.get(self.size),
+            query=self.query,
+        )
 
     def with_(self, **changes) -> BrowseState:
         return replace(self, **changes)
@@ -58,14 +64,21 @@ def browse_from_query(q: dict[str, str]) -> BrowseState:
         instances=lo_hi if None not in lo_hi and lo_hi[0] <= lo_hi[1] else None,
         size=q.get("size") if q.get("size") in SIZE_RANGES else "any",
         query=(q.get("q") or "")[:200],
-        page=max(1, _int(q.get("page")) or 1))
+        page=max(1, _int(q.get("page")) or 1),
+    )
 
 
 def browse_to_query(s: BrowseState) -> dict[str, str]:
     """The canonical query string of a state (defaults left out, so URLs stay short)."""
-    q = {"image_id": "" if s.image_id is None else str(s.image_id),
-         "cats": ",".join(map(str, s.categories)), "supers": ",".join(s.supercategories),
-         "match": "all" if s.match == "all" else "", "crowd": "" if s.crowd == "any" else s.crowd,
-         "inst": f"{s.instances[0]}-{s.instances[1]}" if s.instances else "",
-         "size": "" if s.size == "any" else s.size, "q": s.query, "page": "" if s.page == 1 else str(s.page)}
+    q = {
+        "image_id": "" if s.image_id is None else str(s.image_id),
+        "cats": ",".join(map(str, s.categories)),
+        "supers": ",".join(s.supercategories),
+        "match": "all" if s.match == "all" else "",
+        "crowd": "" if s.crowd == "any" else s.crowd,
+        "inst": f"{s.instances[0]}-{s.instances[1]}" if s.instances else "",
+        "size": "" if s.size == "any" else s.size,
+        "q": s.query,
+        "page": "" if s.page == 1 else str(s.page),
+    }
     return {k: v for k, v in q.items() if v}

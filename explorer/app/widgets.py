@@ -18,7 +18,13 @@ import streamlit as st
 
 from explorer.coco import CocoIndex, fingerprint, open_index
 from explorer.coco.filters import ImageFilter, filter_images
-from explorer.coco.sources import DatasetSource, find_splits, from_files, initial_source, sample_sources
+from explorer.coco.sources import (
+    DatasetSource,
+    find_splits,
+    from_files,
+    initial_source,
+    sample_sources,
+)
 from explorer.errors import ExplorerError
 from explorer.viz import overlays as render
 
@@ -41,6 +47,7 @@ def get_index(annotations: str) -> CocoIndex:
 
 # Derived data is cached by the annotation file's fingerprint too: a changed file is a new key.
 
+
 def filtered_image_rows(annotations: str, flt: ImageFilter) -> np.ndarray:
     return _filtered_image_rows(annotations, get_index(annotations).fingerprint, flt)
 
@@ -50,15 +57,20 @@ def _filtered_image_rows(annotations: str, fingerprint: str, flt: ImageFilter) -
     return filter_images(get_index(annotations), flt)
 
 
-def overlay_jpeg(annotations: str, images: str, image_id: int, opts: render.OverlayOptions) -> tuple[bytes, list[str]]:
+def overlay_jpeg(
+    annotations: str, images: str, image_id: int, opts: render.OverlayOptions
+) -> tuple[bytes, list[str]]:
     return _overlay_jpeg(annotations, get_index(annotations).fingerprint, images, image_id, opts)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _overlay_jpeg(annotations: str, fingerprint: str, images: str, image_id: int,
-                  opts: render.OverlayOptions) -> tuple[bytes, list[str]]:
+def _overlay_jpeg(
+    annotations: str, fingerprint: str, images: str, image_id: int, opts: render.OverlayOptions
+) -> tuple[bytes, list[str]]:
     index = get_index(annotations)
-    rgb, notes = render.compose_overlay(index, Path(images) if images else None, index.image_row(image_id), opts)
+    rgb, notes = render.compose_overlay(
+        index, Path(images) if images else None, index.image_row(image_id), opts
+    )
     return render.encode_jpeg(rgb), notes
 
 
@@ -107,9 +119,14 @@ def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
         _seed_picker(st.session_state[_SOURCE])
     side = st.sidebar
     side.header("Dataset")
-    kind = side.radio("Source", ["Sample", "COCO folder", "Files"], horizontal=True, key="ds_kind",
-                      help="The embedded sample, a COCO root folder (annotations/instances_*.json and "
-                           "train2017/, val2017/ ...), or an annotation file with its image folder.")
+    kind = side.radio(
+        "Source",
+        ["Sample", "COCO folder", "Files"],
+        horizontal=True,
+        key="ds_kind",
+        help="The embedded sample, a COCO root folder (annotations/instances_*.json and "
+        "train2017/, val2017/ ...), or an annotation file with its image folder.",
+    )
     chosen: DatasetSource | None = None
     try:
         if kind == "Sample":
@@ -126,8 +143,12 @@ def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
                 if side.button("Open", key="ds_open_root"):
                     chosen = splits[label]
         else:
-            ann = side.text_input("Annotation file", key="ds_ann", placeholder="instances_val2017.json")
-            images = side.text_input("Image folder", key="ds_images", placeholder="val2017 (optional)")
+            ann = side.text_input(
+                "Annotation file", key="ds_ann", placeholder="instances_val2017.json"
+            )
+            images = side.text_input(
+                "Image folder", key="ds_images", placeholder="val2017 (optional)"
+            )
             if side.button("Open", key="ds_open_files", disabled=not ann):
                 chosen = from_files(ann, images)
         if chosen is not None:
@@ -142,9 +163,11 @@ def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
         source = sample_sources()[-1]
         index = _open(source)
     crowd = int(np.count_nonzero(index.annotations["iscrowd"]))
-    side.caption(f"**{source.label}** — {index.num_images:,} images, {index.num_annotations:,} annotations "
-                 f"({crowd:,} crowd), {len(index.categories)} categories · opened in "
-                 f"{index.load_seconds:.2f} s{' (cache)' if index.from_cache else ''}")
+    side.caption(
+        f"**{source.label}** — {index.num_images:,} images, {index.num_annotations:,} annotations "
+        f"({crowd:,} crowd), {len(index.categories)} categories · opened in "
+        f"{index.load_seconds:.2f} s{' (cache)' if index.from_cache else ''}"
+    )
     if not source.images:
         side.warning("No image folder: masks are drawn on a grey canvas.")
     return source, index
@@ -214,7 +237,9 @@ def _model(name: str, weights: str, device: str, encoder: str, annotations: str,
     from explorer.models import load_model
 
     categories = get_index(annotations).categories if annotations else None
-    return load_model(name, weights or None, device, encoder=encoder or None, dataset_categories=categories)
+    return load_model(
+        name, weights or None, device, encoder=encoder or None, dataset_categories=categories
+    )
 
 
 def model_picker(task: str, key: str, annotations: str):
@@ -228,49 +253,86 @@ def model_picker(task: str, key: str, annotations: str):
 
     trained = {f"run: {r.path.name}": r for r in trained_checkpoints(task)}
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-    name = c1.selectbox("Model", list_models(task) + list(trained), key=f"{key}_model",
-                        help="Registry models, then the best checkpoints of finished training runs. "
-                             + "; ".join(f"{n}: {get_spec(n).description}" for n in list_models(task)))
+    name = c1.selectbox(
+        "Model",
+        list_models(task) + list(trained),
+        key=f"{key}_model",
+        help="Registry models, then the best checkpoints of finished training runs. "
+        + "; ".join(f"{n}: {get_spec(n).description}" for n in list_models(task)),
+    )
     device = c4.selectbox("Device", ["auto", "cpu", "cuda"], key=f"{key}_device")
     if name in trained:
         run = trained[name]
-        c2.markdown(f"**{run.model}** trained here, best {run.best_metric} "
-                    f"{run.best if run.best is not None else float('nan'):.3f}")
+        c2.markdown(
+            f"**{run.model}** trained here, best {run.best_metric} "
+            f"{run.best if run.best is not None else float('nan'):.3f}"
+        )
         try:
-            model = _model(run.model, str(run.path), choose_device(device), "", "", _weights_stamp(str(run.path)))
+            model = _model(
+                run.model,
+                str(run.path),
+                choose_device(device),
+                "",
+                "",
+                _weights_stamp(str(run.path)),
+            )
         except ExplorerError as e:
             st.warning(f"{e}")
             return None
         st.caption(f"{model.display_name} on {model.device}")
         return model
-    choice = c2.radio("Weights", WEIGHT_CHOICES, key=f"{key}_weights", horizontal=True,
-                      help="Published: torchvision's files (downloaded once, or put in place by hand). "
-                           "Untrained: random weights, only to try the page. File: a state_dict, checkpoint "
-                           "or training run folder.")
-    path = c3.text_input("Weights file or run folder", key=f"{key}_path",
-                         disabled=choice != WEIGHT_CHOICES[2], placeholder="runs/… or alexnet.pth")
+    choice = c2.radio(
+        "Weights",
+        WEIGHT_CHOICES,
+        key=f"{key}_weights",
+        horizontal=True,
+        help="Published: torchvision's files (downloaded once, or put in place by hand). "
+        "Untrained: random weights, only to try the page. File: a state_dict, checkpoint "
+        "or training run folder.",
+    )
+    path = c3.text_input(
+        "Weights file or run folder",
+        key=f"{key}_path",
+        disabled=choice != WEIGHT_CHOICES[2],
+        placeholder="runs/… or alexnet.pth",
+    )
     if choice == WEIGHT_CHOICES[2]:
-        upload = st.file_uploader("…or upload a weights file (.pth / .pt)", type=["pth", "pt"], key=f"{key}_upload")
+        upload = st.file_uploader(
+            "…or upload a weights file (.pth / .pt)", type=["pth", "pt"], key=f"{key}_upload"
+        )
         if upload is not None:
             path = str(_save_upload(upload.getvalue(), upload.name))
     encoder = ""
     if name.startswith("smp-"):
         encoder = st.selectbox("Encoder", SMP_ENCODERS, index=1, key=f"{key}_encoder")
-    weights = {WEIGHT_CHOICES[0]: "", WEIGHT_CHOICES[1]: UNTRAINED, WEIGHT_CHOICES[2]: path.strip()}[choice]
+    weights = {
+        WEIGHT_CHOICES[0]: "",
+        WEIGHT_CHOICES[1]: UNTRAINED,
+        WEIGHT_CHOICES[2]: path.strip(),
+    }[choice]
     if choice == WEIGHT_CHOICES[2] and not weights:
         st.info("Give a weights file or a training run folder.")
         return None
     spec = get_spec(name)
     needs_classes = spec.label_space == "dataset" and weights == UNTRAINED
     try:
-        model = _model(name, weights, choose_device(device), encoder, annotations if needs_classes else "",
-                       _weights_stamp(weights))
+        model = _model(
+            name,
+            weights,
+            choose_device(device),
+            encoder,
+            annotations if needs_classes else "",
+            _weights_stamp(weights),
+        )
     except ExplorerError as e:
         st.warning(f"{e}")
         return None
     if model.untrained:
-        st.error(f"{name} is UNTRAINED: random weights. Its outputs below mean nothing; they only show the "
-                 "pipeline working.", icon=":material/warning:")
+        st.error(
+            f"{name} is UNTRAINED: random weights. Its outputs below mean nothing; they only show the "
+            "pipeline working.",
+            icon=":material/warning:",
+        )
     else:
         st.caption(f"{model.display_name} on {model.device}")
     return model
@@ -291,12 +353,21 @@ def chosen_image(index: CocoIndex, key: str) -> int | None:
     Browse, else the first image; kept in the URL."""
     ids = index.images["id"]
     url = st.query_params.get("image_id")
-    if f"{key}_image" not in st.session_state or (url and url != str(st.session_state.get(f"{key}_image"))):
+    if f"{key}_image" not in st.session_state or (
+        url and url != str(st.session_state.get(f"{key}_image"))
+    ):
         first = int(ids[0]) if len(ids) else 0
         wanted = int(url) if url and url.isdigit() else st.session_state.get("b_image") or first
         st.session_state[f"{key}_image"] = int(wanted)
-    image_id = int(st.number_input("Image id", min_value=0, step=1, key=f"{key}_image",
-                                   help="Any image id of the dataset (Browse links here with its image)"))
+    image_id = int(
+        st.number_input(
+            "Image id",
+            min_value=0,
+            step=1,
+            key=f"{key}_image",
+            help="Any image id of the dataset (Browse links here with its image)",
+        )
+    )
     if not np.isin(image_id, ids):
         st.warning(f"No image with id {image_id} in this dataset.")
         return None
@@ -309,7 +380,11 @@ def result_key(source: DatasetSource, index: CocoIndex, rows: np.ndarray, *model
     import hashlib
 
     h = hashlib.sha1(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
-    for part in (index.fingerprint, source.images, *(f"{m.name}|{m.encoder}|{m.weights_key}" for m in models)):
+    for part in (
+        index.fingerprint,
+        source.images,
+        *(f"{m.name}|{m.encoder}|{m.weights_key}" for m in models),
+    ):
         h.update(str(part).encode())
     return h.hexdigest()
 
@@ -325,6 +400,7 @@ def run_with_progress(label: str, fn, *args, **kwargs):
 
     def progress(done: int, total: int) -> None:
         bar.progress(done / max(total, 1), text=f"{label}: {done:,} of {total:,}")
+
     try:
         return fn(*args, progress=progress, **kwargs)
     except ExplorerError as e:  # no image folder, unreadable files, ...: say so, keep the page
@@ -335,6 +411,7 @@ def run_with_progress(label: str, fn, *args, **kwargs):
 
 
 # ---------------------------------------------------------------------------- training
+
 
 @st.cache_resource
 def job_queue():
@@ -352,20 +429,37 @@ def training_split(source: DatasetSource) -> dict:
     if root is not None:
         train = ann.parent / "instances_train2017.json"
         val = ann.parent / "instances_val2017.json"
-        if train.is_file() and val.is_file() and (root / "train2017").is_dir() and (root / "val2017").is_dir():
-            return {"coco": str(train), "images": str(root / "train2017"), "val_coco": str(val),
-                    "val_images": str(root / "val2017"), "label": f"{root.name}: train2017, validated on val2017"}
-    return {"coco": source.annotations, "images": source.images,
-            "label": f"{source.label} with a seeded 20% of its images held out for validation"}
+        if (
+            train.is_file()
+            and val.is_file()
+            and (root / "train2017").is_dir()
+            and (root / "val2017").is_dir()
+        ):
+            return {
+                "coco": str(train),
+                "images": str(root / "train2017"),
+                "val_coco": str(val),
+                "val_images": str(root / "val2017"),
+                "label": f"{root.name}: train2017, validated on val2017",
+            }
+    return {
+        "coco": source.annotations,
+        "images": source.images,
+        "label": f"{source.label} with a seeded 20% of its images held out for validation",
+    }
 
 
 def crop_data_url(annotations: str, images: str, annotation_id: int, side: int = 48) -> str:
     """An object's crop as a small JPEG data URL (for ImageColumn cells), keyed by dataset and id."""
-    return _crop_data_url(annotations, get_index(annotations).fingerprint, images, annotation_id, side)
+    return _crop_data_url(
+        annotations, get_index(annotations).fingerprint, images, annotation_id, side
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
-def _crop_data_url(annotations: str, fingerprint: str, images: str, annotation_id: int, side: int) -> str:
+def _crop_data_url(
+    annotations: str, fingerprint: str, images: str, annotation_id: int, side: int
+) -> str:
     import base64
 
     from explorer.coco.images import load_rgb, resolve_image_path
@@ -391,8 +485,14 @@ def label_space_tables():
 
     from explorer.coco.labels import VOC_COCO_IDS, VOC_COCO_NAMES, VOC_NAMES, imagenet_to_coco
 
-    voc = pd.DataFrame({"VOC label": list(range(1, 21)), "VOC name": VOC_NAMES[1:], "COCO id": VOC_COCO_IDS,
-                        "COCO name": VOC_COCO_NAMES})
+    voc = pd.DataFrame(
+        {
+            "VOC label": list(range(1, 21)),
+            "VOC name": VOC_NAMES[1:],
+            "COCO id": VOC_COCO_IDS,
+            "COCO name": VOC_COCO_NAMES,
+        }
+    )
     counts = pd.Series(list(imagenet_to_coco().values())).value_counts()
     imagenet = pd.DataFrame({"COCO name": counts.index, "ImageNet classes": counts.values})
     return voc, imagenet

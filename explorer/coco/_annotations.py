@@ -58,15 +58,16 @@ def address(obj) -> int:
 
 def _raw_addresses(raws: list) -> np.ndarray:
     from_address = ctypes.c_void_p.from_address
-    return np.fromiter((from_address(id(r) + _RAW_BUF_OFFSET).value or 0 for r in raws),
-                       np.int64, len(raws))
+    return np.fromiter(
+        (from_address(id(r) + _RAW_BUF_OFFSET).value or 0 for r in raws), np.int64, len(raws)
+    )
 
 
 def raw_layout_ok() -> bool:
     buf = b'[{"a":[1,2]},{"a":{"b":3}}]'
     raws = [x["a"] for x in msgspec.json.decode(buf, type=list[dict[str, msgspec.Raw]])]
     offsets = _raw_addresses(raws) - address(buf)
-    return all(buf[o:o + len(r)] == bytes(r) for o, r in zip(offsets.tolist(), raws, strict=True))
+    return all(buf[o : o + len(r)] == bytes(r) for o, r in zip(offsets.tolist(), raws, strict=True))
 
 
 def locate_spans(data: bytes) -> tuple[int, int, list[tuple[int, int]]] | None:
@@ -104,13 +105,15 @@ def locate_spans(data: bytes) -> tuple[int, int, list[tuple[int, int]]] | None:
         if b.end() - 1 > cuts[-1]:
             cuts.append(b.end() - 1)  # the "{" that opens the next record
     ends = [data.rfind(b"}", a, b) + 1 for a, b in zip(cuts, cuts[1:] + [stop], strict=True)]
-    if data[ends[-1]:stop].strip():
+    if data[ends[-1] : stop].strip():
         return None
     spans = list(zip(cuts, ends, strict=True))
     return start, stop, spans
 
 
-def spans_from_raws(raws: list, data: bytes, records_per_span: int = 65536) -> list[tuple[int, int]]:
+def spans_from_raws(
+    raws: list, data: bytes, records_per_span: int = 65536
+) -> list[tuple[int, int]]:
     """Spans of ``records_per_span`` records from a list of Raw views into ``data``."""
     base = address(data)
     spans = []
@@ -120,8 +123,13 @@ def spans_from_raws(raws: list, data: bytes, records_per_span: int = 65536) -> l
     return spans
 
 
-def parse_spans(spans: list[tuple[int, int]], data: bytes, problems,
-                seg_out: BinaryIO | None = None, seg_written: int = 0) -> dict[str, np.ndarray]:
+def parse_spans(
+    spans: list[tuple[int, int]],
+    data: bytes,
+    problems,
+    seg_out: BinaryIO | None = None,
+    seg_written: int = 0,
+) -> dict[str, np.ndarray]:
     """Decode the records of ``spans`` into columns, in file order.
 
     Returns ``id``, ``image_id``, ``category_id``, ``iscrowd``, ``area``, ``bbox``, and where
@@ -137,9 +145,20 @@ def parse_spans(spans: list[tuple[int, int]], data: bytes, problems,
     one_decoder = msgspec.json.Decoder(Annotation)
     view = memoryview(data)
     data_np = np.frombuffer(data, np.uint8)
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "id", "image_id", "category_id", "iscrowd", "area", "bbox", "seg_offset", "seg_length",
-        "seg_first")}
+    cols: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in (
+            "id",
+            "image_id",
+            "category_id",
+            "iscrowd",
+            "area",
+            "bbox",
+            "seg_offset",
+            "seg_length",
+            "seg_first",
+        )
+    }
     for start, stop in spans:
         buffer = b"".join((b"[", view[start:stop], b"]"))
         try:
@@ -150,23 +169,36 @@ def parse_spans(spans: list[tuple[int, int]], data: bytes, problems,
                 try:
                     chunk.append(one_decoder.decode(raw))
                 except msgspec.ValidationError as e:
-                    problems.add("bad_annotation_record", "annotation records that do not fit the "
-                                 "COCO schema (skipped)", {"id": _record_id(raw), "error": str(e)})
+                    problems.add(
+                        "bad_annotation_record",
+                        "annotation records that do not fit the COCO schema (skipped)",
+                        {"id": _record_id(raw), "error": str(e)},
+                    )
         except msgspec.DecodeError as e:
             raise SpanError(f"span {start}-{stop}: {e}") from None
         n = len(chunk)
-        for name, dtype in (("id", np.int64), ("image_id", np.int64), ("category_id", np.int64),
-                            ("iscrowd", np.int64), ("area", np.float64)):
+        for name, dtype in (
+            ("id", np.int64),
+            ("image_id", np.int64),
+            ("category_id", np.int64),
+            ("iscrowd", np.int64),
+            ("area", np.float64),
+        ):
             cols[name].append(_column(chunk, name, dtype))
-        cols["bbox"].append(np.fromiter(itertools.chain.from_iterable(
-            map(attrgetter("bbox"), chunk)), np.float64, 4 * n).reshape(n, 4))
+        cols["bbox"].append(
+            np.fromiter(
+                itertools.chain.from_iterable(map(attrgetter("bbox"), chunk)), np.float64, 4 * n
+            ).reshape(n, 4)
+        )
         segs = list(map(attrgetter("segmentation"), chunk))
         lengths = np.fromiter(map(len, segs), np.int64, n)
         cols["seg_length"].append(lengths)
         if seg_out is not None:
             blob = b"".join(segs)
             offsets = np.cumsum(lengths) - lengths
-            cols["seg_first"].append(np.frombuffer(blob, np.uint8)[offsets] if n else lengths[:0].astype(np.uint8))
+            cols["seg_first"].append(
+                np.frombuffer(blob, np.uint8)[offsets] if n else lengths[:0].astype(np.uint8)
+            )
             cols["seg_offset"].append(seg_written + offsets)
             seg_out.write(blob)
             seg_written += len(blob)
@@ -174,13 +206,18 @@ def parse_spans(spans: list[tuple[int, int]], data: bytes, problems,
         # each Raw views ``buffer``, a copy of the file from ``start`` on after one "["
         offsets = _raw_addresses(segs) - address(buffer) - 1 + start
         for i in {0, n - 1} if n else ():  # cheap proof that the offsets address the file
-            if data[offsets[i]:offsets[i] + lengths[i]] != bytes(segs[i]):
+            if data[offsets[i] : offsets[i] + lengths[i]] != bytes(segs[i]):
                 raise RuntimeError("segmentation offsets do not address the annotation file")
         cols["seg_offset"].append(offsets)
         cols["seg_first"].append(data_np[offsets])
-    return {k: (np.concatenate(v) if v else np.zeros((0, 4) if k == "bbox" else 0,
-                                                    np.uint8 if k == "seg_first" else np.int64))
-            for k, v in cols.items()}
+    return {
+        k: (
+            np.concatenate(v)
+            if v
+            else np.zeros((0, 4) if k == "bbox" else 0, np.uint8 if k == "seg_first" else np.int64)
+        )
+        for k, v in cols.items()
+    }
 
 
 class ForkedCall:
@@ -226,7 +263,6 @@ class ForkedCall:
         if status != "ok":
             raise value
         return value
-
 
     def discard(self) -> None:
         """Stop and reap the child, if any, without running ``fn`` here."""

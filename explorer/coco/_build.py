@@ -28,8 +28,10 @@ class Problems:
         self.items: dict[str, dict] = {}
 
     def add(self, check: str, message: str, example: object, severity: str = "error") -> None:
-        item = self.items.setdefault(check, {"check": check, "severity": severity, "count": 0,
-                                             "message": message, "examples": []})
+        item = self.items.setdefault(
+            check,
+            {"check": check, "severity": severity, "count": 0, "message": message, "examples": []},
+        )
         item["count"] += 1
         if len(item["examples"]) < 10:
             item["examples"].append(example)
@@ -97,8 +99,11 @@ def typed_records(raws: list, typ: type, what: str, problems: Problems) -> list:
         try:
             good.append(one.decode(raw))
         except msgspec.ValidationError as e:
-            problems.add(f"bad_{what}_record", f"{what} records that do not fit the COCO schema "
-                         "(skipped)", {"id": _record_id(raw), "error": str(e)})
+            problems.add(
+                f"bad_{what}_record",
+                f"{what} records that do not fit the COCO schema (skipped)",
+                {"id": _record_id(raw), "error": str(e)},
+            )
     return good
 
 
@@ -112,35 +117,56 @@ def parse_images(raws: list, problems: Problems) -> dict[str, np.ndarray]:
     width = _column(items, "width", np.int64)
     height = _column(items, "height", np.int64)
     keep = (width > 0) & (height > 0)
-    problems.add_rows("bad_image_size", "images whose width or height is not positive (skipped)",
-                      np.flatnonzero(~keep), lambda i: int(ids[i]))
+    problems.add_rows(
+        "bad_image_size",
+        "images whose width or height is not positive (skipped)",
+        np.flatnonzero(~keep),
+        lambda i: int(ids[i]),
+    )
     _, first = np.unique(ids, return_index=True)
     unique = np.zeros(len(ids), bool)
     unique[first] = True
-    problems.add_rows("duplicate_image_id", "images whose id repeats an earlier one (skipped)",
-                      np.flatnonzero(~unique), lambda i: int(ids[i]))
+    problems.add_rows(
+        "duplicate_image_id",
+        "images whose id repeats an earlier one (skipped)",
+        np.flatnonzero(~unique),
+        lambda i: int(ids[i]),
+    )
     keep &= unique
     names = [it.file_name for it, k in zip(items, keep, strict=True) if k]
-    return {"id": ids[keep], "width": width[keep].astype(np.int32),
-            "height": height[keep].astype(np.int32),
-            "file_name": np.array(names, dtype=str) if names else np.array([], dtype="<U1")}
+    return {
+        "id": ids[keep],
+        "width": width[keep].astype(np.int32),
+        "height": height[keep].astype(np.int32),
+        "file_name": np.array(names, dtype=str) if names else np.array([], dtype="<U1"),
+    }
 
 
 def parse_categories(raws: list, problems: Problems) -> list[dict]:
     cats, seen = [], set()
     for c in typed_records(raws, Category, "category", problems):
         if c.id in seen:
-            problems.add("duplicate_category_id", "categories whose id repeats an earlier one "
-                         "(skipped)", c.id)
+            problems.add(
+                "duplicate_category_id",
+                "categories whose id repeats an earlier one (skipped)",
+                c.id,
+            )
             continue
         seen.add(c.id)
         cats.append({"id": c.id, "name": c.name, "supercategory": c.supercategory})
     return cats
 
 
-def check_segmentations(raw_of: Callable[[int], bytes], rows: np.ndarray, kind: np.ndarray,
-                        heights: np.ndarray, widths: np.ndarray, ids: np.ndarray,
-                        lengths: np.ndarray, problems: Problems) -> np.ndarray:
+def check_segmentations(
+    raw_of: Callable[[int], bytes],
+    rows: np.ndarray,
+    kind: np.ndarray,
+    heights: np.ndarray,
+    widths: np.ndarray,
+    ids: np.ndarray,
+    lengths: np.ndarray,
+    problems: Problems,
+) -> np.ndarray:
     """Return a keep-mask over ``rows``; set ``kind`` for RLEs. Cheap checks only.
 
     Every RLE is checked (its size must equal its image's); polygons are parsed only when
@@ -150,22 +176,33 @@ def check_segmentations(raw_of: Callable[[int], bytes], rows: np.ndarray, kind: 
     rle = msgspec.json.Decoder(RleHead)
     for i in np.flatnonzero(kind == 255):
         keep[i] = False
-        problems.add("bad_segmentation", "annotations whose segmentation is neither a polygon "
-                     "list nor an RLE (skipped)", int(ids[i]))
+        problems.add(
+            "bad_segmentation",
+            "annotations whose segmentation is neither a polygon list nor an RLE (skipped)",
+            int(ids[i]),
+        )
     for i in np.flatnonzero(kind == SEG_RLE):
         try:
             head = rle.decode(raw_of(int(rows[i])))
         except (msgspec.ValidationError, msgspec.DecodeError) as e:
             keep[i] = False
-            problems.add("bad_rle", "annotations whose RLE is malformed (skipped)",
-                         {"id": int(ids[i]), "error": str(e)})
+            problems.add(
+                "bad_rle",
+                "annotations whose RLE is malformed (skipped)",
+                {"id": int(ids[i]), "error": str(e)},
+            )
             continue
         if tuple(head.size) != (int(heights[i]), int(widths[i])):
             keep[i] = False
-            problems.add("rle_size_mismatch", "annotations whose RLE size differs from their "
-                         "image's height x width (skipped)",
-                         {"id": int(ids[i]), "rle_size": list(head.size),
-                          "image_size": [int(heights[i]), int(widths[i])]})
+            problems.add(
+                "rle_size_mismatch",
+                "annotations whose RLE size differs from their image's height x width (skipped)",
+                {
+                    "id": int(ids[i]),
+                    "rle_size": list(head.size),
+                    "image_size": [int(heights[i]), int(widths[i])],
+                },
+            )
         elif bytes(head.counts)[:1] == b"[":
             kind[i] = SEG_RLE_UNCOMPRESSED
     for i in np.flatnonzero((kind == SEG_POLYGON) & (lengths <= _SHORT_SEGMENTATION)):
@@ -175,8 +212,11 @@ def check_segmentations(raw_of: Callable[[int], bytes], rows: np.ndarray, kind: 
             parts = None
         if not polygon_parts_valid(parts):
             keep[i] = False
-            problems.add("bad_polygon", "annotations whose polygon has fewer than 3 points "
-                         "(skipped)", int(ids[i]))
+            problems.add(
+                "bad_polygon",
+                "annotations whose polygon has fewer than 3 points (skipped)",
+                int(ids[i]),
+            )
     return keep
 
 
@@ -184,4 +224,5 @@ def polygon_parts_valid(parts: object) -> bool:
     """True when ``parts`` is a list with at least one polygon of 3+ points (6+ numbers)."""
     return isinstance(parts, list) and any(
         isinstance(p, list) and len(p) >= 6 and all(isinstance(v, (int, float)) for v in p)
-        for p in parts)
+        for p in parts
+    )

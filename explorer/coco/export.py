@@ -24,8 +24,13 @@ def select_image_rows(index: CocoIndex, image_ids: list[int] | None) -> np.ndarr
     return np.array([index.image_row(i) for i in ids], dtype=np.int64)
 
 
-def export_semantic_masks(index: CocoIndex, out_dir: Path, labels: str = "coco",
-                          image_ids: list[int] | None = None, progress: bool = True) -> dict:
+def export_semantic_masks(
+    index: CocoIndex,
+    out_dir: Path,
+    labels: str = "coco",
+    image_ids: list[int] | None = None,
+    progress: bool = True,
+) -> dict:
     """Write ``<out_dir>/<file_name stem>.png`` for each image: its semantic mask.
 
     Args:

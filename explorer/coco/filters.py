@@ -56,8 +56,10 @@ def filter_images(index: CocoIndex, flt: ImageFilter) -> np.ndarray:
     if flt.categories or flt.supercategories:
         if not groups:
             return np.zeros(0, np.int64)
-        hits = [np.bincount(anns["image_row"][np.isin(anns["category_row"], g)], minlength=n) > 0
-                for g in groups]
+        hits = [
+            np.bincount(anns["image_row"][np.isin(anns["category_row"], g)], minlength=n) > 0
+            for g in groups
+        ]
         keep &= np.logical_or.reduce(hits) if flt.match == "any" else np.logical_and.reduce(hits)
     if flt.crowd is not None:
         has_crowd = np.bincount(anns["image_row"][anns["iscrowd"]], minlength=n) > 0

@@ -14,16 +14,22 @@ import numpy as np
 _MAX_EXAMPLES = 10
 
 
-def _finding(check: str, severity: str, mask_or_ids: np.ndarray, message: str,
-             ids: np.ndarray | None = None) -> dict | None:
+def _finding(
+    check: str, severity: str, mask_or_ids: np.ndarray, message: str, ids: np.ndarray | None = None
+) -> dict | None:
     if mask_or_ids.dtype == bool:
         hits = ids[mask_or_ids]
     else:
         hits = mask_or_ids
     if len(hits) == 0:
         return None
-    return {"check": check, "severity": severity, "count": int(len(hits)), "message": message,
-            "examples": [h.item() if hasattr(h, "item") else h for h in hits[:_MAX_EXAMPLES]]}
+    return {
+        "check": check,
+        "severity": severity,
+        "count": int(len(hits)),
+        "message": message,
+        "examples": [h.item() if hasattr(h, "item") else h for h in hits[:_MAX_EXAMPLES]],
+    }
 
 
 def table_findings(images: dict, anns: dict, categories: list[dict]) -> list[dict]:
@@ -37,24 +43,53 @@ def table_findings(images: dict, anns: dict, categories: list[dict]) -> list[dic
     cat_used = np.bincount(anns["category_row"], minlength=len(categories)) > 0
     n_per_image = np.diff(images["ann_start"])
     found = [
-        _finding("duplicate_annotation_id", "warning", uniq[counts > 1],
-                 "annotation ids used more than once (pycocotools keeps only the last)"),
-        _finding("degenerate_box", "warning", (w <= 0) | (h <= 0),
-                 "annotations whose box has zero or negative width or height", ids),
-        _finding("box_outside_image", "warning",
-                 (x < -1) | (y < -1) | (x + w > img_w + 1) | (y + h > img_h + 1),
-                 "annotations whose box reaches more than 1 px outside the image", ids),
-        _finding("area_exceeds_box", "warning", ~crowd & (anns["area"] > w * h * 1.01 + 1),
-                 "non-crowd annotations whose area is larger than their box", ids),
-        _finding("crowd_area_zero", "warning", crowd & (anns["area"] <= 0),
-                 "crowd annotations with zero area", ids),
-        _finding("zero_area", "warning", ~crowd & (anns["area"] <= 0),
-                 "annotations with zero area", ids),
-        _finding("empty_image", "info", n_per_image == 0,
-                 "images without any annotation", images["id"]),
-        _finding("unused_category", "info", ~cat_used,
-                 "categories that no annotation uses",
-                 np.array([c["id"] for c in categories], dtype=np.int64)),
+        _finding(
+            "duplicate_annotation_id",
+            "warning",
+            uniq[counts > 1],
+            "annotation ids used more than once (pycocotools keeps only the last)",
+        ),
+        _finding(
+            "degenerate_box",
+            "warning",
+            (w <= 0) | (h <= 0),
+            "annotations whose box has zero or negative width or height",
+            ids,
+        ),
+        _finding(
+            "box_outside_image",
+            "warning",
+            (x < -1) | (y < -1) | (x + w > img_w + 1) | (y + h > img_h + 1),
+            "annotations whose box reaches more than 1 px outside the image",
+            ids,
+        ),
+        _finding(
+            "area_exceeds_box",
+            "warning",
+            ~crowd & (anns["area"] > w * h * 1.01 + 1),
+            "non-crowd annotations whose area is larger than their box",
+            ids,
+        ),
+        _finding(
+            "crowd_area_zero",
+            "warning",
+            crowd & (anns["area"] <= 0),
+            "crowd annotations with zero area",
+            ids,
+        ),
+        _finding(
+            "zero_area", "warning", ~crowd & (anns["area"] <= 0), "annotations with zero area", ids
+        ),
+        _finding(
+            "empty_image", "info", n_per_image == 0, "images without any annotation", images["id"]
+        ),
+        _finding(
+            "unused_category",
+            "info",
+            ~cat_used,
+            "categories that no annotation uses",
+            np.array([c["id"] for c in categories], dtype=np.int64),
+        ),
     ]
     return [f for f in found if f]
 
@@ -69,5 +104,10 @@ def missing_files(file_names: np.ndarray, image_ids: np.ndarray, images_dir: Pat
     missing = np.array([f not in present for f in file_names], dtype=bool)
     for i in nested:  # names with sub-folders: ask the filesystem
         missing[i] = not (Path(images_dir) / file_names[i]).is_file()
-    return _finding("missing_image_file", "error", missing,
-                    f"images whose file is not in {images_dir}", image_ids)
+    return _finding(
+        "missing_image_file",
+        "error",
+        missing,
+        f"images whose file is not in {images_dir}",
+        image_ids,
+    )

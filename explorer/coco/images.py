@@ -17,7 +17,12 @@ def resolve_image_path(images_dir: str | os.PathLike, file_name: str) -> Path:
         UnsafePathError: the name is absolute, holds a NUL byte, or leaves the folder (``..``).
     """
     root = os.path.abspath(images_dir)
-    if not file_name or "\x00" in file_name or os.path.isabs(file_name) or file_name.startswith("\\"):
+    if (
+        not file_name
+        or "\x00" in file_name
+        or os.path.isabs(file_name)
+        or file_name.startswith("\\")
+    ):
         raise UnsafePathError(f"{file_name!r}: not a relative file name inside {images_dir}")
     full = os.path.normpath(os.path.join(root, file_name))
     if os.path.commonpath([root, full]) != root or full == root:
@@ -47,10 +52,14 @@ def load_rgb(path: str | os.PathLike, expected_size: tuple[int, int] | None = No
                 if rotated.size == tuple(expected_size):
                     im = rotated
                 else:
-                    raise ImageError(f"{path}: image is {im.size[0]}x{im.size[1]} but the "
-                                     f"annotations say {expected_size[0]}x{expected_size[1]}")
+                    raise ImageError(
+                        f"{path}: image is {im.size[0]}x{im.size[1]} but the "
+                        f"annotations say {expected_size[0]}x{expected_size[1]}"
+                    )
             if im.mode == "I;16" or im.mode == "I":
-                im = Image.fromarray((np.asarray(im, np.float32) / 256).clip(0, 255).astype(np.uint8))
+                im = Image.fromarray(
+                    (np.asarray(im, np.float32) / 256).clip(0, 255).astype(np.uint8)
+                )
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise ImageError(f"{path}: image file not found") from None

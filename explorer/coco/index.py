@@ -27,8 +27,20 @@ from explorer.paths import cache_dir
 
 FORMAT_VERSION = 1
 _IMAGE_COLUMNS = ("id", "width", "height", "file_name", "ann_start")
-_ANN_COLUMNS = ("id", "image_id", "image_row", "category_id", "category_row", "iscrowd", "area",
-                "bbox", "seg_offset", "seg_length", "seg_kind", "by_image")
+_ANN_COLUMNS = (
+    "id",
+    "image_id",
+    "image_row",
+    "category_id",
+    "category_row",
+    "iscrowd",
+    "area",
+    "bbox",
+    "seg_offset",
+    "seg_length",
+    "seg_kind",
+    "by_image",
+)
 
 
 class _SegmentationText:
@@ -50,7 +62,9 @@ class _SegmentationText:
         try:
             st = os.fstat(fd)
             if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
-                raise DatasetError(f"{self.path}: the file changed since it was opened; open it again")
+                raise DatasetError(
+                    f"{self.path}: the file changed since it was opened; open it again"
+                )
             return os.pread(fd, length, offset)
         finally:
             os.close(fd)
@@ -105,7 +119,7 @@ class CocoIndex:
 
     def annotation_rows(self, image_row: int) -> np.ndarray:
         """Rows of the annotations of one image (by image row, in file order)."""
-        start, stop = self.images["ann_start"][image_row:image_row + 2]
+        start, stop = self.images["ann_start"][image_row : image_row + 2]
         return self.annotations["by_image"][start:stop]
 
     def category_row(self, category_id: int) -> int:
@@ -116,8 +130,10 @@ class CocoIndex:
 
     def segmentation(self, ann_row: int) -> bytes:
         """The raw JSON text of one annotation's segmentation."""
-        return self._segmentations.read(int(self.annotations["seg_offset"][ann_row]),
-                                        int(self.annotations["seg_length"][ann_row]))
+        return self._segmentations.read(
+            int(self.annotations["seg_offset"][ann_row]),
+            int(self.annotations["seg_length"][ann_row]),
+        )
 
 
 def fingerprint(path: Path) -> str:
@@ -136,20 +152,25 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
     t0 = time.perf_counter()
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: file not found" if not path.exists()
-                           else f"{path}: is not a file")
+        raise DatasetError(
+            f"{path}: file not found" if not path.exists() else f"{path}: is not a file"
+        )
     fp = fingerprint(path)
     try:
         root = cache_dir("index")
     except OSError as e:
-        raise DatasetError(f"{path}: cannot create the index cache ({e.strerror}); set EXPLORER_CACHE") from None
+        raise DatasetError(
+            f"{path}: cannot create the index cache ({e.strerror}); set EXPLORER_CACHE"
+        ) from None
     final = root / fp
     from_cache = use_cache and (final / "meta.json").is_file()
     if not from_cache:
         try:
             tmp = Path(tempfile.mkdtemp(prefix=f".{fp}-", dir=root))
         except OSError as e:
-            raise DatasetError(f"{path}: cannot write its index under {root} ({e.strerror})") from None
+            raise DatasetError(
+                f"{path}: cannot write its index under {root} ({e.strerror})"
+            ) from None
         try:
             try:
                 _build_into(path, tmp)
@@ -173,7 +194,9 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
         shutil.rmtree(final, ignore_errors=True)  # a damaged cache: rebuild once
         return open_index(path, use_cache=use_cache)
     finally:
-        if not use_cache and not (final / "segmentations.bin").exists():  # arrays stay mapped; no folder kept
+        if (
+            not use_cache and not (final / "segmentations.bin").exists()
+        ):  # arrays stay mapped; no folder kept
             shutil.rmtree(final, ignore_errors=True)
 
 
@@ -186,10 +209,17 @@ def _load(path: Path, fp: str, folder: Path, t0: float, from_cache: bool) -> Coc
     text_path = path if meta["segmentations"] == "source" else folder / "segmentations.bin"
     st = text_path.stat()
     text = _SegmentationText(text_path, st.st_size, st.st_mtime_ns)
-    return CocoIndex(path=path, fingerprint=fp, images=images, annotations=anns,
-                     categories=meta["categories"], health=meta["health"],
-                     load_seconds=time.perf_counter() - t0, from_cache=from_cache,
-                     _segmentations=text)
+    return CocoIndex(
+        path=path,
+        fingerprint=fp,
+        images=images,
+        annotations=anns,
+        categories=meta["categories"],
+        health=meta["health"],
+        load_seconds=time.perf_counter() - t0,
+        from_cache=from_cache,
+        _segmentations=text,
+    )
 
 
 def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -208,8 +238,9 @@ def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return np.where(ks[pos] == queries, order[pos], -1)
 
 
-def _parse_annotations(path: Path, data: bytes, problems: _build.Problems,
-                       blob_path: Path) -> tuple[TopLevel, dict[str, np.ndarray], bool]:
+def _parse_annotations(
+    path: Path, data: bytes, problems: _build.Problems, blob_path: Path
+) -> tuple[TopLevel, dict[str, np.ndarray], bool]:
     """Decode the top level and the annotation columns, the fast way when it can.
 
     Returns ``(top, annotation columns, in_source)``; ``in_source`` tells whether segmentation
@@ -264,26 +295,44 @@ def _build_into(path: Path, out: Path) -> None:
     cat_ids = np.array([c["id"] for c in categories], dtype=np.int64)
     category_row = _lookup(cat_ids, anns["category_id"])
     keep = (image_row >= 0) & (category_row >= 0)
-    problems.add_rows("annotation_unknown_image", "annotations whose image_id is not in 'images' (skipped)",
-                      np.flatnonzero(image_row < 0),
-                      lambda i: {"id": int(anns["id"][i]), "image_id": int(anns["image_id"][i])})
-    problems.add_rows("annotation_unknown_category", "annotations whose category_id is not in 'categories' "
-                      "(skipped)", np.flatnonzero((image_row >= 0) & (category_row < 0)),
-                      lambda i: {"id": int(anns["id"][i]), "category_id": int(anns["category_id"][i])})
+    problems.add_rows(
+        "annotation_unknown_image",
+        "annotations whose image_id is not in 'images' (skipped)",
+        np.flatnonzero(image_row < 0),
+        lambda i: {"id": int(anns["id"][i]), "image_id": int(anns["image_id"][i])},
+    )
+    problems.add_rows(
+        "annotation_unknown_category",
+        "annotations whose category_id is not in 'categories' (skipped)",
+        np.flatnonzero((image_row >= 0) & (category_row < 0)),
+        lambda i: {"id": int(anns["id"][i]), "category_id": int(anns["category_id"][i])},
+    )
     kind = np.full(len(keep), 255, np.uint8)
     kind[anns["seg_first"] == ord("[")] = _build.SEG_POLYGON
     kind[anns["seg_first"] == ord("{")] = _build.SEG_RLE
     rows = np.flatnonzero(keep)
     sub_kind = kind[rows]
     ok = _build.check_segmentations(
-        lambda i: segment_text[anns["seg_offset"][i]:anns["seg_offset"][i] + anns["seg_length"][i]],
-        rows, sub_kind, images["height"][image_row[rows]], images["width"][image_row[rows]],
-        anns["id"][rows], anns["seg_length"][rows], problems)
+        lambda i: segment_text[
+            anns["seg_offset"][i] : anns["seg_offset"][i] + anns["seg_length"][i]
+        ],
+        rows,
+        sub_kind,
+        images["height"][image_row[rows]],
+        images["width"][image_row[rows]],
+        anns["id"][rows],
+        anns["seg_length"][rows],
+        problems,
+    )
     kind[rows] = sub_kind
     keep[rows] = ok
 
-    anns.update(image_row=image_row.astype(np.int32), category_row=category_row.astype(np.int32),
-                iscrowd=anns["iscrowd"] != 0, seg_kind=kind)
+    anns.update(
+        image_row=image_row.astype(np.int32),
+        category_row=category_row.astype(np.int32),
+        iscrowd=anns["iscrowd"] != 0,
+        seg_kind=kind,
+    )
     table = {k: anns[k] if keep.all() else anns[k][keep] for k in _ANN_COLUMNS if k != "by_image"}
     table["by_image"] = np.argsort(table["image_row"], kind="stable").astype(np.int64)
     counts = np.bincount(table["image_row"], minlength=len(images["id"]))
@@ -294,7 +343,11 @@ def _build_into(path: Path, out: Path) -> None:
         np.save(out / f"image_{k}.npy", images[k])
     for k in _ANN_COLUMNS:
         np.save(out / f"ann_{k}.npy", table[k])
-    meta = {"format": FORMAT_VERSION, "source": str(path.resolve()),
-            "segmentations": "source" if in_source else "blob", "categories": categories,
-            "health": findings}
+    meta = {
+        "format": FORMAT_VERSION,
+        "source": str(path.resolve()),
+        "segmentations": "source" if in_source else "blob",
+        "categories": categories,
+        "health": findings,
+    }
     (out / "meta.json").write_text(json.dumps(meta))

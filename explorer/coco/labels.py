@@ -12,18 +12,57 @@ import functools
 import json
 from pathlib import Path
 
-VOC_NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-             "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-             "sheep", "sofa", "train", "tvmonitor")
+VOC_NAMES = (
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 # COCO ids of VOC labels 1..20: airplane, bicycle, bird, boat, bottle, bus, car, cat, chair, cow,
 # dining table, dog, horse, motorcycle, person, potted plant, sheep, couch, train, tv
 VOC_COCO_IDS = (5, 2, 16, 9, 44, 6, 3, 17, 62, 21, 67, 18, 19, 4, 1, 64, 20, 63, 7, 72)
 
 # the COCO names of VOC labels 1..20, in order (same categories as VOC_COCO_IDS)
-VOC_COCO_NAMES = ("airplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-                  "dining table", "dog", "horse", "motorcycle", "person", "potted plant", "sheep", "couch",
-                  "train", "tv")
+VOC_COCO_NAMES = (
+    "airplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "dining table",
+    "dog",
+    "horse",
+    "motorcycle",
+    "person",
+    "potted plant",
+    "sheep",
+    "couch",
+    "train",
+    "tv",
+)
 
 _DATA = Path(__file__).resolve().parent / "data"
 
@@ -38,7 +77,9 @@ def imagenet_to_coco() -> dict[int, str]:
     return {e["index"]: e["coco"] for e in doc["map"]}
 
 
-def coco_name_of_label(label_space: str, index: int, class_names: list[str] | tuple[str, ...]) -> str | None:
+def coco_name_of_label(
+    label_space: str, index: int, class_names: list[str] | tuple[str, ...]
+) -> str | None:
     """The COCO category name a model label stands for, or None (no counterpart, or background).
 
     Args:
@@ -58,4 +99,7 @@ def coco_name_of_label(label_space: str, index: int, class_names: list[str] | tu
 def dataset_label_map(label_space: str, class_names, categories: list[dict]) -> list[int | None]:
     """For each model label, the dataset category id it maps to (matched by name), or None."""
     by_name = {c["name"]: c["id"] for c in categories}
-    return [by_name.get(coco_name_of_label(label_space, i, class_names)) for i in range(len(class_names))]
+    return [
+        by_name.get(coco_name_of_label(label_space, i, class_names))
+        for i in range(len(class_names))
+    ]

@@ -35,12 +35,16 @@ def annotation_rle(index: CocoIndex, ann_row: int) -> dict:
     try:
         seg = msgspec.json.decode(index.segmentation(ann_row))
     except msgspec.DecodeError as e:
-        raise SegmentationError(f"annotation {ann_id}: segmentation is not valid JSON ({e})") from None
+        raise SegmentationError(
+            f"annotation {ann_id}: segmentation is not valid JSON ({e})"
+        ) from None
     kind = int(anns["seg_kind"][ann_row])
     if kind == SEG_POLYGON:
         # pycocotools reads a first part of 4 numbers as a box and rejects fewer: keep only
         # real polygons (3+ points)
-        parts = [p for p in seg if isinstance(p, list) and len(p) >= 6] if isinstance(seg, list) else []
+        parts = (
+            [p for p in seg if isinstance(p, list) and len(p) >= 6] if isinstance(seg, list) else []
+        )
         if not parts:
             raise SegmentationError(f"annotation {ann_id}: no polygon with 3 or more points")
         try:
@@ -65,8 +69,9 @@ def annotation_mask(index: CocoIndex, ann_row: int) -> np.ndarray:
     return np.ascontiguousarray(mask_utils.decode(annotation_rle(index, ann_row)))
 
 
-def instance_masks(index: CocoIndex, image_row: int, ann_rows: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def instance_masks(
+    index: CocoIndex, image_row: int, ann_rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Binary masks of an image's annotations.
 
     Args:
@@ -105,8 +110,9 @@ def instance_masks(index: CocoIndex, image_row: int, ann_rows: np.ndarray | None
     return np.ascontiguousarray(masks.transpose(2, 0, 1)), np.array(rows, np.int64), skipped
 
 
-def semantic_labels(index: CocoIndex, ann_rows: np.ndarray, labels: str = "coco"
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def semantic_labels(
+    index: CocoIndex, ann_rows: np.ndarray, labels: str = "coco"
+) -> tuple[np.ndarray, np.ndarray]:
     """The annotations that take part in a semantic mask, and the pixel value of each.
 
     ``coco``: every annotation, valued by its category id. ``voc``: only annotations of the 20
@@ -115,8 +121,9 @@ def semantic_labels(index: CocoIndex, ann_rows: np.ndarray, labels: str = "coco"
     cat_ids = index.annotations["category_id"][ann_rows]
     if labels == "coco":
         if len(cat_ids) and cat_ids.max() >= IGNORE_LABEL:
-            raise ExplorerError(f"{index.path}: category ids above 254 do not fit an 8-bit mask; "
-                                "use --labels voc")
+            raise ExplorerError(
+                f"{index.path}: category ids above 254 do not fit an 8-bit mask; use --labels voc"
+            )
         return np.asarray(ann_rows), cat_ids.astype(np.uint8)
     if labels == "voc":
         voc = np.zeros(max(int(cat_ids.max(initial=0)), max(VOC_COCO_IDS)) + 1, np.uint8)
@@ -126,8 +133,9 @@ def semantic_labels(index: CocoIndex, ann_rows: np.ndarray, labels: str = "coco"
     raise ExplorerError(f"unknown label set {labels!r}; valid: coco, voc")
 
 
-def semantic_mask(index: CocoIndex, image_row: int, labels: str = "coco"
-                  ) -> tuple[np.ndarray, list[dict]]:
+def semantic_mask(
+    index: CocoIndex, image_row: int, labels: str = "coco"
+) -> tuple[np.ndarray, list[dict]]:
     """The image's semantic mask, ``(height, width)`` uint8, and the annotations skipped."""
     rows, values = semantic_labels(index, index.annotation_rows(image_row), labels)
     masks, kept, skipped = instance_masks(index, image_row, rows)

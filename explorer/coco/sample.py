@@ -47,7 +47,11 @@ def write_sample(root: Path | None = None, seed: int = 0, force: bool = False) -
     """Write the sample dataset (idempotent) and return its root folder."""
     root = Path(root) if root else default_root()
     stamp = root / ".complete"
-    if not force and stamp.is_file() and stamp.read_text().strip() == f"v{SAMPLE_VERSION} seed{seed}":
+    if (
+        not force
+        and stamp.is_file()
+        and stamp.read_text().strip() == f"v{SAMPLE_VERSION} seed{seed}"
+    ):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".sample-", dir=root.parent))
@@ -56,7 +60,9 @@ def write_sample(root: Path | None = None, seed: int = 0, force: bool = False) -
         next_ann_id = 1
         for k, (split, n_images) in enumerate(SPLITS.items()):
             rng = np.random.default_rng([seed, k])
-            next_ann_id = _write_split(tmp, split, n_images, rng, next_ann_id, id_base=(k + 1) * 100000)
+            next_ann_id = _write_split(
+                tmp, split, n_images, rng, next_ann_id, id_base=(k + 1) * 100000
+            )
         (tmp / ".complete").write_text(f"v{SAMPLE_VERSION} seed{seed}\n")
         if root.exists():
             shutil.rmtree(root)
@@ -67,8 +73,9 @@ def write_sample(root: Path | None = None, seed: int = 0, force: bool = False) -
     return root
 
 
-def _write_split(root: Path, split: str, n_images: int, rng: np.random.Generator,
-                 next_ann_id: int, id_base: int) -> int:
+def _write_split(
+    root: Path, split: str, n_images: int, rng: np.random.Generator, next_ann_id: int, id_base: int
+) -> int:
     from PIL import Image
 
     (root / split).mkdir()
@@ -79,21 +86,38 @@ def _write_split(root: Path, split: str, n_images: int, rng: np.random.Generator
         pixels, anns = _render_image(w, h, rng)
         name = f"{image_id:012d}.jpg"
         Image.fromarray(pixels).save(root / split / name, quality=90)
-        images.append({"license": 1, "file_name": name, "coco_url": "", "height": h, "width": w,
-                       "date_captured": "2026-01-01 00:00:00", "flickr_url": "", "id": image_id})
+        images.append(
+            {
+                "license": 1,
+                "file_name": name,
+                "coco_url": "",
+                "height": h,
+                "width": w,
+                "date_captured": "2026-01-01 00:00:00",
+                "flickr_url": "",
+                "id": image_id,
+            }
+        )
         for a in anns:
             annotations.append({**a, "image_id": image_id, "id": next_ann_id})
             next_ann_id += 1
-    doc = {"info": {"description": "COCO Explorer embedded sample (generated)",
-                    "version": str(SAMPLE_VERSION), "year": 2026},
-           "licenses": [{"id": 1, "name": "CC0 (generated data)", "url": ""}],
-           "images": images, "annotations": annotations,
-           "categories": [{"supercategory": s, "id": i, "name": n} for i, n, s, *_ in CLASSES]}
+    doc = {
+        "info": {
+            "description": "COCO Explorer embedded sample (generated)",
+            "version": str(SAMPLE_VERSION),
+            "year": 2026,
+        },
+        "licenses": [{"id": 1, "name": "CC0 (generated data)", "url": ""}],
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"supercategory": s, "id": i, "name": n} for i, n, s, *_ in CLASSES],
+    }
     (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
     return next_ann_id
 
 
 # ----------------------------------------------------------------------------- rendering
+
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb((h % 360) / 360, s, v), np.float32) * 255
@@ -104,8 +128,10 @@ def _background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     from PIL import Image, ImageDraw
 
     base_hue = rng.uniform(0, 360)
-    c1, c2 = _hsv(base_hue, rng.uniform(0.05, 0.3), rng.uniform(0.3, 0.8)), \
-        _hsv(base_hue + rng.uniform(-60, 60), rng.uniform(0.05, 0.3), rng.uniform(0.3, 0.8))
+    c1, c2 = (
+        _hsv(base_hue, rng.uniform(0.05, 0.3), rng.uniform(0.3, 0.8)),
+        _hsv(base_hue + rng.uniform(-60, 60), rng.uniform(0.05, 0.3), rng.uniform(0.3, 0.8)),
+    )
     t = np.zeros((h, w), np.float32)
     for cells, weight in ((4, 0.6), (12, 0.3), (40, 0.1)):
         small = rng.random((cells, cells)).astype(np.float32)
@@ -115,14 +141,22 @@ def _background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     pil = Image.fromarray(img.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(pil)
     for _ in range(int(rng.integers(0, 6))):
-        col = tuple(int(x) for x in _hsv(rng.uniform(0, 360), rng.uniform(0, 0.5), rng.uniform(0.2, 0.9)))
-        draw.line([tuple(rng.uniform(0, (w, h))) for _ in range(2)], fill=col, width=int(rng.integers(1, 3)))
+        col = tuple(
+            int(x) for x in _hsv(rng.uniform(0, 360), rng.uniform(0, 0.5), rng.uniform(0.2, 0.9))
+        )
+        draw.line(
+            [tuple(rng.uniform(0, (w, h))) for _ in range(2)],
+            fill=col,
+            width=int(rng.integers(1, 3)),
+        )
     return np.asarray(pil).astype(np.float32)
 
 
-def _shape_polygon(shape: str, cx: float, cy: float, r: float, rot: float,
-                   rng: np.random.Generator) -> np.ndarray:
+def _shape_polygon(
+    shape: str, cx: float, cy: float, r: float, rot: float, rng: np.random.Generator
+) -> np.ndarray:
     """Outline of one object as an (n, 2) array of x, y."""
+
     def ring(n: int, radius: np.ndarray | float, start: float = 0.0) -> np.ndarray:
         a = start + rot + np.arange(n) * 2 * math.pi / n
         return np.stack([cx + radius * np.cos(a), cy + radius * np.sin(a)], 1)
@@ -139,8 +173,25 @@ def _shape_polygon(shape: str, cx: float, cy: float, r: float, rot: float,
         return ring(10, np.where(np.arange(10) % 2 == 0, r, 0.45 * r))
     if shape == "cross":
         a = 0.33
-        pts = np.array([(-a, -1), (a, -1), (a, -a), (1, -a), (1, a), (a, a), (a, 1), (-a, 1),
-                        (-a, a), (-1, a), (-1, -a), (-a, -a)]) * r
+        pts = (
+            np.array(
+                [
+                    (-a, -1),
+                    (a, -1),
+                    (a, -a),
+                    (1, -a),
+                    (1, a),
+                    (a, a),
+                    (a, 1),
+                    (-a, 1),
+                    (-a, a),
+                    (-1, a),
+                    (-1, -a),
+                    (-a, -a),
+                ]
+            )
+            * r
+        )
         c, s = math.cos(rot), math.sin(rot)
         return np.stack([cx + pts[:, 0] * c - pts[:, 1] * s, cy + pts[:, 0] * s + pts[:, 1] * c], 1)
     if shape == "crescent":  # inside circle (0, r), outside circle (0.45 r, 0.8 r), rotated
@@ -172,7 +223,9 @@ def _texture(kind: str, hue: float, w: int, h: int, rng: np.random.Generator) ->
     elif kind == "checker":
         shade = 0.75 + 0.35 * ((xx // (period * 0.8) + yy // (period * 0.8)) % 2)
     elif kind == "dots":
-        shade = 1.0 - 0.4 * ((np.hypot(xx % period - period / 2, yy % period - period / 2)) < period / 4)
+        shade = 1.0 - 0.4 * (
+            (np.hypot(xx % period - period / 2, yy % period - period / 2)) < period / 4
+        )
     else:
         shade = np.full((h, w), 1.0, np.float32)
     return col * shade[..., None]
@@ -192,7 +245,9 @@ def _clip_half_plane(poly: np.ndarray, nx: float, ny: float, d: float) -> np.nda
 
 
 def _polygon_area(p: np.ndarray) -> float:
-    return 0.5 * abs(float(np.dot(p[:, 0], np.roll(p[:, 1], 1)) - np.dot(p[:, 1], np.roll(p[:, 0], 1))))
+    return 0.5 * abs(
+        float(np.dot(p[:, 0], np.roll(p[:, 1], 1)) - np.dot(p[:, 1], np.roll(p[:, 0], 1)))
+    )
 
 
 def _rle_uncompressed(mask: np.ndarray) -> dict:
@@ -230,17 +285,35 @@ def _render_image(w: int, h: int, rng: np.random.Generator) -> tuple[np.ndarray,
     if rng.random() < 0.3:  # a crowd: many small objects of one class, one RLE
         cls = CLASSES[int(rng.integers(len(CLASSES)))]
         cx, cy = rng.uniform(0.25, 0.75) * w, rng.uniform(0.25, 0.75) * h
-        polys = [_shape_polygon(cls[3], cx + rng.normal(0, w / 10), cy + rng.normal(0, h / 10),
-                                rng.uniform(3, 6), rng.uniform(0, 2 * math.pi), rng)
-                 for _ in range(int(rng.integers(6, 14)))]
+        polys = [
+            _shape_polygon(
+                cls[3],
+                cx + rng.normal(0, w / 10),
+                cy + rng.normal(0, h / 10),
+                rng.uniform(3, 6),
+                rng.uniform(0, 2 * math.pi),
+                rng,
+            )
+            for _ in range(int(rng.integers(6, 14)))
+        ]
         mask = raster(polys)
         paint(mask, cls)
         ys, xs = np.nonzero(mask)
         if len(ys):
-            anns.append({"segmentation": _rle_uncompressed(mask), "area": float(mask.sum()),
-                         "iscrowd": 1, "bbox": [float(xs.min()), float(ys.min()),
-                                                float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
-                         "category_id": cls[0]})
+            anns.append(
+                {
+                    "segmentation": _rle_uncompressed(mask),
+                    "area": float(mask.sum()),
+                    "iscrowd": 1,
+                    "bbox": [
+                        float(xs.min()),
+                        float(ys.min()),
+                        float(xs.max() - xs.min() + 1),
+                        float(ys.max() - ys.min() + 1),
+                    ],
+                    "category_id": cls[0],
+                }
+            )
 
     placed: list[tuple[float, float, float]] = []
     for _ in range(int(rng.integers(2, 6))):
@@ -268,7 +341,10 @@ def _render_image(w: int, h: int, rng: np.random.Generator) -> tuple[np.ndarray,
                 continue
             parts = []
             for p in a["poly"]:
-                parts += [_clip_half_plane(p, nx, ny, d - half), _clip_half_plane(p, -nx, -ny, -d - half)]
+                parts += [
+                    _clip_half_plane(p, nx, ny, d - half),
+                    _clip_half_plane(p, -nx, -ny, -d - half),
+                ]
             a["poly"] = [p for p in parts if len(p) >= 3 and _polygon_area(p) >= 4]
 
     out = []
@@ -280,9 +356,17 @@ def _render_image(w: int, h: int, rng: np.random.Generator) -> tuple[np.ndarray,
             pts = np.concatenate(parts)
             x0, y0 = pts.min(0)
             x1, y1 = pts.max(0)
-            a = {"segmentation": [[round(float(v), 2) for v in p.flatten()] for p in parts],
-                 "area": round(sum(_polygon_area(p) for p in parts), 2), "iscrowd": 0,
-                 "bbox": [round(float(x0), 2), round(float(y0), 2), round(float(x1 - x0), 2),
-                          round(float(y1 - y0), 2)], "category_id": a["category_id"]}
+            a = {
+                "segmentation": [[round(float(v), 2) for v in p.flatten()] for p in parts],
+                "area": round(sum(_polygon_area(p) for p in parts), 2),
+                "iscrowd": 0,
+                "bbox": [
+                    round(float(x0), 2),
+                    round(float(y0), 2),
+                    round(float(x1 - x0), 2),
+                    round(float(y1 - y0), 2),
+                ],
+                "category_id": a["category_id"],
+            }
         out.append(a)
     return img.clip(0, 255).astype(np.uint8), out

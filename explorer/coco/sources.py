@@ -35,8 +35,12 @@ def sample_sources() -> list[DatasetSource]:
     from explorer.coco.sample import SPLITS, write_sample
 
     root = write_sample()
-    return [DatasetSource(str(root / "annotations" / f"instances_{s}.json"), str(root / s), f"sample {s}")
-            for s in SPLITS]
+    return [
+        DatasetSource(
+            str(root / "annotations" / f"instances_{s}.json"), str(root / s), f"sample {s}"
+        )
+        for s in SPLITS
+    ]
 
 
 def find_splits(root: str | os.PathLike) -> list[DatasetSource]:
@@ -54,7 +58,9 @@ def find_splits(root: str | os.PathLike) -> list[DatasetSource]:
     for ann in sorted(ann_dir.glob("instances_*.json")):
         split = _INSTANCES.search(ann.name).group("split")
         images = root / split
-        found.append(DatasetSource(str(ann), str(images) if images.is_dir() else "", f"{root.name} {split}"))
+        found.append(
+            DatasetSource(str(ann), str(images) if images.is_dir() else "", f"{root.name} {split}")
+        )
     if not found:
         raise DatasetError(f"{root}: no annotations/instances_*.json inside")
     return found
@@ -68,7 +74,9 @@ def from_files(annotations: str, images: str = "") -> DatasetSource:
     """
     ann = Path(annotations).expanduser()
     if not ann.is_file():
-        raise DatasetError(f"{ann}: file not found" if not ann.exists() else f"{ann}: is not a file")
+        raise DatasetError(
+            f"{ann}: file not found" if not ann.exists() else f"{ann}: is not a file"
+        )
     if images:
         img = Path(images).expanduser()
         if not img.is_dir():
@@ -78,11 +86,17 @@ def from_files(annotations: str, images: str = "") -> DatasetSource:
         guess = ann.parent.parent / m.group("split") if m else None
         img = guess if guess is not None and guess.is_dir() else None
     m = _INSTANCES.search(ann.name)
-    label = f"{ann.parent.parent.name} {m.group('split')}" if m and ann.parent.name == "annotations" else ann.name
+    label = (
+        f"{ann.parent.parent.name} {m.group('split')}"
+        if m and ann.parent.name == "annotations"
+        else ann.name
+    )
     return DatasetSource(str(ann), str(img) if img else "", label)
 
 
-def initial_source(argv: list[str] | None = None, environ: dict | None = None) -> DatasetSource | None:
+def initial_source(
+    argv: list[str] | None = None, environ: dict | None = None
+) -> DatasetSource | None:
     """The dataset the app opens on: ``-- --coco A --images D``, else ``$EXPLORER_COCO`` /
     ``$EXPLORER_IMAGES``, else None (the embedded sample).
 
@@ -94,7 +108,10 @@ def initial_source(argv: list[str] | None = None, environ: dict | None = None) -
     parser.add_argument("--coco")
     parser.add_argument("--images", default="")
     args, _ = parser.parse_known_args(argv or [])
-    coco, images = args.coco or environ.get("EXPLORER_COCO"), args.images or environ.get("EXPLORER_IMAGES", "")
+    coco, images = (
+        args.coco or environ.get("EXPLORER_COCO"),
+        args.images or environ.get("EXPLORER_IMAGES", ""),
+    )
     if not coco:
         return None
     return find_splits(coco)[0] if Path(coco).is_dir() else from_files(coco, images)

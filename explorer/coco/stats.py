@@ -40,31 +40,45 @@ def category_counts(index: CocoIndex, ann_rows: np.ndarray | None = None) -> dic
 def summary(index: CocoIndex, images_dir: str | Path | None = None) -> dict:
     """The ``stats --json`` object: totals, per-category counts and health findings."""
     counts = category_counts(index)
-    categories = [{**c, "instances": int(counts["instances"][i]), "images": int(counts["images"][i])}
-                  for i, c in enumerate(index.categories)]
+    categories = [
+        {**c, "instances": int(counts["instances"][i]), "images": int(counts["images"][i])}
+        for i, c in enumerate(index.categories)
+    ]
     findings = list(index.health)
     if images_dir is not None:
-        missing = health.missing_files(index.images["file_name"], index.images["id"], Path(images_dir))
+        missing = health.missing_files(
+            index.images["file_name"], index.images["id"], Path(images_dir)
+        )
         if missing:
             findings.append(missing)
-    return {"file": str(index.path), "images": index.num_images,
-            "annotations": index.num_annotations,
-            "crowd": int(np.count_nonzero(index.annotations["iscrowd"])),
-            "categories": categories, "health": findings,
-            "load_seconds": round(index.load_seconds, 3), "from_cache": index.from_cache}
+    return {
+        "file": str(index.path),
+        "images": index.num_images,
+        "annotations": index.num_annotations,
+        "crowd": int(np.count_nonzero(index.annotations["iscrowd"])),
+        "categories": categories,
+        "health": findings,
+        "load_seconds": round(index.load_seconds, 3),
+        "from_cache": index.from_cache,
+    }
 
 
 def format_summary(s: dict) -> str:
     """A human-readable version of :func:`summary`."""
     supers = sorted({c["supercategory"] for c in s["categories"]})
-    lines = [f"{s['file']}",
-             f"  {s['images']:,} images, {s['annotations']:,} annotations ({s['crowd']:,} crowd), "
-             f"{len(s['categories'])} categories in {len(supers)} supercategories",
-             f"  opened in {s['load_seconds']:.2f} s ({'cache' if s['from_cache'] else 'parsed'})",
-             "", f"  {'id':>4}  {'category':<22}{'supercategory':<16}{'instances':>10}{'images':>8}"]
+    lines = [
+        f"{s['file']}",
+        f"  {s['images']:,} images, {s['annotations']:,} annotations ({s['crowd']:,} crowd), "
+        f"{len(s['categories'])} categories in {len(supers)} supercategories",
+        f"  opened in {s['load_seconds']:.2f} s ({'cache' if s['from_cache'] else 'parsed'})",
+        "",
+        f"  {'id':>4}  {'category':<22}{'supercategory':<16}{'instances':>10}{'images':>8}",
+    ]
     for c in sorted(s["categories"], key=lambda c: -c["instances"]):
-        lines.append(f"  {c['id']:>4}  {c['name'][:21]:<22}{c['supercategory'][:15]:<16}"
-                     f"{c['instances']:>10,}{c['images']:>8,}")
+        lines.append(
+            f"  {c['id']:>4}  {c['name'][:21]:<22}{c['supercategory'][:15]:<16}"
+            f"{c['instances']:>10,}{c['images']:>8,}"
+        )
     lines.append("")
     if not s["health"]:
         lines.append("  health: no findings")
@@ -93,8 +107,12 @@ def size_classes(index: CocoIndex, ann_rows: np.ndarray | None = None) -> dict[s
     if ann_rows is not None:
         area, cat = area[ann_rows], cat[ann_rows]
     n = len(index.categories)
-    return {k: np.bincount(cat[(area >= lo) & (area < hi)] if k != "small" else cat[area < hi], minlength=n)
-            for k, (lo, hi) in SIZE_RANGES.items()}
+    return {
+        k: np.bincount(
+            cat[(area >= lo) & (area < hi)] if k != "small" else cat[area < hi], minlength=n
+        )
+        for k, (lo, hi) in SIZE_RANGES.items()
+    }
 
 
 def instances_per_image(index: CocoIndex, image_rows: np.ndarray | None = None) -> np.ndarray:
@@ -106,8 +124,16 @@ def cooccurrence(index: CocoIndex, image_rows: np.ndarray | None = None) -> np.n
     """``C[i, j]``: images containing categories i and j (diagonal: images containing i)."""
     n_cat = len(index.categories)
     ann_rows = annotation_rows_of_images(index, image_rows)
-    img = index.annotations["image_row"] if ann_rows is None else index.annotations["image_row"][ann_rows]
-    cat = index.annotations["category_row"] if ann_rows is None else index.annotations["category_row"][ann_rows]
+    img = (
+        index.annotations["image_row"]
+        if ann_rows is None
+        else index.annotations["image_row"][ann_rows]
+    )
+    cat = (
+        index.annotations["category_row"]
+        if ann_rows is None
+        else index.annotations["category_row"][ann_rows]
+    )
     present = np.zeros((index.num_images, n_cat), np.float32)
     present[img, cat] = 1.0
     return (present.T @ present).round().astype(np.int64)
@@ -122,5 +148,9 @@ def box_geometry(index: CocoIndex, ann_rows: np.ndarray | None = None) -> dict[s
     iw = index.images["width"][img].astype(np.float64)
     ih = index.images["height"][img].astype(np.float64)
     ok = (w > 0) & (h > 0)
-    return {"aspect": w[ok] / h[ok], "cx": ((x + w / 2) / iw)[ok], "cy": ((y + h / 2) / ih)[ok],
-            "area": np.asarray(anns["area"][rows])}
+    return {
+        "aspect": w[ok] / h[ok],
+        "cx": ((x + w / 2) / iw)[ok],
+        "cy": ((y + h / 2) / ih)[ok],
+        "area": np.asarray(anns["area"][rows]),
+    }

@@ -27,6 +27,9 @@ def segmentation_scores(conf: np.ndarray) -> dict:
         iou = diag / (rows + cols - diag)
         acc = diag / rows
     total = conf.sum()
-    return {"pixel_acc": float(diag.sum() / total) if total else float("nan"),
-            "per_class_iou": iou, "per_class_acc": acc,
-            "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")}
+    return {
+        "pixel_acc": float(diag.sum() / total) if total else float("nan"),
+        "per_class_iou": iou,
+        "per_class_acc": acc,
+        "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
+    }

@@ -49,8 +49,10 @@ class PredictionStore:
         out: dict[str, bytes] = {}
         with self._lock, self._connect() as db:
             for k in range(0, len(keys), 500):
-                part = keys[k:k + 500]
-                rows = db.execute(f"SELECT k, v FROM p WHERE k IN ({','.join('?' * len(part))})", part)
+                part = keys[k : k + 500]
+                rows = db.execute(
+                    f"SELECT k, v FROM p WHERE k IN ({','.join('?' * len(part))})", part
+                )
                 out.update(dict(rows.fetchall()))
         return out
 
@@ -62,15 +64,28 @@ class PredictionStore:
 
 def store_for(model: LoadedModel, index: CocoIndex, images_dir: Path | None) -> PredictionStore:
     images = os.path.realpath(images_dir) if images_dir else ""
-    key = "|".join([index.fingerprint, images, model.name, model.encoder or "", model.weights_key,
-                    model.preprocess.key, str(len(model.class_names))])
-    return PredictionStore(cache_dir("predictions") / f"{hashlib.sha1(key.encode()).hexdigest()[:24]}.sqlite")
+    key = "|".join(
+        [
+            index.fingerprint,
+            images,
+            model.name,
+            model.encoder or "",
+            model.weights_key,
+            model.preprocess.key,
+            str(len(model.class_names)),
+        ]
+    )
+    return PredictionStore(
+        cache_dir("predictions") / f"{hashlib.sha1(key.encode()).hexdigest()[:24]}.sqlite"
+    )
 
 
 def _encode(model: LoadedModel, output) -> bytes:
     if model.task == "classify":
         order = np.argsort(-output)[:TOP_K]
-        return np.concatenate([order.astype(np.float32), output[order].astype(np.float32)]).tobytes()
+        return np.concatenate(
+            [order.astype(np.float32), output[order].astype(np.float32)]
+        ).tobytes()
     from PIL import Image
 
     labels, scores = output
@@ -83,17 +98,24 @@ def _encode(model: LoadedModel, output) -> bytes:
 def _decode(model: LoadedModel, blob: bytes):
     if model.task == "classify":
         v = np.frombuffer(blob, np.float32)
-        return v[:len(v) // 2].astype(np.int64), v[len(v) // 2:]
+        return v[: len(v) // 2].astype(np.int64), v[len(v) // 2 :]
     from PIL import Image
 
     n = int.from_bytes(blob[:4], "little")
-    scores = {int(k): v for k, v in json.loads(blob[4:4 + n]).items()}
-    return np.asarray(Image.open(io.BytesIO(blob[4 + n:]))), scores
+    scores = {int(k): v for k, v in json.loads(blob[4 : 4 + n]).items()}
+    return np.asarray(Image.open(io.BytesIO(blob[4 + n :]))), scores
 
 
-def predict(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items: list[Item],
-            batch_size: int | None = None, workers: int = 2, progress: Callable[[int, int], None] | None = None,
-            cancel: threading.Event | None = None) -> Iterator[tuple[Item, object, str | None]]:
+def predict(
+    model: LoadedModel,
+    index: CocoIndex,
+    images_dir: Path | None,
+    items: list[Item],
+    batch_size: int | None = None,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[tuple[Item, object, str | None]]:
     """Like :func:`explorer.infer.run` but through the cache; outputs are decoded cache records:
     classifier ``(top label indices, their probabilities)``, segmenter ``(labels, scores)``."""
     store = store_for(model, index, images_dir)
@@ -109,8 +131,16 @@ def predict(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items
     if not todo:
         return
     try:
-        for it, out, err in run(model, index, images_dir, todo, batch_size, workers,
-                                (lambda d, t: progress(done + d, len(items))) if progress else None, cancel):
+        for it, out, err in run(
+            model,
+            index,
+            images_dir,
+            todo,
+            batch_size,
+            workers,
+            (lambda d, t: progress(done + d, len(items))) if progress else None,
+            cancel,
+        ):
             if out is None:
                 yield it, None, err
                 continue
@@ -126,8 +156,15 @@ def predict(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items
 
 # ---------------------------------------------------------------------------- classification
 
-def classification_table(model: LoadedModel, index: CocoIndex, images_dir: Path | None, crops: bool,
-                         image_rows=None, **kw):
+
+def classification_table(
+    model: LoadedModel,
+    index: CocoIndex,
+    images_dir: Path | None,
+    crops: bool,
+    image_rows=None,
+    **kw,
+):
     """A pandas DataFrame, one row per image (or per non-crowd annotation with ``crops``).
 
     Columns: image_id, [annotation_id, true_category_id, true_category], top1..top5 label and
@@ -140,25 +177,43 @@ def classification_table(model: LoadedModel, index: CocoIndex, images_dir: Path 
     items = items_for_crops(index, rows) if crops else items_for_images(index, rows)
     mapping = dataset_label_map(model.label_space, model.class_names, index.categories)
     names = {c["id"]: c["name"] for c in index.categories}
-    ann_row = {int(index.annotations["id"][a]): int(a) for r in rows for a in index.annotation_rows(int(r))} \
-        if crops else {}  # only the chosen images' annotations, not a map of the whole dataset
+    ann_row = (
+        {
+            int(index.annotations["id"][a]): int(a)
+            for r in rows
+            for a in index.annotation_rows(int(r))
+        }
+        if crops
+        else {}
+    )  # only the chosen images' annotations, not a map of the whole dataset
     records = []
     for it, out, err in predict(model, index, images_dir, items, **kw):
         rec = {"image_id": int(index.images["id"][it.image_row])}
         if crops:
             a = ann_row[int(it.key.split(":")[1])]
             cat = int(index.annotations["category_id"][a])
-            rec.update(annotation_id=int(index.annotations["id"][a]), true_category_id=cat,
-                       true_category=names[cat])
+            rec.update(
+                annotation_id=int(index.annotations["id"][a]),
+                true_category_id=cat,
+                true_category=names[cat],
+            )
         if out is not None:
             top, prob = out
             for k in range(5):
                 rec[f"top{k + 1}"] = model.class_names[top[k]] if k < len(top) else ""
                 rec[f"top{k + 1}_prob"] = float(prob[k]) if k < len(prob) else 0.0
             mapped = mapping[int(top[0])]
-            rec.update(label_index=int(top[0]), mapped_category_id=mapped if mapped is not None else -1,
-                       mapped_category=names.get(mapped, "") if mapped is not None else "")
-        rec.update(model=model.name, weights=model.weights_label, untrained=model.untrained, error=err or "")
+            rec.update(
+                label_index=int(top[0]),
+                mapped_category_id=mapped if mapped is not None else -1,
+                mapped_category=names.get(mapped, "") if mapped is not None else "",
+            )
+        rec.update(
+            model=model.name,
+            weights=model.weights_label,
+            untrained=model.untrained,
+            error=err or "",
+        )
         records.append(rec)
     return pd.DataFrame.from_records(records)
 
@@ -177,13 +232,21 @@ def classification_scores(model: LoadedModel, table, categories: list[dict]) -> 
         hits = {mapping[label_of[r[f"top{k}"]]] for k in range(1, 6) if r[f"top{k}"] in label_of}
         top5 += r["true_category_id"] in hits
     n = len(comparable)
-    return {"top1": float(top1 / n) if n else float("nan"), "top5": float(top5 / n) if n else float("nan"),
-            "objects": int(n), "not_comparable": int(len(ok) - n), "unreadable": int(len(table) - len(ok))}
+    return {
+        "top1": float(top1 / n) if n else float("nan"),
+        "top5": float(top5 / n) if n else float("nan"),
+        "objects": int(n),
+        "not_comparable": int(len(ok) - n),
+        "unreadable": int(len(table) - len(ok)),
+    }
 
 
 # ---------------------------------------------------------------------------- segmentation
 
-def coco_results(model: LoadedModel, index: CocoIndex, image_row: int, labels: np.ndarray, scores: dict) -> list:
+
+def coco_results(
+    model: LoadedModel, index: CocoIndex, image_row: int, labels: np.ndarray, scores: dict
+) -> list:
     """COCO results entries (``pycocotools.COCO.loadRes`` format) for one image: one per predicted
     label that maps to a dataset category, mask as compressed RLE at the original size."""
     from pycocotools import mask as mask_utils
@@ -196,9 +259,17 @@ def coco_results(model: LoadedModel, index: CocoIndex, image_row: int, labels: n
         if cat is None:
             continue
         rle = mask_utils.encode(np.asfortranarray((labels == label).astype(np.uint8)))
-        out.append({"image_id": image_id, "category_id": int(cat),
-                    "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()},
-                    "score": round(float(scores.get(label, 0.0)), 5)})
+        out.append(
+            {
+                "image_id": image_id,
+                "category_id": int(cat),
+                "segmentation": {
+                    "size": [int(v) for v in rle["size"]],
+                    "counts": rle["counts"].decode(),
+                },
+                "score": round(float(scores.get(label, 0.0)), 5),
+            }
+        )
     return out
 
 
@@ -232,14 +303,22 @@ def eval_space(model: LoadedModel, index: CocoIndex, labels: str | None = None):
     return space, to_eval, n, names
 
 
-def evaluate_segmentation(model: LoadedModel, index: CocoIndex, images_dir: Path | None, image_rows,
-                          labels: str | None = None, **kw) -> dict:
+def evaluate_segmentation(
+    model: LoadedModel,
+    index: CocoIndex,
+    images_dir: Path | None,
+    image_rows,
+    labels: str | None = None,
+    **kw,
+) -> dict:
     """Pixel accuracy, mean IoU, per-class IoU and the confusion matrix over ``image_rows``
     (see :func:`eval_space`); predictions are compared at the original image size."""
     space, to_eval, n, names = eval_space(model, index, labels)
     conf = np.zeros((n, n), np.int64)
     count = 0
-    for it, out, _err in predict(model, index, images_dir, items_for_images(index, image_rows), **kw):
+    for it, out, _err in predict(
+        model, index, images_dir, items_for_images(index, image_rows), **kw
+    ):
         if out is None:
             continue
         target, _ = coco_masks.semantic_mask(index, it.image_row, space)
@@ -247,10 +326,18 @@ def evaluate_segmentation(model: LoadedModel, index: CocoIndex, images_dir: Path
         count += 1
     s = segmentation_scores(conf)
     present = [v for v in range(n) if names[v] is not None]
-    return {"pixel_acc": s["pixel_acc"], "miou": s["miou"],
-            "per_class_iou": {names[v]: _num(s["per_class_iou"][v]) for v in present}, "images": count,
-            "labels": space, "model": model.name, "weights": model.weights_label, "untrained": model.untrained,
-            "classes": [names[v] for v in present], "confusion": conf[np.ix_(present, present)].tolist()}
+    return {
+        "pixel_acc": s["pixel_acc"],
+        "miou": s["miou"],
+        "per_class_iou": {names[v]: _num(s["per_class_iou"][v]) for v in present},
+        "images": count,
+        "labels": space,
+        "model": model.name,
+        "weights": model.weights_label,
+        "untrained": model.untrained,
+        "classes": [names[v] for v in present],
+        "confusion": conf[np.ix_(present, present)].tolist(),
+    }
 
 
 def _num(v: float) -> float | None:

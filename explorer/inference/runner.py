@@ -41,20 +41,37 @@ class Item:
     key: str = ""
 
 
-def crop_box(box, width: int, height: int, context: float = CROP_CONTEXT) -> tuple[int, int, int, int]:
+def crop_box(
+    box, width: int, height: int, context: float = CROP_CONTEXT
+) -> tuple[int, int, int, int]:
     """A box grown by ``context`` on each side, clipped to the image, as integer (x0, y0, x1, y1)."""
     x, y, w, h = box
     x0, y0 = max(0, int(np.floor(x - context * w))), max(0, int(np.floor(y - context * h)))
-    x1, y1 = min(width, int(np.ceil(x + w + context * w))), min(height, int(np.ceil(y + h + context * h)))
+    x1, y1 = (
+        min(width, int(np.ceil(x + w + context * w))),
+        min(height, int(np.ceil(y + h + context * h))),
+    )
     return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
 
 class _Inputs:
     """A map-style dataset of preprocessed inputs (picklable for DataLoader workers)."""
 
-    def __init__(self, items: list[Item], paths: list[str], sizes: list[tuple[int, int]], preprocess,
-                 raw_bytes: bool = False):
-        self.items, self.paths, self.sizes, self.preprocess, self.raw_bytes = items, paths, sizes, preprocess, raw_bytes
+    def __init__(
+        self,
+        items: list[Item],
+        paths: list[str],
+        sizes: list[tuple[int, int]],
+        preprocess,
+        raw_bytes: bool = False,
+    ):
+        self.items, self.paths, self.sizes, self.preprocess, self.raw_bytes = (
+            items,
+            paths,
+            sizes,
+            preprocess,
+            raw_bytes,
+        )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -64,7 +81,9 @@ class _Inputs:
 
         if self.raw_bytes:  # decoded on the GPU by the runner
             try:
-                return torch.frombuffer(bytearray(Path(self.paths[i]).read_bytes()), dtype=torch.uint8), i
+                return torch.frombuffer(
+                    bytearray(Path(self.paths[i]).read_bytes()), dtype=torch.uint8
+                ), i
             except OSError as e:
                 return f"{self.paths[i]}: cannot read ({e.strerror})", i
         w, h = self.sizes[i]
@@ -96,7 +115,7 @@ def _batches(sizes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
     groups: dict[tuple[int, int], list[int]] = {}
     for i, s in enumerate(sizes):
         groups.setdefault(s, []).append(i)
-    return [g[k:k + batch_size] for g in groups.values() for k in range(0, len(g), batch_size)]
+    return [g[k : k + batch_size] for g in groups.values() for k in range(0, len(g), batch_size)]
 
 
 def items_for_images(index: CocoIndex, image_rows) -> list[Item]:
@@ -110,13 +129,26 @@ def items_for_crops(index: CocoIndex, image_rows, include_crowd: bool = False) -
     for r in image_rows:
         for a in index.annotation_rows(int(r)).tolist():
             if include_crowd or not anns["iscrowd"][a]:
-                out.append(Item(int(r), tuple(float(v) for v in anns["bbox"][a]), f"ann:{int(anns['id'][a])}"))
+                out.append(
+                    Item(
+                        int(r),
+                        tuple(float(v) for v in anns["bbox"][a]),
+                        f"ann:{int(anns['id'][a])}",
+                    )
+                )
     return out
 
 
-def run(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items: list[Item],
-        batch_size: int | None = None, workers: int = 2, progress: Callable[[int, int], None] | None = None,
-        cancel: threading.Event | None = None) -> Iterator[tuple[Item, object, str | None]]:
+def run(
+    model: LoadedModel,
+    index: CocoIndex,
+    images_dir: Path | None,
+    items: list[Item],
+    batch_size: int | None = None,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[tuple[Item, object, str | None]]:
     """Yield ``(item, output, error)`` for every item, in batches.
 
     ``output`` is, for a classifier, the probability vector (numpy float32); for a segmenter, a
@@ -131,16 +163,27 @@ def run(model: LoadedModel, index: CocoIndex, images_dir: Path | None, items: li
     paths, sizes = [], []
     for it in items:
         try:
-            paths.append(str(resolve_image_path(images_dir, str(index.images["file_name"][it.image_row]))))
+            paths.append(
+                str(resolve_image_path(images_dir, str(index.images["file_name"][it.image_row])))
+            )
         except ExplorerError as e:
             paths.append(e)
-        sizes.append((int(index.images["width"][it.image_row]), int(index.images["height"][it.image_row])))
+        sizes.append(
+            (int(index.images["width"][it.image_row]), int(index.images["height"][it.image_row]))
+        )
     yield from run_paths(model, items, paths, sizes, batch_size, workers, progress, cancel)
 
 
-def run_paths(model: LoadedModel, items: list, paths: list, sizes: list[tuple[int, int]], batch_size: int | None = None,
-              workers: int = 2, progress: Callable[[int, int], None] | None = None,
-              cancel: threading.Event | None = None) -> Iterator[tuple[object, object, str | None]]:
+def run_paths(
+    model: LoadedModel,
+    items: list,
+    paths: list,
+    sizes: list[tuple[int, int]],
+    batch_size: int | None = None,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[tuple[object, object, str | None]]:
     """:func:`run` on image files: ``paths[i]`` (or an exception saying why there is none) of
     annotated size ``sizes[i]`` = (width, height); ``items[i].box`` crops."""
     import torch
@@ -149,17 +192,29 @@ def run_paths(model: LoadedModel, items: list, paths: list, sizes: list[tuple[in
     errors = {n: str(p) for n, p in enumerate(paths) if not isinstance(p, str)}
     paths = [p if isinstance(p, str) else "" for p in paths]
     device = model.device
-    gpu_decode = device.startswith("cuda") and all(p.lower().endswith((".jpg", ".jpeg")) for p in paths if p) \
+    gpu_decode = (
+        device.startswith("cuda")
+        and all(p.lower().endswith((".jpg", ".jpeg")) for p in paths if p)
         and all(getattr(it, "box", None) is None for it in items)
-    in_sizes = [model.preprocess.output_size(h, w) if getattr(it, "box", None) is None or model.preprocess.crop
-                else (0, n) for n, (it, (w, h)) in enumerate(zip(items, sizes, strict=True))]
+    )
+    in_sizes = [
+        model.preprocess.output_size(h, w)
+        if getattr(it, "box", None) is None or model.preprocess.crop
+        else (0, n)
+        for n, (it, (w, h)) in enumerate(zip(items, sizes, strict=True))
+    ]
     order = [n for n in range(len(items)) if n not in errors]
     batches = [[order[k] for k in b] for b in _batches([in_sizes[n] for n in order], batch_size)]
     data = _Inputs(items, paths, sizes, model.preprocess, raw_bytes=gpu_decode)
     on_cpu = _Inputs(items, paths, sizes, model.preprocess)  # the fallback of GPU decoding
-    loader = torch.utils.data.DataLoader(data, batch_sampler=batches, num_workers=workers if len(items) > 8 else 0,
-                                         collate_fn=_collate, pin_memory=device.startswith("cuda"),
-                                         worker_init_fn=_one_thread)
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_sampler=batches,
+        num_workers=workers if len(items) > 8 else 0,
+        collate_fn=_collate,
+        pin_memory=device.startswith("cuda"),
+        worker_init_fn=_one_thread,
+    )
     done = 0
     for n, err in errors.items():
         done += 1
@@ -194,7 +249,9 @@ def default_batch_size(task: str, device: str) -> int:
     return 32 if task == "classify" else 2
 
 
-def _decode_on_gpu(raw: list, idx: list[int], sizes: list[tuple[int, int]], preprocess, device: str, on_cpu):
+def _decode_on_gpu(
+    raw: list, idx: list[int], sizes: list[tuple[int, int]], preprocess, device: str, on_cpu
+):
     """Batch-decode JPEG bytes on the GPU and preprocess there; an item the GPU cannot decode, or
     whose pixels do not have the annotated size (EXIF rotation), goes through the CPU loader.
 
@@ -206,7 +263,9 @@ def _decode_on_gpu(raw: list, idx: list[int], sizes: list[tuple[int, int]], prep
     from torchvision.io import ImageReadMode, decode_jpeg
 
     try:
-        with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; its decode_jpeg still works
+        with (
+            warnings.catch_warnings()
+        ):  # torchvision 0.29 points to TorchCodec; its decode_jpeg still works
             warnings.simplefilter("ignore", DeprecationWarning)
             images = decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:  # one bad file fails the batch: let the CPU loader sort them out
@@ -255,7 +314,7 @@ def _postprocess(model: LoadedModel, out, sizes: list[tuple[int, int]]) -> list:
     coarse = torch.softmax(out[:, :, ::4, ::4], 1).max(1)
     results = []
     for k, (w, h) in enumerate(sizes):
-        logits = F.interpolate(out[k:k + 1], size=(h, w), mode="bilinear", align_corners=False)[0]
+        logits = F.interpolate(out[k : k + 1], size=(h, w), mode="bilinear", align_corners=False)[0]
         labels = logits.argmax(0)
         prob, small = coarse.values[k].flatten(), coarse.indices[k].flatten()
         sums = torch.zeros(out.shape[1], device=out.device).index_add_(0, small, prob)

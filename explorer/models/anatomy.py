@@ -12,8 +12,19 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-_FOLDED = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.Sigmoid, nn.BatchNorm2d,
-           nn.BatchNorm1d, nn.LocalResponseNorm, nn.Identity)
+_FOLDED = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.SiLU,
+    nn.GELU,
+    nn.Sigmoid,
+    nn.BatchNorm2d,
+    nn.BatchNorm1d,
+    nn.LocalResponseNorm,
+    nn.Identity,
+)
 _SKIPPED = (nn.Flatten,)
 
 
@@ -33,10 +44,17 @@ class Layer:
     def describe(self) -> str:
         m = self.module
         if self.kind == "conv":
-            k, s, p = m.kernel_size[0], m.stride[0], m.padding[0] if isinstance(m.padding, tuple) else 0
+            k, s, p = (
+                m.kernel_size[0],
+                m.stride[0],
+                m.padding[0] if isinstance(m.padding, tuple) else 0,
+            )
             head = f"conv  {m.out_channels:5d} {k:2d} x{k:2d} / {s} / {p}"
-        elif self.kind in ("max", "avg") and hasattr(m, "kernel_size") and not isinstance(
-                m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        elif (
+            self.kind in ("max", "avg")
+            and hasattr(m, "kernel_size")
+            and not isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))
+        ):
             k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
             s = m.stride if isinstance(m.stride, int) else m.stride[0]
             p = m.padding if isinstance(m.padding, int) else m.padding[0]
@@ -88,15 +106,20 @@ def _macs(m: nn.Module, out: torch.Tensor) -> int:
     return 0
 
 
-def layer_table(model: nn.Module, height: int, width: int | None = None, softmax: bool = True) -> list[Layer]:
+def layer_table(
+    model: nn.Module, height: int, width: int | None = None, softmax: bool = True
+) -> list[Layer]:
     """Run one (zero) image through ``model`` and list its layers in call order."""
     width = width or height
     calls: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
     hooks = []
     for name, m in model.named_modules():
         if len(list(m.children())) == 0:
-            hooks.append(m.register_forward_hook(
-                lambda mod, inp, out, name=name: calls.append((name, mod, inp[0], out))))
+            hooks.append(
+                m.register_forward_hook(
+                    lambda mod, inp, out, name=name: calls.append((name, mod, inp[0], out))
+                )
+            )
     was_training = model.training
     model.eval()
     try:
@@ -122,20 +145,34 @@ def layer_table(model: nn.Module, height: int, width: int | None = None, softmax
         rows.append(Layer(kind, m, name, tuple(x.shape[1:]), tuple(y.shape[1:]), own, _macs(m, y)))
     out = out["out"] if isinstance(out, dict) else out
     if softmax and out.dim() == 2:
-        rows.append(Layer("softmax", nn.Softmax(1), "softmax", tuple(out.shape[1:]), tuple(out.shape[1:]), 0, 0))
+        rows.append(
+            Layer(
+                "softmax",
+                nn.Softmax(1),
+                "softmax",
+                tuple(out.shape[1:]),
+                tuple(out.shape[1:]),
+                0,
+                0,
+            )
+        )
     return rows
 
 
 def format_table(rows: list[Layer]) -> str:
     """The darknet-style table with parameter and MAC columns, and totals."""
-    lines = [f"{'layer':>5} {'type':<10}{'filters  size/strd/pad':<24}{'input':>16}  ->  {'output':<16}"
-             f"{'params':>12}{'MACs':>16}"]
+    lines = [
+        f"{'layer':>5} {'type':<10}{'filters  size/strd/pad':<24}{'input':>16}  ->  {'output':<16}"
+        f"{'params':>12}{'MACs':>16}"
+    ]
     for i, r in enumerate(rows):
         lines.append(f"{i:5d} {r.describe():<76}{r.params:12,d}{r.macs:16,d}")
     total_p = sum(r.params for r in rows)
     total_m = sum(r.macs for r in rows)
-    lines.append(f"{'':5} total: {total_p:,} parameters ({total_p / 1e6:.1f}M), {total_m:,} multiply-accumulates "
-                 f"({total_m / 1e9:.2f} GMAC)")
+    lines.append(
+        f"{'':5} total: {total_p:,} parameters ({total_p / 1e6:.1f}M), {total_m:,} multiply-accumulates "
+        f"({total_m / 1e9:.2f} GMAC)"
+    )
     return "\n".join(lines)
 
 
@@ -143,8 +180,13 @@ def capture(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, to
     """Outputs of the named modules for input ``x`` (cloned: in-place ReLUs would overwrite them)."""
     got: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
-    hooks = [modules[n].register_forward_hook(
-        lambda mod, inp, out, n=n: got.__setitem__(n, out.detach().clone())) for n in names if n in modules]
+    hooks = [
+        modules[n].register_forward_hook(
+            lambda mod, inp, out, n=n: got.__setitem__(n, out.detach().clone())
+        )
+        for n in names
+        if n in modules
+    ]
     try:
         with torch.no_grad():
             out = model(x)
@@ -174,7 +216,7 @@ def tile(maps, columns: int = 4, cell: int = 96, pad: int = 2):
         img = np.asarray(Image.fromarray(arr).resize((cell, cell), Image.NEAREST))
         r, c = divmod(i, columns)
         y0, x0 = pad + r * (cell + pad), pad + c * (cell + pad)
-        grid[y0:y0 + cell, x0:x0 + cell] = img
+        grid[y0 : y0 + cell, x0 : x0 + cell] = img
     return grid
 
 
@@ -190,8 +232,14 @@ def filter_tiles(conv: nn.Conv2d, columns: int = 12, cell: int = 33):
     for i in range(n):
         f = w[i, :3] if w.shape[1] >= 3 else w[i, :1].repeat(3, 1, 1)
         f = (f - f.min()) / (f.max() - f.min() + 1e-8)
-        img = np.asarray(Image.fromarray((f.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).resize(
-            (cell, cell), Image.NEAREST))
+        img = np.asarray(
+            Image.fromarray((f.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).resize(
+                (cell, cell), Image.NEAREST
+            )
+        )
         r, c = divmod(i, columns)
-        grid[2 + r * (cell + 2):2 + r * (cell + 2) + cell, 2 + c * (cell + 2):2 + c * (cell + 2) + cell] = img
+        grid[
+            2 + r * (cell + 2) : 2 + r * (cell + 2) + cell,
+            2 + c * (cell + 2) : 2 + c * (cell + 2) + cell,
+        ] = img
     return grid

@@ -21,7 +21,9 @@ class Preprocess:
     resize: int
     crop: int | None = None
     multiple_of: int = 1
-    square: bool = False  # resize to resize x resize, ignoring the aspect ratio (trained segmenters)
+    square: bool = (
+        False  # resize to resize x resize, ignoring the aspect ratio (trained segmenters)
+    )
 
     @property
     def key(self) -> str:

@@ -41,25 +41,67 @@ _IMAGENET_227 = Preprocess(resize=256, crop=227)
 _SEG = Preprocess(resize=520, crop=None)
 _SMP = Preprocess(resize=320, crop=None, multiple_of=16)
 
-SPECS: dict[str, ModelSpec] = {s.name: s for s in (
-    ModelSpec("alexnet", "classify", "imagenet", "torchvision.models:AlexNet_Weights.IMAGENET1K_V1", _IMAGENET,
-              "torchvision AlexNet, ImageNet-1k weights (61.1M parameters)"),
-    ModelSpec("alexnet-classic", "classify", "dataset", None, _IMAGENET_227,
-              "the original 2012 AlexNet layout, 227x227 input; no published weights: train it in-app"),
-    ModelSpec("deeplabv3-resnet50", "segment", "voc",
-              "torchvision.models.segmentation:DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1", _SEG,
-              "torchvision DeepLabV3 ResNet-50, COCO with VOC labels (21 classes)"),
-    ModelSpec("deeplabv3-resnet101", "segment", "voc",
-              "torchvision.models.segmentation:DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1", _SEG,
-              "torchvision DeepLabV3 ResNet-101, COCO with VOC labels (21 classes)"),
-    ModelSpec("deeplabv3-mobilenet-v3-large", "segment", "voc",
-              "torchvision.models.segmentation:DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1", _SEG,
-              "torchvision DeepLabV3 MobileNetV3-Large, COCO with VOC labels (21 classes)"),
-    ModelSpec("smp-deeplabv3", "segment", "dataset", None, _SMP,
-              "segmentation-models-pytorch DeepLabV3 (choose an encoder); trained in-app"),
-    ModelSpec("smp-deeplabv3plus", "segment", "dataset", None, _SMP,
-              "segmentation-models-pytorch DeepLabV3+ (choose an encoder); trained in-app"),
-)}
+SPECS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec(
+            "alexnet",
+            "classify",
+            "imagenet",
+            "torchvision.models:AlexNet_Weights.IMAGENET1K_V1",
+            _IMAGENET,
+            "torchvision AlexNet, ImageNet-1k weights (61.1M parameters)",
+        ),
+        ModelSpec(
+            "alexnet-classic",
+            "classify",
+            "dataset",
+            None,
+            _IMAGENET_227,
+            "the original 2012 AlexNet layout, 227x227 input; no published weights: train it in-app",
+        ),
+        ModelSpec(
+            "deeplabv3-resnet50",
+            "segment",
+            "voc",
+            "torchvision.models.segmentation:DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1",
+            _SEG,
+            "torchvision DeepLabV3 ResNet-50, COCO with VOC labels (21 classes)",
+        ),
+        ModelSpec(
+            "deeplabv3-resnet101",
+            "segment",
+            "voc",
+            "torchvision.models.segmentation:DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1",
+            _SEG,
+            "torchvision DeepLabV3 ResNet-101, COCO with VOC labels (21 classes)",
+        ),
+        ModelSpec(
+            "deeplabv3-mobilenet-v3-large",
+            "segment",
+            "voc",
+            "torchvision.models.segmentation:DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
+            _SEG,
+            "torchvision DeepLabV3 MobileNetV3-Large, COCO with VOC labels (21 classes)",
+        ),
+        ModelSpec(
+            "smp-deeplabv3",
+            "segment",
+            "dataset",
+            None,
+            _SMP,
+            "segmentation-models-pytorch DeepLabV3 (choose an encoder); trained in-app",
+        ),
+        ModelSpec(
+            "smp-deeplabv3plus",
+            "segment",
+            "dataset",
+            None,
+            _SMP,
+            "segmentation-models-pytorch DeepLabV3+ (choose an encoder); trained in-app",
+        ),
+    )
+}
 
 
 def list_models(task: str | None = None) -> list[str]:
@@ -85,7 +127,9 @@ def published_weights(spec: ModelSpec):
     return getattr(getattr(importlib.import_module(module), enum_name), value)
 
 
-def create_model(name: str, num_classes: int | None = None, encoder: str = "resnet34", aux_loss: bool = True):
+def create_model(
+    name: str, num_classes: int | None = None, encoder: str = "resnet34", aux_loss: bool = True
+):
     """Build an architecture with random weights (no download).
 
     Args:
@@ -101,23 +145,31 @@ def create_model(name: str, num_classes: int | None = None, encoder: str = "resn
     spec = get_spec(name)
     builders: dict[str, Callable] = {"alexnet": _alexnet, "alexnet-classic": _alexnet_classic}
     if spec.label_space == "dataset" and not num_classes:
-        raise ExplorerError(f"{name} learns the classes of a dataset: give num_classes (or a trained checkpoint)")
+        raise ExplorerError(
+            f"{name} learns the classes of a dataset: give num_classes (or a trained checkpoint)"
+        )
     if name in builders:
         return builders[name](num_classes or 1000)
     if name.startswith("deeplabv3-"):
         from torchvision.models import segmentation as seg
 
-        fn = {"deeplabv3-resnet50": seg.deeplabv3_resnet50, "deeplabv3-resnet101": seg.deeplabv3_resnet101,
-              "deeplabv3-mobilenet-v3-large": seg.deeplabv3_mobilenet_v3_large}[name]
-        return fn(weights=None, weights_backbone=None, num_classes=num_classes or 21, aux_loss=aux_loss)
+        fn = {
+            "deeplabv3-resnet50": seg.deeplabv3_resnet50,
+            "deeplabv3-resnet101": seg.deeplabv3_resnet101,
+            "deeplabv3-mobilenet-v3-large": seg.deeplabv3_mobilenet_v3_large,
+        }[name]
+        return fn(
+            weights=None, weights_backbone=None, num_classes=num_classes or 21, aux_loss=aux_loss
+        )
     import segmentation_models_pytorch as smp
 
     arch = smp.DeepLabV3 if name == "smp-deeplabv3" else smp.DeepLabV3Plus
     try:
         return arch(encoder_name=encoder, encoder_weights=None, classes=num_classes)
     except (KeyError, ValueError) as e:
-        raise ExplorerError(f"{name}: encoder {encoder!r} not usable ({e}); try one of {', '.join(SMP_ENCODERS)}") \
-            from None
+        raise ExplorerError(
+            f"{name}: encoder {encoder!r} not usable ({e}); try one of {', '.join(SMP_ENCODERS)}"
+        ) from None
 
 
 def _alexnet(num_classes: int):
@@ -131,12 +183,25 @@ def _alexnet_classic(num_classes: int):
     from torch import nn
 
     return nn.Sequential(
-        nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(3, 96, 11, stride=4),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(384, 384, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
         nn.Flatten(),
-        nn.Linear(9216, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
-        nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
-        nn.Linear(4096, num_classes))
+        nn.Linear(9216, 4096),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.Linear(4096, 4096),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.Linear(4096, num_classes),
+    )

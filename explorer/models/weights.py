@@ -95,7 +95,8 @@ def _published_state_dict(spec: ModelSpec, download: bool = True) -> dict:
             raise WeightsError(
                 f"{spec.name}: published weights {path.name} are not here and could not be downloaded "
                 f"({reason}). Download {url} and put it at {path}, or pass --weights FILE, or train a model "
-                f"on your data (python -m explorer train, or the Train page).") from None
+                f"on your data (python -m explorer train, or the Train page)."
+            ) from None
         finally:
             socket.setdefaulttimeout(old)
     return _torch_load(path)
@@ -132,14 +133,21 @@ def _fit(module, state: dict, source: str, name: str) -> None:
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    misshapen = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                 if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
+    misshapen = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
     if missing or unexpected or misshapen:
+
         def few(xs):
             return ", ".join(xs[:4]) + (f" (+{len(xs) - 4} more)" if len(xs) > 4 else "")
-        parts = [f"missing keys: {few(missing)}" if missing else "",
-                 f"unexpected keys: {few(unexpected)}" if unexpected else "",
-                 f"shape mismatch: {few(misshapen)}" if misshapen else ""]
+
+        parts = [
+            f"missing keys: {few(missing)}" if missing else "",
+            f"unexpected keys: {few(unexpected)}" if unexpected else "",
+            f"shape mismatch: {few(misshapen)}" if misshapen else "",
+        ]
         raise WeightsError(f"{source}: does not fit {name}; " + "; ".join(p for p in parts if p))
     module.load_state_dict(state, strict=True)
 
@@ -157,8 +165,14 @@ def resolve_weights_path(weights: str) -> Path:
     return path
 
 
-def load_model(name: str, weights: str | None = None, device: str = "cpu", encoder: str | None = None,
-               download: bool = True, dataset_categories: list[dict] | None = None) -> LoadedModel:
+def load_model(
+    name: str,
+    weights: str | None = None,
+    device: str = "cpu",
+    encoder: str | None = None,
+    download: bool = True,
+    dataset_categories: list[dict] | None = None,
+) -> LoadedModel:
     """Build a registry model and fill its weights.
 
     Args:
@@ -191,9 +205,16 @@ def load_model(name: str, weights: str | None = None, device: str = "cpu", encod
             name = name or ckpt["model"]
             if name != ckpt["model"]:
                 raise WeightsError(f"{path}: a {ckpt['model']} checkpoint, not {name}")
-            label = f"trained: {path.parent.name}/{path.name}" if path.name in ("best.pt", "last.pt") \
+            label = (
+                f"trained: {path.parent.name}/{path.name}"
+                if path.name in ("best.pt", "last.pt")
                 else f"checkpoint {path.name}"
-        elif isinstance(loaded, dict) and loaded and all(hasattr(v, "shape") for v in loaded.values()):
+            )
+        elif (
+            isinstance(loaded, dict)
+            and loaded
+            and all(hasattr(v, "shape") for v in loaded.values())
+        ):
             state = loaded
             label = f"file {path.name}"
         else:
@@ -204,12 +225,17 @@ def load_model(name: str, weights: str | None = None, device: str = "cpu", encod
     spec = get_spec(name)
     if weights is None:
         if spec.weights_enum is None:
-            raise WeightsError(f"{name} has no published weights: pass --weights (a file or a training run "
-                               f"folder), train one (python -m explorer train / the Train page), or ask "
-                               f"for --weights untrained")
+            raise WeightsError(
+                f"{name} has no published weights: pass --weights (a file or a training run "
+                f"folder), train one (python -m explorer train / the Train page), or ask "
+                f"for --weights untrained"
+            )
         state = _published_state_dict(spec, download)
         enum = published_weights(spec)
-        label, key = f"published {type(enum).__name__}.{enum.name}", f"published:{spec.weights_enum}"
+        label, key = (
+            f"published {type(enum).__name__}.{enum.name}",
+            f"published:{spec.weights_enum}",
+        )
 
     encoder = (ckpt or {}).get("encoder") or encoder or "resnet34"
     class_names = _class_names(spec, ckpt, state)
@@ -228,13 +254,22 @@ def load_model(name: str, weights: str | None = None, device: str = "cpu", encod
     module.eval().to(device)
     if device.startswith("cuda"):
         module.to(memory_format=torch.channels_last)
-    return LoadedModel(name=name, spec=spec, module=module, device=device, class_names=class_names,
-                       label_space=(ckpt or {}).get("label_space", spec.label_space), weights_label=label,
-                       weights_key=key, untrained=weights == UNTRAINED,
-                       preprocess=Preprocess(**ckpt["preprocess"]) if (ckpt or {}).get("preprocess")
-                       else spec.preprocess,
-                       category_ids=category_ids,
-                       encoder=encoder if name.startswith("smp-") else None)
+    return LoadedModel(
+        name=name,
+        spec=spec,
+        module=module,
+        device=device,
+        class_names=class_names,
+        label_space=(ckpt or {}).get("label_space", spec.label_space),
+        weights_label=label,
+        weights_key=key,
+        untrained=weights == UNTRAINED,
+        preprocess=Preprocess(**ckpt["preprocess"])
+        if (ckpt or {}).get("preprocess")
+        else spec.preprocess,
+        category_ids=category_ids,
+        encoder=encoder if name.startswith("smp-") else None,
+    )
 
 
 def _spec_names() -> set[str]:
@@ -255,4 +290,6 @@ def _class_names(spec: ModelSpec, ckpt: dict | None, state: dict | None) -> list
         return [f"class {i}" for i in range(last.shape[0])]
     if spec.label_space == "dataset" and state is None:
         return ["class 0"]  # replaced by the dataset's categories by the caller
-    raise WeightsError(f"{spec.name} learns a dataset's classes: give a trained checkpoint or run folder")
+    raise WeightsError(
+        f"{spec.name} learns a dataset's classes: give a trained checkpoint or run folder"
+    )

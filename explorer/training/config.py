@@ -9,21 +9,65 @@ from explorer.errors import ExplorerError
 # Recipes measured on the embedded sample with two CPU cores (docs/BENCHMARKS.md).
 PRESETS: dict[str, dict[str, dict]] = {
     "quick": {
-        "alexnet-classic": {"epochs": 8, "batch_size": 64, "lr": 3e-4, "image_size": 227, "time_budget": 230},
-        "alexnet": {"epochs": 6, "batch_size": 64, "lr": 3e-4, "image_size": 224, "time_budget": 230},
-        "smp-deeplabv3": {"epochs": 20, "batch_size": 16, "lr": 2e-3, "image_size": 128, "encoder": "resnet18",
-                          "time_budget": 420},
-        "smp-deeplabv3plus": {"epochs": 20, "batch_size": 16, "lr": 2e-3, "image_size": 128,
-                              "encoder": "resnet18", "time_budget": 420},
-        "deeplabv3-mobilenet-v3-large": {"epochs": 16, "batch_size": 16, "lr": 1e-3, "image_size": 160,
-                                         "time_budget": 420},
+        "alexnet-classic": {
+            "epochs": 8,
+            "batch_size": 64,
+            "lr": 3e-4,
+            "image_size": 227,
+            "time_budget": 230,
+        },
+        "alexnet": {
+            "epochs": 6,
+            "batch_size": 64,
+            "lr": 3e-4,
+            "image_size": 224,
+            "time_budget": 230,
+        },
+        "smp-deeplabv3": {
+            "epochs": 20,
+            "batch_size": 16,
+            "lr": 2e-3,
+            "image_size": 128,
+            "encoder": "resnet18",
+            "time_budget": 420,
+        },
+        "smp-deeplabv3plus": {
+            "epochs": 20,
+            "batch_size": 16,
+            "lr": 2e-3,
+            "image_size": 128,
+            "encoder": "resnet18",
+            "time_budget": 420,
+        },
+        "deeplabv3-mobilenet-v3-large": {
+            "epochs": 16,
+            "batch_size": 16,
+            "lr": 1e-3,
+            "image_size": 160,
+            "time_budget": 420,
+        },
     },
 }
-DEFAULTS = {"classify": {"epochs": 30, "batch_size": 64, "lr": 3e-4, "image_size": 227},
-            "segment": {"epochs": 60, "batch_size": 16, "lr": 1e-3, "image_size": 256, "encoder": "resnet34"}}
-TASK_MODELS = {"classify": ("alexnet-classic", "alexnet"),
-               "segment": ("smp-deeplabv3", "smp-deeplabv3plus", "deeplabv3-mobilenet-v3-large",
-                           "deeplabv3-resnet50", "deeplabv3-resnet101")}
+DEFAULTS = {
+    "classify": {"epochs": 30, "batch_size": 64, "lr": 3e-4, "image_size": 227},
+    "segment": {
+        "epochs": 60,
+        "batch_size": 16,
+        "lr": 1e-3,
+        "image_size": 256,
+        "encoder": "resnet34",
+    },
+}
+TASK_MODELS = {
+    "classify": ("alexnet-classic", "alexnet"),
+    "segment": (
+        "smp-deeplabv3",
+        "smp-deeplabv3plus",
+        "deeplabv3-mobilenet-v3-large",
+        "deeplabv3-resnet50",
+        "deeplabv3-resnet101",
+    ),
+}
 
 
 @dataclass
@@ -59,8 +103,10 @@ class TrainConfig:
         if self.task not in TASK_MODELS:
             raise ExplorerError(f"unknown task {self.task!r}; valid: classify, segment")
         if self.model not in TASK_MODELS[self.task]:
-            raise ExplorerError(f"{self.model} cannot be trained for {self.task}; valid: "
-                                f"{', '.join(TASK_MODELS[self.task])}")
+            raise ExplorerError(
+                f"{self.model} cannot be trained for {self.task}; valid: "
+                f"{', '.join(TASK_MODELS[self.task])}"
+            )
         if self.preset and self.preset not in PRESETS:
             raise ExplorerError(f"unknown preset {self.preset!r}; valid: {', '.join(PRESETS)}")
         base = {**DEFAULTS[self.task], **(PRESETS.get(self.preset or "", {}).get(self.model, {}))}

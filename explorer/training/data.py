@@ -79,15 +79,23 @@ class _SegItems(torch.utils.data.Dataset):
         target, _ = coco_masks.semantic_mask(self.index, r, "coco")
         img = Image.fromarray(rgb).resize((self.size, self.size), Image.BILINEAR)
         mask = Image.fromarray(self.lut[target]).resize((self.size, self.size), Image.NEAREST)
-        return torch.from_numpy(np.array(img)).permute(2, 0, 1), torch.from_numpy(np.array(mask)), ""
+        return (
+            torch.from_numpy(np.array(img)).permute(2, 0, 1),
+            torch.from_numpy(np.array(mask)),
+            "",
+        )
 
 
 def _paths(index: CocoIndex, images_dir: Path, image_rows) -> list[str]:
-    return [str(resolve_image_path(images_dir, str(index.images["file_name"][r]))) for r in image_rows]
+    return [
+        str(resolve_image_path(images_dir, str(index.images["file_name"][r]))) for r in image_rows
+    ]
 
 
 def _gather(dataset, workers: int, progress=None) -> list:
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers if len(dataset) > 32 else 0)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=workers if len(dataset) > 32 else 0
+    )
     out = []
     for i, item in enumerate(loader):
         out.append(item)
@@ -96,8 +104,16 @@ def _gather(dataset, workers: int, progress=None) -> list:
     return out
 
 
-def load_crops(index: CocoIndex, images_dir: Path, category_ids: list[int], size: int, min_area: float = 64.0,
-               workers: int = 2, progress=None, image_rows=None) -> Tensors:
+def load_crops(
+    index: CocoIndex,
+    images_dir: Path,
+    category_ids: list[int],
+    size: int,
+    min_area: float = 64.0,
+    workers: int = 2,
+    progress=None,
+    image_rows=None,
+) -> Tensors:
     """The classification crops of a dataset (of ``image_rows``), as uint8 (N, 3, size, size) and
     class indices."""
     rows = crop_rows(index, min_area)
@@ -109,13 +125,19 @@ def load_crops(index: CocoIndex, images_dir: Path, category_ids: list[int], size
     img_rows = a["image_row"][rows]
     paths = _paths(index, images_dir, img_rows)
     sizes = [(int(index.images["width"][r]), int(index.images["height"][r])) for r in img_rows]
-    items = _gather(_CropItems(paths, sizes, [tuple(b) for b in a["bbox"][rows].tolist()], size), workers, progress)
+    items = _gather(
+        _CropItems(paths, sizes, [tuple(b) for b in a["bbox"][rows].tolist()], size),
+        workers,
+        progress,
+    )
     keep = [i for i, (x, _) in enumerate(items) if x is not None]
     if not keep:
         raise ExplorerError(f"{index.path}: no readable object crops to train on")
-    return Tensors(torch.stack([items[i][0] for i in keep]),
-                   torch.tensor([cls_of[int(a["category_id"][rows[i]])] for i in keep]),
-                   [items[i][1] for i in range(len(items)) if items[i][0] is None])
+    return Tensors(
+        torch.stack([items[i][0] for i in keep]),
+        torch.tensor([cls_of[int(a["category_id"][rows[i]])] for i in keep]),
+        [items[i][1] for i in range(len(items)) if items[i][0] is None],
+    )
 
 
 def class_lut(category_ids: list[int]) -> np.ndarray:
@@ -128,34 +150,58 @@ def class_lut(category_ids: list[int]) -> np.ndarray:
     return lut
 
 
-def load_segmentation(index: CocoIndex, images_dir: Path, category_ids: list[int], size: int,
-                      workers: int = 2, progress=None, image_rows=None) -> Tensors:
+def load_segmentation(
+    index: CocoIndex,
+    images_dir: Path,
+    category_ids: list[int],
+    size: int,
+    workers: int = 2,
+    progress=None,
+    image_rows=None,
+) -> Tensors:
     """The images (``image_rows``, default all) resized to ``size`` x ``size`` with their masks in
     class indices."""
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
-    items = _gather(_SegItems(index, rows, _paths(index, images_dir, rows), size, class_lut(category_ids)),
-                    workers, progress)
+    items = _gather(
+        _SegItems(index, rows, _paths(index, images_dir, rows), size, class_lut(category_ids)),
+        workers,
+        progress,
+    )
     keep = [i for i, it in enumerate(items) if it[0] is not None]
     if not keep:
         raise ExplorerError(f"{index.path}: no readable images to train on")
-    return Tensors(torch.stack([items[i][0] for i in keep]), torch.stack([items[i][1] for i in keep]),
-                   [items[i][2] for i in range(len(items)) if items[i][0] is None])
+    return Tensors(
+        torch.stack([items[i][0] for i in keep]),
+        torch.stack([items[i][1] for i in keep]),
+        [items[i][2] for i in range(len(items)) if items[i][0] is None],
+    )
 
 
-def augment_crops(x: torch.Tensor, out: int, generator: torch.Generator, min_scale: float = 0.7) -> torch.Tensor:
+def augment_crops(
+    x: torch.Tensor, out: int, generator: torch.Generator, min_scale: float = 0.7
+) -> torch.Tensor:
     """Random resized crop (a square of 70-100% of the side, resized to ``out``) from a batch of
     uint8 squares, random flip, brightness/contrast jitter; returns float in [0, 1]."""
     import torch.nn.functional as F
 
     n, _, s, _ = x.shape
-    sides = (s * (min_scale + (1 - min_scale) * torch.rand(n, generator=generator))).long().clamp(min=out // 2)
+    sides = (
+        (s * (min_scale + (1 - min_scale) * torch.rand(n, generator=generator)))
+        .long()
+        .clamp(min=out // 2)
+    )
     crops = []
     for i in range(n):
         c = int(sides[i])
         ox, oy = (int(torch.randint(0, s - c + 1, (1,), generator=generator)) for _ in range(2))
-        patch = x[i:i + 1, :, oy:oy + c, ox:ox + c].float()
-        crops.append(patch[0] if c == out else F.interpolate(patch, size=(out, out), mode="bilinear",
-                                                              align_corners=False, antialias=c > out)[0])
+        patch = x[i : i + 1, :, oy : oy + c, ox : ox + c].float()
+        crops.append(
+            patch[0]
+            if c == out
+            else F.interpolate(
+                patch, size=(out, out), mode="bilinear", align_corners=False, antialias=c > out
+            )[0]
+        )
     crops = torch.stack(crops) / 255
     flip = torch.rand(n, generator=generator) < 0.5
     crops[flip] = crops[flip].flip(-1)
@@ -175,9 +221,19 @@ def augment_segmentation(x: torch.Tensor, y: torch.Tensor, generator: torch.Gene
     for i in range(n):
         c = int(s / scale[i])
         ox, oy = (int(torch.randint(0, s - c + 1, (1,), generator=generator)) for _ in range(2))
-        xs.append(F.interpolate(x[i:i + 1, :, oy:oy + c, ox:ox + c], size=(s, s), mode="bilinear",
-                                align_corners=False)[0])
-        ys.append(F.interpolate(y[i:i + 1, None, oy:oy + c, ox:ox + c].float(), size=(s, s), mode="nearest")[0, 0])
+        xs.append(
+            F.interpolate(
+                x[i : i + 1, :, oy : oy + c, ox : ox + c],
+                size=(s, s),
+                mode="bilinear",
+                align_corners=False,
+            )[0]
+        )
+        ys.append(
+            F.interpolate(
+                y[i : i + 1, None, oy : oy + c, ox : ox + c].float(), size=(s, s), mode="nearest"
+            )[0, 0]
+        )
     return _jitter(torch.stack(xs), generator), torch.stack(ys).long()
 
 

@@ -45,7 +45,9 @@ class JobQueue:
             job = Job(next(self._ids), config)
             self._jobs[job.id] = job
             if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._work, name="explorer-train", daemon=True)
+                self._worker = threading.Thread(
+                    target=self._work, name="explorer-train", daemon=True
+                )
                 self._worker.start()
         self._wake.set()
         return job.id
@@ -57,12 +59,19 @@ class JobQueue:
                 return
             job.stop.set()
             if job.status == "queued":
-                job.status, job.message, job.finished = "stopped", "removed from the queue", time.time()
+                job.status, job.message, job.finished = (
+                    "stopped",
+                    "removed from the queue",
+                    time.time(),
+                )
 
     def snapshot(self) -> list[Job]:
         """Copies of every job, newest first (safe to read without the lock)."""
         with self._lock:
-            return [replace(j, progress=dict(j.progress)) for j in sorted(self._jobs.values(), key=lambda j: -j.id)]
+            return [
+                replace(j, progress=dict(j.progress))
+                for j in sorted(self._jobs.values(), key=lambda j: -j.id)
+            ]
 
     def busy(self) -> bool:
         with self._lock:
@@ -80,7 +89,10 @@ class JobQueue:
     def _update(self, job: Job, event: dict) -> None:
         with self._lock:
             job.progress = {k: v for k, v in event.items() if k != "record"} | (
-                {"last": event["record"]} if "record" in event else {"last": job.progress.get("last")})
+                {"last": event["record"]}
+                if "record" in event
+                else {"last": job.progress.get("last")}
+            )
             job.run_dir = event.get("run", job.run_dir)
 
     def _work(self) -> None:
@@ -102,7 +114,10 @@ class JobQueue:
             except ExplorerError as e:
                 status, message = "failed", str(e)
             except Exception as e:  # noqa: BLE001 - a bug must not kill the worker; show it
-                status, message = "failed", f"{e.__class__.__name__}: {e}\n{traceback.format_exc(limit=3)}"
+                status, message = (
+                    "failed",
+                    f"{e.__class__.__name__}: {e}\n{traceback.format_exc(limit=3)}",
+                )
             with self._lock:
                 job.status, job.message, job.finished = status, message, time.time()
                 job.run_dir = run_dir or job.run_dir

@@ -53,9 +53,12 @@ def versions() -> dict:
     import torch
     import torchvision
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": np.__version__}
-
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+    }
 
 
 @dataclass(frozen=True)
@@ -89,19 +92,30 @@ def read_run(path: Path) -> RunInfo | None:
     settings = config.get("settings", {})
     epochs = [r for r in read_metrics(path) if r.get("kind") == "epoch"]
     best = status.get("best")
-    return RunInfo(path=path, task=settings.get("task", "?"), model=settings.get("model", "?"),
-                   status=status.get("status", "unknown"), message=status.get("message", ""),
-                   epoch=int(status.get("epoch", len(epochs))),
-                   epochs=int(status.get("planned_epochs") or settings.get("epochs") or 0),
-                   best_metric=status.get("metric", ""), best=best if best is not None and best >= 0 else None,
-                   seconds=float(epochs[-1]["elapsed"]) if epochs else 0.0, device=config.get("device", ""),
-                   has_best=(path / "best.pt").is_file())
+    return RunInfo(
+        path=path,
+        task=settings.get("task", "?"),
+        model=settings.get("model", "?"),
+        status=status.get("status", "unknown"),
+        message=status.get("message", ""),
+        epoch=int(status.get("epoch", len(epochs))),
+        epochs=int(status.get("planned_epochs") or settings.get("epochs") or 0),
+        best_metric=status.get("metric", ""),
+        best=best if best is not None and best >= 0 else None,
+        seconds=float(epochs[-1]["elapsed"]) if epochs else 0.0,
+        device=config.get("device", ""),
+        has_best=(path / "best.pt").is_file(),
+    )
 
 
 def list_runs(root: Path | None = None) -> list[RunInfo]:
     """Every run under ``root`` (default: the cache's runs folder), newest first."""
     root = root or runs_root()
-    found = [read_run(p) for p in sorted(root.iterdir(), reverse=True) if p.is_dir()] if root.is_dir() else []
+    found = (
+        [read_run(p) for p in sorted(root.iterdir(), reverse=True) if p.is_dir()]
+        if root.is_dir()
+        else []
+    )
     return [r for r in found if r is not None]
 
 
@@ -135,11 +149,23 @@ def run_curves(path: Path, name: str | None = None):
     t0 = min(r.get("time", 0) for r in rows)
     records = []
     for r in rows:
-        metrics = ["train_loss"] if r.get("kind") == "step" else [k for k in r if k.startswith(("train_", "val_"))]
+        metrics = (
+            ["train_loss"]
+            if r.get("kind") == "step"
+            else [k for k in r if k.startswith(("train_", "val_"))]
+        )
         for m in metrics:
             label = "train_loss_step" if r.get("kind") == "step" else m
-            records.append({"run": name or path.name, "metric": label, "step": r["step"], "epoch": r["epoch"],
-                            "wall": r.get("time", t0) - t0, "value": r[m]})
+            records.append(
+                {
+                    "run": name or path.name,
+                    "metric": label,
+                    "step": r["step"],
+                    "epoch": r["epoch"],
+                    "wall": r.get("time", t0) - t0,
+                    "value": r[m],
+                }
+            )
     return pd.DataFrame.from_records(records)
 
 
@@ -160,8 +186,17 @@ def import_tensorboard(logdir: str | Path, name: str | None = None):
             events = acc.Scalars(tag)
             t0 = events[0].wall_time if events else 0
             label = tag if folder == logdir else f"{folder.relative_to(logdir)}/{tag}"
-            records += [{"run": name or logdir.name, "metric": label, "step": e.step, "epoch": np.nan,
-                         "wall": e.wall_time - t0, "value": e.value} for e in events]
+            records += [
+                {
+                    "run": name or logdir.name,
+                    "metric": label,
+                    "step": e.step,
+                    "epoch": np.nan,
+                    "wall": e.wall_time - t0,
+                    "value": e.value,
+                }
+                for e in events
+            ]
     if not records:
         raise ExplorerError(f"{logdir}: the event files hold no scalars")
     return pd.DataFrame.from_records(records)

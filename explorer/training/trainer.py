@@ -31,7 +31,9 @@ class Stopped(Exception):
     """A run stopped on request (Ctrl-C, the Stop button): resumable."""
 
 
-CROP_LOAD = 256  # crops are kept as 256 squares; training takes random 227/224 crops, validation the centre
+CROP_LOAD = (
+    256  # crops are kept as 256 squares; training takes random 227/224 crops, validation the centre
+)
 
 
 class Session:
@@ -58,7 +60,9 @@ class Session:
         self.notes: list[str] = []
         self.model = self._build_model().to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.05 if not seg else 1e-4)
+        self.optimizer = torch.optim.AdamW(
+            params, lr=cfg.lr, weight_decay=0.05 if not seg else 1e-4
+        )
         self.epoch, self.step, self.best, self.best_epoch = 0, 0, -1.0, -1
         self.planned = cfg.epochs  # fewer when the time budget cannot fit them all
         self.started = time.time()
@@ -83,7 +87,9 @@ class Session:
             model = create_model(cfg.model, 21, aux_loss=True)
             if cfg.pretrained:
                 try:
-                    model.load_state_dict(load_model(cfg.model, device="cpu").module.state_dict(), strict=False)
+                    model.load_state_dict(
+                        load_model(cfg.model, device="cpu").module.state_dict(), strict=False
+                    )
                     self.notes.append("backbone and head from torchvision's COCO weights")
                 except WeightsError as e:
                     self.notes.append(f"pretrained weights unavailable, trained from scratch: {e}")
@@ -93,40 +99,96 @@ class Session:
             return model
         model = create_model(cfg.model, n, encoder=cfg.encoder or "resnet34")
         if cfg.pretrained:
-            self.notes.append("smp encoders download their ImageNet weights from the Hugging Face hub; "
-                              "not attempted offline: trained from scratch")
+            self.notes.append(
+                "smp encoders download their ImageNet weights from the Hugging Face hub; "
+                "not attempted offline: trained from scratch"
+            )
         return model
 
     def describe(self) -> dict:
-        return {"settings": {k: v for k, v in vars(self.cfg).items()},
-                "dataset": {"train": str(self.train_index.path), "train_fingerprint": self.train_index.fingerprint,
-                            "val": str(self.val_index.path), "val_fingerprint": self.val_index.fingerprint,
-                            "train_images": len(self.train_rows), "val_images": len(self.val_rows)},
-                "class_names": self.class_names, "category_ids": self.class_category_ids,
-                "device": self.device, "versions": runs.versions(), "notes": self.notes, "created": time.time()}
+        return {
+            "settings": {k: v for k, v in vars(self.cfg).items()},
+            "dataset": {
+                "train": str(self.train_index.path),
+                "train_fingerprint": self.train_index.fingerprint,
+                "val": str(self.val_index.path),
+                "val_fingerprint": self.val_index.fingerprint,
+                "train_images": len(self.train_rows),
+                "val_images": len(self.val_rows),
+            },
+            "class_names": self.class_names,
+            "category_ids": self.class_category_ids,
+            "device": self.device,
+            "versions": runs.versions(),
+            "notes": self.notes,
+            "created": time.time(),
+        }
 
     def status(self) -> dict:
-        return {"epoch": self.epoch, "planned_epochs": self.planned, "step": self.step, "best": self.best,
-                "best_epoch": self.best_epoch,
-                "metric": "val_acc" if self.cfg.task == "classify" else "val_miou", "updated": time.time()}
+        return {
+            "epoch": self.epoch,
+            "planned_epochs": self.planned,
+            "step": self.step,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "metric": "val_acc" if self.cfg.task == "classify" else "val_miou",
+            "updated": time.time(),
+        }
 
     # ------------------------------------------------------------------ data
 
     def _load(self):
         cfg = self.cfg
-        report = (lambda what: (lambda d, t: self._emit({"phase": f"loading {what}", "done": d, "total": t}))) \
-            if self.progress else (lambda what: None)
+        report = (
+            (
+                lambda what: (
+                    lambda d, t: self._emit({"phase": f"loading {what}", "done": d, "total": t})
+                )
+            )
+            if self.progress
+            else (lambda what: None)
+        )
         if cfg.task == "classify":
             size = CROP_LOAD if cfg.image_size > 200 else int(cfg.image_size * 1.14)
-            tr = data.load_crops(self.train_index, Path(cfg.images), self.category_ids, size, cfg.min_area,
-                                 cfg.workers, report("training crops"), self.train_rows)
-            va = data.load_crops(self.val_index, Path(cfg.val_images or cfg.images), self.category_ids, size,
-                                 cfg.min_area, cfg.workers, report("validation crops"), self.val_rows)
+            tr = data.load_crops(
+                self.train_index,
+                Path(cfg.images),
+                self.category_ids,
+                size,
+                cfg.min_area,
+                cfg.workers,
+                report("training crops"),
+                self.train_rows,
+            )
+            va = data.load_crops(
+                self.val_index,
+                Path(cfg.val_images or cfg.images),
+                self.category_ids,
+                size,
+                cfg.min_area,
+                cfg.workers,
+                report("validation crops"),
+                self.val_rows,
+            )
         else:
-            tr = data.load_segmentation(self.train_index, Path(cfg.images), self.category_ids, cfg.image_size,
-                                        cfg.workers, report("training images"), self.train_rows)
-            va = data.load_segmentation(self.val_index, Path(cfg.val_images or cfg.images), self.category_ids,
-                                        cfg.image_size, cfg.workers, report("validation images"), self.val_rows)
+            tr = data.load_segmentation(
+                self.train_index,
+                Path(cfg.images),
+                self.category_ids,
+                cfg.image_size,
+                cfg.workers,
+                report("training images"),
+                self.train_rows,
+            )
+            va = data.load_segmentation(
+                self.val_index,
+                Path(cfg.val_images or cfg.images),
+                self.category_ids,
+                cfg.image_size,
+                cfg.workers,
+                report("validation images"),
+                self.val_rows,
+            )
         for s in tr.skipped + va.skipped:
             self.notes.append(f"skipped: {s}")
         return tr, va
@@ -139,12 +201,26 @@ class Session:
 
     def _checkpoint(self, with_state: bool) -> dict:
         cfg = self.cfg
-        prep = ({"resize": CROP_LOAD, "crop": cfg.image_size} if cfg.task == "classify"
-                else {"resize": cfg.image_size, "square": True})
-        ckpt = {"format": CHECKPOINT_FORMAT, "model": cfg.model, "encoder": cfg.encoder, "task": cfg.task,
-                "label_space": "dataset", "class_names": self.class_names, "category_ids": self.class_category_ids,
-                "preprocess": prep, "state_dict": self.model.state_dict(), "epoch": self.epoch, "step": self.step,
-                "best": self.best, "best_epoch": self.best_epoch}
+        prep = (
+            {"resize": CROP_LOAD, "crop": cfg.image_size}
+            if cfg.task == "classify"
+            else {"resize": cfg.image_size, "square": True}
+        )
+        ckpt = {
+            "format": CHECKPOINT_FORMAT,
+            "model": cfg.model,
+            "encoder": cfg.encoder,
+            "task": cfg.task,
+            "label_space": "dataset",
+            "class_names": self.class_names,
+            "category_ids": self.class_category_ids,
+            "preprocess": prep,
+            "state_dict": self.model.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+        }
         if with_state:
             ckpt["optimizer"] = self.optimizer.state_dict()
         return ckpt
@@ -156,13 +232,20 @@ class Session:
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint means the same to the user
-            raise ExplorerError(f"{path}: cannot resume from it ({e.__class__.__name__}: {e})") from None
+            raise ExplorerError(
+                f"{path}: cannot resume from it ({e.__class__.__name__}: {e})"
+            ) from None
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
         self.best, self.best_epoch = ckpt["best"], ckpt["best_epoch"]
-        kept = [r for r in runs.read_metrics(self.run_dir)  # torn lines are skipped; the unfinished epoch dropped
-                if r["step"] <= self.step and r.get("epoch", 0) <= self.epoch]
+        kept = [
+            r
+            for r in runs.read_metrics(
+                self.run_dir
+            )  # torn lines are skipped; the unfinished epoch dropped
+            if r["step"] <= self.step and r.get("epoch", 0) <= self.epoch
+        ]
         (self.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     def run(self, resume: bool = False) -> None:
@@ -191,31 +274,59 @@ class Session:
                 for b in range(steps_per_epoch):
                     if self.stop is not None and self.stop.is_set():
                         raise Stopped("stopped by the user; the run can be resumed")
-                    idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                    idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                     lr = schedule(cfg.lr, self.step, total_epochs * steps_per_epoch, warmup)
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
                     loss = self._train_step(train_set, idx, gen, weights)
                     if not math.isfinite(loss):
-                        raise ExplorerError(f"the loss became {loss} at epoch {self.epoch + 1}, step {self.step + 1}: "
-                                            f"the run stopped; last.pt holds the last good epoch ({self.epoch}). "
-                                            "Try a lower --lr.")
+                        raise ExplorerError(
+                            f"the loss became {loss} at epoch {self.epoch + 1}, step {self.step + 1}: "
+                            f"the run stopped; last.pt holds the last good epoch ({self.epoch}). "
+                            "Try a lower --lr."
+                        )
                     self.step += 1
                     losses.append(loss)
-                    metrics.write(json.dumps({"kind": "step", "epoch": self.epoch + (b + 1) / steps_per_epoch,
-                                              "step": self.step, "train_loss": loss, "lr": lr,
-                                              "time": time.time()}) + "\n")
+                    metrics.write(
+                        json.dumps(
+                            {
+                                "kind": "step",
+                                "epoch": self.epoch + (b + 1) / steps_per_epoch,
+                                "step": self.step,
+                                "train_loss": loss,
+                                "lr": lr,
+                                "time": time.time(),
+                            }
+                        )
+                        + "\n"
+                    )
                     writer.add_scalar("train/loss_step", loss, self.step)
-                    self._emit({"phase": "train", "epoch": self.epoch + 1, "epochs": total_epochs,
-                                "batch": b + 1, "batches": steps_per_epoch, "loss": loss})
+                    self._emit(
+                        {
+                            "phase": "train",
+                            "epoch": self.epoch + 1,
+                            "epochs": total_epochs,
+                            "batch": b + 1,
+                            "batches": steps_per_epoch,
+                            "loss": loss,
+                        }
+                    )
                 train_seconds = time.perf_counter() - epoch_start
                 val = self._validate(val_set)
                 self.epoch += 1
                 seconds = time.perf_counter() - epoch_start
-                record = {"kind": "epoch", "epoch": self.epoch, "step": self.step,
-                          "train_loss": float(np.mean(losses)), **val, "lr": lr, "seconds": round(seconds, 3),
-                          "images_per_s": round(steps_per_epoch * cfg.batch_size / train_seconds, 2),
-                          "elapsed": round(time.perf_counter() - t0, 2), "time": time.time()}
+                record = {
+                    "kind": "epoch",
+                    "epoch": self.epoch,
+                    "step": self.step,
+                    "train_loss": float(np.mean(losses)),
+                    **val,
+                    "lr": lr,
+                    "seconds": round(seconds, 3),
+                    "images_per_s": round(steps_per_epoch * cfg.batch_size / train_seconds, 2),
+                    "elapsed": round(time.perf_counter() - t0, 2),
+                    "time": time.time(),
+                }
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
                 for k, v in record.items():
@@ -227,8 +338,17 @@ class Session:
                     self.best, self.best_epoch = score, self.epoch
                     runs.save_checkpoint(self._checkpoint(False), self.run_dir / "best.pt")
                 runs.save_checkpoint(self._checkpoint(True), self.run_dir / "last.pt")
-                runs.write_status(self.run_dir, {**self.status(), "status": "running", "message": ""})
-                self._emit({"phase": "epoch", "epoch": self.epoch, "epochs": total_epochs, "record": record})
+                runs.write_status(
+                    self.run_dir, {**self.status(), "status": "running", "message": ""}
+                )
+                self._emit(
+                    {
+                        "phase": "epoch",
+                        "epoch": self.epoch,
+                        "epochs": total_epochs,
+                        "record": record,
+                    }
+                )
                 if cfg.time_budget:  # fit the remaining epochs (and the schedule) in the budget
                     left = cfg.time_budget - (time.perf_counter() - t0)
                     fit = self.epoch + int(left // (seconds * 1.08))
@@ -239,8 +359,10 @@ class Session:
             writer.close()
 
     def _class_weights(self, train_set) -> torch.Tensor:
-        counts = torch.bincount(train_set.targets.flatten()[train_set.targets.flatten() != 255],
-                                minlength=len(self.class_names)).float()
+        counts = torch.bincount(
+            train_set.targets.flatten()[train_set.targets.flatten() != 255],
+            minlength=len(self.class_names),
+        ).float()
         return (counts.sum() / counts.clamp(min=1) / len(counts)).clamp(max=10).to(self.device)
 
     def _train_step(self, train_set, idx, gen, weights) -> float:
@@ -248,12 +370,20 @@ class Session:
         cuda = self.device.startswith("cuda")
         if cfg.task == "classify":
             x = data.normalise(data.augment_crops(train_set.images[idx], cfg.image_size, gen))
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):  # AMP on CUDA (bf16: no scaler)
+            with torch.autocast(
+                "cuda", dtype=torch.bfloat16, enabled=cuda
+            ):  # AMP on CUDA (bf16: no scaler)
                 logits = self.model(x.to(self.device, non_blocking=True))
-            loss = F.cross_entropy(logits.float(), train_set.targets[idx].to(self.device), weight=weights,
-                                   label_smoothing=0.1)
+            loss = F.cross_entropy(
+                logits.float(),
+                train_set.targets[idx].to(self.device),
+                weight=weights,
+                label_smoothing=0.1,
+            )
         else:
-            x, y = data.augment_segmentation(train_set.images[idx], train_set.targets[idx].clone(), gen)
+            x, y = data.augment_segmentation(
+                train_set.images[idx], train_set.targets[idx].clone(), gen
+            )
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 out = self.model(data.normalise(x).to(self.device, non_blocking=True))
             out = (out["out"] if isinstance(out, dict) else out).float()  # losses in fp32
@@ -274,11 +404,13 @@ class Session:
         n_cls = len(self.class_names)
         conf = np.zeros((n_cls, n_cls), np.int64)
         for k in range(0, len(val_set.images), 64):
-            xb = val_set.images[k:k + 64]
-            yb = val_set.targets[k:k + 64].to(self.device)
+            xb = val_set.images[k : k + 64]
+            yb = val_set.targets[k : k + 64].to(self.device)
             if cfg.task == "classify":
                 off = (xb.shape[-1] - cfg.image_size) // 2
-                x = data.normalise(xb[:, :, off:off + cfg.image_size, off:off + cfg.image_size].float() / 255)
+                x = data.normalise(
+                    xb[:, :, off : off + cfg.image_size, off : off + cfg.image_size].float() / 255
+                )
                 logits = self.model(x.to(self.device))
                 losses.append(float(F.cross_entropy(logits, yb, reduction="sum")))
                 correct += int((logits.argmax(1) == yb).sum())
@@ -286,7 +418,9 @@ class Session:
             else:
                 out = self.model(data.normalise(xb.float() / 255).to(self.device))
                 out = out["out"] if isinstance(out, dict) else out
-                losses.append(float(F.cross_entropy(out, yb.long(), ignore_index=255, reduction="sum")))
+                losses.append(
+                    float(F.cross_entropy(out, yb.long(), ignore_index=255, reduction="sum"))
+                )
                 total += int((yb != 255).sum())
                 conf += confusion_matrix(yb.cpu().numpy(), out.argmax(1).cpu().numpy(), n_cls)
         val_loss = sum(losses) / max(total, 1)
@@ -306,8 +440,12 @@ def _dice_loss(logits, target, n: int) -> torch.Tensor:
     return 1 - ((2 * inter + 1) / (union + 1)).mean()
 
 
-def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
-          stop: threading.Event | None = None, resume: str | None = None) -> Path:
+def train(
+    cfg: TrainConfig,
+    progress: Callable[[dict], None] | None = None,
+    stop: threading.Event | None = None,
+    resume: str | None = None,
+) -> Path:
     """Train a classifier or a segmenter; returns the run folder.
 
     Raises:
@@ -319,7 +457,9 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
         if not (run / "config.json").is_file():
             raise ExplorerError(f"{run}: not a run folder (no config.json)")
         saved = json.loads((run / "config.json").read_text())["settings"]
-        cfg = TrainConfig(**{k: saved[k] for k in (f.name for f in fields(TrainConfig)) if k in saved})
+        cfg = TrainConfig(
+            **{k: saved[k] for k in (f.name for f in fields(TrainConfig)) if k in saved}
+        )
     else:
         cfg = cfg.resolved()
         run = Path(cfg.out) if cfg.out else runs.default_out(cfg.task, cfg.model)
@@ -340,12 +480,19 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
         runs.write_status(run, {**session.status(), "status": "failed", "message": str(e)})
         raise
     except KeyboardInterrupt:
-        runs.write_status(run, {**session.status(), "status": "stopped",
-                                          "message": "interrupted (Ctrl-C); resume with --resume"})
+        runs.write_status(
+            run,
+            {
+                **session.status(),
+                "status": "stopped",
+                "message": "interrupted (Ctrl-C); resume with --resume",
+            },
+        )
         raise Stopped("interrupted (Ctrl-C); the run can be resumed") from None
     except BaseException as e:  # anything else (out of memory, disk full): never leave "running"
-        runs.write_status(run, {**session.status(), "status": "failed",
-                                          "message": f"{e.__class__.__name__}: {e}"})
+        runs.write_status(
+            run, {**session.status(), "status": "failed", "message": f"{e.__class__.__name__}: {e}"}
+        )
         raise
     runs.write_status(run, {**session.status(), "status": "finished", "message": ""})
     return run

@@ -19,23 +19,44 @@ def supercategory_colours(categories: list[dict]) -> dict[str, str]:
     return {s: hex_colour(c) for s, c in zip(supers, palette(len(supers)), strict=True)}
 
 
-def category_bars(categories: list[dict], values: np.ndarray, title: str, sort: str = "count",
-                  log: bool = False) -> go.Figure:
+def category_bars(
+    categories: list[dict], values: np.ndarray, title: str, sort: str = "count", log: bool = False
+) -> go.Figure:
     """One bar per category coloured by supercategory; ``sort`` is count, name or supercategory."""
-    order = {"count": np.argsort(-values, kind="stable"),
-             "name": np.argsort([c["name"] for c in categories], kind="stable"),
-             "supercategory": np.lexsort(([c["name"] for c in categories],
-                                          [c["supercategory"] for c in categories]))}[sort]
+    order = {
+        "count": np.argsort(-values, kind="stable"),
+        "name": np.argsort([c["name"] for c in categories], kind="stable"),
+        "supercategory": np.lexsort(
+            ([c["name"] for c in categories], [c["supercategory"] for c in categories])
+        ),
+    }[sort]
     colours = supercategory_colours(categories)
     fig = go.Figure()
-    for sup, colour in colours.items():  # one trace per supercategory: a legend that means something
+    for (
+        sup,
+        colour,
+    ) in colours.items():  # one trace per supercategory: a legend that means something
         idx = [i for i in order if categories[i]["supercategory"] == sup]
-        fig.add_bar(x=[categories[i]["name"] for i in idx], y=[int(values[i]) for i in idx], name=sup,
-                    marker_color=colour, customdata=[categories[i]["id"] for i in idx],
-                    hovertemplate="%{x}: %{y:,}<extra>" + sup + "</extra>")
-    fig.update_layout(title=title, barmode="relative", yaxis_type="log" if log else "linear",
-                      xaxis={"categoryorder": "array", "categoryarray": [categories[i]["name"] for i in order],
-                             "tickangle": -45}, legend_title="supercategory", **_LAYOUT)
+        fig.add_bar(
+            x=[categories[i]["name"] for i in idx],
+            y=[int(values[i]) for i in idx],
+            name=sup,
+            marker_color=colour,
+            customdata=[categories[i]["id"] for i in idx],
+            hovertemplate="%{x}: %{y:,}<extra>" + sup + "</extra>",
+        )
+    fig.update_layout(
+        title=title,
+        barmode="relative",
+        yaxis_type="log" if log else "linear",
+        xaxis={
+            "categoryorder": "array",
+            "categoryarray": [categories[i]["name"] for i in order],
+            "tickangle": -45,
+        },
+        legend_title="supercategory",
+        **_LAYOUT,
+    )
     return fig
 
 
@@ -57,25 +78,45 @@ def category_sunburst(categories: list[dict], instances: np.ndarray) -> go.Figur
     ids = [f"s/{s}" for s in supers] + [f"c/{c['id']}" for c in categories]
     labels = supers + [c["name"] for c in categories]
     parents = [""] * len(supers) + [f"s/{c['supercategory']}" for c in categories]
-    values = [int(sum(instances[i] for i, c in enumerate(categories) if c["supercategory"] == s)) for s in supers]
+    values = [
+        int(sum(instances[i] for i, c in enumerate(categories) if c["supercategory"] == s))
+        for s in supers
+    ]
     values += [int(v) for v in instances]
-    fig = go.Figure(go.Sunburst(ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
-                                marker={"colors": [colours[s] for s in supers] +
-                                        [colours[c["supercategory"]] for c in categories]},
-                                hovertemplate="%{label}: %{value:,} instances<extra></extra>"))
+    fig = go.Figure(
+        go.Sunburst(
+            ids=ids,
+            labels=labels,
+            parents=parents,
+            values=values,
+            branchvalues="total",
+            marker={
+                "colors": [colours[s] for s in supers]
+                + [colours[c["supercategory"]] for c in categories]
+            },
+            hovertemplate="%{label}: %{value:,} instances<extra></extra>",
+        )
+    )
     fig.update_layout(title="Supercategory → category (instances)", **_LAYOUT)
     return fig
 
 
-def size_class_bars(categories: list[dict], sizes: dict[str, np.ndarray], log: bool = False) -> go.Figure:
+def size_class_bars(
+    categories: list[dict], sizes: dict[str, np.ndarray], log: bool = False
+) -> go.Figure:
     total = sizes["small"] + sizes["medium"] + sizes["large"]
     order = np.argsort(-total, kind="stable")
     names = [categories[i]["name"] for i in order]
     fig = go.Figure()
     for key, colour in (("small", "#9ecae1"), ("medium", "#4292c6"), ("large", "#08306b")):
         fig.add_bar(x=names, y=sizes[key][order], name=key, marker_color=colour)
-    fig.update_layout(title="Object size per category (COCO small < 32², large ≥ 96²)", barmode="stack",
-                      yaxis_type="log" if log else "linear", xaxis_tickangle=-45, **_LAYOUT)
+    fig.update_layout(
+        title="Object size per category (COCO small < 32², large ≥ 96²)",
+        barmode="stack",
+        yaxis_type="log" if log else "linear",
+        xaxis_tickangle=-45,
+        **_LAYOUT,
+    )
     return fig
 
 
@@ -87,18 +128,36 @@ def log_histogram(values: np.ndarray, title: str, x_title: str, bins: int = 60) 
     if len(v):
         edges = np.logspace(np.log10(v.min()), np.log10(v.max()) + 1e-9, bins + 1)
         counts, _ = np.histogram(v, edges)
-        fig.add_bar(x=np.sqrt(edges[:-1] * edges[1:]), y=counts, width=np.diff(edges), marker_color="#4292c6",
-                    hovertemplate="%{x:.3g}: %{y:,}<extra></extra>")
-    fig.update_layout(title=title, xaxis={"type": "log", "title": x_title}, yaxis_title="count",
-                      bargap=0, **_LAYOUT)
+        fig.add_bar(
+            x=np.sqrt(edges[:-1] * edges[1:]),
+            y=counts,
+            width=np.diff(edges),
+            marker_color="#4292c6",
+            hovertemplate="%{x:.3g}: %{y:,}<extra></extra>",
+        )
+    fig.update_layout(
+        title=title,
+        xaxis={"type": "log", "title": x_title},
+        yaxis_title="count",
+        bargap=0,
+        **_LAYOUT,
+    )
     return fig
 
 
 def count_histogram(values: np.ndarray, title: str, x_title: str) -> go.Figure:
     counts = np.bincount(np.asarray(values, np.int64)) if len(values) else np.zeros(1, np.int64)
-    fig = go.Figure(go.Bar(x=np.arange(len(counts)), y=counts, marker_color="#4292c6",
-                           hovertemplate="%{x}: %{y:,} images<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="images", bargap=0.05, **_LAYOUT)
+    fig = go.Figure(
+        go.Bar(
+            x=np.arange(len(counts)),
+            y=counts,
+            marker_color="#4292c6",
+            hovertemplate="%{x}: %{y:,} images<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title, xaxis_title=x_title, yaxis_title="images", bargap=0.05, **_LAYOUT
+    )
     return fig
 
 
@@ -107,54 +166,113 @@ def cooccurrence_heatmap(categories: list[dict], matrix: np.ndarray, top: int = 
     order = np.argsort(-np.diag(matrix), kind="stable")[:top]
     names = [categories[i]["name"] for i in order]
     sub = matrix[np.ix_(order, order)]
-    fig = go.Figure(go.Heatmap(z=sub, x=names, y=names, colorscale="Blues",
-                               hovertemplate="%{y} & %{x}: %{z:,} images<extra></extra>"))
-    fig.update_layout(title=f"Co-occurrence: images containing both (top {len(order)} categories)",
-                      yaxis_autorange="reversed", **_LAYOUT)
+    fig = go.Figure(
+        go.Heatmap(
+            z=sub,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            hovertemplate="%{y} & %{x}: %{z:,} images<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Co-occurrence: images containing both (top {len(order)} categories)",
+        yaxis_autorange="reversed",
+        **_LAYOUT,
+    )
     return fig
 
 
 def centre_heatmap(cx: np.ndarray, cy: np.ndarray, bins: int = 40) -> go.Figure:
-    h, _, _ = np.histogram2d(np.clip(cy, 0, 1), np.clip(cx, 0, 1), bins=bins, range=[[0, 1], [0, 1]])
+    h, _, _ = np.histogram2d(
+        np.clip(cy, 0, 1), np.clip(cx, 0, 1), bins=bins, range=[[0, 1], [0, 1]]
+    )
     centres = (np.arange(bins) + 0.5) / bins
-    fig = go.Figure(go.Heatmap(z=h, x=centres, y=centres, colorscale="Viridis",
-                               hovertemplate="x %{x:.2f}, y %{y:.2f}: %{z:,} boxes<extra></extra>"))
-    fig.update_layout(title="Box centres (normalised image coordinates)", yaxis_autorange="reversed",
-                      xaxis_title="x / width", yaxis_title="y / height", **_LAYOUT)
+    fig = go.Figure(
+        go.Heatmap(
+            z=h,
+            x=centres,
+            y=centres,
+            colorscale="Viridis",
+            hovertemplate="x %{x:.2f}, y %{y:.2f}: %{z:,} boxes<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Box centres (normalised image coordinates)",
+        yaxis_autorange="reversed",
+        xaxis_title="x / width",
+        yaxis_title="y / height",
+        **_LAYOUT,
+    )
     fig.update_yaxes(scaleanchor="x")
     return fig
 
 
 def image_size_scatter(widths: np.ndarray, heights: np.ndarray) -> go.Figure:
     """Image sizes; identical sizes are merged (COCO has few distinct ones) and sized by count."""
-    pairs, counts = np.unique(np.stack([widths, heights], 1), axis=0, return_counts=True) \
-        if len(widths) else (np.zeros((0, 2)), np.zeros(0))
-    fig = go.Figure(go.Scattergl(x=pairs[:, 0], y=pairs[:, 1], mode="markers",
-                                 marker={"size": 6 + 24 * np.sqrt(counts / max(counts.max(initial=1), 1)),
-                                         "color": "#4292c6", "opacity": 0.6},
-                                 customdata=counts, hovertemplate="%{x} x %{y}: %{customdata:,} images<extra></extra>"))
-    fig.update_layout(title="Image width x height", xaxis_title="width", yaxis_title="height", **_LAYOUT)
+    pairs, counts = (
+        np.unique(np.stack([widths, heights], 1), axis=0, return_counts=True)
+        if len(widths)
+        else (np.zeros((0, 2)), np.zeros(0))
+    )
+    fig = go.Figure(
+        go.Scattergl(
+            x=pairs[:, 0],
+            y=pairs[:, 1],
+            mode="markers",
+            marker={
+                "size": 6 + 24 * np.sqrt(counts / max(counts.max(initial=1), 1)),
+                "color": "#4292c6",
+                "opacity": 0.6,
+            },
+            customdata=counts,
+            hovertemplate="%{x} x %{y}: %{customdata:,} images<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Image width x height", xaxis_title="width", yaxis_title="height", **_LAYOUT
+    )
     return fig
 
 
 def topk_bars(labels: list[str], probs: list[float], mapped: list[str], title: str) -> go.Figure:
     """Top-k probabilities, best on top; each bar says what it maps to in the dataset."""
     text = [f"→ {m}" if m else "→ no counterpart" for m in mapped]
-    fig = go.Figure(go.Bar(x=probs[::-1], y=labels[::-1], orientation="h", text=text[::-1], textposition="auto",
-                           marker_color=["#2ca02c" if m else "#9e9e9e" for m in mapped[::-1]],
-                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
-    fig.update_layout(title=title, xaxis={"title": "probability", "range": [0, 1]}, height=320, **_LAYOUT)
+    fig = go.Figure(
+        go.Bar(
+            x=probs[::-1],
+            y=labels[::-1],
+            orientation="h",
+            text=text[::-1],
+            textposition="auto",
+            marker_color=["#2ca02c" if m else "#9e9e9e" for m in mapped[::-1]],
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title, xaxis={"title": "probability", "range": [0, 1]}, height=320, **_LAYOUT
+    )
     return fig
 
 
 def accuracy_by_category(names: list[str], right: np.ndarray, total: np.ndarray) -> go.Figure:
     order = np.argsort(-total, kind="stable")
     acc = np.where(total > 0, right / np.maximum(total, 1), 0.0)
-    fig = go.Figure(go.Bar(x=[names[i] for i in order], y=acc[order], customdata=np.stack([right, total], 1)[order],
-                           marker_color="#4292c6",
-                           hovertemplate="%{x}: %{y:.2f} (%{customdata[0]} of %{customdata[1]})<extra></extra>"))
-    fig.update_layout(title="Accuracy per true category", yaxis={"range": [0, 1], "title": "accuracy"},
-                      xaxis_tickangle=-45, **_LAYOUT)
+    fig = go.Figure(
+        go.Bar(
+            x=[names[i] for i in order],
+            y=acc[order],
+            customdata=np.stack([right, total], 1)[order],
+            marker_color="#4292c6",
+            hovertemplate="%{x}: %{y:.2f} (%{customdata[0]} of %{customdata[1]})<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Accuracy per true category",
+        yaxis={"range": [0, 1], "title": "accuracy"},
+        xaxis_tickangle=-45,
+        **_LAYOUT,
+    )
     return fig
 
 
@@ -162,19 +280,40 @@ def confusion_heatmap(names: list[str], conf: np.ndarray, normalise: bool = True
     """Rows = truth, columns = prediction; normalised per row (recall) by default."""
     conf = np.asarray(conf, np.float64)
     z = conf / np.maximum(conf.sum(1, keepdims=True), 1) if normalise else conf
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, colorscale="Blues", customdata=conf,
-                               hovertemplate="truth %{y}, predicted %{x}: %{customdata:,.0f} px<extra></extra>"))
-    fig.update_layout(title="Confusion matrix (rows: truth, normalised)", xaxis_title="predicted",
-                      yaxis_title="truth", yaxis_autorange="reversed", **_LAYOUT)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            customdata=conf,
+            hovertemplate="truth %{y}, predicted %{x}: %{customdata:,.0f} px<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Confusion matrix (rows: truth, normalised)",
+        xaxis_title="predicted",
+        yaxis_title="truth",
+        yaxis_autorange="reversed",
+        **_LAYOUT,
+    )
     return fig
 
 
 def iou_bars(per_class: dict[str, float | None], title: str = "IoU per class") -> go.Figure:
     items = [(k, v) for k, v in per_class.items() if v is not None]
     items.sort(key=lambda kv: -kv[1])
-    fig = go.Figure(go.Bar(x=[k for k, _ in items], y=[v for _, v in items], marker_color="#4292c6",
-                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(title=title, yaxis={"range": [0, 1], "title": "IoU"}, xaxis_tickangle=-45, **_LAYOUT)
+    fig = go.Figure(
+        go.Bar(
+            x=[k for k, _ in items],
+            y=[v for _, v in items],
+            marker_color="#4292c6",
+            hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title, yaxis={"range": [0, 1], "title": "IoU"}, xaxis_tickangle=-45, **_LAYOUT
+    )
     return fig
 
 
@@ -189,8 +328,9 @@ def ema(values: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
-def training_curves(curves, metrics: str | list[str], x: str = "step", smoothing: float = 0.6,
-                    log: bool = False) -> go.Figure:
+def training_curves(
+    curves, metrics: str | list[str], x: str = "step", smoothing: float = 0.6, log: bool = False
+) -> go.Figure:
     """One line per (run, metric) from a long table (run, metric, step, epoch, wall, value): runs
     keep a colour, metrics a dash (train solid, val dashed); raw values stay faint under the
     smoothed line."""
@@ -198,24 +338,47 @@ def training_curves(curves, metrics: str | list[str], x: str = "step", smoothing
     fig = go.Figure()
     sub = curves[curves["metric"].isin(metrics)]
     run_names = list(dict.fromkeys(sub["run"]))
-    colours = {r: hex_colour(c) for r, c in zip(run_names, palette(max(1, len(run_names))), strict=False)}
+    colours = {
+        r: hex_colour(c) for r, c in zip(run_names, palette(max(1, len(run_names))), strict=False)
+    }
     for (run, metric), g in sub.groupby(["run", "metric"], sort=False):
         g = g.sort_values("step")
         xs = g[x] if x in g and g[x].notna().any() else g["step"]
         c, dash = colours[run], "dash" if str(metric).startswith("val") else "solid"
         if smoothing > 0 and len(g) > 2:
-            fig.add_scatter(x=xs, y=g["value"], mode="lines", line={"color": c, "width": 1, "dash": dash},
-                            opacity=0.25, showlegend=False, hoverinfo="skip")
-        fig.add_scatter(x=xs, y=ema(g["value"].to_numpy(), smoothing) if smoothing > 0 else g["value"],
-                        mode="lines+markers" if len(g) < 40 else "lines", name=f"{run} · {metric}",
-                        line={"color": c, "width": 2, "dash": dash})
-    fig.update_layout(title=", ".join(metrics), xaxis_title={"wall": "seconds"}.get(x, x),
-                      yaxis_type="log" if log else "linear", legend={"orientation": "h", "y": -0.25}, **_LAYOUT)
+            fig.add_scatter(
+                x=xs,
+                y=g["value"],
+                mode="lines",
+                line={"color": c, "width": 1, "dash": dash},
+                opacity=0.25,
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        fig.add_scatter(
+            x=xs,
+            y=ema(g["value"].to_numpy(), smoothing) if smoothing > 0 else g["value"],
+            mode="lines+markers" if len(g) < 40 else "lines",
+            name=f"{run} · {metric}",
+            line={"color": c, "width": 2, "dash": dash},
+        )
+    fig.update_layout(
+        title=", ".join(metrics),
+        xaxis_title={"wall": "seconds"}.get(x, x),
+        yaxis_type="log" if log else "linear",
+        legend={"orientation": "h", "y": -0.25},
+        **_LAYOUT,
+    )
     return fig
 
 
-OUTCOME_COLOURS = {"both_right": "#2ca02c", "only_classifier_right": "#1f77b4", "only_segmenter_right": "#ff7f0e",
-                   "both_wrong": "#d62728", "not_comparable": "#bdbdbd"}
+OUTCOME_COLOURS = {
+    "both_right": "#2ca02c",
+    "only_classifier_right": "#1f77b4",
+    "only_segmenter_right": "#ff7f0e",
+    "both_wrong": "#d62728",
+    "not_comparable": "#bdbdbd",
+}
 
 
 def agreement_by_category(per_category: dict[str, dict]) -> go.Figure:
@@ -223,28 +386,58 @@ def agreement_by_category(per_category: dict[str, dict]) -> go.Figure:
     cats = sorted(per_category, key=lambda c: -sum(per_category[c].values()))
     fig = go.Figure()
     for outcome, colour in OUTCOME_COLOURS.items():
-        fig.add_bar(x=cats, y=[per_category[c][outcome] for c in cats], name=outcome.replace("_", " "),
-                    marker_color=colour)
-    fig.update_layout(title="Agreement per true category", barmode="stack", xaxis_tickangle=-45, **_LAYOUT)
+        fig.add_bar(
+            x=cats,
+            y=[per_category[c][outcome] for c in cats],
+            name=outcome.replace("_", " "),
+            marker_color=colour,
+        )
+    fig.update_layout(
+        title="Agreement per true category", barmode="stack", xaxis_tickangle=-45, **_LAYOUT
+    )
     return fig
 
 
 def model_confusion(conf: dict) -> go.Figure:
     """Counts of (classifier answer, segmenter answer) over comparable objects."""
-    fig = go.Figure(go.Heatmap(z=conf["counts"], x=conf["segmenter"], y=conf["classifier"], colorscale="Blues",
-                               hovertemplate="classifier %{y}, segmenter %{x}: %{z} objects<extra></extra>"))
-    fig.update_layout(title="Classifier versus segmenter (comparable objects)", xaxis_title="segmenter says",
-                      yaxis_title="classifier says", yaxis_autorange="reversed", **_LAYOUT)
+    fig = go.Figure(
+        go.Heatmap(
+            z=conf["counts"],
+            x=conf["segmenter"],
+            y=conf["classifier"],
+            colorscale="Blues",
+            hovertemplate="classifier %{y}, segmenter %{x}: %{z} objects<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Classifier versus segmenter (comparable objects)",
+        xaxis_title="segmenter says",
+        yaxis_title="classifier says",
+        yaxis_autorange="reversed",
+        **_LAYOUT,
+    )
     return fig
 
 
 def accuracy_by_size(by_size: dict[str, dict]) -> go.Figure:
     sizes = list(by_size)
     fig = go.Figure()
-    for key, name, colour in (("classifier_acc", "classifier", "#1f77b4"), ("segmenter_acc", "segmenter", "#ff7f0e")):
-        fig.add_bar(x=sizes, y=[by_size[s][key] or 0 for s in sizes], name=name, marker_color=colour,
-                    customdata=[by_size[s]["objects"] for s in sizes],
-                    hovertemplate="%{x}: %{y:.2f} of %{customdata} objects<extra>" + name + "</extra>")
-    fig.update_layout(title="Accuracy by object size (COCO small / medium / large)", barmode="group",
-                      yaxis={"range": [0, 1]}, **_LAYOUT)
+    for key, name, colour in (
+        ("classifier_acc", "classifier", "#1f77b4"),
+        ("segmenter_acc", "segmenter", "#ff7f0e"),
+    ):
+        fig.add_bar(
+            x=sizes,
+            y=[by_size[s][key] or 0 for s in sizes],
+            name=name,
+            marker_color=colour,
+            customdata=[by_size[s]["objects"] for s in sizes],
+            hovertemplate="%{x}: %{y:.2f} of %{customdata} objects<extra>" + name + "</extra>",
+        )
+    fig.update_layout(
+        title="Accuracy by object size (COCO small / medium / large)",
+        barmode="group",
+        yaxis={"range": [0, 1]},
+        **_LAYOUT,
+    )
     return fig

@@ -32,8 +32,13 @@ def palette(n: int) -> np.ndarray:
     hues = (np.arange(n) * 0.618033988749895) % 1.0
     sat = np.where(np.arange(n) % 3 == 1, 0.55, 0.85)
     val = np.where(np.arange(n) % 2 == 1, 0.75, 0.95)
-    return np.array([colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hues, sat, val, strict=True)]
-                    ).reshape(n, 3).__mul__(255).round().astype(np.uint8)
+    return (
+        np.array([colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hues, sat, val, strict=True)])
+        .reshape(n, 3)
+        .__mul__(255)
+        .round()
+        .astype(np.uint8)
+    )
 
 
 def hex_colour(rgb: np.ndarray) -> str:
@@ -55,7 +60,9 @@ class OverlayOptions:
     max_side: int = MAX_SIDE
 
 
-def load_image(index: CocoIndex, images_dir: Path | None, image_row: int) -> tuple[np.ndarray, str | None]:
+def load_image(
+    index: CocoIndex, images_dir: Path | None, image_row: int
+) -> tuple[np.ndarray, str | None]:
     """The image as RGB at its annotated size, or a grey canvas and the reason it is missing."""
     w, h = int(index.images["width"][image_row]), int(index.images["height"][image_row])
     if images_dir is None:
@@ -88,8 +95,12 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def compose_overlay(index: CocoIndex, images_dir: Path | None, image_row: int,
-                    opts: OverlayOptions = OverlayOptions()) -> tuple[np.ndarray, list[str]]:
+def compose_overlay(
+    index: CocoIndex,
+    images_dir: Path | None,
+    image_row: int,
+    opts: OverlayOptions = OverlayOptions(),
+) -> tuple[np.ndarray, list[str]]:
     """The image with masks, boxes and labels drawn over it, downscaled to ``opts.max_side``.
 
     Returns:
@@ -132,7 +143,12 @@ def compose_overlay(index: CocoIndex, images_dir: Path | None, image_row: int,
                 tx, ty = x, max(0.0, y - font.size - 3)
                 box = draw.textbbox((tx, ty), text, font=font)
                 draw.rectangle([box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1], fill=colour)
-                draw.text((tx, ty), text, fill=(0, 0, 0) if sum(colour) > 380 else (255, 255, 255), font=font)
+                draw.text(
+                    (tx, ty),
+                    text,
+                    fill=(0, 0, 0) if sum(colour) > 380 else (255, 255, 255),
+                    font=font,
+                )
     return np.asarray(pil), notes
 
 
@@ -146,7 +162,7 @@ def letterbox(rgb: np.ndarray, width: int, height: int, fill: int = 240) -> np.n
     canvas = np.full((height, width, 3), fill, np.uint8)
     small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)) if size != (w, h) else rgb
     y0, x0 = (height - size[1]) // 2, (width - size[0]) // 2
-    canvas[y0:y0 + size[1], x0:x0 + size[0]] = small
+    canvas[y0 : y0 + size[1], x0 : x0 + size[0]] = small
     return canvas
 
 
@@ -158,15 +174,21 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     return buf.getvalue()
 
 
-def thumbnail_jpeg(index: CocoIndex, images_dir: Path | None, image_row: int, side: int = THUMB_SIDE) -> bytes:
+def thumbnail_jpeg(
+    index: CocoIndex, images_dir: Path | None, image_row: int, side: int = THUMB_SIDE
+) -> bytes:
     """A small JPEG with masks drawn, cached on disk under ``<cache>/thumbs/<fingerprint>/``."""
     image_id = int(index.images["id"][image_row])
     folder = cache_dir("thumbs", f"{index.fingerprint}-{side}")
     path = folder / f"{image_id}.jpg"
     if path.is_file():
         return path.read_bytes()
-    rgb, notes = compose_overlay(index, images_dir, image_row,
-                                 OverlayOptions(boxes=False, labels=False, alpha=0.45, max_side=side))
+    rgb, notes = compose_overlay(
+        index,
+        images_dir,
+        image_row,
+        OverlayOptions(boxes=False, labels=False, alpha=0.45, max_side=side),
+    )
     data = encode_jpeg(letterbox(rgb, side, side * 3 // 4), quality=80)
     if not notes:  # a missing image may appear later: do not cache its placeholder
         tmp = path.with_suffix(f".{image_id}.tmp")
@@ -177,8 +199,13 @@ def thumbnail_jpeg(index: CocoIndex, images_dir: Path | None, image_row: int, si
 
 # ---------------------------------------------------------------------------- predictions
 
-ERROR_COLOURS = {"correct": (46, 204, 64), "wrong class": (255, 65, 54), "missed": (255, 176, 0),
-                 "false positive": (177, 13, 201), "ignored": (128, 128, 128)}
+ERROR_COLOURS = {
+    "correct": (46, 204, 64),
+    "wrong class": (255, 65, 54),
+    "missed": (255, 176, 0),
+    "false positive": (177, 13, 201),
+    "ignored": (128, 128, 128),
+}
 
 
 def label_colours(index: CocoIndex, category_of_label: list[int | None]) -> np.ndarray:
@@ -201,8 +228,13 @@ def category_colours(index: CocoIndex) -> np.ndarray:
     return out
 
 
-def blend_labels(rgb: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float,
-                 skip: tuple[int, ...] = (0,)) -> np.ndarray:
+def blend_labels(
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    colours: np.ndarray,
+    alpha: float,
+    skip: tuple[int, ...] = (0,),
+) -> np.ndarray:
     """Paint ``labels`` (a label map of the image's size) over ``rgb``; ``skip`` labels stay clear."""
     out = rgb.astype(np.float32)
     paint = ~np.isin(labels, skip)
