@@ -1,16 +1,16 @@
-"""COCO Explorer: the Streamlit entry point (`streamlit run app.py [-- --coco ANN --images DIR]`)."""
+"""COCO Explorer, the Streamlit entry point: `streamlit run app.py [-- --coco ANN --images DIR]`."""
 
 from pathlib import Path
 
 import streamlit as st
 
-from explorer.app import widgets as ui
+from explorer.app import dataset
 
 PAGES = Path(__file__).resolve().parent / "pages"
 
 st.set_page_config(page_title="COCO Explorer", page_icon=":material/search:", layout="wide")
-with ui.app_frame():
-    ui.dataset_sidebar()
+with dataset.app_frame():
+    dataset.dataset_sidebar()
     st.navigation(
         [
             st.Page(

@@ -6,13 +6,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.app import url as params
-from explorer.app import widgets as ui
+from explorer.app import caches, dataset, state, url
 from explorer.types import SIZE_RANGES
-from explorer.viz import overlays as render
+from explorer.viz import overlays
 
 PAGES = Path(__file__).resolve().parent
-source, index = ui.page_dataset()
+source, index = dataset.page_dataset()
 cats = {c["id"]: c for c in index.categories}
 supers = sorted({c["supercategory"] for c in index.categories})
 per_image = np.diff(index.images["ann_start"])
@@ -20,13 +19,12 @@ max_inst = int(per_image.max(initial=0))
 
 full_range = (0, max(max_inst, 1))
 if st.session_state.get("b_dataset") != source.annotations:  # another dataset: start afresh
-    for key in [k for k in st.session_state if k.startswith(("b_", "d_"))]:
-        del st.session_state[key]
+    state.forget_browse_state()
     st.session_state["b_dataset"] = source.annotations
 # The URL is the source of truth when it says something new (a deep link, a jump from another page).
-url = st.query_params.to_dict()
-if url and url != st.session_state.get("b_written"):
-    s = params.browse_from_query(url)
+url_now = st.query_params.to_dict()
+if url_now and url_now != st.session_state.get("b_written"):
+    s = url.browse_from_query(url_now)
     st.session_state.update(
         b_cats=[c for c in s.categories if c in cats],
         b_supers=[x for x in s.supercategories if x in supers],
@@ -45,7 +43,7 @@ st.session_state["b_inst"] = tuple(
 )
 
 st.title("Browse")
-with st.expander("Filters", expanded=st.session_state.get("b_image") is None):
+with st.expander("Filters", expanded=state.browse_image() is None):
     c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
     chosen = c1.multiselect(
         "Categories", list(cats), format_func=lambda i: cats[i]["name"], key="b_cats"
@@ -74,8 +72,8 @@ with st.expander("Filters", expanded=st.session_state.get("b_image") is None):
     )
     query = c7.text_input("Image id or file name", key="b_q")
 
-state = params.BrowseState(
-    image_id=st.session_state.get("b_image"),
+view = url.BrowseState(
+    image_id=state.browse_image(),
     categories=tuple(chosen),
     supercategories=tuple(chosen_supers),
     match=match,
@@ -85,12 +83,8 @@ state = params.BrowseState(
     query=query,
     page=int(st.session_state.get("b_page", 1)),
 )
-rows = ui.filtered_image_rows(source.annotations, state.image_filter())
-st.session_state["b_filter"] = state.image_filter()  # Distributions can follow it
-
-
-def open_image(image_id):
-    st.session_state["b_image"] = image_id
+rows = caches.filtered_image_rows(source.annotations, view.image_filter())
+state.set_browse_filter(view.image_filter())  # Distributions and the model pages follow it
 
 
 @st.fragment
@@ -135,51 +129,49 @@ def detail(image_id: int) -> None:
         )
         sel = picked.selection.rows if picked else []
     highlight = int(table["id"].iloc[sel[0]]) if sel else None
-    opts = render.OverlayOptions(alpha=alpha, categories=tuple(only), highlight=highlight, **show)
-    jpeg, notes = ui.overlay_jpeg(source.annotations, source.images, image_id, opts)
+    opts = overlays.OverlayOptions(alpha=alpha, categories=tuple(only), highlight=highlight, **show)
+    jpeg, notes = caches.overlay_jpeg(source.annotations, source.images, image_id, opts)
     with left:
         st.image(jpeg, output_format="JPEG")
         for note in notes:
             st.warning(note)
 
 
-if state.image_id is not None and not np.isin(state.image_id, index.images["id"]):
-    st.warning(f"No image with id {state.image_id} in {source.label}.")
-    state = state.with_(image_id=None)
+if view.image_id is not None and not np.isin(view.image_id, index.images["id"]):
+    st.warning(f"No image with id {view.image_id} in {source.label}.")
+    view = view.with_(image_id=None)
 
-if state.image_id is not None:
-    row = index.image_row(state.image_id)
+if view.image_id is not None:
+    row = index.image_row(view.image_id)
     position = np.flatnonzero(rows == row)
     nav = st.columns([1, 1, 1, 5])
-    nav[0].button("← Grid", on_click=open_image, args=(None,))
+    nav[0].button("← Grid", on_click=state.open_in_browse, args=(None,))
     if len(position):
         i = int(position[0])
         nav[1].button(
             "◀ Previous",
             disabled=i == 0,
-            on_click=open_image,
+            on_click=state.open_in_browse,
             args=(int(index.images["id"][rows[max(i - 1, 0)]]),),
         )
         nav[2].button(
             "Next ▶",
             disabled=i + 1 >= len(rows),
-            on_click=open_image,
+            on_click=state.open_in_browse,
             args=(int(index.images["id"][rows[min(i + 1, len(rows) - 1)]]),),
         )
-    st.subheader(f"Image {state.image_id} · {index.images['file_name'][row]}")
+    st.subheader(f"Image {view.image_id} · {index.images['file_name'][row]}")
     links = st.columns([1, 1, 6])
     for col, page, label in (
         (links[0], "classify.py", "Classify it"),
         (links[1], "segment.py", "Segment it"),
     ):
-        col.page_link(
-            str(PAGES / page), label=label, query_params={"image_id": str(state.image_id)}
-        )
+        col.page_link(str(PAGES / page), label=label, query_params={"image_id": str(view.image_id)})
     st.caption(
         f"{index.images['width'][row]} x {index.images['height'][row]} px, "
         f"{len(index.annotation_rows(row))} annotations"
     )
-    detail(state.image_id)
+    detail(view.image_id)
 else:
     page_size = st.session_state.get("b_page_size", 24)
     pages = max(1, -(-len(rows) // page_size))
@@ -188,24 +180,25 @@ else:
     top[0].markdown(f"**{len(rows):,}** of {index.num_images:,} images match")
     top[1].selectbox("Per page", [24, 48], key="b_page_size")
     page = top[2].number_input(f"Page (of {pages})", 1, pages, key="b_page")
-    state = state.with_(page=int(page))
-    shown = rows[(state.page - 1) * page_size : state.page * page_size]
+    view = view.with_(page=int(page))
+    shown = rows[(view.page - 1) * page_size : view.page * page_size]
     for start in range(0, len(shown), 6):
         for col, r in zip(st.columns(6), shown[start : start + 6], strict=False):
             image_id = int(index.images["id"][r])
             col.image(
-                ui.thumbnail_jpeg(source.annotations, source.images, image_id), output_format="JPEG"
+                caches.thumbnail_jpeg(source.annotations, source.images, image_id),
+                output_format="JPEG",
             )
             col.button(
                 f"{image_id}",
                 key=f"open_{image_id}",
-                on_click=open_image,
+                on_click=state.open_in_browse,
                 args=(image_id,),
                 help=f"open image {image_id} ({per_image[r]} annotations)",
                 width="stretch",
             )
 
-written = params.browse_to_query(state)
+written = url.browse_to_query(view)
 if written != st.query_params.to_dict():
     st.query_params.from_dict(written)
 st.session_state["b_written"] = written

@@ -3,16 +3,15 @@
 import pandas as pd
 import streamlit as st
 
-from explorer.app import url as params
-from explorer.app import widgets as ui
+from explorer.app import caches, dataset, state, url
 from explorer.coco import stats
-from explorer.viz import figures as charts
+from explorer.viz import figures
 
-source, index = ui.page_dataset()
+source, index = dataset.page_dataset()
 st.title("Distributions")
 
 c1, c2, c3 = st.columns([2, 1, 1])
-browse_filter = st.session_state.get("b_filter")
+browse_filter = state.browse_filter()
 follow = c1.toggle(
     "Follow the Browse filters",
     False,
@@ -24,7 +23,9 @@ sort = c2.selectbox("Sort categories by", ["count", "name", "supercategory"], ke
 log = c3.toggle("Log scale", False, key="x_log")
 
 image_rows = (
-    ui.filtered_image_rows(source.annotations, browse_filter) if follow and browse_filter else None
+    caches.filtered_image_rows(source.annotations, browse_filter)
+    if follow and browse_filter
+    else None
 )
 ann_rows = stats.annotation_rows_of_images(index, image_rows)
 n_images = index.num_images if image_rows is None else len(image_rows)
@@ -42,29 +43,29 @@ for col, key, title in (
     (right, "images", "Images per category"),
 ):
     event = col.plotly_chart(
-        charts.category_bars(index.categories, counts[key], title, sort, log),
+        figures.category_bars(index.categories, counts[key], title, sort, log),
         key=f"x_bars_{key}",
         on_select="rerun",
         selection_mode="points",
     )
-    clicked = charts.clicked_category(event.selection if event else None)
+    clicked = figures.clicked_category(event.selection if event else None)
     if clicked is not None:
-        query = params.browse_to_query(params.BrowseState(categories=(clicked,)))
+        query = url.browse_to_query(url.BrowseState(categories=(clicked,)))
         st.switch_page("pages/browse.py", query_params=query)
 
 geometry = stats.box_geometry(index, ann_rows)
 left, right = st.columns(2)
-left.plotly_chart(charts.category_sunburst(index.categories, counts["instances"]), key="x_sun")
+left.plotly_chart(figures.category_sunburst(index.categories, counts["instances"]), key="x_sun")
 right.plotly_chart(
-    charts.size_class_bars(index.categories, stats.size_classes(index, ann_rows), log),
+    figures.size_class_bars(index.categories, stats.size_classes(index, ann_rows), log),
     key="x_sizes",
 )
 left, right = st.columns(2)
 left.plotly_chart(
-    charts.log_histogram(geometry["area"], "Object area (pixels)", "area"), key="x_area"
+    figures.log_histogram(geometry["area"], "Object area (pixels)", "area"), key="x_area"
 )
 right.plotly_chart(
-    charts.count_histogram(
+    figures.count_histogram(
         stats.instances_per_image(index, image_rows),
         "Annotations per image",
         "annotations in the image",
@@ -73,18 +74,19 @@ right.plotly_chart(
 )
 left, right = st.columns(2)
 left.plotly_chart(
-    charts.cooccurrence_heatmap(index.categories, stats.cooccurrence(index, image_rows)), key="x_co"
+    figures.cooccurrence_heatmap(index.categories, stats.cooccurrence(index, image_rows)),
+    key="x_co",
 )
 right.plotly_chart(
-    charts.log_histogram(geometry["aspect"], "Box aspect ratio (width / height)", "w / h"),
+    figures.log_histogram(geometry["aspect"], "Box aspect ratio (width / height)", "w / h"),
     key="x_aspect",
 )
 left, right = st.columns(2)
-left.plotly_chart(charts.centre_heatmap(geometry["cx"], geometry["cy"]), key="x_centres")
+left.plotly_chart(figures.centre_heatmap(geometry["cx"], geometry["cy"]), key="x_centres")
 widths, heights = index.images["width"], index.images["height"]
 if image_rows is not None:
     widths, heights = widths[image_rows], heights[image_rows]
-right.plotly_chart(charts.image_size_scatter(widths, heights), key="x_sizes_wh")
+right.plotly_chart(figures.image_size_scatter(widths, heights), key="x_sizes_wh")
 
 st.subheader("Health")
 if not index.health:

@@ -5,14 +5,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from explorer.app import caches, dataset
 from explorer.app import widgets as ui
 from explorer.errors import ExplorerError
 from explorer.models import SMP_ENCODERS
 from explorer.training import TASK_MODELS, TrainConfig, runs
 from explorer.viz import figures as charts
 
-source, index = ui.page_dataset()
-jobs = ui.job_queue()
+source, index = dataset.page_dataset()
+jobs = caches.job_queue()
 st.title("Train")
 
 with st.form("t_form"):

@@ -210,7 +210,7 @@ def test_train_page_runs_a_tiny_job_to_the_end(monkeypatch, sample_root, tmp_pat
     import json
     import time
 
-    from explorer.app import widgets as ui
+    from explorer.app import caches
 
     doc = json.loads((sample_root / "annotations" / "instances_val2017.json").read_text())
     doc["images"] = doc["images"][:16]
@@ -229,7 +229,7 @@ def test_train_page_runs_a_tiny_job_to_the_end(monkeypatch, sample_root, tmp_pat
     at.number_input(key="t_epochs").set_value(2)
     next(b for b in at.button if b.label.startswith("Start")).click().run()
     assert not at.exception
-    queue = ui.job_queue()
+    queue = caches.job_queue()
     deadline = time.time() + 240
     while queue.busy() and time.time() < deadline:
         time.sleep(1)

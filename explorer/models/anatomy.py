@@ -243,3 +243,32 @@ def filter_tiles(conv: nn.Conv2d, columns: int = 12, cell: int = 33):
             2 + c * (cell + 2) : 2 + c * (cell + 2) + cell,
         ] = img
     return grid
+
+
+def model_input(model, rgb) -> torch.Tensor:
+    """An RGB image (H, W, 3 uint8) as the model's preprocessed batch of one, on its device."""
+    import numpy as np
+
+    x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)
+    return model.preprocess(x)[None].to(model.device)
+
+
+def to_uint8(values: torch.Tensor):
+    """A 2-D map scaled to 0..255 on its own (numpy uint8): how a map is shown over an image."""
+    lo, hi = values.min(), values.max()
+    return ((values - lo) / (hi - lo + 1e-8) * 255).byte().cpu().numpy()
+
+
+def top_classes(logits: torch.Tensor, k: int = 10) -> tuple[list[int], list[float]]:
+    """A classifier's ``k`` most probable labels and their softmax probabilities."""
+    prob = torch.softmax(logits, 0)
+    top = torch.argsort(prob, descending=True)[:k].tolist()
+    return top, [float(prob[t]) for t in top]
+
+
+def class_score_maps(logits: torch.Tensor, k: int = 8):
+    """A segmenter's ``k`` labels with the highest mean probability, and every label's per-pixel
+    probability as 0..255 (numpy uint8, C x H x W)."""
+    scores = torch.softmax(logits, 0)
+    top = torch.argsort(scores.flatten(1).mean(1), descending=True)[:k].tolist()
+    return top, (scores * 255).byte().cpu().numpy()

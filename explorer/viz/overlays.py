@@ -235,7 +235,7 @@ def blend_labels(
     alpha: float,
     skip: tuple[int, ...] = (0,),
 ) -> np.ndarray:
-    """Paint ``labels`` (a label map of the image's size) over ``rgb``; ``skip`` labels stay clear."""
+    """Paint ``labels`` (a label map of the image's size) over ``rgb``; ``skip`` stays clear."""
     out = rgb.astype(np.float32)
     paint = ~np.isin(labels, skip)
     out[paint] = out[paint] * (1 - alpha) + colours[labels[paint]].astype(np.float32) * alpha
@@ -259,3 +259,13 @@ def error_overlay(rgb: np.ndarray, codes: np.ndarray, alpha: float = 0.6) -> np.
     colours = np.zeros((256, 3), np.uint8)
     colours[1:6] = list(ERROR_COLOURS.values())
     return blend_labels(rgb, codes, colours, alpha, skip=(0,))
+
+
+def heat_overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """A small 0..255 map (uint8) upsampled over the image, blue (weak) to red (strong)."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    big = np.asarray(Image.fromarray(heat).resize((w, h), Image.BILINEAR))
+    ramp = np.stack([np.linspace(0, 255, 256), np.zeros(256), np.linspace(255, 0, 256)], 1)
+    return blend_labels(rgb, big, ramp.astype(np.uint8), alpha, skip=())

@@ -1,8 +1,9 @@
-"""The dataset picker alone (AppTest drops sidebar elements of apps that call set_page_config on reruns)."""
+"""The dataset picker alone (AppTest drops sidebar elements of apps that call set_page_config
+on reruns)."""
 
 import streamlit as st
 
-from explorer.app import widgets as ui
+from explorer.app import dataset
 
-source, index = ui.dataset_sidebar()
+source, index = dataset.dataset_sidebar()
 st.write(f"current: {source.label} ({index.num_images} images)")

@@ -1,0 +1,152 @@
+"""Cached getters: what pages ask for again on every rerun, computed once.
+
+Heavy objects (the index, models, the job queue) go through ``st.cache_resource`` keyed by
+strings; derived data (filtered rows, overlays, thumbnails, crops) through ``st.cache_data``
+keyed by ids and parameters, never by arrays or modules (hashing those on every rerun costs more
+than the work). Derived data is keyed by the annotation file's fingerprint too: a changed file is
+a new key.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from explorer.coco import CocoIndex, fingerprint, open_index
+from explorer.coco.filters import ImageFilter, filter_images
+from explorer.coco.images import load_rgb, resolve_image_path
+from explorer.errors import ExplorerError
+from explorer.inference.runner import crop_box
+from explorer.viz import overlays
+
+
+@st.cache_resource(show_spinner="Opening the annotation file…", max_entries=4)
+def _index(annotations: str, file_fingerprint: str) -> CocoIndex:
+    return open_index(annotations)
+
+
+def get_index(annotations: str) -> CocoIndex:
+    """The index of an annotation file, one per process (re-read when the file changes)."""
+    try:
+        fp = fingerprint(Path(annotations))
+    except OSError as e:
+        raise ExplorerError(f"{annotations}: cannot read ({e.strerror})") from None
+    return _index(annotations, fp)
+
+
+def filtered_image_rows(annotations: str, flt: ImageFilter | None) -> np.ndarray:
+    """The image rows a filter keeps (every image without a filter)."""
+    if flt is None:
+        return np.arange(get_index(annotations).num_images)
+    return _filtered_image_rows(annotations, get_index(annotations).fingerprint, flt)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _filtered_image_rows(annotations: str, fingerprint: str, flt: ImageFilter) -> np.ndarray:
+    return filter_images(get_index(annotations), flt)
+
+
+def overlay_jpeg(
+    annotations: str, images: str, image_id: int, opts: overlays.OverlayOptions
+) -> tuple[bytes, list[str]]:
+    """An image with its annotations drawn, as JPEG bytes, and notes on what could not be shown."""
+    return _overlay_jpeg(annotations, get_index(annotations).fingerprint, images, image_id, opts)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _overlay_jpeg(
+    annotations: str, fingerprint: str, images: str, image_id: int, opts: overlays.OverlayOptions
+) -> tuple[bytes, list[str]]:
+    index = get_index(annotations)
+    images_dir = Path(images) if images else None
+    rgb, notes = overlays.compose_overlay(index, images_dir, index.image_row(image_id), opts)
+    return overlays.encode_jpeg(rgb), notes
+
+
+def thumbnail_jpeg(annotations: str, images: str, image_id: int) -> bytes:
+    return _thumbnail_jpeg(annotations, get_index(annotations).fingerprint, images, image_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _thumbnail_jpeg(annotations: str, fingerprint: str, images: str, image_id: int) -> bytes:
+    index = get_index(annotations)
+    images_dir = Path(images) if images else None
+    return overlays.thumbnail_jpeg(index, images_dir, index.image_row(image_id))
+
+
+def crop_data_url(annotations: str, images: str, annotation_id: int, side: int = 48) -> str:
+    """An object's crop as a small JPEG data URL (for ImageColumn cells)."""
+    fp = get_index(annotations).fingerprint
+    return _crop_data_url(annotations, fp, images, annotation_id, side)
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _crop_data_url(
+    annotations: str, fingerprint: str, images: str, annotation_id: int, side: int
+) -> str:
+    index = get_index(annotations)
+    a = int(np.flatnonzero(index.annotations["id"] == annotation_id)[0])
+    r = int(index.annotations["image_row"][a])
+    w, h = int(index.images["width"][r]), int(index.images["height"][r])
+    try:
+        rgb = load_rgb(resolve_image_path(images, str(index.images["file_name"][r])), (w, h))
+    except ExplorerError:
+        return ""
+    x0, y0, x1, y1 = crop_box(tuple(index.annotations["bbox"][a]), w, h)
+    data = overlays.encode_jpeg(overlays.letterbox(rgb[y0:y1, x0:x1], side, side), 80)
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+@st.cache_data(show_spinner=False)
+def label_space_tables():
+    """The VOC -> COCO map and, per COCO category, how many ImageNet classes map to it."""
+    import pandas as pd
+
+    from explorer.coco.labels import VOC_COCO_IDS, VOC_COCO_NAMES, VOC_NAMES, imagenet_to_coco
+
+    voc = pd.DataFrame(
+        {
+            "VOC label": list(range(1, 21)),
+            "VOC name": VOC_NAMES[1:],
+            "COCO id": VOC_COCO_IDS,
+            "COCO name": VOC_COCO_NAMES,
+        }
+    )
+    counts = pd.Series(list(imagenet_to_coco().values())).value_counts()
+    imagenet = pd.DataFrame({"COCO name": counts.index, "ImageNet classes": counts.values})
+    return voc, imagenet
+
+
+def weights_stamp(weights: str) -> str:
+    """Changes when a weights file is rewritten (a run's best.pt after each better epoch)."""
+    from explorer.models.weights import UNTRAINED, file_key, resolve_weights_path
+
+    if not weights or weights == UNTRAINED:
+        return ""
+    try:
+        return file_key(resolve_weights_path(weights))
+    except (ExplorerError, OSError):
+        return ""
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def load_model(name: str, weights: str, device: str, encoder: str, annotations: str, stamp: str):
+    """A model, once per (name, weights, device, encoder, weights stamp) per process, shared by
+    all sessions. ``annotations`` gives an untrained dataset-class model its classes."""
+    from explorer.models import load_model as load
+
+    categories = get_index(annotations).categories if annotations else None
+    return load(
+        name, weights or None, device, encoder=encoder or None, dataset_categories=categories
+    )
+
+
+@st.cache_resource
+def job_queue():
+    """The process-wide training queue (its worker thread never calls Streamlit)."""
+    from explorer.training.jobs import JobQueue
+
+    return JobQueue()

@@ -1,0 +1,91 @@
+"""Long work on the current Browse filter, run in the page with a progress bar and a Stop button.
+
+Every model page has the same block: the images the Browse filter keeps, a button, a progress
+bar, and the result kept in the session for exactly that dataset, filter and models (so a result
+never shows under another dataset or model). :func:`evaluate_on_filter` is that block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+import streamlit as st
+
+from explorer.app import caches, state
+from explorer.coco import CocoIndex
+from explorer.coco.sources import DatasetSource
+from explorer.errors import ExplorerError
+
+T = TypeVar("T")
+
+
+def result_key(source: DatasetSource, index: CocoIndex, rows: np.ndarray, *models) -> str:
+    """Identifies a saved page result: the dataset, the exact image rows and the models' weights."""
+    h = hashlib.sha1(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
+    for part in (
+        index.fingerprint,
+        source.images,
+        *(f"{m.name}|{m.encoder}|{m.weights_key}" for m in models),
+    ):
+        h.update(str(part).encode())
+    return h.hexdigest()
+
+
+def run_with_progress(label: str, fn: Callable[..., T], *args, **kwargs) -> T | None:
+    """Run ``fn(*args, progress=..., **kwargs)`` with an ``st.progress`` bar (in the script thread)
+    and a Stop button: a click reruns the page, which ends this run; finished predictions stay
+    cached, so running again resumes. A user error is shown with ``st.error`` (None returned)."""
+    box = st.empty()
+    with box.container():
+        st.button("Stop", key=f"stop_{label}", help="Stops the run; what is done stays cached")
+        bar = st.progress(0.0, text=label)
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{label}: {done:,} of {total:,}")
+
+    try:
+        return fn(*args, progress=progress, **kwargs)
+    except ExplorerError as e:  # no image folder, unreadable files, ...: say so, keep the page
+        st.error(str(e))
+        return None
+    finally:
+        box.empty()
+
+
+def evaluate_on_filter(
+    key: str,
+    source: DatasetSource,
+    index: CocoIndex,
+    models: tuple,
+    run: Callable[..., T],
+    *,
+    button: str,
+    working: str,
+    what: str,
+    primary: bool = False,
+) -> T | None:
+    """The "run on the current filter" block of a model page.
+
+    Args:
+        key: the page's prefix: the button is ``<key>_run``, the result ``<key>_result``.
+        models: the models the result depends on (part of the result's identity).
+        run: ``run(image_rows, progress=...)`` computes the result.
+        button: the button's label; working: the progress bar's label; what: the caption after
+            the number of images (e.g. "every non-crowd object's crop").
+
+    Returns:
+        The result computed for this dataset, filter and models (now or on an earlier run), or
+        None when there is none yet.
+    """
+    rows = caches.filtered_image_rows(source.annotations, state.browse_filter())
+    st.caption(f"{len(rows):,} images{', ' + what if what else ''}")
+    identity = result_key(source, index, rows, *models)
+    if st.button(button, key=f"{key}_run", type="primary" if primary else "secondary"):
+        result = run_with_progress(working, run, rows)
+        if result is not None:
+            st.session_state[f"{key}_result"] = (identity, result)
+    saved = st.session_state.get(f"{key}_result")
+    return saved[1] if saved is not None and saved[0] == identity else None

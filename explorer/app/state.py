@@ -1,0 +1,63 @@
+"""Session state that crosses pages, under names; each page's own widget keys carry its prefix.
+
+Streamlit keeps widget values in ``st.session_state`` under their ``key``. A page's own widgets
+use keys starting with its prefix, so a page can reset its state without touching another's:
+
+=========  =================  =========  ==========================
+prefix     page               prefix     page
+=========  =================  =========  ==========================
+``ds_``    dataset picker     ``c_``     Classify
+``b_``     Browse (filters)   ``s_``     Segment
+``d_``     Browse (detail)    ``k_``     Compare
+``x_``     Distributions      ``a_``     Anatomy
+``t_``     Train
+=========  =================  =========  ==========================
+
+What one page leaves for another goes through the functions below, never a bare string.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.coco.filters import ImageFilter
+from explorer.coco.sources import DatasetSource
+
+DATASET = "dataset_source"
+BROWSE_FILTER = "b_filter"
+BROWSE_IMAGE = "b_image"
+BROWSE_PREFIXES = ("b_", "d_")
+
+
+def current_source() -> DatasetSource | None:
+    """The dataset the session has open (set by the dataset picker)."""
+    return st.session_state.get(DATASET)
+
+
+def set_current_source(source: DatasetSource) -> None:
+    st.session_state[DATASET] = source
+
+
+def browse_filter() -> ImageFilter | None:
+    """The filter set on the Browse page (Distributions, Classify, Segment, Compare follow it)."""
+    return st.session_state.get(BROWSE_FILTER)
+
+
+def set_browse_filter(flt: ImageFilter) -> None:
+    st.session_state[BROWSE_FILTER] = flt
+
+
+def browse_image() -> int | None:
+    """The image open in Browse (the model pages start on it)."""
+    return st.session_state.get(BROWSE_IMAGE)
+
+
+def open_in_browse(image_id: int | None) -> None:
+    """Open an image in Browse's detail view (None: back to the grid)."""
+    st.session_state[BROWSE_IMAGE] = image_id
+
+
+def forget_browse_state() -> None:
+    """Drop Browse's filters and detail settings (another dataset was opened)."""
+    for key in [k for k in st.session_state if k.startswith(BROWSE_PREFIXES)]:
+        del st.session_state[key]
