@@ -32,13 +32,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 COCO_NAMES = (
-    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant stop_sign "
-    "parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe backpack umbrella "
-    "handbag tie suitcase frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard "
-    "surfboard tennis_racket bottle wine_glass cup fork knife spoon bowl banana apple sandwich orange "
-    "broccoli carrot hot_dog pizza donut cake chair couch potted_plant bed dining_table toilet tv laptop "
-    "mouse remote keyboard cell_phone microwave oven toaster sink refrigerator book clock vase scissors "
-    "teddy_bear hair_drier toothbrush"
+    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant "
+    "stop_sign parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe "
+    "backpack umbrella handbag tie suitcase frisbee skis snowboard sports_ball kite "
+    "baseball_bat baseball_glove skateboard surfboard tennis_racket bottle wine_glass cup fork "
+    "knife spoon bowl banana apple sandwich orange broccoli carrot hot_dog pizza donut cake "
+    "chair couch potted_plant bed dining_table toilet tv laptop mouse remote keyboard "
+    "cell_phone microwave oven toaster sink refrigerator book clock vase scissors teddy_bear "
+    "hair_drier toothbrush"
 ).split()
 COCO_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
 
@@ -222,9 +223,8 @@ def main() -> None:
         t, m = best[key][0], peak[key]
         print(f"{label:40}{t:8.2f}{m:9.0f}{ref_t / t:9.1f}x{ref_m / m:10.1f}x")
     print(f"instance masks of a 7-annotation 640x480 image: {ms:.2f} ms (mean of {n_img} images)")
-    print(
-        f"all runs: {json.dumps({k: [[round(t, 2), round(m)] for t, m in v] for k, v in results.items()})}"
-    )
+    runs = {k: [[round(t, 2), round(m)] for t, m in v] for k, v in results.items()}
+    print(f"all runs: {json.dumps(runs)}")
 
 
 if __name__ == "__main__":
