@@ -14,6 +14,7 @@ usage: python bench/bench_app.py [--big /tmp/bench_train2017.json] [--coco ../sh
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -36,6 +37,9 @@ def timeit(fn, repeat: int = 5) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
+Result = tuple[str, float, float, str]  # measurement, median s, best s, target
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--big", default="/tmp/bench_train2017.json")
@@ -48,123 +52,141 @@ def main() -> None:
         from bench.bench_index import write_big_file
 
         write_big_file(big)
-    import numpy as np
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
-    from explorer.coco import open_index, stats
-    from explorer.viz import figures as charts
-    from explorer.viz import overlays as render
-
-    results = []
+    results: list[Result] = []
     try:
-        # 1. opacity rerun on the big index
-        os.environ["EXPLORER_COCO"] = str(big)
-        index = open_index(big)
-        row = int(np.flatnonzero(np.diff(index.images["ann_start"]) == 7)[0])
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-        at.query_params["image_id"] = str(int(index.images["id"][row]))
-        at.run()
-        assert not at.exception, at.exception
-        values = iter(np.linspace(0.1, 0.9, 50))
-        med, best = timeit(lambda: at.slider(key="d_alpha").set_value(float(next(values))).run(), 7)
-        assert not at.exception
-        results.append(
-            (
-                "Browse rerun, opacity slider changed (118k-image index, AppTest)",
-                med,
-                best,
-                "< 0.3 s",
-            )
-        )
-
-        # 2. distributions, warm
-        def dist():
-            c = stats.category_counts(index)
-            g = stats.box_geometry(index)
-            figs = [
-                charts.category_bars(index.categories, c["instances"], "i"),
-                charts.category_bars(index.categories, c["images"], "m"),
-                charts.category_sunburst(index.categories, c["instances"]),
-                charts.size_class_bars(index.categories, stats.size_classes(index)),
-                charts.log_histogram(g["area"], "a", "a"),
-                charts.count_histogram(stats.instances_per_image(index), "n", "n"),
-                charts.cooccurrence_heatmap(index.categories, stats.cooccurrence(index)),
-                charts.log_histogram(g["aspect"], "r", "r"),
-                charts.centre_heatmap(g["cx"], g["cy"]),
-                charts.image_size_scatter(index.images["width"], index.images["height"]),
-            ]
-            return figs
-
-        dist()
-        med, best = timeit(dist, 5)
-        results.append(
-            ("Distributions: all stats + 10 figures, warm (118k images)", med, best, "< 1 s")
-        )
-        at.switch_page("pages/distributions.py").run()
-        med, best = timeit(lambda: at.run(), 3)
-        assert not at.exception
-        results.append(
-            ("Distributions page, whole AppTest run, warm (118k images)", med, best, "< 1 s")
-        )
-        del os.environ["EXPLORER_COCO"]
-
-        # 3 + 4. real COCO images
-        ann = Path(args.coco) / "annotations" / "instances_val2017.json"
-        images = Path(args.coco) / "val2017"
-        tiny = open_index(ann)
-        n = np.diff(tiny.images["ann_start"])
-        typical = int(np.argmin(np.abs(n - 7)))
-
-        def detail():
-            rgb, _ = render.compose_overlay(tiny, images, typical)
-            return render.encode_jpeg(rgb)
-
-        detail()
-        med, best = timeit(detail, 20)
-        results.append(
-            (
-                f"Image detail, all overlays + JPEG ({n[typical]} annotations, "
-                f"{tiny.images['width'][typical]}x{tiny.images['height'][typical]})",
-                med,
-                best,
-                "< 0.1 s",
-            )
-        )
-
-        rows = list(range(min(48, tiny.num_images))) + list(range(max(0, 48 - tiny.num_images)))
-
-        def grid():
-            return [render.thumbnail_jpeg(tiny, images, r) for r in rows]
-
-        cold = []
-        for _ in range(3):
-            shutil.rmtree(Path(cache) / "thumbs", ignore_errors=True)
-            t = time.perf_counter()
-            grid()
-            cold.append(time.perf_counter() - t)
-        results.append(
-            (
-                "Grid of 48 thumbnails, cold (decode + masks + encode)",
-                statistics.median(cold),
-                min(cold),
-                "< 1.5 s",
-            )
-        )
-        med, best = timeit(grid, 5)
-        results.append(("Grid of 48 thumbnails, warm (disk cache)", med, best, "< 0.3 s"))
-        st.cache_data.clear()
-        st.cache_resource.clear()
-        os.environ["EXPLORER_COCO"], os.environ["EXPLORER_IMAGES"] = str(ann), str(images)
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
-        at.selectbox(key="b_page_size").set_value(48).run()
-        med, best = timeit(lambda: at.run(), 5)
-        results.append(("Browse grid page of 48, whole AppTest rerun, warm", med, best, "< 0.3 s"))
+        results += big_index(big)
+        results += real_images(Path(args.coco), Path(cache))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     print(f"{'measurement':78}{'median s':>10}{'best s':>9}  target")
     for name, med, best, target in results:
         print(f"{name:78}{med:10.3f}{best:9.3f}  {target}")
+
+
+def big_index(big: Path) -> list[Result]:
+    """1. the opacity rerun and 2. the Distributions page, on the train2017-scale index."""
+    import numpy as np
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.coco import open_index
+
+    os.environ["EXPLORER_COCO"] = str(big)
+    index = open_index(big)
+    row = int(np.flatnonzero(np.diff(index.images["ann_start"]) == 7)[0])
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params["image_id"] = str(int(index.images["id"][row]))
+    at.run()
+    assert not at.exception, at.exception
+    values = iter(np.linspace(0.1, 0.9, 50))
+    med, best = timeit(lambda: at.slider(key="d_alpha").set_value(float(next(values))).run(), 7)
+    assert not at.exception
+    results = [
+        ("Browse rerun, opacity slider changed (118k-image index, AppTest)", med, best, "< 0.3 s")
+    ]
+    dist = functools.partial(distribution_figures, index)
+    dist()
+    med, best = timeit(dist, 5)
+    results.append(
+        ("Distributions: all stats + 10 figures, warm (118k images)", med, best, "< 1 s")
+    )
+    at.switch_page("pages/distributions.py").run()
+    med, best = timeit(lambda: at.run(), 3)
+    assert not at.exception
+    results.append(
+        ("Distributions page, whole AppTest run, warm (118k images)", med, best, "< 1 s")
+    )
+    del os.environ["EXPLORER_COCO"]
+    return results
+
+
+def distribution_figures(index) -> list:
+    """Every statistic and figure of the Distributions page."""
+    from explorer.coco import stats
+    from explorer.viz import figures as charts
+
+    c = stats.category_counts(index)
+    g = stats.box_geometry(index)
+    return [
+        charts.category_bars(index.categories, c["instances"], "i"),
+        charts.category_bars(index.categories, c["images"], "m"),
+        charts.category_sunburst(index.categories, c["instances"]),
+        charts.size_class_bars(index.categories, stats.size_classes(index)),
+        charts.log_histogram(g["area"], "a", "a"),
+        charts.count_histogram(stats.instances_per_image(index), "n", "n"),
+        charts.cooccurrence_heatmap(index.categories, stats.cooccurrence(index)),
+        charts.log_histogram(g["aspect"], "r", "r"),
+        charts.centre_heatmap(g["cx"], g["cy"]),
+        charts.image_size_scatter(index.images["width"], index.images["height"]),
+    ]
+
+
+def real_images(coco: Path, cache: Path) -> list[Result]:
+    """3. one image detail and 4. a grid of 48 thumbnails, on real COCO images."""
+    import numpy as np
+
+    from explorer.coco import open_index
+    from explorer.viz import overlays as render
+
+    ann = coco / "annotations" / "instances_val2017.json"
+    images = coco / "val2017"
+    tiny = open_index(ann)
+    n = np.diff(tiny.images["ann_start"])
+    typical = int(np.argmin(np.abs(n - 7)))
+
+    def detail():
+        rgb, _ = render.compose_overlay(tiny, images, typical)
+        return render.encode_jpeg(rgb)
+
+    detail()
+    med, best = timeit(detail, 20)
+    results = [
+        (
+            f"Image detail, all overlays + JPEG ({n[typical]} annotations, "
+            f"{tiny.images['width'][typical]}x{tiny.images['height'][typical]})",
+            med,
+            best,
+            "< 0.1 s",
+        )
+    ]
+    return results + thumbnail_grid(tiny, ann, images, cache)
+
+
+def thumbnail_grid(tiny, ann: Path, images: Path, cache: Path) -> list[Result]:
+    """4. a grid of 48 thumbnails: cold, warm, and the whole Browse page rerun."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.viz import overlays as render
+
+    rows = list(range(min(48, tiny.num_images))) + list(range(max(0, 48 - tiny.num_images)))
+
+    def grid():
+        return [render.thumbnail_jpeg(tiny, images, r) for r in rows]
+
+    cold = []
+    for _ in range(3):
+        shutil.rmtree(cache / "thumbs", ignore_errors=True)
+        t = time.perf_counter()
+        grid()
+        cold.append(time.perf_counter() - t)
+    results = [
+        (
+            "Grid of 48 thumbnails, cold (decode + masks + encode)",
+            statistics.median(cold),
+            min(cold),
+            "< 1.5 s",
+        )
+    ]
+    med, best = timeit(grid, 5)
+    results.append(("Grid of 48 thumbnails, warm (disk cache)", med, best, "< 0.3 s"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    os.environ["EXPLORER_COCO"], os.environ["EXPLORER_IMAGES"] = str(ann), str(images)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.selectbox(key="b_page_size").set_value(48).run()
+    med, best = timeit(lambda: at.run(), 5)
+    results.append(("Browse grid page of 48, whole AppTest rerun, warm", med, best, "< 0.3 s"))
+    return results
 
 
 if __name__ == "__main__":

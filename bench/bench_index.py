@@ -32,13 +32,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 COCO_NAMES = (
-    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant stop_sign "
-    "parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe backpack umbrella "
-    "handbag tie suitcase frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard "
-    "surfboard tennis_racket bottle wine_glass cup fork knife spoon bowl banana apple sandwich orange "
-    "broccoli carrot hot_dog pizza donut cake chair couch potted_plant bed dining_table toilet tv laptop "
-    "mouse remote keyboard cell_phone microwave oven toaster sink refrigerator book clock vase scissors "
-    "teddy_bear hair_drier toothbrush"
+    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant "
+    "stop_sign parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe "
+    "backpack umbrella handbag tie suitcase frisbee skis snowboard sports_ball kite "
+    "baseball_bat baseball_glove skateboard surfboard tennis_racket bottle wine_glass cup fork "
+    "knife spoon bowl banana apple sandwich orange broccoli carrot hot_dog pizza donut cake "
+    "chair couch potted_plant bed dining_table toilet tv laptop mouse remote keyboard "
+    "cell_phone microwave oven toaster sink refrigerator book clock vase scissors teddy_bear "
+    "hair_drier toothbrush"
 ).split()
 COCO_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
 
@@ -72,46 +73,11 @@ def write_big_file(
         cat = COCO_IDS[int(rng.integers(80))]
         r = rng.uniform(4, min(w, h) / 3)
         cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
-        if rng.random() < 0.01:  # crowd: uncompressed RLE of a box, column-major
-            x0, y0, bw, bh = int(cx - r), int(cy - r), int(2 * r), int(2 * r)
-            starts = np.arange(x0, x0 + bw) * h + y0
-            counts = np.empty(2 * bw + 1, np.int64)
-            counts[0] = starts[0]
-            counts[1:-1:2] = bh
-            counts[2:-1:2] = starts[1:] - starts[:-1] - bh
-            counts[-1] = w * h - starts[-1] - bh
-            anns.append(
-                {
-                    "segmentation": {"counts": counts.tolist(), "size": [h, w]},
-                    "area": float(bw * bh),
-                    "iscrowd": 1,
-                    "image_id": int(img_of[k - 1]) + 1,
-                    "bbox": [x0, y0, bw, bh],
-                    "category_id": cat,
-                    "id": 900_000_000_000 + k,
-                }
-            )
-            continue
-        n = int(rng.integers(8, 41))
-        t = 2 * math.pi * np.arange(n) / n
-        rr = r * rng.uniform(0.6, 1.0, n)
-        xs, ys = np.round(cx + rr * np.cos(t), 2), np.round(cy + rr * np.sin(t), 2)
-        anns.append(
-            {
-                "segmentation": [np.stack([xs, ys], 1).ravel().tolist()],
-                "area": round(math.pi * r * r * 0.65, 4),
-                "iscrowd": 0,
-                "image_id": int(img_of[k - 1]) + 1,
-                "bbox": [
-                    float(xs.min()),
-                    float(ys.min()),
-                    round(float(xs.max() - xs.min()), 2),
-                    round(float(ys.max() - ys.min()), 2),
-                ],
-                "category_id": cat,
-                "id": k,
-            }
-        )
+        ids = {"image_id": int(img_of[k - 1]) + 1, "category_id": cat}
+        if rng.random() < 0.01:
+            anns.append(_crowd_box(cx, cy, r, w, h, ids, id=900_000_000_000 + k))
+        else:
+            anns.append(_polygon(cx, cy, r, rng, ids, id=k))
     cats = [
         {"supercategory": "thing", "id": i, "name": n.replace("_", " ")}
         for i, n in zip(COCO_IDS, COCO_NAMES, strict=True)
@@ -126,6 +92,49 @@ def write_big_file(
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(msgspec.json.encode(doc))
     os.replace(tmp, path)
+
+
+def _crowd_box(cx: float, cy: float, r: float, w: int, h: int, ids: dict, id: int) -> dict:
+    """A crowd annotation: the uncompressed (column-major) RLE of a box. Keys keep the order
+    of a real COCO file."""
+    x0, y0, bw, bh = int(cx - r), int(cy - r), int(2 * r), int(2 * r)
+    starts = np.arange(x0, x0 + bw) * h + y0
+    counts = np.empty(2 * bw + 1, np.int64)
+    counts[0] = starts[0]
+    counts[1:-1:2] = bh
+    counts[2:-1:2] = starts[1:] - starts[:-1] - bh
+    counts[-1] = w * h - starts[-1] - bh
+    return {
+        "segmentation": {"counts": counts.tolist(), "size": [h, w]},
+        "area": float(bw * bh),
+        "iscrowd": 1,
+        "image_id": ids["image_id"],
+        "bbox": [x0, y0, bw, bh],
+        "category_id": ids["category_id"],
+        "id": id,
+    }
+
+
+def _polygon(cx: float, cy: float, r: float, rng: np.random.Generator, ids: dict, id: int) -> dict:
+    """An annotation whose polygon is a jagged circle of 8 to 40 points."""
+    n = int(rng.integers(8, 41))
+    t = 2 * math.pi * np.arange(n) / n
+    rr = r * rng.uniform(0.6, 1.0, n)
+    xs, ys = np.round(cx + rr * np.cos(t), 2), np.round(cy + rr * np.sin(t), 2)
+    return {
+        "segmentation": [np.stack([xs, ys], 1).ravel().tolist()],
+        "area": round(math.pi * r * r * 0.65, 4),
+        "iscrowd": 0,
+        "image_id": ids["image_id"],
+        "bbox": [
+            float(xs.min()),
+            float(ys.min()),
+            round(float(xs.max() - xs.min()), 2),
+            round(float(ys.max() - ys.min()), 2),
+        ],
+        "category_id": ids["category_id"],
+        "id": id,
+    }
 
 
 PYCOCO = """
@@ -222,9 +231,8 @@ def main() -> None:
         t, m = best[key][0], peak[key]
         print(f"{label:40}{t:8.2f}{m:9.0f}{ref_t / t:9.1f}x{ref_m / m:10.1f}x")
     print(f"instance masks of a 7-annotation 640x480 image: {ms:.2f} ms (mean of {n_img} images)")
-    print(
-        f"all runs: {json.dumps({k: [[round(t, 2), round(m)] for t, m in v] for k, v in results.items()})}"
-    )
+    runs = {k: [[round(t, 2), round(m)] for t, m in v] for k, v in results.items()}
+    print(f"all runs: {json.dumps(runs)}")
 
 
 if __name__ == "__main__":

@@ -116,11 +116,13 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-infer-"))
     paths = write_images(folder, args.images)
     print(
-        f"machine: {platform.node()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, device {device}"
-        f"{' (' + gpu + ')' if gpu else ''}, {args.images} synthetic 640x480 JPEGs, workers {args.workers}"
+        f"machine: {platform.node()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"device {device}{' (' + gpu + ')' if gpu else ''}, "
+        f"{args.images} synthetic 640x480 JPEGs, workers {args.workers}"
     )
     print(
-        f"{'model':32}{'batch':>6}{'naive img/s':>13}{'runner img/s':>14}{'speed-up':>10}{'TFLOP/s':>9}"
+        f"{'model':32}{'batch':>6}{'naive img/s':>13}{'runner img/s':>14}"
+        f"{'speed-up':>10}{'TFLOP/s':>9}"
     )
     for name in args.models.split(","):
         model = load_model(name, "untrained", device)

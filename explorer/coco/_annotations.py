@@ -123,6 +123,16 @@ def spans_from_raws(
     return spans
 
 
+_NUMBERS = (
+    ("id", np.int64),
+    ("image_id", np.int64),
+    ("category_id", np.int64),
+    ("iscrowd", np.int64),
+    ("area", np.float64),
+)
+_COLUMNS = (*(name for name, _ in _NUMBERS), "bbox", "seg_offset", "seg_length", "seg_first")
+
+
 def parse_spans(
     spans: list[tuple[int, int]],
     data: bytes,
@@ -140,50 +150,15 @@ def parse_spans(
     Raises:
         SpanError: a span is not a run of whole JSON records.
     """
-    chunk_decoder = msgspec.json.Decoder(list[Annotation])
-    raw_decoder = msgspec.json.Decoder(list[msgspec.Raw])
-    one_decoder = msgspec.json.Decoder(Annotation)
+    decode = _SpanDecoder(problems)
     view = memoryview(data)
     data_np = np.frombuffer(data, np.uint8)
-    cols: dict[str, list[np.ndarray]] = {
-        k: []
-        for k in (
-            "id",
-            "image_id",
-            "category_id",
-            "iscrowd",
-            "area",
-            "bbox",
-            "seg_offset",
-            "seg_length",
-            "seg_first",
-        )
-    }
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in _COLUMNS}
     for start, stop in spans:
         buffer = b"".join((b"[", view[start:stop], b"]"))
-        try:
-            chunk = chunk_decoder.decode(buffer)
-        except msgspec.ValidationError:  # some record does not fit: decode them one by one
-            chunk = []
-            for raw in raw_decoder.decode(buffer):
-                try:
-                    chunk.append(one_decoder.decode(raw))
-                except msgspec.ValidationError as e:
-                    problems.add(
-                        "bad_annotation_record",
-                        "annotation records that do not fit the COCO schema (skipped)",
-                        {"id": _record_id(raw), "error": str(e)},
-                    )
-        except msgspec.DecodeError as e:
-            raise SpanError(f"span {start}-{stop}: {e}") from None
+        chunk = decode(buffer, start, stop)
         n = len(chunk)
-        for name, dtype in (
-            ("id", np.int64),
-            ("image_id", np.int64),
-            ("category_id", np.int64),
-            ("iscrowd", np.int64),
-            ("area", np.float64),
-        ):
+        for name, dtype in _NUMBERS:
             cols[name].append(_column(chunk, name, dtype))
         cols["bbox"].append(
             np.fromiter(
@@ -194,22 +169,14 @@ def parse_spans(
         lengths = np.fromiter(map(len, segs), np.int64, n)
         cols["seg_length"].append(lengths)
         if seg_out is not None:
-            blob = b"".join(segs)
-            offsets = np.cumsum(lengths) - lengths
-            cols["seg_first"].append(
-                np.frombuffer(blob, np.uint8)[offsets] if n else lengths[:0].astype(np.uint8)
-            )
+            offsets, first = _stream(segs, lengths, seg_out)
             cols["seg_offset"].append(seg_written + offsets)
-            seg_out.write(blob)
-            seg_written += len(blob)
-            continue
-        # each Raw views ``buffer``, a copy of the file from ``start`` on after one "["
-        offsets = _raw_addresses(segs) - address(buffer) - 1 + start
-        for i in {0, n - 1} if n else ():  # cheap proof that the offsets address the file
-            if data[offsets[i] : offsets[i] + lengths[i]] != bytes(segs[i]):
-                raise RuntimeError("segmentation offsets do not address the annotation file")
-        cols["seg_offset"].append(offsets)
-        cols["seg_first"].append(data_np[offsets])
+            seg_written += int(lengths.sum())
+        else:
+            offsets = _offsets_in_file(segs, lengths, buffer, data, start)
+            cols["seg_offset"].append(offsets)
+            first = data_np[offsets]
+        cols["seg_first"].append(first)
     return {
         k: (
             np.concatenate(v)
@@ -218,6 +185,61 @@ def parse_spans(
         )
         for k, v in cols.items()
     }
+
+
+class _SpanDecoder:
+    """Decodes one span (as a JSON array) into Annotation records, typed in one call; when a
+    record does not fit the schema, one record at a time, skipping and reporting the bad ones."""
+
+    def __init__(self, problems) -> None:
+        self.problems = problems
+        self.chunk = msgspec.json.Decoder(list[Annotation])
+        self.raws = msgspec.json.Decoder(list[msgspec.Raw])
+        self.one = msgspec.json.Decoder(Annotation)
+
+    def __call__(self, buffer: bytes, start: int, stop: int) -> list[Annotation]:
+        try:
+            return self.chunk.decode(buffer)
+        except msgspec.ValidationError:
+            pass
+        except msgspec.DecodeError as e:
+            raise SpanError(f"span {start}-{stop}: {e}") from None
+        chunk = []
+        for raw in self.raws.decode(buffer):
+            try:
+                chunk.append(self.one.decode(raw))
+            except msgspec.ValidationError as e:
+                self.problems.add(
+                    "bad_annotation_record",
+                    "annotation records that do not fit the COCO schema (skipped)",
+                    {"id": _record_id(raw), "error": str(e)},
+                )
+        return chunk
+
+
+def _stream(segs: list, lengths: np.ndarray, seg_out: BinaryIO) -> tuple[np.ndarray, np.ndarray]:
+    """Write the raw segmentations to ``seg_out``; return their offsets in what was written
+    and their first bytes."""
+    blob = b"".join(segs)
+    offsets = np.cumsum(lengths) - lengths
+    first = np.frombuffer(blob, np.uint8)[offsets] if len(segs) else lengths[:0].astype(np.uint8)
+    seg_out.write(blob)
+    return offsets, first
+
+
+def _offsets_in_file(
+    segs: list, lengths: np.ndarray, buffer: bytes, data: bytes, start: int
+) -> np.ndarray:
+    """Where each raw segmentation lies in ``data``.
+
+    Each Raw views ``buffer``, a copy of the file from ``start`` on after one "[".
+    """
+    n = len(segs)
+    offsets = _raw_addresses(segs) - address(buffer) - 1 + start
+    for i in {0, n - 1} if n else ():  # cheap proof that the offsets address the file
+        if data[offsets[i] : offsets[i] + lengths[i]] != bytes(segs[i]):
+            raise RuntimeError("segmentation offsets do not address the annotation file")
+    return offsets
 
 
 class ForkedCall:

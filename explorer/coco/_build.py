@@ -16,6 +16,9 @@ from explorer.coco._schema import Category, Image, RleHead, TopLevel
 from explorer.errors import DatasetError
 
 SEG_POLYGON, SEG_RLE, SEG_RLE_UNCOMPRESSED = 0, 1, 2
+# A segmentation that is neither a list nor an object: a kind no decoder knows, so the record is
+# skipped. Unrelated to the ignore label (explorer.types.IGNORE_LABEL), which is also 255.
+SEG_UNKNOWN = 255
 # Polygons this short are parsed at index time to catch ones with fewer than 3 points; longer
 # ones cannot be that degenerate and are checked only when decoded.
 _SHORT_SEGMENTATION = 64
@@ -36,8 +39,10 @@ class Problems:
         if len(item["examples"]) < 10:
             item["examples"].append(example)
 
-    def add_rows(self, check: str, message: str, rows: np.ndarray, example) -> None:
-        """Record every row of ``rows`` as bad, building examples (``example(row)``) for the first few only."""
+    def add_rows(
+        self, check: str, message: str, rows: np.ndarray, example: Callable[[int], object]
+    ) -> None:
+        """Record every row of ``rows`` as bad; examples (``example(row)``) for the first few."""
         for i in rows[:10]:
             self.add(check, message, example(int(i)))
         if len(rows) > 10:
@@ -173,14 +178,41 @@ def check_segmentations(
     short enough to possibly have fewer than 3 points.
     """
     keep = np.ones(len(rows), bool)
-    rle = msgspec.json.Decoder(RleHead)
-    for i in np.flatnonzero(kind == 255):
+    for i in np.flatnonzero(kind == SEG_UNKNOWN):
         keep[i] = False
         problems.add(
             "bad_segmentation",
             "annotations whose segmentation is neither a polygon list nor an RLE (skipped)",
             int(ids[i]),
         )
+    _check_rles(raw_of, rows, kind, heights, widths, ids, keep, problems)
+    for i in np.flatnonzero((kind == SEG_POLYGON) & (lengths <= _SHORT_SEGMENTATION)):
+        try:
+            parts = msgspec.json.decode(raw_of(int(rows[i])))
+        except msgspec.DecodeError:
+            parts = None
+        if not polygon_parts_valid(parts):
+            keep[i] = False
+            problems.add(
+                "bad_polygon",
+                "annotations whose polygon has fewer than 3 points (skipped)",
+                int(ids[i]),
+            )
+    return keep
+
+
+def _check_rles(
+    raw_of: Callable[[int], bytes],
+    rows: np.ndarray,
+    kind: np.ndarray,
+    heights: np.ndarray,
+    widths: np.ndarray,
+    ids: np.ndarray,
+    keep: np.ndarray,
+    problems: Problems,
+) -> None:
+    """Clear ``keep`` for malformed RLEs and RLEs of the wrong size; mark uncompressed ones."""
+    rle = msgspec.json.Decoder(RleHead)
     for i in np.flatnonzero(kind == SEG_RLE):
         try:
             head = rle.decode(raw_of(int(rows[i])))
@@ -205,19 +237,6 @@ def check_segmentations(
             )
         elif bytes(head.counts)[:1] == b"[":
             kind[i] = SEG_RLE_UNCOMPRESSED
-    for i in np.flatnonzero((kind == SEG_POLYGON) & (lengths <= _SHORT_SEGMENTATION)):
-        try:
-            parts = msgspec.json.decode(raw_of(int(rows[i])))
-        except msgspec.DecodeError:
-            parts = None
-        if not polygon_parts_valid(parts):
-            keep[i] = False
-            problems.add(
-                "bad_polygon",
-                "annotations whose polygon has fewer than 3 points (skipped)",
-                int(ids[i]),
-            )
-    return keep
 
 
 def polygon_parts_valid(parts: object) -> bool:

@@ -34,12 +34,7 @@ def _finding(
 
 def table_findings(images: dict, anns: dict, categories: list[dict]) -> list[dict]:
     """Warnings and info about records that were kept: boxes, areas, ids, unused categories."""
-    x, y, w, h = anns["bbox"].T if len(anns["bbox"]) else (np.zeros(0),) * 4
-    img_w = images["width"][anns["image_row"]].astype(np.float64)
-    img_h = images["height"][anns["image_row"]].astype(np.float64)
-    crowd = anns["iscrowd"]
-    ids = anns["id"]
-    uniq, counts = np.unique(ids, return_counts=True)
+    uniq, counts = np.unique(anns["id"], return_counts=True)
     cat_used = np.bincount(anns["category_row"], minlength=len(categories)) > 0
     n_per_image = np.diff(images["ann_start"])
     found = [
@@ -49,6 +44,29 @@ def table_findings(images: dict, anns: dict, categories: list[dict]) -> list[dic
             uniq[counts > 1],
             "annotation ids used more than once (pycocotools keeps only the last)",
         ),
+        *_geometry_findings(images, anns),
+        _finding(
+            "empty_image", "info", n_per_image == 0, "images without any annotation", images["id"]
+        ),
+        _finding(
+            "unused_category",
+            "info",
+            ~cat_used,
+            "categories that no annotation uses",
+            np.array([c["id"] for c in categories], dtype=np.int64),
+        ),
+    ]
+    return [f for f in found if f]
+
+
+def _geometry_findings(images: dict, anns: dict) -> list[dict | None]:
+    """Boxes and areas that cannot be right (None where a check found nothing)."""
+    x, y, w, h = anns["bbox"].T if len(anns["bbox"]) else (np.zeros(0),) * 4
+    img_w = images["width"][anns["image_row"]].astype(np.float64)
+    img_h = images["height"][anns["image_row"]].astype(np.float64)
+    crowd = anns["iscrowd"]
+    ids = anns["id"]
+    return [
         _finding(
             "degenerate_box",
             "warning",
@@ -80,18 +98,7 @@ def table_findings(images: dict, anns: dict, categories: list[dict]) -> list[dic
         _finding(
             "zero_area", "warning", ~crowd & (anns["area"] <= 0), "annotations with zero area", ids
         ),
-        _finding(
-            "empty_image", "info", n_per_image == 0, "images without any annotation", images["id"]
-        ),
-        _finding(
-            "unused_category",
-            "info",
-            ~cat_used,
-            "categories that no annotation uses",
-            np.array([c["id"] for c in categories], dtype=np.int64),
-        ),
     ]
-    return [f for f in found if f]
 
 
 def missing_files(file_names: np.ndarray, image_ids: np.ndarray, images_dir: Path) -> dict | None:

@@ -78,7 +78,8 @@ class CocoIndex:
         path: the annotation file.
         fingerprint: a short hash of (real path, size, mtime, format version).
         images: columns ``id``, ``width``, ``height``, ``file_name`` and ``ann_start`` (the
-            annotations of image row ``r`` are ``annotations["by_image"][ann_start[r]:ann_start[r+1]]``).
+            annotations of image row ``r`` are
+            ``annotations["by_image"][ann_start[r]:ann_start[r+1]]``).
         annotations: columns ``id``, ``image_id``, ``image_row``, ``category_id``,
             ``category_row``, ``iscrowd`` (bool), ``area``, ``bbox`` (n x 4, x y w h),
             ``seg_offset``/``seg_length``/``seg_kind`` (0 polygon, 1 RLE, 2 uncompressed RLE)
@@ -165,27 +166,7 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
     final = root / fp
     from_cache = use_cache and (final / "meta.json").is_file()
     if not from_cache:
-        try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{fp}-", dir=root))
-        except OSError as e:
-            raise DatasetError(
-                f"{path}: cannot write its index under {root} ({e.strerror})"
-            ) from None
-        try:
-            try:
-                _build_into(path, tmp)
-            except OSError as e:
-                raise DatasetError(f"{path}: could not build its index ({e})") from None
-            if use_cache:
-                try:
-                    os.rename(tmp, final)
-                except OSError:  # another process won the race: use its copy
-                    shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                final = tmp
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        final = _build_folder(path, root, fp, use_cache)
     try:
         return _load(path, fp, final, t0, from_cache)
     except (OSError, ValueError, KeyError) as e:
@@ -198,6 +179,30 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
             not use_cache and not (final / "segmentations.bin").exists()
         ):  # arrays stay mapped; no folder kept
             shutil.rmtree(final, ignore_errors=True)
+
+
+def _build_folder(path: Path, root: Path, fp: str, use_cache: bool) -> Path:
+    """Build the index of ``path`` in a temporary folder under ``root`` and return where it
+    ended: ``root / fp`` when caching (renamed there atomically), else the temporary folder."""
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{fp}-", dir=root))
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot write its index under {root} ({e.strerror})") from None
+    try:
+        try:
+            _build_into(path, tmp)
+        except OSError as e:
+            raise DatasetError(f"{path}: could not build its index ({e})") from None
+        if not use_cache:
+            return tmp
+        try:
+            os.rename(tmp, root / fp)
+        except OSError:  # another process won the race: use its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+        return root / fp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _load(path: Path, fp: str, folder: Path, t0: float, from_cache: bool) -> CocoIndex:
@@ -291,42 +296,11 @@ def _build_into(path: Path, out: Path) -> None:
     del top
     segment_text = data if in_source else blob_path.read_bytes()
 
-    image_row = _lookup(images["id"], anns["image_id"])
-    cat_ids = np.array([c["id"] for c in categories], dtype=np.int64)
-    category_row = _lookup(cat_ids, anns["category_id"])
+    image_row, category_row = _resolve_rows(anns, images, categories, problems)
     keep = (image_row >= 0) & (category_row >= 0)
-    problems.add_rows(
-        "annotation_unknown_image",
-        "annotations whose image_id is not in 'images' (skipped)",
-        np.flatnonzero(image_row < 0),
-        lambda i: {"id": int(anns["id"][i]), "image_id": int(anns["image_id"][i])},
+    kind = _segmentation_kinds(
+        anns, segment_text, images["height"], images["width"], image_row, keep, problems
     )
-    problems.add_rows(
-        "annotation_unknown_category",
-        "annotations whose category_id is not in 'categories' (skipped)",
-        np.flatnonzero((image_row >= 0) & (category_row < 0)),
-        lambda i: {"id": int(anns["id"][i]), "category_id": int(anns["category_id"][i])},
-    )
-    kind = np.full(len(keep), 255, np.uint8)
-    kind[anns["seg_first"] == ord("[")] = _build.SEG_POLYGON
-    kind[anns["seg_first"] == ord("{")] = _build.SEG_RLE
-    rows = np.flatnonzero(keep)
-    sub_kind = kind[rows]
-    ok = _build.check_segmentations(
-        lambda i: segment_text[
-            anns["seg_offset"][i] : anns["seg_offset"][i] + anns["seg_length"][i]
-        ],
-        rows,
-        sub_kind,
-        images["height"][image_row[rows]],
-        images["width"][image_row[rows]],
-        anns["id"][rows],
-        anns["seg_length"][rows],
-        problems,
-    )
-    kind[rows] = sub_kind
-    keep[rows] = ok
-
     anns.update(
         image_row=image_row.astype(np.int32),
         category_row=category_row.astype(np.int32),
@@ -339,6 +313,76 @@ def _build_into(path: Path, out: Path) -> None:
     images["ann_start"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     findings = list(problems.items.values()) + health.table_findings(images, table, categories)
+    _write_folder(out, path, images, table, categories, findings, in_source)
+
+
+def _resolve_rows(
+    anns: dict[str, np.ndarray],
+    images: dict[str, np.ndarray],
+    categories: list[dict],
+    problems: _build.Problems,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each annotation's image row and category row (-1 where unknown, reported)."""
+    image_row = _lookup(images["id"], anns["image_id"])
+    cat_ids = np.array([c["id"] for c in categories], dtype=np.int64)
+    category_row = _lookup(cat_ids, anns["category_id"])
+    problems.add_rows(
+        "annotation_unknown_image",
+        "annotations whose image_id is not in 'images' (skipped)",
+        np.flatnonzero(image_row < 0),
+        lambda i: {"id": int(anns["id"][i]), "image_id": int(anns["image_id"][i])},
+    )
+    problems.add_rows(
+        "annotation_unknown_category",
+        "annotations whose category_id is not in 'categories' (skipped)",
+        np.flatnonzero((image_row >= 0) & (category_row < 0)),
+        lambda i: {"id": int(anns["id"][i]), "category_id": int(anns["category_id"][i])},
+    )
+    return image_row, category_row
+
+
+def _segmentation_kinds(
+    anns: dict[str, np.ndarray],
+    segment_text: bytes,
+    heights: np.ndarray,
+    widths: np.ndarray,
+    image_row: np.ndarray,
+    keep: np.ndarray,
+    problems: _build.Problems,
+) -> np.ndarray:
+    """Each annotation's ``seg_kind``, told by its first byte and refined by the cheap checks
+    of the kept ones; clears ``keep`` where a segmentation is bad."""
+    kind = np.full(len(keep), _build.SEG_UNKNOWN, np.uint8)
+    kind[anns["seg_first"] == ord("[")] = _build.SEG_POLYGON
+    kind[anns["seg_first"] == ord("{")] = _build.SEG_RLE
+    rows = np.flatnonzero(keep)
+    sub_kind = kind[rows]
+    ok = _build.check_segmentations(
+        lambda i: segment_text[
+            anns["seg_offset"][i] : anns["seg_offset"][i] + anns["seg_length"][i]
+        ],
+        rows,
+        sub_kind,
+        heights[image_row[rows]],
+        widths[image_row[rows]],
+        anns["id"][rows],
+        anns["seg_length"][rows],
+        problems,
+    )
+    kind[rows] = sub_kind
+    keep[rows] = ok
+    return kind
+
+
+def _write_folder(
+    out: Path,
+    path: Path,
+    images: dict[str, np.ndarray],
+    table: dict[str, np.ndarray],
+    categories: list[dict],
+    findings: list[dict],
+    in_source: bool,
+) -> None:
     for k in _IMAGE_COLUMNS:
         np.save(out / f"image_{k}.npy", images[k])
     for k in _ANN_COLUMNS:

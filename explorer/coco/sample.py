@@ -172,40 +172,37 @@ def _shape_polygon(
     if shape == "star":
         return ring(10, np.where(np.arange(10) % 2 == 0, r, 0.45 * r))
     if shape == "cross":
-        a = 0.33
-        pts = (
-            np.array(
-                [
-                    (-a, -1),
-                    (a, -1),
-                    (a, -a),
-                    (1, -a),
-                    (1, a),
-                    (a, a),
-                    (a, 1),
-                    (-a, 1),
-                    (-a, a),
-                    (-1, a),
-                    (-1, -a),
-                    (-a, -a),
-                ]
-            )
-            * r
-        )
-        c, s = math.cos(rot), math.sin(rot)
-        return np.stack([cx + pts[:, 0] * c - pts[:, 1] * s, cy + pts[:, 0] * s + pts[:, 1] * c], 1)
-    if shape == "crescent":  # inside circle (0, r), outside circle (0.45 r, 0.8 r), rotated
-        a1 = np.linspace(0, 2 * math.pi, 72, endpoint=False)
-        outer = np.stack([r * np.cos(a1), r * np.sin(a1)], 1)
-        inner = np.stack([0.45 * r + 0.8 * r * np.cos(a1), 0.8 * r * np.sin(a1)], 1)
-        out_keep = np.hypot(outer[:, 0] - 0.45 * r, outer[:, 1]) > 0.8 * r
-        in_keep = np.hypot(inner[:, 0], inner[:, 1]) < r
-        arc_out = outer[out_keep][np.argsort(np.mod(a1[out_keep], 2 * math.pi))]
-        arc_in = inner[in_keep][np.argsort(-np.mod(a1[in_keep], 2 * math.pi))]
-        pts = np.concatenate([arc_out, arc_in])
-        c, s = math.cos(rot), math.sin(rot)
-        return np.stack([cx + pts[:, 0] * c - pts[:, 1] * s, cy + pts[:, 0] * s + pts[:, 1] * c], 1)
+        return _place(_cross_outline() * r, cx, cy, rot)
+    if shape == "crescent":
+        return _place(_crescent_outline(r), cx, cy, rot)
     raise ValueError(shape)
+
+
+def _place(pts: np.ndarray, cx: float, cy: float, rot: float) -> np.ndarray:
+    """``pts`` (centred on the origin) rotated by ``rot`` and moved to (cx, cy)."""
+    c, s = math.cos(rot), math.sin(rot)
+    return np.stack([cx + pts[:, 0] * c - pts[:, 1] * s, cy + pts[:, 0] * s + pts[:, 1] * c], 1)
+
+
+def _cross_outline() -> np.ndarray:
+    """A plus sign of half-width 1 whose arms are 0.33 wide."""
+    a = 0.33
+    return np.array(
+        [(-a, -1), (a, -1), (a, -a), (1, -a), (1, a), (a, a)]
+        + [(a, 1), (-a, 1), (-a, a), (-1, a), (-1, -a), (-a, -a)]
+    )
+
+
+def _crescent_outline(r: float) -> np.ndarray:
+    """The disc of radius ``r`` minus the disc of radius 0.8 r centred at (0.45 r, 0)."""
+    a1 = np.linspace(0, 2 * math.pi, 72, endpoint=False)
+    outer = np.stack([r * np.cos(a1), r * np.sin(a1)], 1)
+    inner = np.stack([0.45 * r + 0.8 * r * np.cos(a1), 0.8 * r * np.sin(a1)], 1)
+    out_keep = np.hypot(outer[:, 0] - 0.45 * r, outer[:, 1]) > 0.8 * r
+    in_keep = np.hypot(inner[:, 0], inner[:, 1]) < r
+    arc_out = outer[out_keep][np.argsort(np.mod(a1[out_keep], 2 * math.pi))]
+    arc_in = inner[in_keep][np.argsort(-np.mod(a1[in_keep], 2 * math.pi))]
+    return np.concatenate([arc_out, arc_in])
 
 
 def _texture(kind: str, hue: float, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
@@ -262,59 +259,80 @@ def _rle_uncompressed(mask: np.ndarray) -> dict:
 
 
 def _render_image(w: int, h: int, rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
-    from PIL import Image, ImageDraw
-
+    """One image and its annotations. The order of ``rng`` draws is the sample's identity:
+    reordering them would change every generated file."""
     img = _background(w, h, rng)
     anns: list[dict] = []
+    if rng.random() < 0.3:
+        crowd = _crowd(img, rng)
+        if crowd is not None:
+            anns.append(crowd)
+    anns += _objects(img, rng)
+    if rng.random() < 0.35:
+        _occluding_pole(img, anns, rng)
+    out = [_polygon_annotation(a) if "poly" in a else a for a in anns]
+    return img.clip(0, 255).astype(np.uint8), [a for a in out if a is not None]
 
-    def paint(mask: np.ndarray, cls: tuple) -> None:
-        ys, xs = np.nonzero(mask)
-        if not len(ys):
-            return
-        y0, x0 = ys.min(), xs.min()
-        tex = _texture(cls[5], cls[4], xs.max() - x0 + 1, ys.max() - y0 + 1, rng)
-        img[ys, xs] = tex[ys - y0, xs - x0]
 
-    def raster(polys: list[np.ndarray]) -> np.ndarray:
-        m = Image.new("L", (w, h), 0)
-        d = ImageDraw.Draw(m)
-        for p in polys:
-            d.polygon([tuple(xy) for xy in p], fill=1)
-        return np.asarray(m, bool)
+def _raster(polys: list[np.ndarray], w: int, h: int) -> np.ndarray:
+    from PIL import Image, ImageDraw
 
-    if rng.random() < 0.3:  # a crowd: many small objects of one class, one RLE
-        cls = CLASSES[int(rng.integers(len(CLASSES)))]
-        cx, cy = rng.uniform(0.25, 0.75) * w, rng.uniform(0.25, 0.75) * h
-        polys = [
-            _shape_polygon(
-                cls[3],
-                cx + rng.normal(0, w / 10),
-                cy + rng.normal(0, h / 10),
-                rng.uniform(3, 6),
-                rng.uniform(0, 2 * math.pi),
-                rng,
-            )
-            for _ in range(int(rng.integers(6, 14)))
-        ]
-        mask = raster(polys)
-        paint(mask, cls)
-        ys, xs = np.nonzero(mask)
-        if len(ys):
-            anns.append(
-                {
-                    "segmentation": _rle_uncompressed(mask),
-                    "area": float(mask.sum()),
-                    "iscrowd": 1,
-                    "bbox": [
-                        float(xs.min()),
-                        float(ys.min()),
-                        float(xs.max() - xs.min() + 1),
-                        float(ys.max() - ys.min() + 1),
-                    ],
-                    "category_id": cls[0],
-                }
-            )
+    m = Image.new("L", (w, h), 0)
+    d = ImageDraw.Draw(m)
+    for p in polys:
+        d.polygon([tuple(xy) for xy in p], fill=1)
+    return np.asarray(m, bool)
 
+
+def _paint(img: np.ndarray, mask: np.ndarray, cls: tuple, rng: np.random.Generator) -> None:
+    """Fill ``mask`` in ``img`` with the class's texture."""
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return
+    y0, x0 = ys.min(), xs.min()
+    tex = _texture(cls[5], cls[4], xs.max() - x0 + 1, ys.max() - y0 + 1, rng)
+    img[ys, xs] = tex[ys - y0, xs - x0]
+
+
+def _crowd(img: np.ndarray, rng: np.random.Generator) -> dict | None:
+    """Many small objects of one class painted into ``img``, annotated as one crowd RLE."""
+    h, w = img.shape[:2]
+    cls = CLASSES[int(rng.integers(len(CLASSES)))]
+    cx, cy = rng.uniform(0.25, 0.75) * w, rng.uniform(0.25, 0.75) * h
+    polys = [
+        _shape_polygon(
+            cls[3],
+            cx + rng.normal(0, w / 10),
+            cy + rng.normal(0, h / 10),
+            rng.uniform(3, 6),
+            rng.uniform(0, 2 * math.pi),
+            rng,
+        )
+        for _ in range(int(rng.integers(6, 14)))
+    ]
+    mask = _raster(polys, w, h)
+    _paint(img, mask, cls, rng)
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return None
+    return {
+        "segmentation": _rle_uncompressed(mask),
+        "area": float(mask.sum()),
+        "iscrowd": 1,
+        "bbox": [
+            float(xs.min()),
+            float(ys.min()),
+            float(xs.max() - xs.min() + 1),
+            float(ys.max() - ys.min() + 1),
+        ],
+        "category_id": cls[0],
+    }
+
+
+def _objects(img: np.ndarray, rng: np.random.Generator) -> list[dict]:
+    """2 to 5 objects painted into ``img``, mostly apart; each ``{"poly": [outline], ...}``."""
+    h, w = img.shape[:2]
+    anns = []
     placed: list[tuple[float, float, float]] = []
     for _ in range(int(rng.integers(2, 6))):
         cls = CLASSES[int(rng.integers(len(CLASSES)))]
@@ -326,47 +344,49 @@ def _render_image(w: int, h: int, rng: np.random.Generator) -> tuple[np.ndarray,
                 break
         placed.append((cx, cy, r))
         poly = _shape_polygon(cls[3], cx, cy, r, float(rng.uniform(0, 2 * math.pi)), rng)
-        paint(raster([poly]), cls)
+        _paint(img, _raster([poly], w, h), cls, rng)
         anns.append({"poly": [poly], "category_id": cls[0], "iscrowd": 0})
+    return anns
 
-    if rng.random() < 0.35:  # an occluding pole: objects it crosses become two-part polygons
-        x_mid, half = rng.uniform(0.2, 0.8) * w, float(rng.uniform(2.5, 5))
-        tilt = rng.uniform(-0.3, 0.3)
-        nx, ny = math.cos(tilt), math.sin(tilt)
-        d = nx * x_mid + ny * h / 2
-        strip = np.abs(nx * np.arange(w)[None, :] + ny * np.arange(h)[:, None] - d) <= half
-        img[strip] = _hsv(rng.uniform(20, 40), 0.3, rng.uniform(0.25, 0.45))
-        for a in anns:
-            if "poly" not in a:
-                continue
-            parts = []
-            for p in a["poly"]:
-                parts += [
-                    _clip_half_plane(p, nx, ny, d - half),
-                    _clip_half_plane(p, -nx, -ny, -d - half),
-                ]
-            a["poly"] = [p for p in parts if len(p) >= 3 and _polygon_area(p) >= 4]
 
-    out = []
+def _occluding_pole(img: np.ndarray, anns: list[dict], rng: np.random.Generator) -> None:
+    """Paint a pole across ``img``; the polygons it crosses become two-part polygons."""
+    h, w = img.shape[:2]
+    x_mid, half = rng.uniform(0.2, 0.8) * w, float(rng.uniform(2.5, 5))
+    tilt = rng.uniform(-0.3, 0.3)
+    nx, ny = math.cos(tilt), math.sin(tilt)
+    d = nx * x_mid + ny * h / 2
+    strip = np.abs(nx * np.arange(w)[None, :] + ny * np.arange(h)[:, None] - d) <= half
+    img[strip] = _hsv(rng.uniform(20, 40), 0.3, rng.uniform(0.25, 0.45))
     for a in anns:
-        if "poly" in a:
-            parts = a.pop("poly")
-            if not parts:
-                continue  # wholly hidden behind the pole
-            pts = np.concatenate(parts)
-            x0, y0 = pts.min(0)
-            x1, y1 = pts.max(0)
-            a = {
-                "segmentation": [[round(float(v), 2) for v in p.flatten()] for p in parts],
-                "area": round(sum(_polygon_area(p) for p in parts), 2),
-                "iscrowd": 0,
-                "bbox": [
-                    round(float(x0), 2),
-                    round(float(y0), 2),
-                    round(float(x1 - x0), 2),
-                    round(float(y1 - y0), 2),
-                ],
-                "category_id": a["category_id"],
-            }
-        out.append(a)
-    return img.clip(0, 255).astype(np.uint8), out
+        if "poly" not in a:
+            continue
+        parts = []
+        for p in a["poly"]:
+            parts += [
+                _clip_half_plane(p, nx, ny, d - half),
+                _clip_half_plane(p, -nx, -ny, -d - half),
+            ]
+        a["poly"] = [p for p in parts if len(p) >= 3 and _polygon_area(p) >= 4]
+
+
+def _polygon_annotation(a: dict) -> dict | None:
+    """The COCO record of an object's polygon parts; None when the pole hid it wholly."""
+    parts = a["poly"]
+    if not parts:
+        return None
+    pts = np.concatenate(parts)
+    x0, y0 = pts.min(0)
+    x1, y1 = pts.max(0)
+    return {
+        "segmentation": [[round(float(v), 2) for v in p.flatten()] for p in parts],
+        "area": round(sum(_polygon_area(p) for p in parts), 2),
+        "iscrowd": 0,
+        "bbox": [
+            round(float(x0), 2),
+            round(float(y0), 2),
+            round(float(x1 - x0), 2),
+            round(float(y1 - y0), 2),
+        ],
+        "category_id": a["category_id"],
+    }

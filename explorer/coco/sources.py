@@ -2,6 +2,7 @@
 
 A :class:`DatasetSource` is two path strings and a label: small, hashable, safe to keep in a
 session or a cache key. The app and the CLI resolve user input to one here.
+:func:`training_split` says what a source trains on and what it is validated on.
 """
 
 from __future__ import annotations
@@ -92,6 +93,72 @@ def from_files(annotations: str, images: str = "") -> DatasetSource:
         else ann.name
     )
     return DatasetSource(str(ann), str(img) if img else "", label)
+
+
+@dataclass(frozen=True)
+class TrainingSplit:
+    """What a run trains on and what it validates on.
+
+    ``val_coco`` and ``val_images`` are None when the trainer holds out a seeded 20% of the
+    training images instead (the same None a ``TrainConfig`` takes).
+    """
+
+    coco: str
+    images: str
+    val_coco: str | None
+    val_images: str | None
+    label: str
+
+
+def training_split(source: DatasetSource) -> TrainingSplit:
+    """A COCO layout's train split validated on its val split (the sample's too), else
+    ``source`` itself with a seeded 20% of its images held out.
+
+    The pair is any ``annotations/instances_<split>.json`` two whose split names start with
+    ``train`` and ``val`` and whose image folders ``<root>/<split>`` exist; with several pairs,
+    one that holds ``source``'s own split wins, then one whose suffixes match (``train2017``
+    with ``val2017``), then the first by name.
+    """
+    ann = Path(source.annotations)
+    pair = _train_val_pair(ann) if ann.parent.name == "annotations" else None
+    if pair is None:
+        return TrainingSplit(
+            coco=source.annotations,
+            images=source.images,
+            val_coco=None,
+            val_images=None,
+            label=f"{source.label} with a seeded 20% of its images held out for validation",
+        )
+    train, val = pair
+    root = ann.parent.parent
+    return TrainingSplit(
+        coco=str(ann.parent / f"instances_{train}.json"),
+        images=str(root / train),
+        val_coco=str(ann.parent / f"instances_{val}.json"),
+        val_images=str(root / val),
+        label=f"{root.name}: {train}, validated on {val}",
+    )
+
+
+def _train_val_pair(ann: Path) -> tuple[str, str] | None:
+    """The (train, val) split names to use beside ``ann`` in a COCO layout, if any."""
+    root = ann.parent.parent
+    present = sorted(
+        m.group("split")
+        for f in ann.parent.glob("instances_*.json")
+        if (m := _INSTANCES.search(f.name)) and f.is_file() and (root / m.group("split")).is_dir()
+    )
+    own = _INSTANCES.search(ann.name)
+    own_split = own.group("split") if own else None
+    pairs = [
+        (t, v) for t in present if t.startswith("train") for v in present if v.startswith("val")
+    ]
+    if not pairs:
+        return None
+    return min(
+        pairs,
+        key=lambda tv: (own_split not in tv, tv[0][len("train") :] != tv[1][len("val") :], tv),
+    )
 
 
 def initial_source(
