@@ -1,4 +1,4 @@
-"""Train: start runs in the background, watch them live, compare curves, import curves from elsewhere."""
+"""Train: start runs in the background, watch them live, compare curves, import curves."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer.app import caches, dataset
-from explorer.app import widgets as ui
+from explorer.coco.sources import training_split
 from explorer.errors import ExplorerError
 from explorer.models import SMP_ENCODERS
 from explorer.training import TASK_MODELS, TrainConfig, runs
@@ -38,8 +38,8 @@ with st.form("t_form"):
     pretrained = c6.checkbox("Start from published weights", key="t_pretrained")
     freeze = c7.checkbox("Freeze conv features (alexnet)", key="t_freeze")
     device = c8.selectbox("Device", ["auto", "cpu", "cuda"], key="t_device")
-    split = ui.training_split(source)
-    st.caption(f"Data: {split['label']}")
+    split = training_split(source)
+    st.caption(f"Data: {split.label}")
     submitted = st.form_submit_button("Start (queued after the runs before it)", type="primary")
 if submitted:
     try:
@@ -50,10 +50,10 @@ if submitted:
         cfg = TrainConfig(
             task=task,
             model=model,
-            coco=split["coco"],
-            images=split["images"],
-            val_coco=split.get("val_coco"),
-            val_images=split.get("val_images"),
+            coco=split.coco,
+            images=split.images,
+            val_coco=split.val_coco,
+            val_images=split.val_images,
             encoder=None if encoder == "(preset)" else encoder,
             pretrained=pretrained,
             freeze_features=freeze,

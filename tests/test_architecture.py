@@ -1,0 +1,115 @@
+"""The house rules, checked: layers (import-linter), lint (ruff), Streamlit only in the app
+package, short functions, one place that knows each model."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+LIBRARY = ROOT / "explorer"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or str(ROOT / ".venv" / "bin" / name)
+    if not shutil.which(path):
+        pytest.fail(f"{name} is not installed: pip install -r requirements.txt")
+    return path
+
+
+def test_layers_contract_holds():
+    """pyproject.toml's import-linter contracts: every explorer package in its layer, each
+    importing only from the layers below it; Streamlit nowhere outside explorer/app."""
+    done = subprocess.run([_tool("lint-imports")], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and "0 broken" in done.stdout, done.stdout[-3000:]
+
+
+def test_the_layers_contract_names_every_package():
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in contracts["contracts"] if c["type"] == "layers")
+    assert layers["containers"] == ["explorer"] and layers.get("exhaustive") is True
+    named = {m.strip() for layer in layers["layers"] for m in layer.split("|")}
+    present = {p.stem for p in LIBRARY.glob("*.py") if p.stem != "__init__"}
+    present |= {p.name for p in LIBRARY.iterdir() if (p / "__init__.py").is_file()}
+    assert named == present
+
+
+def test_ruff_is_clean():
+    done = subprocess.run(
+        [_tool("ruff"), "check", "--output-format", "concise", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def _modules():
+    for path in sorted(LIBRARY.rglob("*.py")):
+        yield path, ast.parse(path.read_text(), str(path))
+
+
+def test_no_streamlit_outside_the_app_package():
+    """Checked on the source too (import-linter sees imports; this also sees a stray
+    ``__import__`` or a string-built import in any module)."""
+    offenders = []
+    for path, tree in _modules():
+        if path.is_relative_to(LIBRARY / "app"):
+            continue
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names = [node.value] if node.value.startswith("streamlit") else []
+            if any(n == "streamlit" or n.startswith("streamlit.") for n in names):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders
+
+
+def test_functions_read_at_one_level():
+    """No function of the library over 50 lines (docstring included) unless a comment on its
+    first line says why (``# long:``)."""
+    long = []
+    for path, tree in _modules():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = node.end_lineno - node.lineno + 1
+                if size > 50 and "# long:" not in lines[node.lineno - 1]:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({size})")
+    assert not long
+
+
+def test_only_the_registry_knows_model_names():
+    """What the code knows about a model lives in its record: nobody else branches on names."""
+    patterns = ('startswith("smp-")', 'startswith("deeplabv3', '== "alexnet-classic"')
+    found = [
+        f"{path.relative_to(ROOT)}: {p}"
+        for path in [*LIBRARY.rglob("*.py"), *(ROOT / "pages").glob("*.py")]
+        if path != LIBRARY / "models" / "registry.py"
+        for p in patterns
+        if p in path.read_text()
+    ]
+    assert not found
+
+
+def test_the_cli_starts_without_heavy_imports():
+    """``python -m explorer stats`` stays fast: the CLI module imports no torch, pandas,
+    plotly or streamlit at import time."""
+    code = (
+        "import sys, explorer.cli\n"
+        "heavy = {'torch', 'pandas', 'plotly', 'streamlit', 'torchvision'} & set(sys.modules)\n"
+        "print(sorted(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
