@@ -105,6 +105,8 @@ class Coverage(TypedDict):
 
 @dataclass(frozen=True)
 class Report:
+    """What :func:`compare` finds; :meth:`to_json` is the ``compare --out`` file."""
+
     summary: Summary
     objects: list[ObjectRow]  # one per non-crowd annotation
     images: list[ImageRow]

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import numpy as np
 
@@ -62,10 +62,14 @@ class Item:
 
 
 class Prediction(NamedTuple):
-    """What a run yields for one item: its output, or None and why it could not be read."""
+    """What a run yields for one item: its output, or None and why it could not be read.
+
+    ``output`` is an :data:`Output` from :func:`run`; :func:`explorer.inference.cache.predict`
+    yields its decoded records (:data:`explorer.inference.cache.Record`) instead.
+    """
 
     item: Item
-    output: object
+    output: Any
     error: str | None
 
 
