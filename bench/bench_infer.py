@@ -1,7 +1,7 @@
 """Benchmark: images per second, a naive loop versus explorer's batch runner, side by side.
 
 Naive: PIL open -> the weights' transforms -> model, one image at a time, fp32.
-Runner: ``explorer.infer.run_paths`` (DataLoader workers, size-bucketed batches,
+Runner: ``explorer.inference.runner.run_paths`` (DataLoader workers, size-bucketed batches,
 ``inference_mode``; on CUDA bf16 autocast, channels_last, pinned memory, GPU JPEG decode).
 
 Runs with only torch, torchvision, pillow and numpy installed (no streamlit, no pycocotools): it
@@ -20,7 +20,6 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +38,6 @@ BATCH = {
     "deeplabv3-resnet50": None,
 }  # None: the default
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
-
-
-@dataclass(frozen=True)
-class _Item:
-    key: str
-    box: None = None
 
 
 def write_images(folder: Path, n: int, seed: int = 0) -> list[str]:
@@ -87,7 +80,7 @@ def naive(model, paths: list[str], device: str) -> float:
 def runner(model, paths: list[str], batch: int, workers: int) -> float:
     from explorer.inference import runner as infer
 
-    items = [_Item(p) for p in paths]
+    items = [infer.Item(image_row=n, image_id=n) for n in range(len(paths))]  # whole images
     sizes = [(640, 480)] * len(paths)
     t = time.perf_counter()
     n = sum(

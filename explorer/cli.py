@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from explorer.errors import ExplorerError
@@ -99,8 +100,6 @@ def _progress(desc: str, quiet: bool):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from explorer.inference import products as predict
-
     index, images, rows, model = _model_and_data(args)
     out = Path(args.out)
     kw = {
@@ -109,38 +108,50 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         "progress": _progress("predict", args.quiet),
     }
     if model.task == "classify":
-        if out.suffix.lower() not in (".parquet", ".csv"):
-            raise ExplorerError(f"{out}: a classifier writes .parquet or .csv")
-        table = predict.classification_table(model, index, images, args.crops, rows, **kw)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(out, index=False) if out.suffix.lower() == ".parquet" else table.to_csv(
-            out, index=False
-        )
-        bad = int((table["error"] != "").sum())
-        print(f"wrote {len(table)} rows to {out}" + (f" ({bad} unreadable images)" if bad else ""))
-        return 0
-    if args.crops:
+        _write_table(model, index, images, rows, args.crops, out, kw)
+    elif args.crops:
         raise ExplorerError("--crops is for classifiers; a segmenter predicts whole images")
-    results, unreadable = [], []
-    for it, output, err in predict.predict(
-        model, index, images, predict.items_for_images(index, rows), **kw
-    ):
-        if output is None:
-            unreadable.append(err)
-            continue
-        results += predict.coco_results(model, index, it.image_row, *output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results))
-    print(
-        f"wrote {len(results)} segmentation results for {len(rows) - len(unreadable)} images to {out}"
-        + (f"; {len(unreadable)} unreadable, e.g. {unreadable[0]}" if unreadable else "")
-    )
+    else:
+        _write_coco_results(model, index, images, rows, out, kw)
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from explorer.inference import products as predict
+def _write_table(model, index, images, rows, crops: bool, out: Path, kw: dict) -> None:
+    from explorer.inference.classification import classification_table
 
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise ExplorerError(f"{out}: a classifier writes .parquet or .csv")
+    table = classification_table(model, index, images, crops, rows, **kw)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".parquet":
+        table.to_parquet(out, index=False)
+    else:
+        table.to_csv(out, index=False)
+    bad = int((table["error"] != "").sum())
+    print(f"wrote {len(table)} rows to {out}" + (f" ({bad} unreadable images)" if bad else ""))
+
+
+def _write_coco_results(model, index, images, rows, out: Path, kw: dict) -> None:
+    from explorer.inference.cache import predict
+    from explorer.inference.runner import items_for_images
+    from explorer.inference.segmentation import coco_results
+
+    results, unreadable = [], []
+    for it, output, err in predict(model, index, images, items_for_images(index, rows), **kw):
+        if output is None:
+            unreadable.append(err)
+            continue
+        results += coco_results(model, index, it.image_row, *output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results))
+    read = len(rows) - len(unreadable)
+    print(
+        f"wrote {len(results)} segmentation results for {read} images to {out}"
+        + (f"; {len(unreadable)} unreadable, e.g. {unreadable[0]}" if unreadable else "")
+    )
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
     index, images, rows, model = _model_and_data(args)
     kw = {
         "batch_size": args.batch_size,
@@ -148,31 +159,46 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         "progress": _progress("evaluate", args.quiet),
     }
     if model.task == "segment":
-        result = predict.evaluate_segmentation(model, index, images, rows, args.labels, **kw)
-        if not args.json:
-            print(
-                f"{model.display_name} on {result['images']} images ({result['labels']} labels): "
-                f"pixel accuracy {result['pixel_acc']:.4f}, mean IoU {result['miou']:.4f}"
-            )
-            for name, iou in result["per_class_iou"].items():
-                print(f"  {name:<16} {'-' if iou is None else f'{iou:.4f}'}")
+        result = _evaluate_segmenter(model, index, images, rows, args.labels, args.json, kw)
     else:
-        table = predict.classification_table(model, index, images, True, rows, **kw)
-        result = {
-            **predict.classification_scores(model, table, index.categories),
-            "model": model.name,
-            "weights": model.weights_label,
-            "untrained": model.untrained,
-        }
-        if not args.json:
-            print(
-                f"{model.display_name}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
-                f"{result['objects']} objects ({result['not_comparable']} of categories it cannot name)"
-            )
+        result = _evaluate_classifier(model, index, images, rows, args.json, kw)
     if args.json:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")
     return 0
+
+
+def _evaluate_segmenter(model, index, images, rows, labels, as_json: bool, kw: dict) -> Mapping:
+    from explorer.inference.segmentation import evaluate_segmentation
+
+    result = evaluate_segmentation(model, index, images, rows, labels, **kw)
+    if not as_json:
+        print(
+            f"{model.display_name} on {result['images']} images ({result['labels']} labels): "
+            f"pixel accuracy {result['pixel_acc']:.4f}, mean IoU {result['miou']:.4f}"
+        )
+        for name, iou in result["per_class_iou"].items():
+            print(f"  {name:<16} {'-' if iou is None else f'{iou:.4f}'}")
+    return result
+
+
+def _evaluate_classifier(model, index, images, rows, as_json: bool, kw: dict) -> Mapping:
+    from explorer.inference.classification import classification_scores, classification_table
+
+    table = classification_table(model, index, images, True, rows, **kw)
+    result = {
+        **classification_scores(model, table, index.categories),
+        "model": model.name,
+        "weights": model.weights_label,
+        "untrained": model.untrained,
+    }
+    if not as_json:
+        print(
+            f"{model.display_name}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
+            f"{result['objects']} objects ({result['not_comparable']} of categories it cannot "
+            "name)"
+        )
+    return result
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -283,10 +309,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report))
-    s = report["summary"]
+    out.write_text(json.dumps(report.to_json()))
+    s = report.summary
     print(
-        f"{s['objects']} objects: both right {s['both_right']}, only classifier {s['only_classifier_right']}, "
+        f"{s['objects']} objects: both right {s['both_right']}, "
+        f"only classifier {s['only_classifier_right']}, "
         f"only segmenter {s['only_segmenter_right']}, both wrong {s['both_wrong']}, not comparable "
         f"{s['not_comparable']} -> {out}"
     )

@@ -7,8 +7,9 @@ import streamlit as st
 from explorer.app import widgets as ui
 from explorer.coco.labels import dataset_label_map
 from explorer.errors import ExplorerError
-from explorer.inference import products as predict
+from explorer.inference import classification
 from explorer.inference import runner as infer
+from explorer.inference.cache import predict
 from explorer.viz import figures as charts
 from explorer.viz import overlays as render
 
@@ -28,12 +29,10 @@ if image_id is not None:
     for note in notes:
         left.warning(note)
     try:
-        ((_, whole, err),) = predict.predict(
+        ((_, whole, err),) = predict(
             model, index, images, infer.items_for_images(index, [row]), workers=0
         )
-        crops = list(
-            predict.predict(model, index, images, infer.items_for_crops(index, [row]), workers=0)
-        )
+        crops = list(predict(model, index, images, infer.items_for_crops(index, [row]), workers=0))
     except ExplorerError as e:
         st.error(str(e))
         st.stop()
@@ -54,7 +53,7 @@ if image_id is not None:
         ann_row = {int(index.annotations["id"][a]): int(a) for a in index.annotation_rows(row)}
         rows = []
         for it, out, _err in crops:
-            ann = int(it.key.split(":")[1])
+            ann = it.annotation_id
             a = ann_row[ann]
             truth = int(index.annotations["category_id"][a])
             top, prob = out if out is not None else ([0], [0.0])
@@ -101,32 +100,23 @@ st.caption(f"{len(rows_f):,} images, every non-crowd object's crop")
 key = ui.result_key(source, index, rows_f, model)
 if st.button("Run on current filter", key="c_run"):
     table = ui.run_with_progress(
-        "classifying crops", predict.classification_table, model, index, images, True, rows_f
+        "classifying crops", classification.classification_table, model, index, images, True, rows_f
     )
     if table is not None:
-        score = predict.classification_scores(model, table, index.categories)
+        score = classification.classification_scores(model, table, index.categories)
         st.session_state["c_result"] = (key, model.display_name, score, table)
 if st.session_state.get("c_result", (None,))[0] == key:  # only for this dataset, filter and model
     _, label, score, table = st.session_state["c_result"]
     if score["objects"]:
         st.markdown(
             f"**{label}**: top-1 **{score['top1']:.3f}**, top-5 **{score['top5']:.3f}** on "
-            f"{score['objects']:,} objects ({score['not_comparable']:,} of categories it cannot name)"
+            f"{score['objects']:,} objects ({score['not_comparable']:,} of categories it cannot "
+            "name)"
         )
     else:
         st.warning(
             f"{label} has no label for any category of these {score['not_comparable']:,} objects: "
             "nothing to score: its label space does not cover these categories."
         )
-    ok = table[
-        (table["error"] == "")
-        & (table["true_category_id"].isin([m for m in mapping if m is not None]))
-    ]
-    cats = [c["id"] for c in index.categories]
-    right = np.array(
-        [((ok["true_category_id"] == c) & (ok["mapped_category_id"] == c)).sum() for c in cats]
-    )
-    total = np.array([(ok["true_category_id"] == c).sum() for c in cats])
-    st.plotly_chart(
-        charts.accuracy_by_category([names[c] for c in cats], right, total), key="c_acc"
-    )
+    accuracy = classification.accuracy_per_category(model, table, index.categories)
+    st.plotly_chart(charts.accuracy_by_category(accuracy), key="c_acc")

@@ -7,7 +7,7 @@ import streamlit as st
 from explorer.app import widgets as ui
 from explorer.coco.labels import dataset_label_map
 from explorer.inference import compare
-from explorer.inference import products as predict
+from explorer.inference.cache import predict
 from explorer.inference.runner import items_for_images
 from explorer.viz import figures as charts
 from explorer.viz import overlays as render
@@ -15,8 +15,8 @@ from explorer.viz import overlays as render
 source, index = ui.page_dataset()
 st.title("Compare")
 st.caption(
-    "Each non-crowd object: the classifier's answer on its crop, the segmenter's majority label inside "
-    "its true mask, both mapped into the dataset's categories."
+    "Each non-crowd object: the classifier's answer on its crop, the segmenter's majority label "
+    "inside its true mask, both mapped into the dataset's categories."
 )
 st.markdown("**Classifier**")
 classifier = ui.model_picker("classify", "k1", source.annotations)
@@ -39,7 +39,7 @@ if st.session_state.get("k_report", (None,))[0] != key:
     st.info("Press **Compare current filter**: predictions already made are reused from the cache.")
     st.stop()
 report = st.session_state["k_report"][1]
-s = report["summary"]
+s = report.summary
 
 c1, c2 = st.columns([1.3, 2])
 c1.dataframe(
@@ -54,16 +54,16 @@ c1.dataframe(
     key="k_2x2",
 )
 c1.caption(
-    f"{s['objects']:,} objects; {s['not_comparable']:,} not comparable (a model has no label for the "
-    "true category)"
+    f"{s['objects']:,} objects; {s['not_comparable']:,} not comparable (a model has no label for "
+    "the true category)"
 )
-c2.plotly_chart(charts.agreement_by_category(report["per_category"]), key="k_cats")
+c2.plotly_chart(charts.agreement_by_category(report.per_category), key="k_cats")
 c3, c4 = st.columns(2)
-c3.plotly_chart(charts.model_confusion(report["confusion"]), key="k_conf")
-c4.plotly_chart(charts.accuracy_by_size(report["by_size"]), key="k_size")
+c3.plotly_chart(charts.model_confusion(report.confusion), key="k_conf")
+c4.plotly_chart(charts.accuracy_by_size(report.by_size), key="k_size")
 
 st.subheader("Disagreements")
-objects = pd.DataFrame(report["objects"])
+objects = pd.DataFrame(report.objects)
 dis = objects[objects["outcome"].isin(["only_classifier_right", "only_segmenter_right"])]
 order = st.radio("Sort by", ["classifier confidence", "object size"], horizontal=True, key="k_sort")
 dis = dis.sort_values(
@@ -105,7 +105,7 @@ sel = picked.selection.rows if picked else []
 if sel:
     o = dis.iloc[sel[0]]
     row = index.image_row(int(o["image_id"]))
-    ((_, out, _),) = predict.predict(
+    ((_, out, _),) = predict(
         segmenter, index, source.images_dir, items_for_images(index, [row]), workers=0
     )
     rgb, _ = render.load_image(index, source.images_dir, row)
@@ -128,7 +128,7 @@ if sel:
     )
 
 with st.expander("Label spaces: which categories each model can name"):
-    st.dataframe(pd.DataFrame(report["coverage"]), hide_index=True, key="k_cov")
+    st.dataframe(pd.DataFrame(report.coverage), hide_index=True, key="k_cov")
     voc, imagenet = ui.label_space_tables()
     a, b = st.columns(2)
     a.markdown("**Pascal VOC-21 → COCO** (DeepLabV3's published labels)")
@@ -137,5 +137,6 @@ with st.expander("Label spaces: which categories each model can name"):
     b.dataframe(imagenet, hide_index=True, key="k_imagenet")
     st.caption(
         "ImageNet-1k → COCO and VOC-21 → COCO maps live in explorer/labels.py and "
-        "explorer/coco/data/imagenet_to_coco.json (e.g. every dog breed → dog; ImageNet's 'kite' is a bird)."
+        "explorer/coco/data/imagenet_to_coco.json (e.g. every dog breed → dog; ImageNet's 'kite' "
+        "is a bird)."
     )

@@ -1,4 +1,5 @@
-"""Segment: a segmenter's mask beside the ground truth, its errors, and an evaluation of the filter."""
+"""Segment: a segmenter's mask beside the ground truth, its errors, and an evaluation of the
+filter."""
 
 import numpy as np
 import streamlit as st
@@ -7,20 +8,22 @@ from explorer.app import widgets as ui
 from explorer.coco import masks
 from explorer.coco.labels import dataset_label_map
 from explorer.errors import ExplorerError
-from explorer.inference import products as predict
 from explorer.inference import runner as infer
+from explorer.inference import segmentation
+from explorer.inference.cache import predict
 from explorer.viz import figures as charts
 from explorer.viz import overlays as render
 
 source, index, model = ui.model_page("Segment", "segment", "s")
 images = source.images_dir
-space, to_eval, n, names = predict.eval_space(model, index)
+labels_met = segmentation.eval_space(model, index)
+space, to_eval = labels_met.space, labels_met.to_eval
 
 image_id = ui.chosen_image(index, "s")
 if image_id is not None:
     row = index.image_row(image_id)
     try:
-        ((_, out, err),) = predict.predict(
+        ((_, out, err),) = predict(
             model, index, images, infer.items_for_images(index, [row]), workers=0
         )
     except ExplorerError as e:
@@ -73,7 +76,7 @@ if image_id is not None:
             ),
             unsafe_allow_html=True,
         )
-    ev = predict.evaluate_segmentation(model, index, images, [row], space, workers=0)
+    ev = segmentation.evaluate_segmentation(model, index, images, [row], space, workers=0)
     present = {k: v for k, v in ev["per_class_iou"].items() if v is not None}
     st.markdown(
         f"This image: pixel accuracy **{ev['pixel_acc']:.3f}**, mean IoU **{ev['miou']:.3f}** "
@@ -91,15 +94,16 @@ st.caption(
 key = ui.result_key(source, index, rows_f, model)
 if st.button("Evaluate current filter", key="s_run"):
     ev = ui.run_with_progress(
-        "segmenting", predict.evaluate_segmentation, model, index, images, rows_f, space
+        "segmenting", segmentation.evaluate_segmentation, model, index, images, rows_f, space
     )
     if ev is not None:
         st.session_state["s_result"] = (key, ev)
 if st.session_state.get("s_result", (None,))[0] == key:  # only for this dataset, filter and model
     ev = st.session_state["s_result"][1]
     st.markdown(
-        f"**{ev['model']}** [{'UNTRAINED' if ev['untrained'] else ev['weights']}] on {ev['images']:,} "
-        f"images: pixel accuracy **{ev['pixel_acc']:.3f}**, mean IoU **{ev['miou']:.3f}**"
+        f"**{ev['model']}** [{'UNTRAINED' if ev['untrained'] else ev['weights']}] on "
+        f"{ev['images']:,} images: pixel accuracy **{ev['pixel_acc']:.3f}**, "
+        f"mean IoU **{ev['miou']:.3f}**"
     )
     c1, c2 = st.columns(2)
     c1.plotly_chart(

@@ -74,27 +74,26 @@ def test_report_on_the_sample_adds_up_and_repeats_from_cache(sample_root, monkey
     non_crowd = [
         a for r in rows for a in index.annotation_rows(r) if not index.annotations["iscrowd"][a]
     ]
-    s = report["summary"]
+    s = report.summary
     assert (
-        s["objects"]
-        == len(non_crowd)
-        == len(report["objects"])
-        == sum(s[k] for k in compare.OUTCOMES)
+        s["objects"] == len(non_crowd) == len(report.objects) == sum(s[k] for k in compare.OUTCOMES)
     )
     assert s["not_comparable"] == 0  # both models learn the dataset's own classes
-    assert len(report["images"]) == 6 and all(
-        c["classifier"] and c["segmenter"] for c in report["coverage"]
+    assert len(report.images) == 6 and all(
+        c["classifier"] and c["segmenter"] for c in report.coverage
     )
-    for o in report["objects"]:
+    for o in report.objects:
         right_c = o["classifier_category"] == o["true_category"]
         right_s = o["segmenter_category"] == o["true_category"]
         assert o["outcome"] == compare.outcome(1, 1 if right_c else 2, 1 if right_s else 2, True)
         assert 0 <= o["segmenter_coverage"] <= 1
-    import explorer.inference.products as predict_module
+    import explorer.inference.cache as cache_module
 
-    monkeypatch.setattr(predict_module, "run", lambda *a, **k: pytest.fail("a model ran again"))
+    monkeypatch.setattr(cache_module, "run", lambda *a, **k: pytest.fail("a model ran again"))
     again = compare.compare(cls, seg, index, sample_root / "val2017", rows, workers=0)
-    assert json.dumps(again["summary"]) == json.dumps(s)
+    assert json.dumps(again.summary) == json.dumps(s)
+    by_id = sorted(report.objects, key=lambda o: o["annotation_id"])  # a run yields in batches
+    assert sorted(again.objects, key=lambda o: o["annotation_id"]) == by_id
 
 
 def test_voc_segmenter_on_a_dataset_without_voc_classes_is_not_comparable(sample_root):
@@ -102,9 +101,35 @@ def test_voc_segmenter_on_a_dataset_without_voc_classes_is_not_comparable(sample
     cls = load_model("alexnet-classic", UNTRAINED, dataset_categories=index.categories)
     seg = load_model("deeplabv3-mobilenet-v3-large", UNTRAINED)
     report = compare.compare(cls, seg, index, sample_root / "val2017", [0, 1], workers=0)
-    s = report["summary"]
+    s = report.summary
     assert s["not_comparable"] == s["objects"] > 0  # circles and stars have no VOC counterpart
-    assert not any(c["segmenter"] for c in report["coverage"])
+    assert not any(c["segmenter"] for c in report.coverage)
+
+
+def test_report_json_keeps_its_keys_and_order(sample_root):
+    """``compare --out`` writes these keys, in this order (acceptance checks read them)."""
+    index = open_index(sample_root / "annotations" / "instances_val2017.json")
+    cls = load_model("alexnet-classic", UNTRAINED, dataset_categories=index.categories)
+    seg = load_model("deeplabv3-mobilenet-v3-large", UNTRAINED)
+    data = json.loads(
+        json.dumps(
+            compare.compare(cls, seg, index, sample_root / "val2017", [0], workers=0).to_json()
+        )
+    )
+    assert list(data) == [
+        "summary",
+        "objects",
+        "images",
+        "per_category",
+        "by_size",
+        "confusion",
+        "classifier",
+        "segmenter",
+        "coverage",
+    ]
+    assert list(data["summary"]) == ["objects", *compare.OUTCOMES]
+    assert list(data["objects"][0]) == list(compare.ObjectRow.__annotations__)
+    assert list(data["images"][0]) == list(compare.ImageRow.__annotations__)
 
 
 def test_size_class_edges():

@@ -1,4 +1,5 @@
-"""Models: registry, weights through the real loading path, preprocessing, runner, cache, metrics, label maps."""
+"""Models: registry, weights through the real loading path, preprocessing, runner, cache, metrics,
+label maps."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from explorer.coco.labels import (
     imagenet_to_coco,
 )
 from explorer.errors import ExplorerError
-from explorer.inference import products as predict
+from explorer.inference import cache, classification, segmentation
 from explorer.inference import runner as infer
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
 from explorer.models import (
@@ -222,7 +223,8 @@ def test_runner_batches_equal_single_images(real, mbv3_file):
 
 
 def test_gpu_decode_path_matches_on_cpu(real, alexnet_file):
-    """The JPEG-bytes path (used on CUDA) gives the same inputs as the PIL path, run on the CPU here."""
+    """The JPEG-bytes path (used on CUDA) gives the same inputs as the PIL path (run on the CPU
+    here)."""
     index, images = real
     model = load_model("alexnet", str(alexnet_file))
     items = infer.items_for_images(index, range(3))
@@ -248,11 +250,11 @@ def test_gpu_decode_path_matches_on_cpu(real, alexnet_file):
 def test_cache_answers_without_running_the_model(real, alexnet_file, monkeypatch):
     index, images = real
     model = load_model("alexnet", str(alexnet_file))
-    first = predict.classification_table(
+    first = classification.classification_table(
         model, index, images, crops=True, image_rows=[0, 1], workers=0
     )
-    monkeypatch.setattr(predict, "run", lambda *a, **k: pytest.fail("the model ran again"))
-    again = predict.classification_table(
+    monkeypatch.setattr(cache, "run", lambda *a, **k: pytest.fail("the model ran again"))
+    again = classification.classification_table(
         model, index, images, crops=True, image_rows=[0, 1], workers=0
     )
     assert first.equals(again) and len(first) == sum(
@@ -285,10 +287,10 @@ def test_segmentation_results_round_trip_through_pycocotools(real, mbv3_file):
     rows = [0, 1, 2]
     results = []
     labels_of = {}
-    for it, (labels, scores), _ in predict.predict(
+    for it, (labels, scores), _ in cache.predict(
         model, index, images, infer.items_for_images(index, rows)
     ):
-        results += predict.coco_results(model, index, it.image_row, labels, scores)
+        results += segmentation.coco_results(model, index, it.image_row, labels, scores)
         labels_of[int(index.images["id"][it.image_row])] = labels
     loaded = ref.loadRes(results) if results else None
     for r in results:
@@ -307,9 +309,9 @@ def test_evaluate_agrees_with_a_hand_count(real, mbv3_file):
     index, images = real
     model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
     rows = [0, 1, 2, 3]
-    ev = predict.evaluate_segmentation(model, index, images, rows, "voc")
+    ev = segmentation.evaluate_segmentation(model, index, images, rows, "voc")
     correct = total = 0
-    for it, (labels, _), _ in predict.predict(
+    for it, (labels, _), _ in cache.predict(
         model, index, images, infer.items_for_images(index, rows)
     ):
         target, _ = masks.semantic_mask(index, it.image_row, "voc")
@@ -327,9 +329,27 @@ def test_untrained_dataset_models_take_the_dataset_classes(sample_root):
     )
     assert seg.class_names == ["background"] + [c["name"] for c in index.categories]
     cls = load_model("alexnet-classic", UNTRAINED, dataset_categories=index.categories)
-    table = predict.classification_table(cls, index, sample_root / "val2017", True, [0], workers=0)
+    table = classification.classification_table(
+        cls, index, sample_root / "val2017", True, [0], workers=0
+    )
     assert set(table["mapped_category"]) <= {c["name"] for c in index.categories}
     assert table["untrained"].all()
+    scores = classification.classification_scores(cls, table, index.categories)
+    acc = classification.accuracy_per_category(cls, table, index.categories)
+    assert acc.total.sum() == scores["objects"] == len(table)
+    assert acc.right.sum() == round(scores["top1"] * scores["objects"])
+
+
+def test_items_carry_ids_and_keep_their_cache_keys(sample_root):
+    index = open_index(sample_root / "annotations" / "instances_val2017.json")
+    (whole,) = infer.items_for_images(index, [0])
+    assert whole.key == f"img:{int(index.images['id'][0])}" and whole.annotation_id is None
+    crops = infer.items_for_crops(index, [0])
+    anns = index.annotations
+    assert [it.annotation_id for it in crops] == [
+        int(anns["id"][a]) for a in index.annotation_rows(0) if not anns["iscrowd"][a]
+    ]
+    assert [it.key for it in crops] == [f"ann:{it.annotation_id}" for it in crops]
 
 
 def test_cuda_out_of_memory_halves_the_batch(monkeypatch):

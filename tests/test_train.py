@@ -13,7 +13,8 @@ import torch
 
 from explorer.coco import open_index
 from explorer.errors import ExplorerError
-from explorer.inference import products as predict
+from explorer.inference.classification import classification_table
+from explorer.inference.segmentation import evaluate_segmentation
 from explorer.models import load_model
 from explorer.training import Stopped, TrainConfig, runs, train
 from explorer.training.trainer import Session
@@ -124,7 +125,7 @@ def test_classify_run_end_to_end(tiny_data, tmp_path):
         and model.class_names == config["class_names"]
         and not model.untrained
     )
-    table = predict.classification_table(
+    table = classification_table(
         model, index, ROOT / tiny_data["val_images"], True, [0, 1], workers=0
     )
     assert len(table) and table["mapped_category"].isin(config["class_names"]).all()
@@ -159,9 +160,7 @@ def test_segment_run_end_to_end(tiny_data, tmp_path):
         and model.preprocess.resize == 64
     )
     index = open_index(tiny_data["val_coco"])
-    ev = predict.evaluate_segmentation(
-        model, index, ROOT / tiny_data["val_images"], [0, 1], workers=0
-    )
+    ev = evaluate_segmentation(model, index, ROOT / tiny_data["val_images"], [0, 1], workers=0)
     assert ev["labels"] == "coco" and ev["images"] == 2 and 0 <= ev["pixel_acc"] <= 1
 
 

@@ -462,8 +462,7 @@ def _crop_data_url(
 ) -> str:
     import base64
 
-    from explorer.coco.images import load_rgb, resolve_image_path
-    from explorer.inference.runner import crop_box
+    from explorer.coco.images import crop_box, load_rgb, resolve_image_path
 
     index = get_index(annotations)
     a = int(np.flatnonzero(index.annotations["id"] == annotation_id)[0])

@@ -67,3 +67,18 @@ def load_rgb(path: str | os.PathLike, expected_size: tuple[int, int] | None = No
         raise ImageError(f"{path}: not an image file") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
+
+
+CROP_CONTEXT = 0.1  # a crop is the box grown by 10% of its size on each side
+
+
+def crop_box(
+    box, width: int, height: int, context: float = CROP_CONTEXT
+) -> tuple[int, int, int, int]:
+    """A COCO box (x, y, w, h) grown by ``context`` of its size on each side and clipped to the
+    image, as integer (x0, y0, x1, y1) that hold at least one pixel."""
+    x, y, w, h = box
+    x0, y0 = max(0, int(np.floor(x - context * w))), max(0, int(np.floor(y - context * h)))
+    x1 = min(width, int(np.ceil(x + w + context * w)))
+    y1 = min(height, int(np.ceil(y + h + context * h)))
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)

@@ -4,51 +4,176 @@ For each non-crowd annotation: the classifier's top-1 on its crop and the segmen
 label inside its true mask, both mapped into the dataset's categories. An object is *comparable*
 when both models can name its true category (their label spaces hold a counterpart); otherwise
 it is counted as ``not_comparable``, never as wrong.
+
+:func:`compare` returns a :class:`Report`; ``Report.to_json()`` is what ``compare --out`` writes.
+Rows and tallies are JSON-shaped ``TypedDict`` values, so the report needs no conversion.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, Literal, TypedDict, get_args
 
 import numpy as np
 
 from explorer.coco import masks as coco_masks
 from explorer.coco.index import CocoIndex
 from explorer.coco.labels import dataset_label_map
-from explorer.inference.products import predict
-from explorer.inference.runner import items_for_crops, items_for_images
+from explorer.inference.cache import Record, predict
+from explorer.inference.runner import Progress, items_for_crops, items_for_images
 from explorer.models.weights import LoadedModel
-from explorer.types import SIZE_RANGES, size_class
+from explorer.types import SIZE_RANGES, SizeClass, size_class
 
-OUTCOMES = (
+Outcome = Literal[
     "both_right",
     "only_classifier_right",
     "only_segmenter_right",
     "both_wrong",
     "not_comparable",
-)
-NO_COUNTERPART = -1
+]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+NO_COUNTERPART = -1  # a category id no dataset has: the model's label has no dataset category
 BACKGROUND = 0
 
 
-def outcome(truth: int, cls: int, seg: int, comparable: bool) -> str:
+class ObjectRow(TypedDict):
+    """One non-crowd annotation and what each model made of it."""
+
+    annotation_id: int
+    image_id: int
+    true_category_id: int
+    true_category: str
+    area: float
+    size: SizeClass
+    classifier_label: str  # "" when the crop could not be read
+    classifier_prob: float
+    classifier_category: str  # a dataset category, "background" or "no counterpart"
+    segmenter_label: str  # "" when the image could not be read or the mask is empty
+    segmenter_coverage: float  # the majority label's share of the mask's pixels
+    segmenter_category: str
+    outcome: Outcome
+
+
+class ImageRow(TypedDict):
+    """One image: its true categories and the categories each model sees in it."""
+
+    image_id: int
+    true_categories: list[str]
+    classifier_top: list[str]  # the whole image's top-k labels, as dataset categories
+    segmenter_present: list[str]  # categories covering at least ``present_fraction`` of it
+    classifier_overlap: list[str]
+    segmenter_overlap: list[str]
+    error: str
+
+
+class Summary(TypedDict):
+    """Counts of each outcome; ``objects`` equals their sum."""
+
+    objects: int
+    both_right: int
+    only_classifier_right: int
+    only_segmenter_right: int
+    both_wrong: int
+    not_comparable: int
+
+
+class SizeAccuracy(TypedDict):
+    objects: int  # comparable objects of the size class
+    classifier_acc: float | None  # None when there are none
+    segmenter_acc: float | None
+
+
+class ModelConfusion(TypedDict):
+    """``counts[i][j]``: objects the classifier calls ``classifier[i]``, the segmenter
+    ``segmenter[j]``."""
+
+    classifier: list[str]
+    segmenter: list[str]
+    counts: list[list[int]]
+
+
+class Coverage(TypedDict):
+    category: str
+    id: int
+    classifier: bool  # the classifier has a label for it
+    segmenter: bool
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`compare` finds; :meth:`to_json` is the ``compare --out`` file."""
+
+    summary: Summary
+    objects: list[ObjectRow]  # one per non-crowd annotation
+    images: list[ImageRow]
+    per_category: dict[str, dict[Outcome, int]]  # true category -> outcome counts
+    by_size: dict[SizeClass, SizeAccuracy]
+    confusion: ModelConfusion  # classifier vs segmenter, comparable objects
+    classifier: str  # the models' display names
+    segmenter: str
+    coverage: list[Coverage]  # which categories each model can name
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as ``compare --out`` writes it: the fields, in order, as keys."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def outcome(truth: int, cls: int, seg: int, comparable: bool) -> Outcome:
     """Which of :data:`OUTCOMES` an object falls in."""
     if not comparable:
         return "not_comparable"
-    return {
+    by_rightness: dict[tuple[bool, bool], Outcome] = {
         (True, True): "both_right",
         (True, False): "only_classifier_right",
         (False, True): "only_segmenter_right",
         (False, False): "both_wrong",
-    }[(cls == truth, seg == truth)]
+    }
+    return by_rightness[(cls == truth, seg == truth)]
 
 
-def summarise(objects: list[dict]) -> dict:
+def summarise(objects: list[ObjectRow]) -> Summary:
     """Counts of each outcome; ``objects`` equals their sum."""
-    counts = {k: 0 for k in OUTCOMES}
-    for o in objects:
-        counts[o["outcome"]] += 1
-    return {"objects": len(objects), **counts}
+    counts = Counter(o["outcome"] for o in objects)
+    return {
+        "objects": len(objects),
+        "both_right": counts["both_right"],
+        "only_classifier_right": counts["only_classifier_right"],
+        "only_segmenter_right": counts["only_segmenter_right"],
+        "both_wrong": counts["both_wrong"],
+        "not_comparable": counts["not_comparable"],
+    }
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """The two models and how their labels meet the dataset's categories."""
+
+    classifier: LoadedModel
+    segmenter: LoadedModel
+    names: dict[int, str]  # dataset category id -> name
+    cls_map: list[int | None]  # model label -> dataset category id (None: no counterpart)
+    seg_map: list[int | None]
+    cls_reach: frozenset[int]  # the categories each model can name
+    seg_reach: frozenset[int]
+
+    @classmethod
+    def of(cls, classifier: LoadedModel, segmenter: LoadedModel, index: CocoIndex) -> _Labels:
+        cats = index.categories
+        cls_map = dataset_label_map(classifier.label_space, classifier.class_names, cats)
+        seg_map = dataset_label_map(segmenter.label_space, segmenter.class_names, cats)
+        return cls(
+            classifier,
+            segmenter,
+            {c["id"]: c["name"] for c in cats},
+            cls_map,
+            seg_map,
+            frozenset(m for m in cls_map if m is not None),
+            frozenset(m for m in seg_map if m is not None),
+        )
 
 
 def compare(
@@ -59,24 +184,55 @@ def compare(
     image_rows=None,
     present_fraction: float = 0.02,
     top_k: int = 5,
-    progress=None,
-    cancel=None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
     workers: int = 2,
-) -> dict:
-    """The report: ``summary``, ``objects`` (one row per non-crowd annotation), ``images`` (one
-    row per image), ``per_category``, ``by_size`` and ``confusion`` (classifier vs segmenter).
+) -> Report:
+    """The :class:`Report` on ``image_rows`` (default: every image).
 
     Every prediction goes through the prediction cache: comparing again runs no model.
     """
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
-    names = {c["id"]: c["name"] for c in index.categories}
-    cls_map = dataset_label_map(classifier.label_space, classifier.class_names, index.categories)
-    seg_map = dataset_label_map(segmenter.label_space, segmenter.class_names, index.categories)
-    cls_reach = {m for m in cls_map if m is not None}
-    seg_reach = {m for m in seg_map if m is not None}
-    steps = [0, 0, 0]
+    lab = _Labels.of(classifier, segmenter, index)
+    part = _three_parts(progress)
+    kw = {"workers": workers, "cancel": cancel}
+    crop_items, image_items = items_for_crops(index, rows), items_for_images(index, rows)
+    crops = {
+        it.annotation_id: out
+        for it, out, _ in predict(classifier, index, images_dir, crop_items, progress=part(0), **kw)
+    }
+    whole = {
+        it.image_row: out
+        for it, out, _ in predict(
+            classifier, index, images_dir, image_items, progress=part(1), **kw
+        )
+    }
+    objects: list[ObjectRow] = []
+    images: list[ImageRow] = []
+    for it, out, err in predict(segmenter, index, images_dir, image_items, progress=part(2), **kw):
+        labels = out[0] if out is not None else None
+        objects += _object_rows(lab, index, it.image_row, labels, crops)
+        w = whole.get(it.image_row)
+        images.append(_image_row(lab, index, it.image_row, labels, w, err, top_k, present_fraction))
+    return Report(
+        summary=summarise(objects),
+        objects=objects,
+        images=images,
+        per_category=per_category(objects),
+        by_size=by_size(objects),
+        confusion=confusion(objects),
+        classifier=classifier.display_name,
+        segmenter=segmenter.display_name,
+        coverage=coverage(index, lab.cls_reach, lab.seg_reach),
+    )
 
-    def part(k: int):
+
+def _three_parts(progress: Progress | None) -> Callable[[int], Progress]:
+    """Progress callbacks for the three runs (crops, whole images, segmentation), reported as
+    one count out of 3000."""
+    steps = [0.0, 0.0, 0.0]
+
+    def part(k: int) -> Progress:
         def report(done: int, total: int) -> None:
             steps[k] = done / max(total, 1)
             if progress:
@@ -84,107 +240,116 @@ def compare(
 
         return report
 
-    kw = {"workers": workers, "cancel": cancel}
-    crops = {
-        it.key: out
-        for it, out, _ in predict(
-            classifier, index, images_dir, items_for_crops(index, rows), progress=part(0), **kw
-        )
-    }
-    whole = {
-        it.image_row: out
-        for it, out, _ in predict(
-            classifier, index, images_dir, items_for_images(index, rows), progress=part(1), **kw
-        )
-    }
-    objects, images = [], []
+    return part
+
+
+def _object_rows(
+    lab: _Labels,
+    index: CocoIndex,
+    image_row: int,
+    labels: np.ndarray | None,
+    crops: dict[int | None, Record | None],
+) -> list[ObjectRow]:
+    """The rows of an image's non-crowd annotations (``labels``: its segmentation, if read)."""
     anns = index.annotations
-    for it, out, err in predict(
-        segmenter, index, images_dir, items_for_images(index, rows), progress=part(2), **kw
-    ):
-        r = it.image_row
-        image_id = int(index.images["id"][r])
-        ann_rows = index.annotation_rows(r)
-        labels = out[0] if out is not None else None
-        inst, kept, _ = coco_masks.instance_masks(index, r, ann_rows[~anns["iscrowd"][ann_rows]])
-        for m, a in zip(inst, kept.tolist(), strict=True):
-            truth = int(anns["category_id"][a])
-            key = f"ann:{int(anns['id'][a])}"
-            c = crops.get(key)
-            cls_cat = _mapped(cls_map, int(c[0][0])) if c is not None else NO_COUNTERPART
-            seg_cat, cover = NO_COUNTERPART, 0.0
-            if labels is not None and m.any():
-                votes = np.bincount(labels[m.astype(bool)], minlength=len(seg_map))
-                top = int(votes.argmax())
-                cover = float(votes[top] / votes.sum())
-                seg_cat = (
-                    BACKGROUND
-                    if (segmenter.task == "segment" and top == 0)
-                    else _mapped(seg_map, top)
-                )
-            comparable = (
-                truth in cls_reach and truth in seg_reach and c is not None and labels is not None
-            )
-            area = float(anns["area"][a])
-            objects.append(
-                {
-                    "annotation_id": int(anns["id"][a]),
-                    "image_id": image_id,
-                    "true_category_id": truth,
-                    "true_category": names[truth],
-                    "area": area,
-                    "size": size_class(area),
-                    "classifier_label": classifier.class_names[int(c[0][0])]
-                    if c is not None
-                    else "",
-                    "classifier_prob": float(c[1][0]) if c is not None else 0.0,
-                    "classifier_category": _name(names, cls_cat),
-                    "segmenter_label": segmenter.class_names[top]
-                    if labels is not None and m.any()
-                    else "",
-                    "segmenter_coverage": round(cover, 4),
-                    "segmenter_category": _name(names, seg_cat),
-                    "outcome": outcome(truth, cls_cat, seg_cat, comparable),
-                }
-            )
-        truth_set = sorted({names[int(x)] for x in anns["category_id"][ann_rows]})
-        w = whole.get(r)
-        cls_top = (
-            [] if w is None else [_name(names, _mapped(cls_map, int(t))) for t in w[0][:top_k]]
-        )
-        present = []
-        if labels is not None:
-            frac = np.bincount(labels.ravel(), minlength=len(seg_map)) / labels.size
-            present = sorted(
-                {
-                    _name(names, _mapped(seg_map, k))
-                    for k in np.flatnonzero(frac >= present_fraction)
-                    if k != 0 or segmenter.task != "segment"
-                }
-                - {"no counterpart"}
-            )
-        images.append(
-            {
-                "image_id": image_id,
-                "true_categories": truth_set,
-                "classifier_top": cls_top,
-                "segmenter_present": present,
-                "classifier_overlap": sorted(set(cls_top) & set(truth_set)),
-                "segmenter_overlap": sorted(set(present) & set(truth_set)),
-                "error": err or "",
-            }
-        )
+    ann_rows = index.annotation_rows(image_row)
+    inst, kept, _ = coco_masks.instance_masks(
+        index, image_row, ann_rows[~anns["iscrowd"][ann_rows]]
+    )
+    image_id = int(index.images["id"][image_row])
+    return [
+        _object_row(lab, index, a, image_id, mask, labels, crops.get(int(anns["id"][a])))
+        for mask, a in zip(inst, kept.tolist(), strict=True)
+    ]
+
+
+def _object_row(
+    lab: _Labels,
+    index: CocoIndex,
+    ann: int,
+    image_id: int,
+    mask: np.ndarray,
+    labels: np.ndarray | None,
+    crop: Record | None,
+) -> ObjectRow:
+    anns = index.annotations
+    truth = int(anns["category_id"][ann])
+    cls_cat = _mapped(lab.cls_map, int(crop[0][0])) if crop is not None else NO_COUNTERPART
+    seg_label, seg_cat, cover = _majority(lab, labels, mask)
+    comparable = (
+        truth in lab.cls_reach
+        and truth in lab.seg_reach
+        and crop is not None
+        and labels is not None
+    )
+    area = float(anns["area"][ann])
     return {
-        "summary": summarise(objects),
-        "objects": objects,
-        "images": images,
-        "per_category": per_category(objects),
-        "by_size": by_size(objects),
-        "confusion": confusion(objects),
-        "classifier": classifier.display_name,
-        "segmenter": segmenter.display_name,
-        "coverage": coverage(index, cls_reach, seg_reach),
+        "annotation_id": int(anns["id"][ann]),
+        "image_id": image_id,
+        "true_category_id": truth,
+        "true_category": lab.names[truth],
+        "area": area,
+        "size": size_class(area),
+        "classifier_label": lab.classifier.class_names[int(crop[0][0])] if crop is not None else "",
+        "classifier_prob": float(crop[1][0]) if crop is not None else 0.0,
+        "classifier_category": _name(lab.names, cls_cat),
+        "segmenter_label": seg_label,
+        "segmenter_coverage": round(cover, 4),
+        "segmenter_category": _name(lab.names, seg_cat),
+        "outcome": outcome(truth, cls_cat, seg_cat, comparable),
     }
+
+
+def _majority(lab: _Labels, labels: np.ndarray | None, mask: np.ndarray) -> tuple[str, int, float]:
+    """The segmenter's majority label inside a true mask: ``(label, its category, its share)``."""
+    if labels is None or not mask.any():
+        return "", NO_COUNTERPART, 0.0
+    votes = np.bincount(labels[mask.astype(bool)], minlength=len(lab.seg_map))
+    top = int(votes.argmax())
+    # a segmenter's label 0 is background, which no dataset category is
+    is_background = lab.segmenter.task == "segment" and top == 0
+    cat = BACKGROUND if is_background else _mapped(lab.seg_map, top)
+    return lab.segmenter.class_names[top], cat, float(votes[top] / votes.sum())
+
+
+def _image_row(
+    lab: _Labels,
+    index: CocoIndex,
+    image_row: int,
+    labels: np.ndarray | None,
+    whole: Record | None,
+    err: str | None,
+    top_k: int,
+    present_fraction: float,
+) -> ImageRow:
+    cats = index.annotations["category_id"][index.annotation_rows(image_row)]
+    truth = sorted({lab.names[int(x)] for x in cats})
+    cls_top = (
+        []
+        if whole is None
+        else [_name(lab.names, _mapped(lab.cls_map, int(t))) for t in whole[0][:top_k]]
+    )
+    present = [] if labels is None else _present(lab, labels, present_fraction)
+    return {
+        "image_id": int(index.images["id"][image_row]),
+        "true_categories": truth,
+        "classifier_top": cls_top,
+        "segmenter_present": present,
+        "classifier_overlap": sorted(set(cls_top) & set(truth)),
+        "segmenter_overlap": sorted(set(present) & set(truth)),
+        "error": err or "",
+    }
+
+
+def _present(lab: _Labels, labels: np.ndarray, fraction: float) -> list[str]:
+    """Dataset categories covering at least ``fraction`` of an image (background left out)."""
+    frac = np.bincount(labels.ravel(), minlength=len(lab.seg_map)) / labels.size
+    found = {
+        _name(lab.names, _mapped(lab.seg_map, k))
+        for k in np.flatnonzero(frac >= fraction)
+        if k != 0 or lab.segmenter.task != "segment"
+    }
+    return sorted(found - {"no counterpart"})
 
 
 def _mapped(mapping: list, label: int) -> int:
@@ -196,16 +361,16 @@ def _name(names: dict, cat: int) -> str:
     return "background" if cat == BACKGROUND else names.get(cat, "no counterpart")
 
 
-def per_category(objects: list[dict]) -> dict[str, dict]:
-    out: dict[str, dict] = {}
+def per_category(objects: list[ObjectRow]) -> dict[str, dict[Outcome, int]]:
+    out: dict[str, dict[Outcome, int]] = {}
     for o in objects:
         out.setdefault(o["true_category"], {k: 0 for k in OUTCOMES})[o["outcome"]] += 1
     return out
 
 
-def by_size(objects: list[dict]) -> dict[str, dict]:
+def by_size(objects: list[ObjectRow]) -> dict[SizeClass, SizeAccuracy]:
     """Accuracy of each model by COCO size class, over comparable objects."""
-    out = {}
+    out: dict[SizeClass, SizeAccuracy] = {}
     for s in SIZE_RANGES:
         sub = [o for o in objects if o["size"] == s and o["outcome"] != "not_comparable"]
         n = len(sub)
@@ -219,7 +384,7 @@ def by_size(objects: list[dict]) -> dict[str, dict]:
     return out
 
 
-def confusion(objects: list[dict]) -> dict:
+def confusion(objects: list[ObjectRow]) -> ModelConfusion:
     """Counts of (classifier category, segmenter category) pairs over comparable objects."""
     sub = [o for o in objects if o["outcome"] != "not_comparable"]
     rows = sorted({o["classifier_category"] for o in sub})
@@ -230,7 +395,9 @@ def confusion(objects: list[dict]) -> dict:
     return {"classifier": rows, "segmenter": cols, "counts": m.tolist()}
 
 
-def coverage(index: CocoIndex, cls_reach: set, seg_reach: set) -> list[dict]:
+def coverage(
+    index: CocoIndex, cls_reach: frozenset[int], seg_reach: frozenset[int]
+) -> list[Coverage]:
     """Which dataset categories each model can name (the label-space explainer)."""
     return [
         {

@@ -1,5 +1,9 @@
 """The batch runner: images (or object crops) -> model outputs, on the GPU when there is one.
 
+Use :func:`run` (items of a COCO index) or :func:`run_paths` (bare image files) when every output
+must come from the model; :func:`explorer.inference.cache.predict` is the same run through the
+prediction cache, which is what the CLI and the pages use.
+
 Images are decoded and preprocessed in DataLoader workers (on CUDA, JPEG bytes are decoded on
 the GPU instead), batched by identical input size so no padding changes a prediction, and run
 under ``torch.inference_mode`` (bf16 autocast, channels_last, pinned memory on CUDA). A CUDA
@@ -10,14 +14,14 @@ out-of-memory halves the batch and retries. Progress is reported through a callb
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import numpy as np
 
-from explorer.coco.images import load_rgb, resolve_image_path
+from explorer.coco.images import crop_box, load_rgb, resolve_image_path
 from explorer.errors import ExplorerError
 
 if TYPE_CHECKING:  # the runner itself needs no index (bench/bench_infer.py runs it on bare files)
@@ -25,7 +29,13 @@ if TYPE_CHECKING:  # the runner itself needs no index (bench/bench_infer.py runs
     from explorer.models.weights import LoadedModel
 
 GPU_LOCK = threading.Lock()
-CROP_CONTEXT = 0.1  # a crop is the box grown by 10% of its size on each side
+
+Progress: TypeAlias = Callable[[int, int], None]
+"""Called with (items done, items in all) after each batch."""
+
+Output: TypeAlias = np.ndarray | tuple[np.ndarray, dict[int, float]]
+"""A classifier's probability vector (float32), or a segmenter's ``(labels, scores)``: labels
+uint8 HxW at the original image size, scores the mean winning probability per label."""
 
 
 class Cancelled(ExplorerError):
@@ -34,24 +44,33 @@ class Cancelled(ExplorerError):
 
 @dataclass(frozen=True)
 class Item:
-    """One input: an image row, optionally a crop box (x, y, w, h) in image pixels."""
+    """One input: a whole image, or one annotation's box (x, y, w, h) on it (a crop)."""
 
     image_row: int
+    image_id: int
     box: tuple[float, float, float, float] | None = None
-    key: str = ""
+    annotation_id: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The prediction cache's key: ``img:<image id>``, or ``ann:<annotation id>`` for a crop.
+
+        Caches written before Items carried ids hold the same strings, so they stay valid."""
+        if self.annotation_id is None:
+            return f"img:{self.image_id}"
+        return f"ann:{self.annotation_id}"
 
 
-def crop_box(
-    box, width: int, height: int, context: float = CROP_CONTEXT
-) -> tuple[int, int, int, int]:
-    """A box grown by ``context`` on each side, clipped to the image, as integer (x0, y0, x1, y1)."""
-    x, y, w, h = box
-    x0, y0 = max(0, int(np.floor(x - context * w))), max(0, int(np.floor(y - context * h)))
-    x1, y1 = (
-        min(width, int(np.ceil(x + w + context * w))),
-        min(height, int(np.ceil(y + h + context * h))),
-    )
-    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+class Prediction(NamedTuple):
+    """What a run yields for one item: its output, or None and why it could not be read.
+
+    ``output`` is an :data:`Output` from :func:`run`; :func:`explorer.inference.cache.predict`
+    yields its decoded records (:data:`explorer.inference.cache.Record`) instead.
+    """
+
+    item: Item
+    output: Any
+    error: str | None
 
 
 class _Inputs:
@@ -59,19 +78,14 @@ class _Inputs:
 
     def __init__(
         self,
-        items: list[Item],
+        items: Sequence[Item],
         paths: list[str],
         sizes: list[tuple[int, int]],
         preprocess,
         raw_bytes: bool = False,
     ):
-        self.items, self.paths, self.sizes, self.preprocess, self.raw_bytes = (
-            items,
-            paths,
-            sizes,
-            preprocess,
-            raw_bytes,
-        )
+        self.items, self.paths, self.sizes = items, paths, sizes
+        self.preprocess, self.raw_bytes = preprocess, raw_bytes
 
     def __len__(self) -> int:
         return len(self.items)
@@ -81,17 +95,16 @@ class _Inputs:
 
         if self.raw_bytes:  # decoded on the GPU by the runner
             try:
-                return torch.frombuffer(
-                    bytearray(Path(self.paths[i]).read_bytes()), dtype=torch.uint8
-                ), i
+                data = bytearray(Path(self.paths[i]).read_bytes())
             except OSError as e:
                 return f"{self.paths[i]}: cannot read ({e.strerror})", i
+            return torch.frombuffer(data, dtype=torch.uint8), i
         w, h = self.sizes[i]
         try:
             rgb = load_rgb(self.paths[i], (w, h))
         except ExplorerError as e:
             return str(e), i
-        if getattr(self.items[i], "box", None) is not None:
+        if self.items[i].box is not None:
             x0, y0, x1, y1 = crop_box(self.items[i].box, w, h)
             rgb = rgb[y0:y1, x0:x1]
         x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)
@@ -119,120 +132,134 @@ def _batches(sizes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
 
 
 def items_for_images(index: CocoIndex, image_rows) -> list[Item]:
-    return [Item(int(r), None, f"img:{int(index.images['id'][r])}") for r in image_rows]
+    return [Item(int(r), int(index.images["id"][r])) for r in image_rows]
 
 
 def items_for_crops(index: CocoIndex, image_rows, include_crowd: bool = False) -> list[Item]:
     """One item per annotation (non-crowd unless asked) of the given images, in index order."""
     anns = index.annotations
-    out = []
-    for r in image_rows:
-        for a in index.annotation_rows(int(r)).tolist():
-            if include_crowd or not anns["iscrowd"][a]:
-                out.append(
-                    Item(
-                        int(r),
-                        tuple(float(v) for v in anns["bbox"][a]),
-                        f"ann:{int(anns['id'][a])}",
-                    )
-                )
-    return out
+    return [
+        Item(
+            int(r),
+            int(index.images["id"][r]),
+            tuple(float(v) for v in anns["bbox"][a]),
+            int(anns["id"][a]),
+        )
+        for r in image_rows
+        for a in index.annotation_rows(int(r)).tolist()
+        if include_crowd or not anns["iscrowd"][a]
+    ]
 
 
 def run(
     model: LoadedModel,
     index: CocoIndex,
     images_dir: Path | None,
-    items: list[Item],
+    items: Sequence[Item],
     batch_size: int | None = None,
     workers: int = 2,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     cancel: threading.Event | None = None,
-) -> Iterator[tuple[Item, object, str | None]]:
-    """Yield ``(item, output, error)`` for every item, in batches.
+) -> Iterator[Prediction]:
+    """Yield a :class:`Prediction` for every item, in batches (not in the items' order).
 
-    ``output`` is, for a classifier, the probability vector (numpy float32); for a segmenter, a
-    ``(labels uint8 HxW at the original image size, per-label mean probability dict)`` pair.
-    ``error`` says why an item could not be read (its output is then None).
+    Its ``output`` is an :data:`Output`; ``error`` says why an item could not be read (its output
+    is then None).
 
     Raises:
         Cancelled: ``cancel`` was set.
     """
     if images_dir is None:
         raise ExplorerError("no image folder: predictions need the images (--images DIR)")
-    paths, sizes = [], []
+    paths: list[str | Exception] = []
     for it in items:
         try:
-            paths.append(
-                str(resolve_image_path(images_dir, str(index.images["file_name"][it.image_row])))
-            )
+            name = str(index.images["file_name"][it.image_row])
+            paths.append(str(resolve_image_path(images_dir, name)))
         except ExplorerError as e:
             paths.append(e)
-        sizes.append(
-            (int(index.images["width"][it.image_row]), int(index.images["height"][it.image_row]))
-        )
+    sizes = [
+        (int(index.images["width"][it.image_row]), int(index.images["height"][it.image_row]))
+        for it in items
+    ]
     yield from run_paths(model, items, paths, sizes, batch_size, workers, progress, cancel)
 
 
 def run_paths(
     model: LoadedModel,
-    items: list,
-    paths: list,
+    items: Sequence[Item],
+    paths: Sequence[str | Exception],
     sizes: list[tuple[int, int]],
     batch_size: int | None = None,
     workers: int = 2,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     cancel: threading.Event | None = None,
-) -> Iterator[tuple[object, object, str | None]]:
+) -> Iterator[Prediction]:
     """:func:`run` on image files: ``paths[i]`` (or an exception saying why there is none) of
     annotated size ``sizes[i]`` = (width, height); ``items[i].box`` crops."""
-    import torch
-
-    batch_size = batch_size or default_batch_size(model.task, model.device)
     errors = {n: str(p) for n, p in enumerate(paths) if not isinstance(p, str)}
-    paths = [p if isinstance(p, str) else "" for p in paths]
-    device = model.device
-    gpu_decode = (
-        device.startswith("cuda")
-        and all(p.lower().endswith((".jpg", ".jpeg")) for p in paths if p)
-        and all(getattr(it, "box", None) is None for it in items)
-    )
-    in_sizes = [
-        model.preprocess.output_size(h, w)
-        if getattr(it, "box", None) is None or model.preprocess.crop
-        else (0, n)
-        for n, (it, (w, h)) in enumerate(zip(items, sizes, strict=True))
-    ]
-    order = [n for n in range(len(items)) if n not in errors]
-    batches = [[order[k] for k in b] for b in _batches([in_sizes[n] for n in order], batch_size)]
-    data = _Inputs(items, paths, sizes, model.preprocess, raw_bytes=gpu_decode)
-    on_cpu = _Inputs(items, paths, sizes, model.preprocess)  # the fallback of GPU decoding
-    loader = torch.utils.data.DataLoader(
-        data,
-        batch_sampler=batches,
-        num_workers=workers if len(items) > 8 else 0,
-        collate_fn=_collate,
-        pin_memory=device.startswith("cuda"),
-        worker_init_fn=_one_thread,
-    )
-    done = 0
+    files = [p if isinstance(p, str) else "" for p in paths]
+    gpu_decode = _can_decode_on_gpu(model.device, items, files)
+    loader = _loader(model, items, files, sizes, batch_size, workers, errors, gpu_decode)
+    on_cpu = _Inputs(items, files, sizes, model.preprocess)  # the fallback of GPU decoding
     for n, err in errors.items():
-        done += 1
-        yield items[n], None, err
+        yield Prediction(items[n], None, err)
+    done = len(errors)
     for x, idx, bad in loader:
         if cancel is not None and cancel.is_set():
             raise Cancelled("stopped by the user")
         if gpu_decode and idx:
-            x, idx, more = _decode_on_gpu(x, idx, sizes, model.preprocess, device, on_cpu)
+            x, idx, more = _decode_on_gpu(x, idx, sizes, model.preprocess, model.device, on_cpu)
             bad = bad + more
         for err, i in bad:
-            yield items[i], None, err
+            yield Prediction(items[i], None, err)
         if idx:
             for i, out in zip(idx, _forward(model, x, [sizes[i] for i in idx]), strict=True):
-                yield items[i], out, None
+                yield Prediction(items[i], out, None)
         done += len(idx) + len(bad)
         if progress:
             progress(done, len(items))
+
+
+def _can_decode_on_gpu(device: str, items: Sequence[Item], files: list[str]) -> bool:
+    """nvJPEG decodes whole JPEG images; crops and other formats go through PIL."""
+    return (
+        device.startswith("cuda")
+        and all(p.lower().endswith((".jpg", ".jpeg")) for p in files if p)
+        and all(it.box is None for it in items)
+    )
+
+
+def _loader(
+    model: LoadedModel,
+    items: Sequence[Item],
+    files: list[str],
+    sizes: list[tuple[int, int]],
+    batch_size: int | None,
+    workers: int,
+    skip: dict[int, str],
+    gpu_decode: bool,
+):
+    """A DataLoader over the readable items whose batches hold inputs of one size."""
+    import torch
+
+    batch_size = batch_size or default_batch_size(model.task, model.device)
+    in_sizes = [
+        model.preprocess.output_size(h, w)
+        if it.box is None or model.preprocess.crop
+        else (0, n)  # a crop kept at its own size cannot be stacked: a batch of its own
+        for n, (it, (w, h)) in enumerate(zip(items, sizes, strict=True))
+    ]
+    order = [n for n in range(len(items)) if n not in skip]
+    batches = [[order[k] for k in b] for b in _batches([in_sizes[n] for n in order], batch_size)]
+    return torch.utils.data.DataLoader(
+        _Inputs(items, files, sizes, model.preprocess, raw_bytes=gpu_decode),
+        batch_sampler=batches,
+        num_workers=workers if len(items) > 8 else 0,
+        collate_fn=_collate,
+        pin_memory=model.device.startswith("cuda"),
+        worker_init_fn=_one_thread,
+    )
 
 
 def _one_thread(_worker: int) -> None:
@@ -263,9 +290,8 @@ def _decode_on_gpu(
     from torchvision.io import ImageReadMode, decode_jpeg
 
     try:
-        with (
-            warnings.catch_warnings()
-        ):  # torchvision 0.29 points to TorchCodec; its decode_jpeg still works
+        # torchvision 0.29 points to TorchCodec; its decode_jpeg still works
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             images = decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:  # one bad file fails the batch: let the CPU loader sort them out

@@ -14,10 +14,9 @@ import numpy as np
 import torch
 
 from explorer.coco import masks as coco_masks
-from explorer.coco.images import load_rgb, resolve_image_path
+from explorer.coco.images import crop_box, load_rgb, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
-from explorer.inference.runner import crop_box
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Plotly figures for the Distributions page: pure functions of numbers, tested without Streamlit.
+"""Plotly figures for the pages: pure functions of numbers and typed results, tested without
+Streamlit.
 
 Category bars carry ``customdata`` = category id, so a click maps back to a category
 (:func:`clicked_category`).
@@ -6,11 +7,18 @@ Category bars carry ``customdata`` = category id, so a click maps back to a cate
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from explorer.viz.overlays import hex_colour, palette
+
+if TYPE_CHECKING:
+    from explorer.inference.classification import CategoryAccuracy
+    from explorer.inference.compare import ModelConfusion, Outcome, SizeAccuracy
+    from explorer.types import SizeClass
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "template": "plotly_white"}
 
@@ -329,7 +337,9 @@ def topk_bars(labels: list[str], probs: list[float], mapped: list[str], title: s
     return fig
 
 
-def accuracy_by_category(names: list[str], right: np.ndarray, total: np.ndarray) -> go.Figure:
+def accuracy_by_category(acc: CategoryAccuracy) -> go.Figure:
+    """Top-1 accuracy per true category, most frequent first."""
+    names, right, total = acc.names, acc.right, acc.total
     order = np.argsort(-total, kind="stable")
     acc = np.where(total > 0, right / np.maximum(total, 1), 0.0)
     fig = go.Figure(
@@ -446,7 +456,7 @@ def training_curves(
     return fig
 
 
-OUTCOME_COLOURS = {
+OUTCOME_COLOURS: dict[Outcome, str] = {
     "both_right": "#2ca02c",
     "only_classifier_right": "#1f77b4",
     "only_segmenter_right": "#ff7f0e",
@@ -455,7 +465,7 @@ OUTCOME_COLOURS = {
 }
 
 
-def agreement_by_category(per_category: dict[str, dict]) -> go.Figure:
+def agreement_by_category(per_category: dict[str, dict[Outcome, int]]) -> go.Figure:
     """Stacked bars: for each true category, how many objects fall in each outcome."""
     cats = sorted(per_category, key=lambda c: -sum(per_category[c].values()))
     fig = go.Figure()
@@ -472,7 +482,7 @@ def agreement_by_category(per_category: dict[str, dict]) -> go.Figure:
     return fig
 
 
-def model_confusion(conf: dict) -> go.Figure:
+def model_confusion(conf: ModelConfusion) -> go.Figure:
     """Counts of (classifier answer, segmenter answer) over comparable objects."""
     fig = go.Figure(
         go.Heatmap(
@@ -493,7 +503,7 @@ def model_confusion(conf: dict) -> go.Figure:
     return fig
 
 
-def accuracy_by_size(by_size: dict[str, dict]) -> go.Figure:
+def accuracy_by_size(by_size: dict[SizeClass, SizeAccuracy]) -> go.Figure:
     sizes = list(by_size)
     fig = go.Figure()
     for key, name, colour in (

@@ -1,0 +1,161 @@
+"""The prediction cache, and :func:`predict`: a run of the model that asks the cache first.
+
+Use :func:`predict` everywhere a prediction is shown or scored (the CLI, the pages, the tables
+and evaluations): asking again for a prediction it has never runs the model. Use
+:func:`explorer.inference.runner.run` (or ``run_paths``) only when the model itself must run,
+e.g. to time it or to test it.
+
+The cache (``<cache>/predictions/<key>.sqlite``) is keyed by the dataset (annotation
+fingerprint + image folder), the model name, a fingerprint of its weights and its preprocessing;
+inside it, each item's record is under :attr:`Item.key <explorer.inference.runner.Item.key>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TypeAlias
+
+import numpy as np
+
+from explorer.coco.index import CocoIndex
+from explorer.inference.runner import Item, Prediction, Progress, run
+from explorer.models.weights import LoadedModel
+from explorer.paths import cache_dir
+
+TOP_K = 10  # a classifier's record keeps its 10 best labels, not all 1000 probabilities
+FLUSH_EVERY = 64  # records written per transaction while a run goes on
+
+Record: TypeAlias = tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, dict[int, float]]
+"""A decoded cache record: a classifier's ``(top label indices, their probabilities)``, best
+first; a segmenter's ``(labels uint8 HxW, mean winning probability per label)``."""
+
+
+class PredictionStore:
+    """A key -> bytes store in one SQLite file (safe across threads and processes)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS p (k TEXT PRIMARY KEY, v BLOB)")
+
+    @contextlib.contextmanager
+    def _connect(self):
+        """A connection that commits on success and is closed after the ``with`` block."""
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            yield db
+
+    def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        with self._lock, self._connect() as db:
+            for k in range(0, len(keys), 500):  # SQLite limits the parameters of one query
+                part = keys[k : k + 500]
+                rows = db.execute(
+                    f"SELECT k, v FROM p WHERE k IN ({','.join('?' * len(part))})", part
+                )
+                out.update(dict(rows.fetchall()))
+        return out
+
+    def put_many(self, items: dict[str, bytes]) -> None:
+        if items:
+            with self._lock, self._connect() as db:
+                db.executemany("INSERT OR REPLACE INTO p VALUES (?, ?)", list(items.items()))
+
+
+def store_for(model: LoadedModel, index: CocoIndex, images_dir: Path | None) -> PredictionStore:
+    """The store of this model's predictions on this dataset (created when new)."""
+    images = os.path.realpath(images_dir) if images_dir else ""
+    parts = [
+        index.fingerprint,
+        images,
+        model.name,
+        model.encoder or "",
+        model.weights_key,
+        model.preprocess.key,
+        str(len(model.class_names)),
+    ]
+    name = hashlib.sha1("|".join(parts).encode()).hexdigest()[:24]
+    return PredictionStore(cache_dir("predictions") / f"{name}.sqlite")
+
+
+def _encode(model: LoadedModel, output) -> bytes:
+    if model.task == "classify":
+        order = np.argsort(-output)[:TOP_K]
+        return np.concatenate(
+            [order.astype(np.float32), output[order].astype(np.float32)]
+        ).tobytes()
+    from PIL import Image
+
+    labels, scores = output
+    buf = io.BytesIO()
+    Image.fromarray(labels, mode="L").save(buf, format="PNG", compress_level=1)
+    head = json.dumps({str(k): v for k, v in scores.items()}).encode()
+    return len(head).to_bytes(4, "little") + head + buf.getvalue()
+
+
+def _decode(model: LoadedModel, blob: bytes) -> Record:
+    if model.task == "classify":
+        v = np.frombuffer(blob, np.float32)
+        return v[: len(v) // 2].astype(np.int64), v[len(v) // 2 :]
+    from PIL import Image
+
+    n = int.from_bytes(blob[:4], "little")
+    scores = {int(k): v for k, v in json.loads(blob[4 : 4 + n]).items()}
+    return np.asarray(Image.open(io.BytesIO(blob[4 + n :]))), scores
+
+
+def predict(
+    model: LoadedModel,
+    index: CocoIndex,
+    images_dir: Path | None,
+    items: Sequence[Item],
+    batch_size: int | None = None,
+    workers: int = 2,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[Prediction]:
+    """Like :func:`explorer.inference.runner.run` but through the cache: cached items first, then
+    the model's answers for the rest (stored as they come). Outputs are :data:`Record` values."""
+    store = store_for(model, index, images_dir)
+    cached = store.get_many([it.key for it in items])
+    todo = [it for it in items if it.key not in cached]
+    for it in items:
+        if it.key in cached:
+            yield Prediction(it, _decode(model, cached[it.key]), None)
+    done = len(items) - len(todo)
+    if progress:
+        progress(done, len(items))
+    if not todo:
+        return
+    shifted = (lambda d, t: progress(done + d, len(items))) if progress else None
+    fresh = run(model, index, images_dir, todo, batch_size, workers, shifted, cancel)
+    yield from _store_as_they_come(model, store, fresh)
+
+
+def _store_as_they_come(
+    model: LoadedModel, store: PredictionStore, fresh: Iterator[Prediction]
+) -> Iterator[Prediction]:
+    """Encode and store each new output, yielding its decoded record (what a later call gets);
+    what is done is stored even when the run stops half-way."""
+    pending: dict[str, bytes] = {}
+    try:
+        for it, out, err in fresh:
+            if out is None:
+                yield Prediction(it, None, err)
+                continue
+            blob = _encode(model, out)
+            pending[it.key] = blob
+            if len(pending) >= FLUSH_EVERY:
+                store.put_many(pending)
+                pending = {}
+            yield Prediction(it, _decode(model, blob), None)
+    finally:
+        store.put_many(pending)

@@ -1,0 +1,155 @@
+"""A classifier's predictions as a table, and its scores against the true categories.
+
+:func:`classification_table` predicts through the cache (:func:`explorer.inference.cache.predict`)
+and reads the top-5 labels into rows; :func:`classification_scores` and
+:func:`accuracy_per_category` score a table of crops. A label counts only through its dataset
+category (:func:`explorer.coco.labels.dataset_label_map`); objects of a category the model cannot
+name are ``not_comparable``, never wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypedDict
+
+import numpy as np
+
+from explorer.coco.index import CocoIndex
+from explorer.coco.labels import dataset_label_map
+from explorer.inference.cache import predict
+from explorer.inference.runner import Item, items_for_crops, items_for_images
+from explorer.models.weights import LoadedModel
+
+TABLE_TOP = 5  # top-k columns of a table
+
+
+class ClassificationScores(TypedDict):
+    """``evaluate --json`` of a classifier (with model, weights, untrained added by the CLI)."""
+
+    top1: float  # NaN when no object is comparable
+    top5: float
+    objects: int  # comparable objects: their category has a counterpart among the model's labels
+    not_comparable: int
+    unreadable: int
+
+
+@dataclass(frozen=True, eq=False)
+class CategoryAccuracy:
+    """Top-1 hits per dataset category over comparable crops, in the dataset's category order."""
+
+    names: list[str]
+    right: np.ndarray
+    total: np.ndarray
+
+
+def classification_table(
+    model: LoadedModel,
+    index: CocoIndex,
+    images_dir: Path | None,
+    crops: bool,
+    image_rows=None,
+    **kw,
+):
+    """A pandas DataFrame, one row per image (or per non-crowd annotation with ``crops``).
+
+    Columns: image_id, [annotation_id, true_category_id, true_category], top1..top5 label and
+    probability, label_index (top-1), mapped_category_id / mapped_category (the top-1 label in the
+    dataset's categories; empty when there is no counterpart), model, weights, untrained, error.
+    ``kw`` goes to :func:`~explorer.inference.cache.predict` (batch_size, workers, progress, ...).
+    """
+    import pandas as pd
+
+    rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
+    items = items_for_crops(index, rows) if crops else items_for_images(index, rows)
+    mapping = dataset_label_map(model.label_space, model.class_names, index.categories)
+    names = {c["id"]: c["name"] for c in index.categories}
+    ann_row = _annotation_rows(index, rows) if crops else {}
+    records = []
+    for it, out, err in predict(model, index, images_dir, items, **kw):
+        rec: dict = {"image_id": it.image_id}
+        if crops:
+            rec.update(_truth_columns(index, names, it, ann_row))
+        if out is not None:
+            rec.update(_prediction_columns(model, mapping, names, out))
+        rec.update(
+            model=model.name,
+            weights=model.weights_label,
+            untrained=model.untrained,
+            error=err or "",
+        )
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def _annotation_rows(index: CocoIndex, rows) -> dict[int, int]:
+    """Annotation id -> row, for the chosen images only (not a map of the whole dataset)."""
+    return {
+        int(index.annotations["id"][a]): int(a) for r in rows for a in index.annotation_rows(int(r))
+    }
+
+
+def _truth_columns(index: CocoIndex, names: dict, item: Item, ann_row: dict[int, int]) -> dict:
+    cat = int(index.annotations["category_id"][ann_row[item.annotation_id]])
+    return {
+        "annotation_id": item.annotation_id,
+        "true_category_id": cat,
+        "true_category": names[cat],
+    }
+
+
+def _prediction_columns(model: LoadedModel, mapping: list, names: dict, out) -> dict:
+    top, prob = out
+    cols: dict = {}
+    for k in range(TABLE_TOP):
+        cols[f"top{k + 1}"] = model.class_names[top[k]] if k < len(top) else ""
+        cols[f"top{k + 1}_prob"] = float(prob[k]) if k < len(prob) else 0.0
+    mapped = mapping[int(top[0])]
+    cols.update(
+        label_index=int(top[0]),
+        mapped_category_id=mapped if mapped is not None else -1,
+        mapped_category=names.get(mapped, "") if mapped is not None else "",
+    )
+    return cols
+
+
+def _comparable(model: LoadedModel, table, categories: list[dict]):
+    """``(label map, readable rows, readable rows of a category the model can name)``."""
+    mapping = dataset_label_map(model.label_space, model.class_names, categories)
+    reachable = {m for m in mapping if m is not None}
+    ok = table[table["error"] == ""]
+    return mapping, ok, ok[ok["true_category_id"].isin(reachable)]
+
+
+def classification_scores(
+    model: LoadedModel, table, categories: list[dict]
+) -> ClassificationScores:
+    """Top-1 / top-5 accuracy of a crops table against the true categories, over the objects
+    whose category the model can name (the rest are ``not_comparable``, never counted wrong)."""
+    mapping, ok, comparable = _comparable(model, table, categories)
+    label_of = {n: i for i, n in enumerate(model.class_names)}
+    top1 = (comparable["mapped_category_id"] == comparable["true_category_id"]).sum()
+    top5 = 0
+    for _, r in comparable.iterrows():
+        hits = {mapping[label_of[r[f"top{k}"]]] for k in range(1, 6) if r[f"top{k}"] in label_of}
+        top5 += r["true_category_id"] in hits
+    n = len(comparable)
+    return {
+        "top1": float(top1 / n) if n else float("nan"),
+        "top5": float(top5 / n) if n else float("nan"),
+        "objects": int(n),
+        "not_comparable": int(len(ok) - n),
+        "unreadable": int(len(table) - len(ok)),
+    }
+
+
+def accuracy_per_category(model: LoadedModel, table, categories: list[dict]) -> CategoryAccuracy:
+    """Top-1 right / total per category of a crops table, over comparable objects."""
+    _, _, comparable = _comparable(model, table, categories)
+    truth, guess = comparable["true_category_id"], comparable["mapped_category_id"]
+    cats = [c["id"] for c in categories]
+    return CategoryAccuracy(
+        names=[c["name"] for c in categories],
+        right=np.array([((truth == c) & (guess == c)).sum() for c in cats]),
+        total=np.array([(truth == c).sum() for c in cats]),
+    )
