@@ -1,7 +1,9 @@
 """COCO Explorer: browse COCO datasets, run and train AlexNet / DeepLabV3, compare them.
 
-The library never imports Streamlit (except ``explorer.app.widgets``) and keeps heavy imports (torch,
-pycocotools) out of module import time, so ``python -m explorer stats`` starts fast.
+Packages follow the data flow, each importing only from those before it: ``coco`` (COCO files
+to a columnar index) → ``models`` → ``inference`` → ``training`` → ``viz`` → ``app`` (the only
+Streamlit-aware package); ``cli`` sits on top. docs/ARCHITECTURE.md has the map. Heavy imports
+(torch, pycocotools) stay out of module import time, so ``python -m explorer stats`` starts fast.
 """
 
 __version__ = "0.1.0"

@@ -1,44 +1,42 @@
-"""Compare: a classifier and a segmenter against each other and the ground truth, on the filter."""
+"""Compare: a classifier and a segmenter against each other and the truth, on the filter."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.app import widgets as ui
+from explorer.app import caches, dataset, evaluate, models
 from explorer.coco.labels import dataset_label_map
 from explorer.inference import compare
 from explorer.inference.cache import predict
 from explorer.inference.runner import items_for_images
-from explorer.viz import figures as charts
-from explorer.viz import overlays as render
+from explorer.viz import figures, overlays
 
-source, index = ui.page_dataset()
+source, index = dataset.page_dataset()
 st.title("Compare")
 st.caption(
     "Each non-crowd object: the classifier's answer on its crop, the segmenter's majority label "
     "inside its true mask, both mapped into the dataset's categories."
 )
 st.markdown("**Classifier**")
-classifier = ui.model_picker("classify", "k1", source.annotations)
+classifier = models.model_picker("classify", "k1", source.annotations)
 st.markdown("**Segmenter**")
-segmenter = ui.model_picker("segment", "k2", source.annotations)
+segmenter = models.model_picker("segment", "k2", source.annotations)
 if classifier is None or segmenter is None:
     st.stop()
 
-flt = st.session_state.get("b_filter")
-rows = ui.filtered_image_rows(source.annotations, flt) if flt else np.arange(index.num_images)
-st.caption(f"{len(rows):,} images (the Browse filter)")
-key = ui.result_key(source, index, rows, classifier, segmenter)
-if st.button("Compare current filter", key="k_run", type="primary"):
-    report = ui.run_with_progress(
-        "comparing", compare.compare, classifier, segmenter, index, source.images_dir, rows
-    )
-    if report is not None:
-        st.session_state["k_report"] = (key, report)
-if st.session_state.get("k_report", (None,))[0] != key:
+report = evaluate.evaluate_on_filter(
+    "k",
+    source,
+    index,
+    (classifier, segmenter),
+    lambda rows, **kw: compare.compare(classifier, segmenter, index, source.images_dir, rows, **kw),
+    button="Compare current filter",
+    working="comparing",
+    what=" (the Browse filter)",
+    primary=True,
+)
+if report is None:
     st.info("Press **Compare current filter**: predictions already made are reused from the cache.")
     st.stop()
-report = st.session_state["k_report"][1]
 s = report.summary
 
 c1, c2 = st.columns([1.3, 2])
@@ -57,10 +55,10 @@ c1.caption(
     f"{s['objects']:,} objects; {s['not_comparable']:,} not comparable (a model has no label for "
     "the true category)"
 )
-c2.plotly_chart(charts.agreement_by_category(report.per_category), key="k_cats")
+c2.plotly_chart(figures.agreement_by_category(report.per_category), key="k_cats")
 c3, c4 = st.columns(2)
-c3.plotly_chart(charts.model_confusion(report.confusion), key="k_conf")
-c4.plotly_chart(charts.accuracy_by_size(report.by_size), key="k_size")
+c3.plotly_chart(figures.model_confusion(report.confusion), key="k_conf")
+c4.plotly_chart(figures.accuracy_by_size(report.by_size), key="k_size")
 
 st.subheader("Disagreements")
 objects = pd.DataFrame(report.objects)
@@ -77,7 +75,7 @@ dis = dis.head(200).copy()
 dis.insert(
     0,
     "object",
-    [ui.crop_data_url(source.annotations, source.images, int(a)) for a in dis["annotation_id"]],
+    [caches.crop_data_url(source.annotations, source.images, int(a)) for a in dis["annotation_id"]],
 )
 picked = st.dataframe(
     dis[
@@ -108,20 +106,20 @@ if sel:
     ((_, out, _),) = predict(
         segmenter, index, source.images_dir, items_for_images(index, [row]), workers=0
     )
-    rgb, _ = render.load_image(index, source.images_dir, row)
-    colours = render.label_colours(
+    rgb, _ = overlays.load_image(index, source.images_dir, row)
+    colours = overlays.label_colours(
         index, dataset_label_map(segmenter.label_space, segmenter.class_names, index.categories)
     )
     left, right = st.columns(2)
-    gt, _ = ui.overlay_jpeg(
+    gt, _ = caches.overlay_jpeg(
         source.annotations,
         source.images,
         int(o["image_id"]),
-        render.OverlayOptions(highlight=int(o["annotation_id"]), alpha=0.5),
+        overlays.OverlayOptions(highlight=int(o["annotation_id"]), alpha=0.5),
     )
     left.image(gt, caption=f"truth: {o['true_category']} (highlighted)", output_format="JPEG")
     right.image(
-        render.encode_jpeg(render.blend_labels(rgb, out[0], colours, 0.55)),
+        overlays.encode_jpeg(overlays.blend_labels(rgb, out[0], colours, 0.55)),
         output_format="JPEG",
         caption=f"classifier: {o['classifier_category']} ({o['classifier_prob']:.2f}) · segmenter: "
         f"{o['segmenter_category']} ({o['segmenter_coverage']:.0%} of the mask)",
@@ -129,14 +127,14 @@ if sel:
 
 with st.expander("Label spaces: which categories each model can name"):
     st.dataframe(pd.DataFrame(report.coverage), hide_index=True, key="k_cov")
-    voc, imagenet = ui.label_space_tables()
+    voc, imagenet = caches.label_space_tables()
     a, b = st.columns(2)
     a.markdown("**Pascal VOC-21 → COCO** (DeepLabV3's published labels)")
     a.dataframe(voc, hide_index=True, key="k_voc")
     b.markdown("**ImageNet-1k → COCO** (AlexNet's published labels): classes per COCO category")
     b.dataframe(imagenet, hide_index=True, key="k_imagenet")
     st.caption(
-        "ImageNet-1k → COCO and VOC-21 → COCO maps live in explorer/labels.py and "
+        "ImageNet-1k → COCO and VOC-21 → COCO maps live in explorer/coco/labels.py and "
         "explorer/coco/data/imagenet_to_coco.json (e.g. every dog breed → dog; ImageNet's 'kite' "
         "is a bird)."
     )

@@ -17,9 +17,8 @@ import streamlit as st
 
 from explorer.coco import CocoIndex, fingerprint, open_index
 from explorer.coco.filters import ImageFilter, filter_images
-from explorer.coco.images import load_rgb, resolve_image_path
+from explorer.coco.images import crop_box, load_rgb, resolve_image_path
 from explorer.errors import ExplorerError
-from explorer.inference.runner import crop_box
 from explorer.viz import overlays
 
 

@@ -74,14 +74,14 @@ def evaluate_on_filter(
         models: the models the result depends on (part of the result's identity).
         run: ``run(image_rows, progress=...)`` computes the result.
         button: the button's label; working: the progress bar's label; what: the caption after
-            the number of images (e.g. "every non-crowd object's crop").
+            the number of images (e.g. ", every non-crowd object's crop").
 
     Returns:
         The result computed for this dataset, filter and models (now or on an earlier run), or
         None when there is none yet.
     """
     rows = caches.filtered_image_rows(source.annotations, state.browse_filter())
-    st.caption(f"{len(rows):,} images{', ' + what if what else ''}")
+    st.caption(f"{len(rows):,} images{what}")
     identity = result_key(source, index, rows, *models)
     if st.button(button, key=f"{key}_run", type="primary" if primary else "secondary"):
         result = run_with_progress(working, run, rows)

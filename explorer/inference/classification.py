@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -153,3 +153,24 @@ def accuracy_per_category(model: LoadedModel, table, categories: list[dict]) -> 
         right=np.array([((truth == c) & (guess == c)).sum() for c in cats]),
         total=np.array([(truth == c).sum() for c in cats]),
     )
+
+
+Verdict = Literal["right", "wrong", "not comparable", "unreadable"]
+
+
+def verdicts(model: LoadedModel, table, categories: list[dict]) -> list[Verdict]:
+    """Per row of a crops table: top-1 right, wrong, not comparable (the model has no label for
+    the true category) or unreadable (the image could not be read)."""
+    mapping = dataset_label_map(model.label_space, model.class_names, categories)
+    reachable = {m for m in mapping if m is not None}
+    out: list[Verdict] = []
+    for truth, guess, error in zip(
+        table["true_category_id"], table["mapped_category_id"], table["error"], strict=True
+    ):
+        if error:
+            out.append("unreadable")
+        elif truth not in reachable:
+            out.append("not comparable")
+        else:
+            out.append("right" if guess == truth else "wrong")
+    return out
