@@ -1,4 +1,4 @@
-"""The app's pages under Streamlit's AppTest: default sample, real COCO, bad paths, filters, deep links."""
+"""Pages under Streamlit's AppTest: default sample, real COCO, bad paths, filters, deep links."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_bad_startup_path_shows_an_error_and_the_sample(monkeypatch, tmp_path):
 
 
 def picker() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "tests" / "apps" / "picker.py"), default_timeout=90).run()
+    at = AppTest.from_file(str(ROOT / "tests" / "app" / "picker_app.py"), default_timeout=90).run()
     assert not at.exception
     return at
 
