@@ -294,22 +294,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_anatomy(args: argparse.Namespace) -> int:
-    from explorer.models import anatomy, get_spec, load_model
-    from explorer.models.registry import SPECS
+    from explorer.models import anatomy, create_model, get_spec, list_models, load_model
 
     size = args.input.lower().split("x")
     try:
         h, w = int(size[0]), int(size[-1])
     except ValueError:
         raise ExplorerError(f"--input {args.input!r}: give H or HxW, e.g. 227 or 520x693") from None
-    if args.model in SPECS:
-        spec = get_spec(args.model)
-        classes = (
-            None if spec.label_space != "dataset" else (1000 if spec.task == "classify" else 21)
-        )
-        from explorer.models import create_model
-
-        model = create_model(args.model, num_classes=classes, encoder=args.encoder or "resnet34")
+    if args.model in list_models():
+        head = get_spec(args.model).head_size  # a dataset model's table shows its classic layout
+        model = create_model(args.model, num_classes=head, encoder=args.encoder)
         label = "architecture only (random weights: the table does not depend on them)"
     else:
         loaded = load_model(args.model, device="cpu")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from explorer.models.outputs import logits
+
 _FOLDED = (
     nn.ReLU,
     nn.ReLU6,
@@ -62,7 +64,8 @@ class Layer:
         elif self.kind == "connected":
             return f"connected{'':23}{self.in_shape[0]:6d}  ->  {self.out_shape[0]:4d}"
         elif self.kind == "dropout":
-            return f"dropout       p = {m.p:.2f}{'':12}{_size(self.in_shape)}  ->  {_size(self.out_shape)}"
+            sizes = f"{_size(self.in_shape)}  ->  {_size(self.out_shape)}"
+            return f"dropout       p = {m.p:.2f}{'':12}{sizes}"
         elif self.kind == "softmax":
             return f"softmax{'':44}{self.out_shape[0]:4d}"
         else:
@@ -143,7 +146,7 @@ def layer_table(
                 continue
             kind = type(m).__name__.lower()
         rows.append(Layer(kind, m, name, tuple(x.shape[1:]), tuple(y.shape[1:]), own, _macs(m, y)))
-    out = out["out"] if isinstance(out, dict) else out
+    out = logits(out)
     if softmax and out.dim() == 2:
         rows.append(
             Layer(
@@ -170,14 +173,16 @@ def format_table(rows: list[Layer]) -> str:
     total_p = sum(r.params for r in rows)
     total_m = sum(r.macs for r in rows)
     lines.append(
-        f"{'':5} total: {total_p:,} parameters ({total_p / 1e6:.1f}M), {total_m:,} multiply-accumulates "
-        f"({total_m / 1e9:.2f} GMAC)"
+        f"{'':5} total: {total_p:,} parameters ({total_p / 1e6:.1f}M), "
+        f"{total_m:,} multiply-accumulates ({total_m / 1e9:.2f} GMAC)"
     )
     return "\n".join(lines)
 
 
 def capture(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    """Outputs of the named modules for input ``x`` (cloned: in-place ReLUs would overwrite them)."""
+    """Outputs of the named modules for input ``x``.
+
+    Cloned: in-place ReLUs would overwrite them."""
     got: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
     hooks = [
@@ -193,7 +198,7 @@ def capture(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, to
     finally:
         for h in hooks:
             h.remove()
-    got["__output__"] = (out["out"] if isinstance(out, dict) else out).detach()
+    got["__output__"] = logits(out).detach()
     return got
 
 
