@@ -1,4 +1,5 @@
-"""Train: start runs in the background, watch them live, compare curves, import curves from elsewhere."""
+"""Train: start runs in the background, watch them live, compare curves, import curves from
+elsewhere."""
 
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import streamlit as st
 from explorer.app import widgets as ui
 from explorer.errors import ExplorerError
 from explorer.models import SMP_ENCODERS
-from explorer.training import TASK_MODELS, TrainConfig, runs
+from explorer.training import TrainConfig, runs, task_models
+from explorer.training.events import Loading, Step
 from explorer.viz import figures as charts
 
 source, index = ui.page_dataset()
@@ -20,7 +22,7 @@ with st.form("t_form"):
     task = c1.selectbox("Task", ["classify", "segment"], key="t_task")
     model = c2.selectbox(
         "Model",
-        TASK_MODELS["classify"] + TASK_MODELS["segment"],
+        task_models("classify") + task_models("segment"),
         key="t_model",
         help="classify: alexnet-classic (from scratch), alexnet (fine-tune from ImageNet when the "
         "weights are here); segment: smp-deeplabv3(plus) with an encoder, torchvision DeepLabV3",
@@ -42,9 +44,10 @@ with st.form("t_form"):
     submitted = st.form_submit_button("Start (queued after the runs before it)", type="primary")
 if submitted:
     try:
-        if model not in TASK_MODELS[task]:
+        if model not in task_models(task):
             raise ExplorerError(
-                f"{model} cannot be trained for {task}; choose one of {', '.join(TASK_MODELS[task])}"
+                f"{model} cannot be trained for {task}; "
+                f"choose one of {', '.join(task_models(task))}"
             )
         cfg = TrainConfig(
             task=task,
@@ -75,21 +78,19 @@ def live() -> None:
         c1, c2 = st.columns([6, 1])
         if job.status == "queued":
             c1.info(f"#{job.id} {job.config.task} {job.config.model}: queued")
-        elif p.get("phase") == "train":
-            done = (p["epoch"] - 1 + p["batch"] / p["batches"]) / p["epochs"]
-            last = p.get("last") or {}
+        elif isinstance(p, Step):
+            done = (p.epoch - 1 + p.batch / p.batches) / p.epochs
+            last = job.last or {}
             score = {k: v for k, v in last.items() if k in ("val_acc", "val_miou")}
             c1.progress(
                 min(done, 1.0),
-                text=f"#{job.id} {job.config.model}: epoch {p['epoch']}/{p['epochs']}, "
-                f"batch {p['batch']}/{p['batches']}, loss {p['loss']:.3f}"
+                text=f"#{job.id} {job.config.model}: epoch {p.epoch}/{p.epochs}, "
+                f"batch {p.batch}/{p.batches}, loss {p.loss:.3f}"
                 + "".join(f", {k} {v:.3f}" for k, v in score.items()),
             )
-        else:
-            c1.progress(
-                p.get("done", 0) / max(p.get("total", 1), 1),
-                text=f"#{job.id}: {p.get('phase', 'starting')}",
-            )
+        else:  # loading, between epochs, or not started
+            done, total = (p.done, p.total) if isinstance(p, Loading) else (0, 1)
+            c1.progress(done / max(total, 1), text=f"#{job.id}: {p.phase if p else 'starting'}")
         if c2.button("Stop", key=f"t_stop_{job.id}"):
             jobs.stop(job.id)
     for job in [j for j in jobs.snapshot() if j.status in ("failed", "stopped")][:3]:

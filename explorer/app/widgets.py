@@ -248,7 +248,7 @@ def model_picker(task: str, key: str, annotations: str):
     Models are loaded once per (name, weights, device, encoder) per process and shared by all
     sessions (``st.cache_resource``).
     """
-    from explorer.models import SMP_ENCODERS, UNTRAINED, choose_device, get_spec, list_models
+    from explorer.models import UNTRAINED, choose_device, get_spec, list_models
     from explorer.training.runs import trained_checkpoints
 
     trained = {f"run: {r.path.name}": r for r in trained_checkpoints(task)}
@@ -303,8 +303,10 @@ def model_picker(task: str, key: str, annotations: str):
         if upload is not None:
             path = str(_save_upload(upload.getvalue(), upload.name))
     encoder = ""
-    if name.startswith("smp-"):
-        encoder = st.selectbox("Encoder", SMP_ENCODERS, index=1, key=f"{key}_encoder")
+    encoders = get_spec(name).encoders
+    if encoders:
+        default = encoders.index(get_spec(name).default_encoder)
+        encoder = st.selectbox("Encoder", encoders, index=default, key=f"{key}_encoder")
     weights = {
         WEIGHT_CHOICES[0]: "",
         WEIGHT_CHOICES[1]: UNTRAINED,
