@@ -113,25 +113,7 @@ def layer_table(
     model: nn.Module, height: int, width: int | None = None, softmax: bool = True
 ) -> list[Layer]:
     """Run one (zero) image through ``model`` and list its layers in call order."""
-    width = width or height
-    calls: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
-    hooks = []
-    for name, m in model.named_modules():
-        if len(list(m.children())) == 0:
-            hooks.append(
-                m.register_forward_hook(
-                    lambda mod, inp, out, name=name: calls.append((name, mod, inp[0], out))
-                )
-            )
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(1, 3, height, width))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    calls, out = _leaf_calls(model, torch.zeros(1, 3, height, width or height))
     rows: list[Layer] = []
     for name, m, x, y in calls:
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
@@ -148,18 +130,32 @@ def layer_table(
         rows.append(Layer(kind, m, name, tuple(x.shape[1:]), tuple(y.shape[1:]), own, _macs(m, y)))
     out = logits(out)
     if softmax and out.dim() == 2:
-        rows.append(
-            Layer(
-                "softmax",
-                nn.Softmax(1),
-                "softmax",
-                tuple(out.shape[1:]),
-                tuple(out.shape[1:]),
-                0,
-                0,
-            )
-        )
+        shape = tuple(out.shape[1:])
+        rows.append(Layer("softmax", nn.Softmax(1), "softmax", shape, shape, 0, 0))
     return rows
+
+
+def _leaf_calls(model: nn.Module, x: torch.Tensor):
+    """(name, module, input, output) of every leaf module in call order, and the model's output;
+    the model runs in eval mode and is left in the mode it was in."""
+    calls: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
+    hooks = [
+        m.register_forward_hook(
+            lambda mod, inp, out, name=name: calls.append((name, mod, inp[0], out))
+        )
+        for name, m in model.named_modules()
+        if len(list(m.children())) == 0
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return calls, out
 
 
 def format_table(rows: list[Layer]) -> str:
