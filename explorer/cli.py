@@ -202,76 +202,69 @@ def _evaluate_classifier(model, index, images, rows, as_json: bool, kw: dict) ->
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from explorer.training import Stopped, TrainConfig, train
 
     cfg = TrainConfig(
-        task=args.task,
-        coco=args.coco,
-        images=args.images,
-        model=args.model,
-        val_coco=args.val_coco,
-        val_images=args.val_images,
-        encoder=args.encoder,
-        pretrained=args.pretrained,
-        freeze_features=args.freeze_features,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        image_size=args.image_size,
-        device=args.device,
-        preset=args.preset,
-        out=args.out,
-        seed=args.seed,
-        class_weights=args.class_weights,
-        dice=args.dice,
-        workers=args.workers,
+        **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     )
-    bar = None
-
-    def progress(event: dict) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        from tqdm import tqdm
-
-        if event["phase"] == "train":
-            if bar is None or bar.desc != f"epoch {event['epoch']}/{event['epochs']}":
-                if bar is not None:
-                    bar.close()
-                bar = tqdm(
-                    total=event["batches"],
-                    desc=f"epoch {event['epoch']}/{event['epochs']}",
-                    leave=False,
-                )
-            bar.n = event["batch"]
-            bar.set_postfix(loss=f"{event['loss']:.3f}", refresh=True)
-        elif event["phase"] == "epoch":
-            r = event["record"]
-            score = (
-                f"val_acc {r['val_acc']:.3f}"
-                if "val_acc" in r
-                else f"val_miou {r['val_miou']:.3f} pixel_acc {r['val_pixel_acc']:.3f}"
-            )
-            print(
-                f"epoch {r['epoch']}/{event['epochs']}: train_loss {r['train_loss']:.4f} val_loss "
-                f"{r['val_loss']:.4f} {score} ({r['seconds']:.0f} s, {r['images_per_s']:.0f} img/s)",
-                file=sys.stderr,
-            )
-
+    progress = _TrainProgress(args.quiet)
     try:
         run = train(cfg, progress, resume=args.resume)
     except Stopped as e:
         print(f"stopped: {e}", file=sys.stderr)
         return 130
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
     status = json.loads((run / "status.json").read_text())
     print(
         f"{run}: best {status['metric']} {status['best']:.4f} at epoch {status['best_epoch']} "
         f"(best.pt; use it with --model {run})"
     )
     return 0
+
+
+class _TrainProgress:
+    """A tqdm bar per epoch on stderr, and one line per finished epoch."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar = quiet, None
+
+    def __call__(self, event) -> None:
+        from explorer.training.events import EpochEnd, Step
+
+        if self.quiet:
+            return
+        if isinstance(event, Step):
+            self._step(event)
+        elif isinstance(event, EpochEnd):
+            r = event.record
+            score = (
+                f"val_acc {r['val_acc']:.3f}"
+                if "val_acc" in r
+                else f"val_miou {r['val_miou']:.3f} pixel_acc {r['val_pixel_acc']:.3f}"
+            )
+            print(
+                f"epoch {r['epoch']}/{event.epochs}: train_loss {r['train_loss']:.4f} val_loss "
+                f"{r['val_loss']:.4f} {score} ({r['seconds']:.0f} s, "
+                f"{r['images_per_s']:.0f} img/s)",
+                file=sys.stderr,
+            )
+
+    def _step(self, event) -> None:
+        from tqdm import tqdm
+
+        desc = f"epoch {event.epoch}/{event.epochs}"
+        if self.bar is None or self.bar.desc != desc:
+            self.close()
+            self.bar = tqdm(total=event.batches, desc=desc, leave=False)
+        self.bar.n = event.batch
+        self.bar.set_postfix(loss=f"{event.loss:.3f}", refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -321,22 +314,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_anatomy(args: argparse.Namespace) -> int:
-    from explorer.models import anatomy, get_spec, load_model
-    from explorer.models.registry import SPECS
+    from explorer.models import anatomy, create_model, get_spec, list_models, load_model
 
     size = args.input.lower().split("x")
     try:
         h, w = int(size[0]), int(size[-1])
     except ValueError:
         raise ExplorerError(f"--input {args.input!r}: give H or HxW, e.g. 227 or 520x693") from None
-    if args.model in SPECS:
-        spec = get_spec(args.model)
-        classes = (
-            None if spec.label_space != "dataset" else (1000 if spec.task == "classify" else 21)
-        )
-        from explorer.models import create_model
-
-        model = create_model(args.model, num_classes=classes, encoder=args.encoder or "resnet34")
+    if args.model in list_models():
+        head = get_spec(args.model).head_size  # a dataset model's table shows its classic layout
+        model = create_model(args.model, num_classes=head, encoder=args.encoder)
         label = "architecture only (random weights: the table does not depend on them)"
     else:
         loaded = load_model(args.model, device="cpu")
@@ -423,10 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=_cmd_evaluate)
 
+    from explorer.training.config import PRESET_NAMES
+    from explorer.types import DEVICES, TASKS
+
     p = sub.add_parser(
         "train", help="train a classifier (object crops) or a segmenter (semantic masks)"
     )
-    p.add_argument("--task", required=True, choices=("classify", "segment"))
+    p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--coco", required=True, help="training COCO instances JSON")
     p.add_argument("--images", required=True, help="training image folder")
     p.add_argument(
@@ -452,10 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--image-size", type=int)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument(
         "--preset",
-        choices=("quick",),
+        choices=PRESET_NAMES,
         help="quick: a recipe that trains the sample in minutes on a CPU",
     )
     p.add_argument(

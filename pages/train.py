@@ -9,8 +9,9 @@ from explorer.app import caches, dataset
 from explorer.coco.sources import training_split
 from explorer.errors import ExplorerError
 from explorer.models import SMP_ENCODERS
-from explorer.training import TASK_MODELS, TrainConfig, runs
-from explorer.viz import figures as charts
+from explorer.training import TrainConfig, runs, task_models
+from explorer.training.events import Loading, Step
+from explorer.viz import figures
 
 source, index = dataset.page_dataset()
 jobs = caches.job_queue()
@@ -21,7 +22,7 @@ with st.form("t_form"):
     task = c1.selectbox("Task", ["classify", "segment"], key="t_task")
     model = c2.selectbox(
         "Model",
-        TASK_MODELS["classify"] + TASK_MODELS["segment"],
+        task_models("classify") + task_models("segment"),
         key="t_model",
         help="classify: alexnet-classic (from scratch), alexnet (fine-tune from ImageNet when the "
         "weights are here); segment: smp-deeplabv3(plus) with an encoder, torchvision DeepLabV3",
@@ -43,9 +44,10 @@ with st.form("t_form"):
     submitted = st.form_submit_button("Start (queued after the runs before it)", type="primary")
 if submitted:
     try:
-        if model not in TASK_MODELS[task]:
+        if model not in task_models(task):
             raise ExplorerError(
-                f"{model} cannot be trained for {task}; choose one of {', '.join(TASK_MODELS[task])}"
+                f"{model} cannot be trained for {task}; "
+                f"choose one of {', '.join(task_models(task))}"
             )
         cfg = TrainConfig(
             task=task,
@@ -76,21 +78,19 @@ def live() -> None:
         c1, c2 = st.columns([6, 1])
         if job.status == "queued":
             c1.info(f"#{job.id} {job.config.task} {job.config.model}: queued")
-        elif p.get("phase") == "train":
-            done = (p["epoch"] - 1 + p["batch"] / p["batches"]) / p["epochs"]
-            last = p.get("last") or {}
+        elif isinstance(p, Step):
+            done = (p.epoch - 1 + p.batch / p.batches) / p.epochs
+            last = job.last or {}
             score = {k: v for k, v in last.items() if k in ("val_acc", "val_miou")}
             c1.progress(
                 min(done, 1.0),
-                text=f"#{job.id} {job.config.model}: epoch {p['epoch']}/{p['epochs']}, "
-                f"batch {p['batch']}/{p['batches']}, loss {p['loss']:.3f}"
+                text=f"#{job.id} {job.config.model}: epoch {p.epoch}/{p.epochs}, "
+                f"batch {p.batch}/{p.batches}, loss {p.loss:.3f}"
                 + "".join(f", {k} {v:.3f}" for k, v in score.items()),
             )
-        else:
-            c1.progress(
-                p.get("done", 0) / max(p.get("total", 1), 1),
-                text=f"#{job.id}: {p.get('phase', 'starting')}",
-            )
+        else:  # loading, between epochs, or not started
+            done, total = (p.done, p.total) if isinstance(p, Loading) else (0, 1)
+            c1.progress(done / max(total, 1), text=f"#{job.id}: {p.phase if p else 'starting'}")
         if c2.button("Stop", key=f"t_stop_{job.id}"):
             jobs.stop(job.id)
     for job in [j for j in jobs.snapshot() if j.status in ("failed", "stopped")][:3]:
@@ -141,7 +141,7 @@ def chart(chosen: list[str], key: str = "t", imported: bool = True) -> None:
     x = c2.radio("x axis", ["step", "epoch", "wall"], horizontal=True, key=f"{key}_x")
     smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.6, key=f"{key}_smooth")
     log = c4.toggle("Log y", key=f"{key}_log")
-    st.plotly_chart(charts.training_curves(curves, metric, x, smoothing, log), key=f"{key}_curves")
+    st.plotly_chart(figures.training_curves(curves, metric, x, smoothing, log), key=f"{key}_curves")
 
 
 live()

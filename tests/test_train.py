@@ -1,4 +1,5 @@
-"""Training end to end on a tiny slice of the sample: run folders, checkpoints, resume, NaN, imports."""
+"""Training end to end on a tiny slice of the sample: run folders, checkpoints, resume, NaN,
+imports."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from explorer.inference.classification import classification_table
 from explorer.inference.segmentation import evaluate_segmentation
 from explorer.models import load_model
 from explorer.training import Stopped, TrainConfig, runs, train
+from explorer.training.events import EpochEnd
 from explorer.training.trainer import Session
 from tests.helpers import ROOT
 
@@ -181,7 +183,7 @@ def test_resume_after_a_stop_and_a_kill_gives_an_unbroken_history(tiny_data, tmp
     stop = threading.Event()
 
     def stop_after_first_epoch(event):
-        if event["phase"] == "epoch" and event["epoch"] == 1:
+        if isinstance(event, EpochEnd) and event.epoch == 1:
             stop.set()
 
     with pytest.raises(Stopped):

@@ -90,7 +90,7 @@ def _weights_choice(key: str, choice_column, path_column) -> str | None:
 
 def model_picker(task: Task, key: str, annotations: str):
     """Model, weights and device widgets: the loaded model, or None after showing why not."""
-    from explorer.models import SMP_ENCODERS, UNTRAINED, get_spec, list_models
+    from explorer.models import UNTRAINED, get_spec, list_models
     from explorer.training.runs import trained_checkpoints
 
     trained = {f"run: {r.path.name}": r for r in trained_checkpoints(task)}
@@ -106,13 +106,15 @@ def model_picker(task: Task, key: str, annotations: str):
     if name in trained:
         return _trained_run(trained[name], device, c2)
     weights = _weights_choice(key, c2, c3)
+    spec = get_spec(name)
     encoder = ""
-    if name.startswith("smp-"):
-        encoder = st.selectbox("Encoder", SMP_ENCODERS, index=1, key=f"{key}_encoder")
+    if spec.encoders:
+        default = spec.encoders.index(spec.default_encoder)
+        encoder = st.selectbox("Encoder", spec.encoders, index=default, key=f"{key}_encoder")
     if weights is None:
         st.info("Give a weights file or a training run folder.")
         return None
-    learns_classes = get_spec(name).label_space == "dataset" and weights == UNTRAINED
+    learns_classes = spec.label_space == "dataset" and weights == UNTRAINED
     model = _load(name, weights, device, encoder, annotations if learns_classes else "")
     if model is None:
         return None

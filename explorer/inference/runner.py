@@ -312,6 +312,8 @@ def _forward(model: LoadedModel, x, sizes: list[tuple[int, int]]) -> list:
     """Outputs of one batch; on CUDA out-of-memory the batch is halved and retried."""
     import torch
 
+    from explorer.models.outputs import logits
+
     try:
         with GPU_LOCK, torch.inference_mode():
             x = x.to(model.device, non_blocking=True)
@@ -320,7 +322,7 @@ def _forward(model: LoadedModel, x, sizes: list[tuple[int, int]]) -> list:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 out = model.module(x)
-            out = out["out"] if isinstance(out, dict) else out
+            out = logits(out)
             return _postprocess(model, out.float(), sizes)
     except torch.cuda.OutOfMemoryError:
         if len(x) == 1:

@@ -1,7 +1,18 @@
-"""Models: the registry (``create_model``), weights (``load_model``), preprocessing, devices."""
+"""Models: the registry (one record per model, ``create_model``), weights (``load_model``),
+preprocessing, devices."""
 
 from explorer.models.device import choose_device
-from explorer.models.registry import SMP_ENCODERS, ModelSpec, create_model, get_spec, list_models
+from explorer.models.outputs import logits
+from explorer.models.registry import (
+    SMP_ENCODERS,
+    ModelSpec,
+    QuickPreset,
+    create_model,
+    get_spec,
+    list_models,
+    register,
+    unregister,
+)
 from explorer.models.weights import UNTRAINED, LoadedModel, WeightsError, load_model
 
 __all__ = [
@@ -9,10 +20,14 @@ __all__ = [
     "UNTRAINED",
     "LoadedModel",
     "ModelSpec",
+    "QuickPreset",
     "WeightsError",
     "choose_device",
     "create_model",
     "get_spec",
     "list_models",
     "load_model",
+    "logits",
+    "register",
+    "unregister",
 ]

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from explorer.models.outputs import logits
+
 _FOLDED = (
     nn.ReLU,
     nn.ReLU6,
@@ -62,7 +64,8 @@ class Layer:
         elif self.kind == "connected":
             return f"connected{'':23}{self.in_shape[0]:6d}  ->  {self.out_shape[0]:4d}"
         elif self.kind == "dropout":
-            return f"dropout       p = {m.p:.2f}{'':12}{_size(self.in_shape)}  ->  {_size(self.out_shape)}"
+            sizes = f"{_size(self.in_shape)}  ->  {_size(self.out_shape)}"
+            return f"dropout       p = {m.p:.2f}{'':12}{sizes}"
         elif self.kind == "softmax":
             return f"softmax{'':44}{self.out_shape[0]:4d}"
         else:
@@ -110,25 +113,7 @@ def layer_table(
     model: nn.Module, height: int, width: int | None = None, softmax: bool = True
 ) -> list[Layer]:
     """Run one (zero) image through ``model`` and list its layers in call order."""
-    width = width or height
-    calls: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
-    hooks = []
-    for name, m in model.named_modules():
-        if len(list(m.children())) == 0:
-            hooks.append(
-                m.register_forward_hook(
-                    lambda mod, inp, out, name=name: calls.append((name, mod, inp[0], out))
-                )
-            )
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(1, 3, height, width))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    calls, out = _leaf_calls(model, torch.zeros(1, 3, height, width or height))
     rows: list[Layer] = []
     for name, m, x, y in calls:
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
@@ -143,20 +128,34 @@ def layer_table(
                 continue
             kind = type(m).__name__.lower()
         rows.append(Layer(kind, m, name, tuple(x.shape[1:]), tuple(y.shape[1:]), own, _macs(m, y)))
-    out = out["out"] if isinstance(out, dict) else out
+    out = logits(out)
     if softmax and out.dim() == 2:
-        rows.append(
-            Layer(
-                "softmax",
-                nn.Softmax(1),
-                "softmax",
-                tuple(out.shape[1:]),
-                tuple(out.shape[1:]),
-                0,
-                0,
-            )
-        )
+        shape = tuple(out.shape[1:])
+        rows.append(Layer("softmax", nn.Softmax(1), "softmax", shape, shape, 0, 0))
     return rows
+
+
+def _leaf_calls(model: nn.Module, x: torch.Tensor):
+    """(name, module, input, output) of every leaf module in call order, and the model's output;
+    the model runs in eval mode and is left in the mode it was in."""
+    calls: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
+    hooks = [
+        m.register_forward_hook(
+            lambda mod, inp, out, name=name: calls.append((name, mod, inp[0], out))
+        )
+        for name, m in model.named_modules()
+        if len(list(m.children())) == 0
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return calls, out
 
 
 def format_table(rows: list[Layer]) -> str:
@@ -170,14 +169,16 @@ def format_table(rows: list[Layer]) -> str:
     total_p = sum(r.params for r in rows)
     total_m = sum(r.macs for r in rows)
     lines.append(
-        f"{'':5} total: {total_p:,} parameters ({total_p / 1e6:.1f}M), {total_m:,} multiply-accumulates "
-        f"({total_m / 1e9:.2f} GMAC)"
+        f"{'':5} total: {total_p:,} parameters ({total_p / 1e6:.1f}M), "
+        f"{total_m:,} multiply-accumulates ({total_m / 1e9:.2f} GMAC)"
     )
     return "\n".join(lines)
 
 
 def capture(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    """Outputs of the named modules for input ``x`` (cloned: in-place ReLUs would overwrite them)."""
+    """Outputs of the named modules for input ``x``.
+
+    Cloned: in-place ReLUs would overwrite them."""
     got: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
     hooks = [
@@ -193,7 +194,7 @@ def capture(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, to
     finally:
         for h in hooks:
             h.remove()
-    got["__output__"] = (out["out"] if isinstance(out, dict) else out).detach()
+    got["__output__"] = logits(out).detach()
     return got
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from explorer.errors import ExplorerError
+from explorer.types import DEVICES
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+__all__ = ["DEVICES", "choose_device"]
 
 
 def choose_device(preference: str = "auto") -> str:

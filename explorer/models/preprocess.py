@@ -1,4 +1,5 @@
-"""Model input preprocessing, equal to torchvision's ``weights.transforms()`` (tested tensor for tensor).
+"""Model input preprocessing, equal to torchvision's ``weights.transforms()`` (tested tensor
+for tensor).
 
 One small dataclass instead of transform objects: it keys caches (``key``), tells the size a
 batch will have (``output_size``), and runs on uint8 CHW tensors on any device.

@@ -17,7 +17,13 @@ from pathlib import Path
 from explorer.coco.labels import VOC_NAMES
 from explorer.errors import ExplorerError
 from explorer.models.preprocess import Preprocess
-from explorer.models.registry import ModelSpec, create_model, get_spec, published_weights
+from explorer.models.registry import (
+    ModelSpec,
+    create_model,
+    get_spec,
+    list_models,
+    published_weights,
+)
 from explorer.paths import cache_dir
 
 UNTRAINED = "untrained"
@@ -93,9 +99,10 @@ def _published_state_dict(spec: ModelSpec, download: bool = True) -> dict:
         except Exception as e:  # noqa: BLE001 - any network failure means the same to the user
             reason = getattr(e, "reason", None) or e.__class__.__name__
             raise WeightsError(
-                f"{spec.name}: published weights {path.name} are not here and could not be downloaded "
-                f"({reason}). Download {url} and put it at {path}, or pass --weights FILE, or train a model "
-                f"on your data (python -m explorer train, or the Train page)."
+                f"{spec.name}: published weights {path.name} are not here and could not be "
+                f"downloaded ({reason}). Download {url} and put it at {path}, or pass --weights "
+                f"FILE, or train a model on your data (python -m explorer train, or the Train "
+                f"page)."
             ) from None
         finally:
             socket.setdefaulttimeout(old)
@@ -165,6 +172,24 @@ def resolve_weights_path(weights: str) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class _Source:
+    """Where a model's weights come from: what :func:`load_model` resolved its argument to.
+
+    ``state`` is None for random weights; ``checkpoint`` is set for COCO Explorer checkpoints
+    (which also carry the model name, classes and preprocessing).
+    """
+
+    state: dict | None
+    checkpoint: dict | None
+    label: str
+    key: str
+
+    @property
+    def model(self) -> str:
+        return (self.checkpoint or {}).get("model", "")
+
+
 def load_model(
     name: str,
     weights: str | None = None,
@@ -181,7 +206,7 @@ def load_model(
         weights: None = the published weights; ``"untrained"`` = random init (labelled so
             everywhere); else a state_dict file, checkpoint file or run folder.
         device: a resolved device (see ``explorer.models.device.choose_device``).
-        encoder: smp encoder for ``smp-*`` models given without a checkpoint.
+        encoder: the encoder of models built around one, given without a checkpoint.
         download: try to download absent published weights.
         dataset_categories: the classes of an untrained dataset-class model (``alexnet-classic``,
             ``smp-*``): the dataset's categories (segmenters get a background class first).
@@ -189,93 +214,105 @@ def load_model(
     Raises:
         ExplorerError / WeightsError: unknown name, absent weights, or weights that do not fit.
     """
-    import torch
-
-    if weights is None and name not in _spec_names() and Path(name).expanduser().exists():
+    if weights is None and name not in list_models() and Path(name).expanduser().exists():
         name, weights = "", name  # a checkpoint given as the model
-    state, ckpt, label, key = None, None, "", ""
-    if weights == UNTRAINED:
-        label, key = "untrained (random init)", "untrained:seed0"
-    elif weights is not None:
-        path = resolve_weights_path(weights)
-        loaded = _torch_load(path)
-        if isinstance(loaded, dict) and loaded.get("format") == CHECKPOINT_FORMAT:
-            ckpt = loaded
-            state = ckpt["state_dict"]
-            name = name or ckpt["model"]
-            if name != ckpt["model"]:
-                raise WeightsError(f"{path}: a {ckpt['model']} checkpoint, not {name}")
-            label = (
-                f"trained: {path.parent.name}/{path.name}"
-                if path.name in ("best.pt", "last.pt")
-                else f"checkpoint {path.name}"
-            )
-        elif (
-            isinstance(loaded, dict)
-            and loaded
-            and all(hasattr(v, "shape") for v in loaded.values())
-        ):
-            state = loaded
-            label = f"file {path.name}"
-        else:
-            raise WeightsError(f"{path}: neither a state_dict nor a COCO Explorer checkpoint")
-        key = f"file:{file_key(path)}"
+    source = _given_weights(name, weights)
+    name = name or source.model
     if not name:
         raise WeightsError(f"{weights}: cannot tell which model this is")
     spec = get_spec(name)
     if weights is None:
-        if spec.weights_enum is None:
-            raise WeightsError(
-                f"{name} has no published weights: pass --weights (a file or a training run "
-                f"folder), train one (python -m explorer train / the Train page), or ask "
-                f"for --weights untrained"
-            )
-        state = _published_state_dict(spec, download)
-        enum = published_weights(spec)
-        label, key = (
-            f"published {type(enum).__name__}.{enum.name}",
-            f"published:{spec.weights_enum}",
-        )
-
-    encoder = (ckpt or {}).get("encoder") or encoder or "resnet34"
-    class_names = _class_names(spec, ckpt, state)
-    category_ids = list((ckpt or {}).get("category_ids", []))
-    if spec.label_space == "dataset" and ckpt is None and state is None and dataset_categories:
-        background = [None] if spec.task == "segment" else []
-        class_names = ["background"] * len(background) + [c["name"] for c in dataset_categories]
-        category_ids = background + [c["id"] for c in dataset_categories]
-    torch.manual_seed(0)
-    aux = state is None or any(k.startswith("aux_classifier.") for k in state)
-    module = create_model(name, num_classes=len(class_names), encoder=encoder, aux_loss=aux)
-    if state is not None:
-        _fit(module, state, str(weights) if weights else label, name)
-    if getattr(module, "aux_classifier", None) is not None:
-        module.aux_classifier = None  # only used in training: skip its compute at inference
-    module.eval().to(device)
-    if device.startswith("cuda"):
-        module.to(memory_format=torch.channels_last)
+        source = _published(spec, download)
+    ckpt = source.checkpoint or {}
+    encoder = ckpt.get("encoder") or encoder or spec.default_encoder
+    class_names, category_ids = _labels(spec, source, dataset_categories)
+    module = _filled_module(spec, source, len(class_names), encoder, str(weights or source.label))
+    _to_device(module, device)
     return LoadedModel(
         name=name,
         spec=spec,
         module=module,
         device=device,
         class_names=class_names,
-        label_space=(ckpt or {}).get("label_space", spec.label_space),
-        weights_label=label,
-        weights_key=key,
+        label_space=ckpt.get("label_space", spec.label_space),
+        weights_label=source.label,
+        weights_key=source.key,
         untrained=weights == UNTRAINED,
-        preprocess=Preprocess(**ckpt["preprocess"])
-        if (ckpt or {}).get("preprocess")
-        else spec.preprocess,
+        preprocess=Preprocess(**ckpt["preprocess"]) if ckpt.get("preprocess") else spec.preprocess,
         category_ids=category_ids,
-        encoder=encoder if name.startswith("smp-") else None,
+        encoder=encoder if spec.encoders else None,
     )
 
 
-def _spec_names() -> set[str]:
-    from explorer.models.registry import SPECS
+def _given_weights(name: str, weights: str | None) -> _Source:
+    """Random weights, a weights file or a checkpoint (None: the published ones, read later)."""
+    if weights == UNTRAINED:
+        return _Source(None, None, "untrained (random init)", "untrained:seed0")
+    if weights is None:
+        return _Source(None, None, "", "")
+    path = resolve_weights_path(weights)
+    loaded = _torch_load(path)
+    key = f"file:{file_key(path)}"
+    if isinstance(loaded, dict) and loaded.get("format") == CHECKPOINT_FORMAT:
+        if name and name != loaded["model"]:
+            raise WeightsError(f"{path}: a {loaded['model']} checkpoint, not {name}")
+        label = (
+            f"trained: {path.parent.name}/{path.name}"
+            if path.name in ("best.pt", "last.pt")
+            else f"checkpoint {path.name}"
+        )
+        return _Source(loaded["state_dict"], loaded, label, key)
+    if isinstance(loaded, dict) and loaded and all(hasattr(v, "shape") for v in loaded.values()):
+        return _Source(loaded, None, f"file {path.name}", key)
+    raise WeightsError(f"{path}: neither a state_dict nor a COCO Explorer checkpoint")
 
-    return set(SPECS)
+
+def _published(spec: ModelSpec, download: bool) -> _Source:
+    if spec.weights_enum is None:
+        raise WeightsError(
+            f"{spec.name} has no published weights: pass --weights (a file or a training run "
+            f"folder), train one (python -m explorer train / the Train page), or ask "
+            f"for --weights untrained"
+        )
+    state = _published_state_dict(spec, download)
+    enum = published_weights(spec)
+    label = f"published {type(enum).__name__}.{enum.name}"
+    return _Source(state, None, label, f"published:{spec.weights_enum}")
+
+
+def _labels(
+    spec: ModelSpec, source: _Source, dataset_categories: list[dict] | None
+) -> tuple[list[str], list[int | None]]:
+    """Class names and, for dataset label spaces, the category id of each output label."""
+    ckpt = source.checkpoint
+    if spec.label_space == "dataset" and source.state is None and dataset_categories:
+        background = [None] if spec.task == "segment" else []
+        names = ["background"] * len(background) + [c["name"] for c in dataset_categories]
+        return names, background + [c["id"] for c in dataset_categories]
+    return _class_names(spec, ckpt, source.state), list((ckpt or {}).get("category_ids", []))
+
+
+def _filled_module(spec: ModelSpec, source: _Source, n: int, encoder: str | None, origin: str):
+    """The architecture with ``n`` outputs, its weights loaded strictly from ``source``."""
+    import torch
+
+    torch.manual_seed(0)  # untrained models are the same random weights every time
+    state = source.state
+    aux = state is None or any(k.startswith("aux_classifier.") for k in state)
+    module = create_model(spec.name, num_classes=n, encoder=encoder, aux_loss=aux)
+    if state is not None:
+        _fit(module, state, origin, spec.name)
+    if getattr(module, "aux_classifier", None) is not None:
+        module.aux_classifier = None  # only used in training: skip its compute at inference
+    return module
+
+
+def _to_device(module, device: str) -> None:
+    import torch
+
+    module.eval().to(device)
+    if device.startswith("cuda"):
+        module.to(memory_format=torch.channels_last)
 
 
 def _class_names(spec: ModelSpec, ckpt: dict | None, state: dict | None) -> list[str]:

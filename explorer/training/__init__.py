@@ -1,14 +1,15 @@
-"""Training: classifiers on object crops, segmenters on semantic masks; run folders under cache/runs.
+"""Training: classifiers on object crops, segmenters on semantic masks; run folders under
+cache/runs.
 
 Names are resolved on first use, so importing ``explorer.training.runs`` (the model pickers do)
 does not import torch.
 """
 
-__all__ = ["PRESETS", "TASK_MODELS", "Stopped", "TrainConfig", "train"]
+__all__ = ["PRESET_NAMES", "Stopped", "TrainConfig", "task_models", "train"]
 
 
 def __getattr__(name: str):
-    if name in ("PRESETS", "TASK_MODELS", "TrainConfig"):
+    if name in ("PRESET_NAMES", "TrainConfig", "task_models"):
         from explorer.training import config
 
         return getattr(config, name)

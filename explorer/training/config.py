@@ -1,54 +1,19 @@
-"""Training settings: one :class:`TrainConfig` per run, filled from a preset and the task's defaults."""
+"""Training settings: one :class:`TrainConfig` per run, filled from a preset and the task's
+defaults. Which models train, and their presets, come from the model registry's records."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from explorer.errors import ExplorerError
+from explorer.models.registry import get_spec, list_models
+from explorer.types import TASKS, Task
 
-# Recipes measured on the embedded sample with two CPU cores (docs/BENCHMARKS.md).
-PRESETS: dict[str, dict[str, dict]] = {
-    "quick": {
-        "alexnet-classic": {
-            "epochs": 8,
-            "batch_size": 64,
-            "lr": 3e-4,
-            "image_size": 227,
-            "time_budget": 230,
-        },
-        "alexnet": {
-            "epochs": 6,
-            "batch_size": 64,
-            "lr": 3e-4,
-            "image_size": 224,
-            "time_budget": 230,
-        },
-        "smp-deeplabv3": {
-            "epochs": 20,
-            "batch_size": 16,
-            "lr": 2e-3,
-            "image_size": 128,
-            "encoder": "resnet18",
-            "time_budget": 420,
-        },
-        "smp-deeplabv3plus": {
-            "epochs": 20,
-            "batch_size": 16,
-            "lr": 2e-3,
-            "image_size": 128,
-            "encoder": "resnet18",
-            "time_budget": 420,
-        },
-        "deeplabv3-mobilenet-v3-large": {
-            "epochs": 16,
-            "batch_size": 16,
-            "lr": 1e-3,
-            "image_size": 160,
-            "time_budget": 420,
-        },
-    },
-}
-DEFAULTS = {
+PRESET_NAMES = ("quick",)
+"""quick: each record's ``quick`` recipe (measured on the embedded sample, docs/BENCHMARKS.md)."""
+
+DEFAULTS: dict[Task, dict[str, Any]] = {
     "classify": {"epochs": 30, "batch_size": 64, "lr": 3e-4, "image_size": 227},
     "segment": {
         "epochs": 60,
@@ -58,23 +23,31 @@ DEFAULTS = {
         "encoder": "resnet34",
     },
 }
-TASK_MODELS = {
-    "classify": ("alexnet-classic", "alexnet"),
-    "segment": (
-        "smp-deeplabv3",
-        "smp-deeplabv3plus",
-        "deeplabv3-mobilenet-v3-large",
-        "deeplabv3-resnet50",
-        "deeplabv3-resnet101",
-    ),
-}
+
+
+def task_models(task: Task) -> tuple[str, ...]:
+    """The models a task can train, in the order a newcomer should try them: those that learn
+    a dataset's classes first, then those with a quick recipe, then the rest."""
+    specs = [get_spec(n) for n in list_models(task) if get_spec(n).trainable]
+    specs.sort(key=lambda s: (s.label_space != "dataset", s.quick is None))  # stable
+    return tuple(s.name for s in specs)
+
+
+def preset_settings(preset: str | None, model: str) -> dict[str, Any]:
+    """A preset's settings for one model ({} for no preset, or a model without that recipe)."""
+    if not preset:
+        return {}
+    if preset not in PRESET_NAMES:
+        raise ExplorerError(f"unknown preset {preset!r}; valid: {', '.join(PRESET_NAMES)}")
+    quick = get_spec(model).quick
+    return quick.settings() if quick else {}
 
 
 @dataclass
 class TrainConfig:
     """Every setting of a run (None = the preset's, else the task's default)."""
 
-    task: str
+    task: Task
     coco: str
     images: str
     model: str
@@ -100,18 +73,18 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> TrainConfig:
-        if self.task not in TASK_MODELS:
-            raise ExplorerError(f"unknown task {self.task!r}; valid: classify, segment")
-        if self.model not in TASK_MODELS[self.task]:
+        """Every None filled: the explicit settings, else the preset's, else the task's."""
+        if self.task not in TASKS:
+            raise ExplorerError(f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
+        models = task_models(self.task)
+        if self.model not in models:
             raise ExplorerError(
-                f"{self.model} cannot be trained for {self.task}; valid: "
-                f"{', '.join(TASK_MODELS[self.task])}"
+                f"{self.model} cannot be trained for {self.task}; valid: {', '.join(models)}"
             )
-        if self.preset and self.preset not in PRESETS:
-            raise ExplorerError(f"unknown preset {self.preset!r}; valid: {', '.join(PRESETS)}")
-        base = {**DEFAULTS[self.task], **(PRESETS.get(self.preset or "", {}).get(self.model, {}))}
-        if self.model == "alexnet-classic":
-            base["image_size"] = 227  # the 2012 layout's fully connected layer needs 6x6x256
+        base = {**DEFAULTS[self.task], **preset_settings(self.preset, self.model)}
+        fixed = get_spec(self.model).input_size
+        if fixed:
+            base["image_size"] = fixed
         values = asdict(self)
         for k, v in base.items():
             if values.get(k) is None:

@@ -1,4 +1,5 @@
-"""Training data from a COCO index: object crops (classify) and images with semantic masks (segment).
+"""Training data from a COCO index: object crops (classify) and images with semantic masks
+(segment).
 
 Small datasets (the embedded sample, a few thousand objects) are decoded once into uint8
 tensors in memory, then augmented on the fly with tensor ops: on two CPU cores, decoding JPEGs
@@ -17,11 +18,13 @@ from explorer.coco import masks as coco_masks
 from explorer.coco.images import crop_box, load_rgb, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
+from explorer.types import IGNORE_LABEL
 
 
 @dataclass
 class Tensors:
-    """Decoded examples: ``images`` uint8 (N, 3, S, S); ``targets`` class rows (N,) or masks (N, S, S)."""
+    """Decoded examples: ``images`` uint8 (N, 3, S, S); ``targets`` class rows (N,) or masks
+    (N, S, S)."""
 
     images: torch.Tensor
     targets: torch.Tensor
@@ -58,7 +61,8 @@ class _CropItems(torch.utils.data.Dataset):
 
 
 class _SegItems(torch.utils.data.Dataset):
-    """One image resized to ``size`` x ``size`` and its semantic mask (class indices, 255 = ignore)."""
+    """One image resized to ``size`` x ``size`` and its semantic mask (class indices,
+    255 = ignore)."""
 
     def __init__(self, index: CocoIndex, rows, paths, size: int, lut: np.ndarray):
         self.index, self.rows, self.paths, self.size, self.lut = index, rows, paths, size, lut
@@ -141,10 +145,10 @@ def load_crops(
 
 def class_lut(category_ids: list[int]) -> np.ndarray:
     """COCO-label semantic mask value -> class index (0 background, 1.. categories, 255 ignore)."""
-    lut = np.full(256, 255, np.uint8)
+    lut = np.full(256, IGNORE_LABEL, np.uint8)
     lut[0] = 0
     for i, c in enumerate(category_ids, 1):
-        if 0 < c < 255:
+        if 0 < c < IGNORE_LABEL:  # a category id equal to the ignore value cannot be a mask value
             lut[c] = i
     return lut
 
@@ -208,7 +212,8 @@ def augment_crops(
 
 
 def augment_segmentation(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
-    """Random flip and scale-crop (zoom in up to 1.5x) of images and masks alike; images as float."""
+    """Random flip and scale-crop (zoom in up to 1.5x) of images and masks alike; images as
+    float."""
     import torch.nn.functional as F
 
     n, _, s, _ = x.shape

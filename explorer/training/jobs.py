@@ -14,16 +14,25 @@ from dataclasses import dataclass, field, replace
 
 from explorer.errors import ExplorerError
 from explorer.training import Stopped, TrainConfig, train
+from explorer.training.events import EpochEnd, EpochRecord, Event
+from explorer.types import JobStatus
 
 
 @dataclass
 class Job:
+    """One queued or finished training run, as the Train page shows it.
+
+    ``progress`` is the run's latest event (None before the first); ``last`` the record of its
+    latest finished epoch.
+    """
+
     id: int
     config: TrainConfig
-    status: str = "queued"  # queued / running / finished / stopped / failed
+    status: JobStatus = "queued"
     message: str = ""
     run_dir: str = ""
-    progress: dict = field(default_factory=dict)
+    progress: Event | None = None
+    last: EpochRecord | None = None
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -68,10 +77,7 @@ class JobQueue:
     def snapshot(self) -> list[Job]:
         """Copies of every job, newest first (safe to read without the lock)."""
         with self._lock:
-            return [
-                replace(j, progress=dict(j.progress))
-                for j in sorted(self._jobs.values(), key=lambda j: -j.id)
-            ]
+            return [replace(j) for j in sorted(self._jobs.values(), key=lambda j: -j.id)]
 
     def busy(self) -> bool:
         with self._lock:
@@ -86,14 +92,12 @@ class JobQueue:
             job.status, job.started = "running", time.time()
             return job
 
-    def _update(self, job: Job, event: dict) -> None:
+    def _update(self, job: Job, event: Event) -> None:
         with self._lock:
-            job.progress = {k: v for k, v in event.items() if k != "record"} | (
-                {"last": event["record"]}
-                if "record" in event
-                else {"last": job.progress.get("last")}
-            )
-            job.run_dir = event.get("run", job.run_dir)
+            job.progress = event
+            if isinstance(event, EpochEnd):
+                job.last = event.record
+            job.run_dir = event.run
 
     def _work(self) -> None:
         while True:
@@ -106,7 +110,8 @@ class JobQueue:
                         self._worker = None
                         return
                 continue
-            status, message, run_dir = "finished", "", ""
+            status: JobStatus = "finished"
+            message, run_dir = "", ""
             try:
                 run_dir = str(train(job.config, lambda e, j=job: self._update(j, e), job.stop))
             except Stopped as e:

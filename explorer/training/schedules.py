@@ -6,7 +6,8 @@ import math
 
 
 def poly_lr(base: float, step: int, total: int, warmup: int = 0) -> float:
-    """Linear warm-up, then the poly schedule ``(1 - t)^0.9`` of torchvision's segmentation reference."""
+    """Linear warm-up, then the poly schedule ``(1 - t)^0.9`` of torchvision's segmentation
+    reference."""
     if step < warmup:
         return base * (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))

@@ -1,5 +1,10 @@
 """The trainer: one run's data, model, optimiser, epoch loop, checkpoints and metrics, and
-:func:`train`, the entry point the CLI and the app's job queue call."""
+:func:`train`, the entry point the CLI and the app's job queue call.
+
+Read it like torchvision's reference scripts: :meth:`Session.run` loops over
+:meth:`Session.train_one_epoch` and :meth:`Session.evaluate`; everything else is setup and
+bookkeeping. What differs between models is asked of their registry record.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,38 +25,69 @@ import torch.nn.functional as F
 from explorer.coco.index import open_index
 from explorer.errors import ExplorerError
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
-from explorer.models import create_model
+from explorer.models import create_model, get_spec, logits
 from explorer.models.device import choose_device
+from explorer.models.registry import ModelSpec
 from explorer.models.weights import CHECKPOINT_FORMAT, WeightsError, load_model
 from explorer.training import data, runs
 from explorer.training.config import TrainConfig
+from explorer.training.events import EpochEnd, EpochRecord, Event, Loading, Step, StepRecord
 from explorer.training.schedules import cosine_lr, poly_lr
+from explorer.types import IGNORE_LABEL, JobStatus
 
 
 class Stopped(Exception):
     """A run stopped on request (Ctrl-C, the Stop button): resumable."""
 
 
-CROP_LOAD = (
-    256  # crops are kept as 256 squares; training takes random 227/224 crops, validation the centre
-)
+CROP_LOAD = 256
+"""Side of the stored crops: training takes random 227/224 crops of them, validation the centre."""
+
+
+@dataclass(frozen=True)
+class _EpochPlan:
+    """What every step of a run needs to know, fixed when its data is loaded."""
+
+    steps_per_epoch: int
+    schedule: Callable[[float, int, int, int], float]
+    warmup: int
+    class_weights: torch.Tensor | None
+
+
+class _Logs:
+    """``metrics.jsonl`` and TensorBoard, written side by side."""
+
+    def __init__(self, run: Path, purge_step: int | None):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run), purge_step=purge_step)
+        self.metrics = open(run / "metrics.jsonl", "a")
+
+    def step(self, record: StepRecord) -> None:
+        self.metrics.write(json.dumps(record) + "\n")
+        self.writer.add_scalar("train/loss_step", record["train_loss"], record["step"])
+
+    def epoch(self, record: EpochRecord) -> None:
+        self.metrics.write(json.dumps(record) + "\n")
+        self.metrics.flush()
+        for k, v in record.items():
+            if k.startswith(("train_", "val_")):
+                self.writer.add_scalar(f"epoch/{k}", v, record["step"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.metrics.close()
+        self.writer.close()
 
 
 class Session:
+    """One run: its data split, classes, model and optimiser, and where the loop stands."""
+
     def __init__(self, cfg: TrainConfig, run: Path, progress, stop):
         self.cfg, self.run_dir, self.progress, self.stop = cfg, run, progress, stop
         self.device = choose_device(cfg.device)
         torch.set_num_threads(max(1, os.cpu_count() or 1))
-        self.train_index = open_index(cfg.coco)
-        if cfg.val_coco:
-            self.val_index = open_index(cfg.val_coco)
-            self.train_rows = np.arange(self.train_index.num_images)
-            self.val_rows = np.arange(self.val_index.num_images)
-        else:  # a seeded split of the training images
-            self.val_index = self.train_index
-            order = np.random.default_rng(cfg.seed).permutation(self.train_index.num_images)
-            n_val = max(1, int(round(cfg.val_fraction * len(order))))
-            self.val_rows, self.train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+        self._split()
         self.categories = self.train_index.categories
         self.category_ids = [c["id"] for c in self.categories]
         names = [c["name"] for c in self.categories]
@@ -69,41 +106,51 @@ class Session:
 
     # ------------------------------------------------------------------ setup
 
+    def _split(self) -> None:
+        """Training and validation indexes and rows: two files, or a seeded split of one."""
+        cfg = self.cfg
+        self.train_index = open_index(cfg.coco)
+        if cfg.val_coco:
+            self.val_index = open_index(cfg.val_coco)
+            self.train_rows = np.arange(self.train_index.num_images)
+            self.val_rows = np.arange(self.val_index.num_images)
+            return
+        self.val_index = self.train_index
+        order = np.random.default_rng(cfg.seed).permutation(self.train_index.num_images)
+        n_val = max(1, int(round(cfg.val_fraction * len(order))))
+        self.val_rows, self.train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+
     def _build_model(self):
-        cfg, n = self.cfg, len(self.class_names)
-        if cfg.model == "alexnet":
-            model = create_model("alexnet", 1000)
+        """The record's architecture for this dataset's classes.
+
+        Models with published weights are built in the published layout (so the weights fit),
+        filled when the run asks for it, then given a new head; the others are built for the
+        dataset's classes directly.
+        """
+        cfg, spec, n = self.cfg, get_spec(self.cfg.model), len(self.class_names)
+        if spec.weights_enum is None:
+            model = create_model(cfg.model, n, encoder=cfg.encoder)
+            if cfg.pretrained and spec.pretrained_note:
+                self.notes.append(spec.pretrained_note)
+        else:
+            model = create_model(cfg.model, spec.head_size, encoder=cfg.encoder, aux_loss=True)
             if cfg.pretrained:
-                try:
-                    model.load_state_dict(load_model("alexnet", device="cpu").module.state_dict())
-                    self.notes.append("fine-tuned from torchvision's ImageNet weights")
-                except WeightsError as e:
-                    self.notes.append(f"pretrained weights unavailable, trained from scratch: {e}")
-            model.classifier[6] = torch.nn.Linear(4096, n)
-            if cfg.freeze_features:
-                model.features.requires_grad_(False)
-            return model
-        if cfg.model.startswith("deeplabv3-"):
-            model = create_model(cfg.model, 21, aux_loss=True)
-            if cfg.pretrained:
-                try:
-                    model.load_state_dict(
-                        load_model(cfg.model, device="cpu").module.state_dict(), strict=False
-                    )
-                    self.notes.append("backbone and head from torchvision's COCO weights")
-                except WeightsError as e:
-                    self.notes.append(f"pretrained weights unavailable, trained from scratch: {e}")
-            last = model.classifier[-1]
-            model.classifier[-1] = torch.nn.Conv2d(last.in_channels, n, 1)
-            model.aux_classifier = None
-            return model
-        model = create_model(cfg.model, n, encoder=cfg.encoder or "resnet34")
-        if cfg.pretrained:
-            self.notes.append(
-                "smp encoders download their ImageNet weights from the Hugging Face hub; "
-                "not attempted offline: trained from scratch"
-            )
+                self._start_from_published(model, spec)
+            spec.reset_head(model, n)
+        if cfg.freeze_features and spec.freeze_features:
+            spec.freeze_features(model)
         return model
+
+    def _start_from_published(self, model, spec: ModelSpec) -> None:
+        try:
+            published = load_model(spec.name, device="cpu").module.state_dict()
+        except WeightsError as e:
+            self.notes.append(f"pretrained weights unavailable, trained from scratch: {e}")
+            return
+        # not strict: the inference module was loaded without torchvision's auxiliary head
+        model.load_state_dict(published, strict=False)
+        if spec.pretrained_note:
+            self.notes.append(spec.pretrained_note)
 
     def describe(self) -> dict:
         return {
@@ -135,69 +182,46 @@ class Session:
             "updated": time.time(),
         }
 
+    def write_status(self, status: JobStatus, message: str = "") -> None:
+        runs.write_status(self.run_dir, {**self.status(), "status": status, "message": message})
+
     # ------------------------------------------------------------------ data
 
-    def _load(self):
+    def _load(self) -> tuple[data.Tensors, data.Tensors]:
         cfg = self.cfg
-        report = (
-            (
-                lambda what: (
-                    lambda d, t: self._emit({"phase": f"loading {what}", "done": d, "total": t})
-                )
-            )
-            if self.progress
-            else (lambda what: None)
-        )
         if cfg.task == "classify":
+            what = "crops"
             size = CROP_LOAD if cfg.image_size > 200 else int(cfg.image_size * 1.14)
-            tr = data.load_crops(
-                self.train_index,
-                Path(cfg.images),
-                self.category_ids,
-                size,
-                cfg.min_area,
-                cfg.workers,
-                report("training crops"),
-                self.train_rows,
-            )
-            va = data.load_crops(
-                self.val_index,
-                Path(cfg.val_images or cfg.images),
-                self.category_ids,
-                size,
-                cfg.min_area,
-                cfg.workers,
-                report("validation crops"),
-                self.val_rows,
-            )
+            load = partial(data.load_crops, size=size, min_area=cfg.min_area)
         else:
-            tr = data.load_segmentation(
-                self.train_index,
-                Path(cfg.images),
-                self.category_ids,
-                cfg.image_size,
-                cfg.workers,
-                report("training images"),
-                self.train_rows,
-            )
-            va = data.load_segmentation(
-                self.val_index,
-                Path(cfg.val_images or cfg.images),
-                self.category_ids,
-                cfg.image_size,
-                cfg.workers,
-                report("validation images"),
-                self.val_rows,
-            )
+            what = "images"
+            load = partial(data.load_segmentation, size=cfg.image_size)
+        tr = load(
+            self.train_index,
+            Path(cfg.images),
+            self.category_ids,
+            workers=cfg.workers,
+            progress=self._reporter(f"training {what}"),
+            image_rows=self.train_rows,
+        )
+        va = load(
+            self.val_index,
+            Path(cfg.val_images or cfg.images),
+            self.category_ids,
+            workers=cfg.workers,
+            progress=self._reporter(f"validation {what}"),
+            image_rows=self.val_rows,
+        )
         for s in tr.skipped + va.skipped:
             self.notes.append(f"skipped: {s}")
         return tr, va
 
-    # ------------------------------------------------------------------ loop
+    def _reporter(self, what: str):
+        if not self.progress:
+            return None
+        return lambda done, total: self._emit(Loading(str(self.run_dir), what, done, total))
 
-    def _emit(self, event: dict) -> None:
-        if self.progress:
-            self.progress({**event, "run": str(self.run_dir)})
+    # ------------------------------------------------------------------ loop
 
     def _checkpoint(self, with_state: bool) -> dict:
         cfg = self.cfg
@@ -248,74 +272,27 @@ class Session:
         ]
         (self.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
 
-    def run(self, resume: bool = False) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+    def _emit(self, event: Event) -> None:
+        if self.progress:
+            self.progress(event)
 
-        cfg = self.cfg
+    def run(self, resume: bool = False) -> None:
+        """Epochs until the planned number (or the time budget) is reached."""
         t0 = time.perf_counter()
         if resume:
             self._resume()
         train_set, val_set = self._load()
-        n = len(train_set.images)
-        steps_per_epoch = max(1, n // cfg.batch_size)
-        total_epochs = cfg.epochs
-        weights = self._class_weights(train_set) if cfg.class_weights else None
-        schedule = cosine_lr if cfg.task == "classify" else poly_lr
-        warmup = steps_per_epoch // 2
-        writer = SummaryWriter(str(self.run_dir), purge_step=self.step if resume else None)
-        metrics = open(self.run_dir / "metrics.jsonl", "a")
+        plan = self._plan(train_set)
+        logs = _Logs(self.run_dir, self.step if resume else None)
         try:
-            while self.epoch < total_epochs:
+            while self.epoch < self.planned:
                 epoch_start = time.perf_counter()
-                gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.epoch)
-                order = torch.randperm(n, generator=gen)
-                self.model.train()
-                losses = []
-                for b in range(steps_per_epoch):
-                    if self.stop is not None and self.stop.is_set():
-                        raise Stopped("stopped by the user; the run can be resumed")
-                    idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                    lr = schedule(cfg.lr, self.step, total_epochs * steps_per_epoch, warmup)
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = lr
-                    loss = self._train_step(train_set, idx, gen, weights)
-                    if not math.isfinite(loss):
-                        raise ExplorerError(
-                            f"the loss became {loss} at epoch {self.epoch + 1}, step {self.step + 1}: "
-                            f"the run stopped; last.pt holds the last good epoch ({self.epoch}). "
-                            "Try a lower --lr."
-                        )
-                    self.step += 1
-                    losses.append(loss)
-                    metrics.write(
-                        json.dumps(
-                            {
-                                "kind": "step",
-                                "epoch": self.epoch + (b + 1) / steps_per_epoch,
-                                "step": self.step,
-                                "train_loss": loss,
-                                "lr": lr,
-                                "time": time.time(),
-                            }
-                        )
-                        + "\n"
-                    )
-                    writer.add_scalar("train/loss_step", loss, self.step)
-                    self._emit(
-                        {
-                            "phase": "train",
-                            "epoch": self.epoch + 1,
-                            "epochs": total_epochs,
-                            "batch": b + 1,
-                            "batches": steps_per_epoch,
-                            "loss": loss,
-                        }
-                    )
+                losses, lr = self.train_one_epoch(train_set, plan, logs)
                 train_seconds = time.perf_counter() - epoch_start
-                val = self._validate(val_set)
+                val = self.evaluate(val_set)
                 self.epoch += 1
                 seconds = time.perf_counter() - epoch_start
-                record = {
+                record: EpochRecord = {
                     "kind": "epoch",
                     "epoch": self.epoch,
                     "step": self.step,
@@ -323,59 +300,114 @@ class Session:
                     **val,
                     "lr": lr,
                     "seconds": round(seconds, 3),
-                    "images_per_s": round(steps_per_epoch * cfg.batch_size / train_seconds, 2),
+                    "images_per_s": round(
+                        plan.steps_per_epoch * self.cfg.batch_size / train_seconds, 2
+                    ),
                     "elapsed": round(time.perf_counter() - t0, 2),
                     "time": time.time(),
                 }
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
-                for k, v in record.items():
-                    if k.startswith(("train_", "val_")):
-                        writer.add_scalar(f"epoch/{k}", v, self.step)
-                writer.flush()
-                score = val["val_acc"] if cfg.task == "classify" else val["val_miou"]
-                if score > self.best:
-                    self.best, self.best_epoch = score, self.epoch
-                    runs.save_checkpoint(self._checkpoint(False), self.run_dir / "best.pt")
-                runs.save_checkpoint(self._checkpoint(True), self.run_dir / "last.pt")
-                runs.write_status(
-                    self.run_dir, {**self.status(), "status": "running", "message": ""}
-                )
-                self._emit(
-                    {
-                        "phase": "epoch",
-                        "epoch": self.epoch,
-                        "epochs": total_epochs,
-                        "record": record,
-                    }
-                )
-                if cfg.time_budget:  # fit the remaining epochs (and the schedule) in the budget
-                    left = cfg.time_budget - (time.perf_counter() - t0)
-                    fit = self.epoch + int(left // (seconds * 1.08))
-                    if fit < total_epochs:
-                        total_epochs = self.planned = max(self.epoch, fit)
+                logs.epoch(record)
+                self._end_epoch(record)
+                self._fit_time_budget(time.perf_counter() - t0, seconds)
         finally:
-            metrics.close()
-            writer.close()
+            logs.close()
 
-    def _class_weights(self, train_set) -> torch.Tensor:
+    def _plan(self, train_set: data.Tensors) -> _EpochPlan:
+        steps = max(1, len(train_set.images) // self.cfg.batch_size)
+        return _EpochPlan(
+            steps_per_epoch=steps,
+            schedule=cosine_lr if self.cfg.task == "classify" else poly_lr,
+            warmup=steps // 2,
+            class_weights=self._class_weights(train_set) if self.cfg.class_weights else None,
+        )
+
+    def train_one_epoch(
+        self, train_set: data.Tensors, plan: _EpochPlan, logs: _Logs
+    ) -> tuple[list[float], float]:
+        """One pass over the training set; returns the step losses and the last learning rate."""
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.epoch)
+        order = torch.randperm(len(train_set.images), generator=gen)
+        self.model.train()
+        losses: list[float] = []
+        lr = cfg.lr
+        for b in range(plan.steps_per_epoch):
+            if self.stop is not None and self.stop.is_set():
+                raise Stopped("stopped by the user; the run can be resumed")
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            total = self.planned * plan.steps_per_epoch
+            lr = plan.schedule(cfg.lr, self.step, total, plan.warmup)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            loss = self._train_step(train_set, idx, gen, plan.class_weights)
+            if not math.isfinite(loss):
+                raise ExplorerError(
+                    f"the loss became {loss} at epoch {self.epoch + 1}, step {self.step + 1}: "
+                    f"the run stopped; last.pt holds the last good epoch ({self.epoch}). "
+                    "Try a lower --lr."
+                )
+            self.step += 1
+            losses.append(loss)
+            fraction = self.epoch + (b + 1) / plan.steps_per_epoch
+            logs.step(
+                {
+                    "kind": "step",
+                    "epoch": fraction,
+                    "step": self.step,
+                    "train_loss": loss,
+                    "lr": lr,
+                    "time": time.time(),
+                }
+            )
+            self._emit(
+                Step(
+                    str(self.run_dir),
+                    self.epoch + 1,
+                    self.planned,
+                    b + 1,
+                    plan.steps_per_epoch,
+                    loss,
+                )
+            )
+        return losses, lr
+
+    def _end_epoch(self, record: EpochRecord) -> None:
+        """Checkpoints (best.pt when the score improved, always last.pt), status, event."""
+        score = record["val_acc"] if self.cfg.task == "classify" else record["val_miou"]
+        if score > self.best:
+            self.best, self.best_epoch = score, self.epoch
+            runs.save_checkpoint(self._checkpoint(False), self.run_dir / "best.pt")
+        runs.save_checkpoint(self._checkpoint(True), self.run_dir / "last.pt")
+        self.write_status("running")
+        self._emit(EpochEnd(str(self.run_dir), self.epoch, self.planned, record))
+
+    def _fit_time_budget(self, elapsed: float, epoch_seconds: float) -> None:
+        """Plan fewer epochs (and so a shorter schedule) when the rest would not fit the budget."""
+        if not self.cfg.time_budget:
+            return
+        left = self.cfg.time_budget - elapsed
+        fit = self.epoch + int(left // (epoch_seconds * 1.08))
+        if fit < self.planned:
+            self.planned = max(self.epoch, fit)
+
+    def _class_weights(self, train_set: data.Tensors) -> torch.Tensor:
+        targets = train_set.targets.flatten()
         counts = torch.bincount(
-            train_set.targets.flatten()[train_set.targets.flatten() != 255],
-            minlength=len(self.class_names),
+            targets[targets != IGNORE_LABEL], minlength=len(self.class_names)
         ).float()
         return (counts.sum() / counts.clamp(min=1) / len(counts)).clamp(max=10).to(self.device)
 
-    def _train_step(self, train_set, idx, gen, weights) -> float:
+    def _train_step(self, train_set: data.Tensors, idx, gen, weights) -> float:
+        """One optimiser step on the examples ``idx``; returns the loss."""
         cfg = self.cfg
         cuda = self.device.startswith("cuda")
         if cfg.task == "classify":
             x = data.normalise(data.augment_crops(train_set.images[idx], cfg.image_size, gen))
-            with torch.autocast(
-                "cuda", dtype=torch.bfloat16, enabled=cuda
-            ):  # AMP on CUDA (bf16: no scaler)
-                logits = self.model(x.to(self.device, non_blocking=True))
+            # AMP on CUDA (bf16: no scaler)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                out = self.model(x.to(self.device, non_blocking=True))
             loss = F.cross_entropy(
-                logits.float(),
+                out.float(),
                 train_set.targets[idx].to(self.device),
                 weight=weights,
                 label_smoothing=0.1,
@@ -386,9 +418,9 @@ class Session:
             )
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 out = self.model(data.normalise(x).to(self.device, non_blocking=True))
-            out = (out["out"] if isinstance(out, dict) else out).float()  # losses in fp32
+            out = logits(out).float()  # losses in fp32
             y = y.to(self.device)
-            loss = F.cross_entropy(out, y, weight=weights, ignore_index=255)
+            loss = F.cross_entropy(out, y, weight=weights, ignore_index=IGNORE_LABEL)
             if cfg.dice:
                 loss = loss + _dice_loss(out, y, len(self.class_names))
         self.optimizer.zero_grad(set_to_none=True)
@@ -397,7 +429,9 @@ class Session:
         return float(loss.detach())
 
     @torch.inference_mode()
-    def _validate(self, val_set) -> dict:
+    def evaluate(self, val_set: data.Tensors) -> dict[str, float]:
+        """Validation loss and score: ``val_acc`` (classify) or ``val_miou`` and
+        ``val_pixel_acc`` (segment), over the whole validation set."""
         cfg = self.cfg
         self.model.eval()
         losses, correct, total = [], 0, 0
@@ -408,20 +442,16 @@ class Session:
             yb = val_set.targets[k : k + 64].to(self.device)
             if cfg.task == "classify":
                 off = (xb.shape[-1] - cfg.image_size) // 2
-                x = data.normalise(
-                    xb[:, :, off : off + cfg.image_size, off : off + cfg.image_size].float() / 255
-                )
-                logits = self.model(x.to(self.device))
-                losses.append(float(F.cross_entropy(logits, yb, reduction="sum")))
-                correct += int((logits.argmax(1) == yb).sum())
+                x = xb[:, :, off : off + cfg.image_size, off : off + cfg.image_size].float() / 255
+                out = self.model(data.normalise(x).to(self.device))
+                losses.append(float(F.cross_entropy(out, yb, reduction="sum")))
+                correct += int((out.argmax(1) == yb).sum())
                 total += len(yb)
             else:
-                out = self.model(data.normalise(xb.float() / 255).to(self.device))
-                out = out["out"] if isinstance(out, dict) else out
-                losses.append(
-                    float(F.cross_entropy(out, yb.long(), ignore_index=255, reduction="sum"))
-                )
-                total += int((yb != 255).sum())
+                out = logits(self.model(data.normalise(xb.float() / 255).to(self.device)))
+                loss = F.cross_entropy(out, yb.long(), ignore_index=IGNORE_LABEL, reduction="sum")
+                losses.append(float(loss))
+                total += int((yb != IGNORE_LABEL).sum())
                 conf += confusion_matrix(yb.cpu().numpy(), out.argmax(1).cpu().numpy(), n_cls)
         val_loss = sum(losses) / max(total, 1)
         if cfg.task == "classify":
@@ -430,10 +460,10 @@ class Session:
         return {"val_loss": val_loss, "val_miou": s["miou"], "val_pixel_acc": s["pixel_acc"]}
 
 
-def _dice_loss(logits, target, n: int) -> torch.Tensor:
+def _dice_loss(scores, target, n: int) -> torch.Tensor:
     """Soft multiclass Dice on the non-ignored pixels (computed in fp32)."""
-    keep = (target != 255).unsqueeze(1).float()
-    prob = torch.softmax(logits.float(), 1) * keep
+    keep = (target != IGNORE_LABEL).unsqueeze(1).float()
+    prob = torch.softmax(scores.float(), 1) * keep
     onehot = F.one_hot(target.clamp(max=n - 1), n).permute(0, 3, 1, 2).float() * keep
     inter = (prob * onehot).sum((0, 2, 3))
     union = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
@@ -442,29 +472,23 @@ def _dice_loss(logits, target, n: int) -> torch.Tensor:
 
 def train(
     cfg: TrainConfig,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[Event], None] | None = None,
     stop: threading.Event | None = None,
     resume: str | None = None,
 ) -> Path:
     """Train a classifier or a segmenter; returns the run folder.
 
+    Args:
+        cfg: the settings (ignored when resuming: the run folder's are used).
+        progress: called with each :mod:`explorer.training.events` event.
+        stop: set it to stop the run after the current step (resumable).
+        resume: a run folder to continue from its ``last.pt``.
+
     Raises:
         ExplorerError: bad settings or data; a NaN/inf loss (the last good checkpoint stays).
         Stopped: ``stop`` was set or Ctrl-C was pressed (the run is resumable).
     """
-    if resume:
-        run = Path(resume)
-        if not (run / "config.json").is_file():
-            raise ExplorerError(f"{run}: not a run folder (no config.json)")
-        saved = json.loads((run / "config.json").read_text())["settings"]
-        cfg = TrainConfig(
-            **{k: saved[k] for k in (f.name for f in fields(TrainConfig)) if k in saved}
-        )
-    else:
-        cfg = cfg.resolved()
-        run = Path(cfg.out) if cfg.out else runs.default_out(cfg.task, cfg.model)
-        if (run / "config.json").exists():
-            raise ExplorerError(f"{run}: already holds a run; use --resume {run} or another --out")
+    cfg, run = _saved_run(resume) if resume else _new_run(cfg)
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     session = Session(cfg, run, progress, stop)
@@ -474,25 +498,34 @@ def train(
     try:
         session.run(resume=bool(resume))
     except Stopped as e:
-        runs.write_status(run, {**session.status(), "status": "stopped", "message": str(e)})
+        session.write_status("stopped", str(e))
         raise
     except ExplorerError as e:
-        runs.write_status(run, {**session.status(), "status": "failed", "message": str(e)})
+        session.write_status("failed", str(e))
         raise
     except KeyboardInterrupt:
-        runs.write_status(
-            run,
-            {
-                **session.status(),
-                "status": "stopped",
-                "message": "interrupted (Ctrl-C); resume with --resume",
-            },
-        )
+        session.write_status("stopped", "interrupted (Ctrl-C); resume with --resume")
         raise Stopped("interrupted (Ctrl-C); the run can be resumed") from None
     except BaseException as e:  # anything else (out of memory, disk full): never leave "running"
-        runs.write_status(
-            run, {**session.status(), "status": "failed", "message": f"{e.__class__.__name__}: {e}"}
-        )
+        session.write_status("failed", f"{e.__class__.__name__}: {e}")
         raise
-    runs.write_status(run, {**session.status(), "status": "finished", "message": ""})
+    session.write_status("finished")
     return run
+
+
+def _saved_run(resume: str) -> tuple[TrainConfig, Path]:
+    run = Path(resume)
+    if not (run / "config.json").is_file():
+        raise ExplorerError(f"{run}: not a run folder (no config.json)")
+    saved = json.loads((run / "config.json").read_text())["settings"]
+    return TrainConfig(
+        **{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved}
+    ), run
+
+
+def _new_run(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
+    cfg = cfg.resolved()
+    run = Path(cfg.out) if cfg.out else runs.default_out(cfg.task, cfg.model)
+    if (run / "config.json").exists():
+        raise ExplorerError(f"{run}: already holds a run; use --resume {run} or another --out")
+    return cfg, run

@@ -1,0 +1,83 @@
+"""What a training run reports while it runs: typed events for the CLI's progress bar and the
+app's job queue, and the record of an epoch (one ``metrics.jsonl`` line).
+
+No torch here: the Train page imports this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NotRequired, TypedDict
+
+
+class StepRecord(TypedDict):
+    """One ``metrics.jsonl`` line per optimiser step."""
+
+    kind: Literal["step"]
+    epoch: float  # fractional: 1.5 is half way through the second epoch
+    step: int
+    train_loss: float
+    lr: float
+    time: float
+
+
+class EpochRecord(TypedDict):
+    """One ``metrics.jsonl`` line per epoch; classifiers report ``val_acc``, segmenters
+    ``val_miou`` and ``val_pixel_acc``."""
+
+    kind: Literal["epoch"]
+    epoch: int
+    step: int
+    train_loss: float
+    val_loss: float
+    val_acc: NotRequired[float]
+    val_miou: NotRequired[float]
+    val_pixel_acc: NotRequired[float]
+    lr: float
+    seconds: float
+    images_per_s: float
+    elapsed: float
+    time: float
+
+
+@dataclass(frozen=True)
+class Loading:
+    """Images or crops read so far, before the first epoch."""
+
+    run: str
+    what: str  # "training crops", "validation images", ...
+    done: int
+    total: int
+
+    @property
+    def phase(self) -> str:
+        return f"loading {self.what}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One optimiser step done (``epoch`` and ``batch`` count from 1)."""
+
+    run: str
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    loss: float
+
+    phase = "train"
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """An epoch validated and checkpointed."""
+
+    run: str
+    epoch: int
+    epochs: int
+    record: EpochRecord
+
+    phase = "epoch"
+
+
+Event = Loading | Step | EpochEnd
