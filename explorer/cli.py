@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from explorer.errors import ExplorerError
+from explorer.types import DEVICES, TASKS
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -335,8 +336,6 @@ def _cmd_anatomy(args: argparse.Namespace) -> int:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    from explorer.models.device import DEVICES
-
     p.add_argument("--coco", required=True, help="COCO instances JSON")
     p.add_argument("--images", required=True, help="image folder")
     p.add_argument(
@@ -362,24 +361,18 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m explorer", description="COCO Explorer: headless commands."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("sample", help="write the embedded sample dataset and print where")
+def _args_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder to write (default: <cache>/sample)")
     p.add_argument("--force", action="store_true", help="rewrite even when already there")
-    p.set_defaults(func=_cmd_sample)
 
-    p = sub.add_parser("stats", help="counts per category and health findings")
+
+def _args_stats(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coco", required=True, help="COCO instances JSON")
     p.add_argument("--images", help="image folder (adds a check for missing files)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    p.set_defaults(func=_cmd_stats)
 
-    p = sub.add_parser("export-masks", help="one semantic-mask PNG per image")
+
+def _args_export_masks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coco", required=True, help="COCO instances JSON")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
@@ -390,9 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--image-ids", type=int, nargs="+", help="only these images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_export_masks)
 
-    p = sub.add_parser("predict", help="run a classifier or a segmenter over the dataset")
+
+def _args_predict(p: argparse.ArgumentParser) -> None:
     _add_model_args(p)
     p.add_argument(
         "--crops", action="store_true", help="classify each annotation's crop, not whole images"
@@ -400,22 +393,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, help=".parquet/.csv (classifier) or .json COCO results (segmenter)"
     )
-    p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("evaluate", help="score a model against the ground truth")
+
+def _args_evaluate(p: argparse.ArgumentParser) -> None:
     _add_model_args(p)
     p.add_argument(
         "--labels", choices=("voc", "coco"), help="segmentation label space (default: the model's)"
     )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    p.set_defaults(func=_cmd_evaluate)
 
+
+def _args_train(p: argparse.ArgumentParser) -> None:
     from explorer.training.config import PRESET_NAMES
-    from explorer.types import DEVICES, TASKS
 
-    p = sub.add_parser(
-        "train", help="train a classifier (object crops) or a segmenter (semantic masks)"
-    )
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--coco", required=True, help="training COCO instances JSON")
     p.add_argument("--images", required=True, help="training image folder")
@@ -457,11 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: <cache>/runs/<time>-<task>-<model>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last.pt")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser(
-        "compare", help="classifier versus segmenter versus ground truth, per object and image"
-    )
+
+def _args_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coco", required=True)
     p.add_argument("--images", required=True)
     p.add_argument("--classifier", required=True, help="a registry name or a training run folder")
@@ -472,20 +460,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--segmenter-weights", help="weights file, or 'untrained' (default: published / the run's)"
     )
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--image-ids", type=int, nargs="+")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", required=True, help="report JSON")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser(
-        "anatomy", help="the model's layer table (darknet style), parameters and MACs"
-    )
+
+def _args_anatomy(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a registry name or a training run folder")
     p.add_argument("--input", default="224", help="input size, H or HxW (default 224)")
     p.add_argument("--encoder", help="smp encoder")
-    p.set_defaults(func=_cmd_anatomy)
+
+
+# (command, help, its arguments, what it runs), in the order ``--help`` lists them
+_COMMANDS = (
+    ("sample", "write the embedded sample dataset and print where", _args_sample, _cmd_sample),
+    ("stats", "counts per category and health findings", _args_stats, _cmd_stats),
+    ("export-masks", "one semantic-mask PNG per image", _args_export_masks, _cmd_export_masks),
+    ("predict", "run a classifier or a segmenter over the dataset", _args_predict, _cmd_predict),
+    ("evaluate", "score a model against the ground truth", _args_evaluate, _cmd_evaluate),
+    (
+        "train",
+        "train a classifier (object crops) or a segmenter (semantic masks)",
+        _args_train,
+        _cmd_train,
+    ),
+    (
+        "compare",
+        "classifier versus segmenter versus ground truth, per object and image",
+        _args_compare,
+        _cmd_compare,
+    ),
+    (
+        "anatomy",
+        "the model's layer table (darknet style), parameters and MACs",
+        _args_anatomy,
+        _cmd_anatomy,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m explorer", description="COCO Explorer: headless commands."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_, add_arguments, run in _COMMANDS:
+        p = sub.add_parser(name, help=help_)
+        add_arguments(p)
+        p.set_defaults(func=run)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated cache directory, the embedded sample, the real coco-tiny files."""
+"""Shared fixtures: an isolated cache directory, the embedded sample, the real coco-tiny files,
+saved weights files."""
 
 from __future__ import annotations
 
@@ -22,3 +23,41 @@ def sample_root(_cache_dir) -> Path:
     from explorer.coco.sample import write_sample
 
     return write_sample()
+
+
+@pytest.fixture(scope="session")
+def alexnet_file(tmp_path_factory) -> Path:
+    """A saved state_dict of torchvision's AlexNet (seeded random weights: none can be
+    downloaded here), loaded through the same path as a user's file."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("w") / "alexnet.pth"
+    torch.save(torchvision.models.alexnet().state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mbv3_file(tmp_path_factory) -> Path:
+    """A saved state_dict of DeepLabV3-MobileNetV3 in the published layout (21 VOC labels)."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(2)
+    path = tmp_path_factory.mktemp("w") / "mbv3.pth"
+    m = torchvision.models.segmentation.deeplabv3_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=21, aux_loss=True
+    )
+    torch.save(m.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real():
+    """coco-tiny's val2017 index and image folder (skipped when the folder is absent)."""
+    from explorer.coco import open_index
+    from tests.helpers import tiny
+
+    ann, images = tiny("val2017")
+    return open_index(ann), images

@@ -76,15 +76,21 @@ def test_no_streamlit_outside_the_app_package():
     assert not offenders
 
 
+def _docstring_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    first = node.body[0]
+    is_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+    return first.end_lineno - first.lineno + 1 if is_doc else 0
+
+
 def test_functions_read_at_one_level():
-    """No function of the library over 50 lines (docstring included) unless a comment on its
+    """No function of the library over 50 lines (its docstring aside) unless a comment on its
     first line says why (``# long:``)."""
     long = []
     for path, tree in _modules():
         lines = path.read_text().splitlines()
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                size = node.end_lineno - node.lineno + 1
+                size = node.end_lineno - node.lineno + 1 - _docstring_lines(node)
                 if size > 50 and "# long:" not in lines[node.lineno - 1]:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({size})")
     assert not long
@@ -108,6 +114,7 @@ def test_the_cli_starts_without_heavy_imports():
     plotly or streamlit at import time."""
     code = (
         "import sys, explorer.cli\n"
+        "explorer.cli.build_parser()\n"
         "heavy = {'torch', 'pandas', 'plotly', 'streamlit', 'torchvision'} & set(sys.modules)\n"
         "print(sorted(heavy))"
     )
