@@ -13,7 +13,7 @@ from torch import nn
 
 from explorer.coco import open_index
 from explorer.errors import ExplorerError
-from explorer.inference import products
+from explorer.inference import classification
 from explorer.models import (
     ModelSpec,
     QuickPreset,
@@ -101,7 +101,7 @@ def test_a_registered_toy_model_trains_and_predicts(toy, sample_root, tmp_path):
     index = open_index(cfg.val_coco)
     names = [c["name"] for c in index.categories]
     assert model.name == TOY and model.class_names == names and not model.untrained
-    table = products.classification_table(
+    table = classification.classification_table(
         model, index, sample_root / "val2017", True, [0, 1], workers=0
     )
     assert len(table) and table["mapped_category"].isin(names).all()
