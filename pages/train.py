@@ -11,6 +11,7 @@ from explorer.errors import ExplorerError
 from explorer.models import SMP_ENCODERS
 from explorer.training import TrainConfig, runs, task_models
 from explorer.training.events import Loading, Step
+from explorer.types import DEVICES
 from explorer.viz import figures
 
 source, index = dataset.page_dataset()
@@ -38,7 +39,7 @@ with st.form("t_form"):
     encoder = c5.selectbox("Encoder (smp)", ["(preset)", *SMP_ENCODERS], key="t_encoder")
     pretrained = c6.checkbox("Start from published weights", key="t_pretrained")
     freeze = c7.checkbox("Freeze conv features (alexnet)", key="t_freeze")
-    device = c8.selectbox("Device", ["auto", "cpu", "cuda"], key="t_device")
+    device = c8.selectbox("Device", DEVICES, key="t_device")
     split = training_split(source)
     st.caption(f"Data: {split.label}")
     submitted = st.form_submit_button("Start (queued after the runs before it)", type="primary")

@@ -17,7 +17,7 @@ from explorer.app.dataset import page_dataset
 from explorer.coco import CocoIndex
 from explorer.errors import ExplorerError
 from explorer.paths import atomic_write_bytes, cache_dir
-from explorer.types import Task
+from explorer.types import DEVICES, Task
 
 WEIGHT_CHOICES = ("Published", "Untrained", "File or run folder")
 _PUBLISHED, _UNTRAINED, _FILE = WEIGHT_CHOICES
@@ -102,7 +102,7 @@ def model_picker(task: Task, key: str, annotations: str):
         help="Registry models, then the best checkpoints of finished training runs. "
         + "; ".join(f"{n}: {get_spec(n).description}" for n in list_models(task)),
     )
-    device = c4.selectbox("Device", ["auto", "cpu", "cuda"], key=f"{key}_device")
+    device = c4.selectbox("Device", DEVICES, key=f"{key}_device")
     if name in trained:
         return _trained_run(trained[name], device, c2)
     weights = _weights_choice(key, c2, c3)

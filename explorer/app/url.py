@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from explorer.coco.filters import ImageFilter
-from explorer.types import SIZE_RANGES
+from explorer.types import SIZE_RANGES, Crowd, MatchMode, SizeClass
 
 
 def _int(value: str | None) -> int | None:
@@ -29,10 +30,10 @@ class BrowseState:
     image_id: int | None = None
     categories: tuple[int, ...] = ()
     supercategories: tuple[str, ...] = ()
-    match: str = "any"
-    crowd: str = "any"  # any / only / none
+    match: MatchMode = "any"
+    crowd: Crowd = "any"
     instances: tuple[int, int] | None = None
-    size: str = "any"  # any / small / medium / large
+    size: SizeClass | Literal["any"] = "any"
     query: str = ""
     page: int = 1
 

@@ -17,7 +17,7 @@ from explorer.coco import masks as coco_masks
 from explorer.coco.images import load_rgb, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
-from explorer.paths import cache_dir
+from explorer.paths import atomic_write_bytes, cache_dir
 
 MAX_SIDE = 1024
 THUMB_SIDE = 192
@@ -191,9 +191,7 @@ def thumbnail_jpeg(
     )
     data = encode_jpeg(letterbox(rgb, side, side * 3 // 4), quality=80)
     if not notes:  # a missing image may appear later: do not cache its placeholder
-        tmp = path.with_suffix(f".{image_id}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        atomic_write_bytes(path, data)
     return data
 
 
