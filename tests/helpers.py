@@ -50,3 +50,28 @@ def write_coco(
 
 def square(x: float, y: float, s: float) -> list[list[float]]:
     return [[x, y, x + s, y, x + s, y + s, x, y + s]]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300):
+    """``python -m explorer ARGS`` as a user runs it (from the project root), output captured."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "explorer", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def coco_subset(src: Path, out: Path, n: int) -> Path:
+    """A copy of a COCO file with its first ``n`` images and their annotations."""
+    doc = json.loads(src.read_text())
+    doc["images"] = doc["images"][:n]
+    keep = {im["id"] for im in doc["images"]}
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
+    out.write_text(json.dumps(doc))
+    return out

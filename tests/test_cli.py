@@ -4,25 +4,12 @@ their modules)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 
 from explorer.coco import masks, open_index
-from tests.helpers import ROOT, pycoco, tiny
-
-
-def run_cli(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "explorer", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+from tests.helpers import pycoco, run_cli, tiny
 
 
 def test_cli_sample_prints_its_folder(tmp_path):

@@ -135,25 +135,32 @@ def layer_table(
     return rows
 
 
+def _forward_with_hooks(model: nn.Module, x: torch.Tensor, hooks: list) -> torch.Tensor:
+    """``model(x)`` without gradients, with forward ``hooks`` ((module, fn) pairs) attached only
+    for this pass."""
+    handles = [m.register_forward_hook(fn) for m, fn in hooks]
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _leaf_calls(model: nn.Module, x: torch.Tensor):
     """(name, module, input, output) of every leaf module in call order, and the model's output;
     the model runs in eval mode and is left in the mode it was in."""
     calls: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
     hooks = [
-        m.register_forward_hook(
-            lambda mod, inp, out, name=name: calls.append((name, mod, inp[0], out))
-        )
+        (m, lambda mod, inp, out, name=name: calls.append((name, mod, inp[0], out)))
         for name, m in model.named_modules()
         if len(list(m.children())) == 0
     ]
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            out = model(x)
+        out = _forward_with_hooks(model, x, hooks)
     finally:
-        for h in hooks:
-            h.remove()
         model.train(was_training)
     return calls, out
 
@@ -176,25 +183,17 @@ def format_table(rows: list[Layer]) -> str:
 
 
 def capture(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    """Outputs of the named modules for input ``x``.
+    """Outputs of the named modules for input ``x``, and the model's logits as ``__output__``.
 
     Cloned: in-place ReLUs would overwrite them."""
     got: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
     hooks = [
-        modules[n].register_forward_hook(
-            lambda mod, inp, out, n=n: got.__setitem__(n, out.detach().clone())
-        )
+        (modules[n], lambda mod, inp, out, n=n: got.__setitem__(n, out.detach().clone()))
         for n in names
         if n in modules
     ]
-    try:
-        with torch.no_grad():
-            out = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    got["__output__"] = logits(out).detach()
+    got["__output__"] = logits(_forward_with_hooks(model, x, hooks)).detach()
     return got
 
 

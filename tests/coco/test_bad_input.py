@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from PIL import Image
 from explorer.coco import masks, open_index
 from explorer.coco.images import load_rgb, resolve_image_path
 from explorer.errors import DatasetError, ImageError, SegmentationError, UnsafePathError
-from tests.helpers import ROOT, square, write_coco
+from tests.helpers import run_cli, square, write_coco
 
 IMG = {"id": 1, "width": 20, "height": 10, "file_name": "a.jpg"}
 
@@ -35,16 +33,6 @@ def finding(index, check):
     found = [f for f in index.health if f["check"] == check]
     assert found, f"no {check!r} finding in {[f['check'] for f in index.health]}"
     return found[0]
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "explorer", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.mark.parametrize(

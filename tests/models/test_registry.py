@@ -26,7 +26,7 @@ from explorer.models import (
 )
 from explorer.models.preprocess import Preprocess
 from explorer.training import TrainConfig, runs, task_models, train
-from tests.helpers import ROOT
+from tests.helpers import ROOT, coco_subset
 
 TOY = "toy-cnn"
 
@@ -66,15 +66,6 @@ def toy():
     unregister(TOY)
 
 
-def subset(src, out, n):
-    doc = json.loads(src.read_text())
-    doc["images"] = doc["images"][:n]
-    keep = {im["id"] for im in doc["images"]}
-    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
-    out.write_text(json.dumps(doc))
-    return str(out)
-
-
 def test_a_registered_toy_model_trains_and_predicts(toy, sample_root, tmp_path):
     assert TOY in list_models("classify") and TOY in task_models("classify")
     ann = sample_root / "annotations"
@@ -82,9 +73,9 @@ def test_a_registered_toy_model_trains_and_predicts(toy, sample_root, tmp_path):
         task="classify",
         model=TOY,
         preset="quick",
-        coco=subset(ann / "instances_train2017.json", tmp_path / "train.json", 24),
+        coco=str(coco_subset(ann / "instances_train2017.json", tmp_path / "train.json", 24)),
         images=str(sample_root / "train2017"),
-        val_coco=subset(ann / "instances_val2017.json", tmp_path / "val.json", 12),
+        val_coco=str(coco_subset(ann / "instances_val2017.json", tmp_path / "val.json", 12)),
         val_images=str(sample_root / "val2017"),
         device="cpu",
         workers=0,
