@@ -13,6 +13,7 @@ import msgspec
 import numpy as np
 
 from explorer.coco._schema import Category, Image, RleHead, TopLevel
+from explorer.coco.health import MAX_EXAMPLES, Finding, Severity
 from explorer.errors import DatasetError
 
 SEG_POLYGON, SEG_RLE, SEG_RLE_UNCOMPRESSED = 0, 1, 2
@@ -28,25 +29,25 @@ class Problems:
     """Bad records found while parsing: grouped by check, with a few examples each."""
 
     def __init__(self) -> None:
-        self.items: dict[str, dict] = {}
+        self.items: dict[str, Finding] = {}
 
-    def add(self, check: str, message: str, example: object, severity: str = "error") -> None:
+    def add(self, check: str, message: str, example: object, severity: Severity = "error") -> None:
         item = self.items.setdefault(
             check,
             {"check": check, "severity": severity, "count": 0, "message": message, "examples": []},
         )
         item["count"] += 1
-        if len(item["examples"]) < 10:
+        if len(item["examples"]) < MAX_EXAMPLES:
             item["examples"].append(example)
 
     def add_rows(
         self, check: str, message: str, rows: np.ndarray, example: Callable[[int], object]
     ) -> None:
         """Record every row of ``rows`` as bad; examples (``example(row)``) for the first few."""
-        for i in rows[:10]:
+        for i in rows[:MAX_EXAMPLES]:
             self.add(check, message, example(int(i)))
-        if len(rows) > 10:
-            self.items[check]["count"] += len(rows) - 10
+        if len(rows) > MAX_EXAMPLES:
+            self.items[check]["count"] += len(rows) - MAX_EXAMPLES
 
 
 def read_file(path: Path) -> bytes:

@@ -1,22 +1,37 @@
 """Findings about a dataset's quality, computed on the columnar tables.
 
-A finding is a dict: ``check`` (a stable name), ``severity`` (error: records were skipped;
-warning: kept but suspicious; info: worth knowing), ``count``, ``message`` and a few
-``examples`` (ids). Errors are found while parsing (see ``_build.Problems``); the rest here.
+A :class:`Finding` is JSON-shaped (``stats --json`` prints it as it is). Errors are found while
+parsing (see ``_build.Problems``); the rest here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import numpy as np
 
-_MAX_EXAMPLES = 10
+MAX_EXAMPLES = 10
+
+Severity = Literal["error", "warning", "info"]
+"""error: records were skipped; warning: kept but suspicious; info: worth knowing."""
+
+
+class Finding(TypedDict):
+    check: str  # a stable name, e.g. "degenerate_box"
+    severity: Severity
+    count: int
+    message: str
+    examples: list  # a few ids (or ids with a reason) of the records concerned
 
 
 def _finding(
-    check: str, severity: str, mask_or_ids: np.ndarray, message: str, ids: np.ndarray | None = None
-) -> dict | None:
+    check: str,
+    severity: Severity,
+    mask_or_ids: np.ndarray,
+    message: str,
+    ids: np.ndarray | None = None,
+) -> Finding | None:
     if mask_or_ids.dtype == bool:
         hits = ids[mask_or_ids]
     else:
@@ -28,11 +43,11 @@ def _finding(
         "severity": severity,
         "count": int(len(hits)),
         "message": message,
-        "examples": [h.item() if hasattr(h, "item") else h for h in hits[:_MAX_EXAMPLES]],
+        "examples": [h.item() if hasattr(h, "item") else h for h in hits[:MAX_EXAMPLES]],
     }
 
 
-def table_findings(images: dict, anns: dict, categories: list[dict]) -> list[dict]:
+def table_findings(images: dict, anns: dict, categories: list[dict]) -> list[Finding]:
     """Warnings and info about records that were kept: boxes, areas, ids, unused categories."""
     uniq, counts = np.unique(anns["id"], return_counts=True)
     cat_used = np.bincount(anns["category_row"], minlength=len(categories)) > 0
@@ -59,7 +74,7 @@ def table_findings(images: dict, anns: dict, categories: list[dict]) -> list[dic
     return [f for f in found if f]
 
 
-def _geometry_findings(images: dict, anns: dict) -> list[dict | None]:
+def _geometry_findings(images: dict, anns: dict) -> list[Finding | None]:
     """Boxes and areas that cannot be right (None where a check found nothing)."""
     x, y, w, h = anns["bbox"].T if len(anns["bbox"]) else (np.zeros(0),) * 4
     img_w = images["width"][anns["image_row"]].astype(np.float64)
@@ -101,7 +116,9 @@ def _geometry_findings(images: dict, anns: dict) -> list[dict | None]:
     ]
 
 
-def missing_files(file_names: np.ndarray, image_ids: np.ndarray, images_dir: Path) -> dict | None:
+def missing_files(
+    file_names: np.ndarray, image_ids: np.ndarray, images_dir: Path
+) -> Finding | None:
     """The finding for images whose file is not in ``images_dir`` (one directory listing)."""
     try:
         present = set(p.name for p in Path(images_dir).iterdir())

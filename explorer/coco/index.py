@@ -94,7 +94,7 @@ class CocoIndex:
     images: dict[str, np.ndarray]
     annotations: dict[str, np.ndarray]
     categories: list[dict]
-    health: list[dict]
+    health: list[health.Finding]
     load_seconds: float
     from_cache: bool
     _segmentations: _SegmentationText = field(repr=False)
