@@ -4,6 +4,7 @@ import streamlit as st
 
 from explorer.app import dataset, models
 from explorer.models import anatomy
+from explorer.types import TASKS
 from explorer.viz import figures, overlays
 
 source, index = dataset.page_dataset()
@@ -15,7 +16,7 @@ st.caption(
 )
 task = st.radio(
     "Network",
-    ["classify", "segment"],
+    TASKS,
     horizontal=True,
     key="a_task",
     format_func={"classify": "classifier (AlexNet)", "segment": "segmenter (DeepLabV3)"}.get,

@@ -1,13 +1,14 @@
 """Browse: filter the dataset, page through thumbnails, open an image with its annotations."""
 
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from explorer.app import caches, dataset, state, url
-from explorer.types import SIZE_RANGES
+from explorer.types import SIZE_RANGES, Crowd, MatchMode
 from explorer.viz import overlays
 
 PAGES = Path(__file__).resolve().parent
@@ -33,9 +34,9 @@ if url_now and url_now != st.session_state.get("b_written"):
         b_size=s.size,
         b_q=s.query,
         b_page=s.page,
-        b_image=s.image_id,
         b_inst=s.instances or full_range,
     )
+    state.open_in_browse(s.image_id)
 st.session_state.setdefault("b_inst", full_range)
 st.session_state.setdefault("b_page", 1)
 st.session_state["b_inst"] = tuple(
@@ -51,14 +52,14 @@ with st.expander("Filters", expanded=state.browse_image() is None):
     chosen_supers = c2.multiselect("Supercategories", supers, key="b_supers")
     match = c3.radio(
         "Match",
-        ["any", "all"],
+        get_args(MatchMode),
         key="b_match",
         horizontal=True,
         help="any: an image shows at least one chosen category; all: every one",
     )
     crowd = c4.selectbox(
         "Crowd",
-        ["any", "only", "none"],
+        get_args(Crowd),
         key="b_crowd",
         help="only: images with a crowd region; none: images without",
     )

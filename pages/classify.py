@@ -3,18 +3,16 @@
 import streamlit as st
 
 from explorer.app import caches, evaluate, models
-from explorer.coco.labels import dataset_label_map
 from explorer.errors import ExplorerError
 from explorer.inference import classification
-from explorer.inference.cache import predict
-from explorer.inference.runner import items_for_images
+from explorer.inference.cache import predict_image
 from explorer.viz import figures, overlays
 
 MARKS = {"right": "✓", "wrong": "✗", "not comparable": "—", "unreadable": "unreadable"}
 
 source, index, model = models.model_page("Classify", "classify", "c")
 images = source.images_dir
-mapping = dataset_label_map(model.label_space, model.class_names, index.categories)
+mapping = model.category_of_label(index.categories)
 names = {c["id"]: c["name"] for c in index.categories}
 
 image_id = models.chosen_image(index, "c")
@@ -27,9 +25,7 @@ if image_id is not None:
     for note in notes:
         left.warning(note)
     try:
-        ((_, whole, err),) = predict(
-            model, index, images, items_for_images(index, [row]), workers=0
-        )
+        _, whole, err = predict_image(model, index, images, row)
         crops = classification.classification_table(model, index, images, True, [row], workers=0)
     except ExplorerError as e:
         st.error(str(e))

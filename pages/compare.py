@@ -4,10 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from explorer.app import caches, dataset, evaluate, models
-from explorer.coco.labels import dataset_label_map
 from explorer.inference import compare
-from explorer.inference.cache import predict
-from explorer.inference.runner import items_for_images
+from explorer.inference.cache import predict_image
 from explorer.viz import figures, overlays
 
 source, index = dataset.page_dataset()
@@ -103,13 +101,9 @@ sel = picked.selection.rows if picked else []
 if sel:
     o = dis.iloc[sel[0]]
     row = index.image_row(int(o["image_id"]))
-    ((_, out, _),) = predict(
-        segmenter, index, source.images_dir, items_for_images(index, [row]), workers=0
-    )
+    _, out, err = predict_image(segmenter, index, source.images_dir, row)
     rgb, _ = overlays.load_image(index, source.images_dir, row)
-    colours = overlays.label_colours(
-        index, dataset_label_map(segmenter.label_space, segmenter.class_names, index.categories)
-    )
+    colours = overlays.label_colours(index, segmenter.category_of_label(index.categories))
     left, right = st.columns(2)
     gt, _ = caches.overlay_jpeg(
         source.annotations,
@@ -118,8 +112,11 @@ if sel:
         overlays.OverlayOptions(highlight=int(o["annotation_id"]), alpha=0.5),
     )
     left.image(gt, caption=f"truth: {o['true_category']} (highlighted)", output_format="JPEG")
+    segmented = rgb if out is None else overlays.blend_labels(rgb, out[0], colours, 0.55)
+    if out is None:
+        right.warning(f"No segmentation: {err}")
     right.image(
-        overlays.encode_jpeg(overlays.blend_labels(rgb, out[0], colours, 0.55)),
+        overlays.encode_jpeg(segmented),
         output_format="JPEG",
         caption=f"classifier: {o['classifier_category']} ({o['classifier_prob']:.2f}) · segmenter: "
         f"{o['segmenter_category']} ({o['segmenter_coverage']:.0%} of the mask)",

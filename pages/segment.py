@@ -5,11 +5,10 @@ import streamlit as st
 
 from explorer.app import evaluate, models
 from explorer.coco import masks
-from explorer.coco.labels import dataset_label_map
 from explorer.errors import ExplorerError
 from explorer.inference import segmentation
-from explorer.inference.cache import predict
-from explorer.inference.runner import items_for_images
+from explorer.inference.cache import predict_image
+from explorer.types import IGNORE_LABEL
 from explorer.viz import figures, overlays
 
 source, index, model = models.model_page("Segment", "segment", "s")
@@ -21,7 +20,7 @@ image_id = models.chosen_image(index, "s")
 if image_id is not None:
     row = index.image_row(image_id)
     try:
-        ((_, out, err),) = predict(model, index, images, items_for_images(index, [row]), workers=0)
+        _, out, err = predict_image(model, index, images, row)
     except ExplorerError as e:
         st.error(str(e))
         st.stop()
@@ -34,9 +33,7 @@ if image_id is not None:
         st.warning(note)
     view = st.radio("View", ["Side by side", "Errors"], horizontal=True, key="s_view")
     alpha = st.slider("Opacity", 0.0, 1.0, 0.55, 0.05, key="s_alpha")
-    colours = overlays.label_colours(
-        index, dataset_label_map(model.label_space, model.class_names, index.categories)
-    )
+    colours = overlays.label_colours(index, model.category_of_label(index.categories))
     try:
         truth, _ = masks.semantic_mask(index, row, "coco")
         target, _ = masks.semantic_mask(index, row, space)
@@ -54,7 +51,7 @@ if image_id is not None:
         )
         b.image(
             overlays.encode_jpeg(
-                overlays.blend_labels(rgb, truth, truth_colours, alpha, skip=(0, 255))
+                overlays.blend_labels(rgb, truth, truth_colours, alpha, skip=(0, IGNORE_LABEL))
             ),
             output_format="JPEG",
             caption="ground truth (semantic mask; overlaps left clear)",

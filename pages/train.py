@@ -9,9 +9,9 @@ from explorer.app import caches, dataset
 from explorer.coco.sources import training_split
 from explorer.errors import ExplorerError
 from explorer.models import SMP_ENCODERS
-from explorer.training import TrainConfig, runs, task_models
+from explorer.training import PRESET_NAMES, TrainConfig, runs, task_models
 from explorer.training.events import Loading, Step
-from explorer.types import DEVICES
+from explorer.types import DEVICES, TASKS
 from explorer.viz import figures
 
 source, index = dataset.page_dataset()
@@ -20,7 +20,7 @@ st.title("Train")
 
 with st.form("t_form"):
     c1, c2, c3, c4 = st.columns(4)
-    task = c1.selectbox("Task", ["classify", "segment"], key="t_task")
+    task = c1.selectbox("Task", TASKS, key="t_task")
     model = c2.selectbox(
         "Model",
         task_models("classify") + task_models("segment"),
@@ -30,7 +30,7 @@ with st.form("t_form"):
     )
     preset = c3.selectbox(
         "Preset",
-        ["quick", "none"],
+        [*PRESET_NAMES, "none"],
         key="t_preset",
         help="quick: a recipe that trains the sample in minutes on a CPU",
     )

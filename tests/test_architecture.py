@@ -101,10 +101,10 @@ def test_only_the_registry_knows_model_names():
 
 
 def test_the_cli_starts_without_heavy_imports():
-    """``python -m explorer stats`` stays fast: the CLI module imports no torch, pandas,
-    plotly or streamlit at import time."""
+    """``python -m explorer stats`` stays fast and the Train page opens without torch: the CLI,
+    the job queue and the run-folder reader import no torch, pandas, plotly or streamlit."""
     code = (
-        "import sys, explorer.cli\n"
+        "import sys, explorer.cli, explorer.training.jobs, explorer.training.runs\n"
         "explorer.cli.build_parser()\n"
         "heavy = {'torch', 'pandas', 'plotly', 'streamlit', 'torchvision'} & set(sys.modules)\n"
         "print(sorted(heavy))"

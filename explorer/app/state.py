@@ -10,7 +10,10 @@ prefix     page               prefix     page
 ``b_``     Browse (filters)   ``s_``     Segment
 ``d_``     Browse (detail)    ``k_``     Compare
 ``x_``     Distributions      ``a_``     Anatomy
-``t_``     Train
+``t_``     Train              ``k1_``    Compare's classifier picker
+``open_``  Browse grid        ``k2_``    Compare's segmenter picker
+``stop_``  Stop buttons of
+           evaluate_on_filter
 =========  =================  =========  ==========================
 
 What one page leaves for another goes through the functions below, never a bare string.

@@ -301,13 +301,5 @@ class ForkedCall:
         self.pid = None
 
 
-def merge_problems(problems, items: dict) -> None:
-    """Add another process's ``Problems.items`` to ``problems``."""
-    for check, item in items.items():
-        mine = problems.items.setdefault(check, {**item, "count": 0, "examples": []})
-        mine["count"] += item["count"]
-        mine["examples"] = (mine["examples"] + item["examples"])[:10]
-
-
 def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -40,6 +40,13 @@ class Problems:
         if len(item["examples"]) < MAX_EXAMPLES:
             item["examples"].append(example)
 
+    def merge(self, items: dict[str, Finding]) -> None:
+        """Add another process's ``items`` (the forked parser's findings)."""
+        for check, item in items.items():
+            mine = self.items.setdefault(check, {**item, "count": 0, "examples": []})
+            mine["count"] += item["count"]
+            mine["examples"] = (mine["examples"] + item["examples"])[:MAX_EXAMPLES]
+
     def add_rows(
         self, check: str, message: str, rows: np.ndarray, example: Callable[[int], object]
     ) -> None:

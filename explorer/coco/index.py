@@ -175,9 +175,8 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
         shutil.rmtree(final, ignore_errors=True)  # a damaged cache: rebuild once
         return open_index(path, use_cache=use_cache)
     finally:
-        if (
-            not use_cache and not (final / "segmentations.bin").exists()
-        ):  # arrays stay mapped; no folder kept
+        # without the cache the arrays stay mapped and no folder is kept
+        if not use_cache and not (final / "segmentations.bin").exists():
             shutil.rmtree(final, ignore_errors=True)
 
 
@@ -275,7 +274,7 @@ def _parse_annotations(
             pass  # the guess was wrong: decode the whole file below
         else:
             for items in (attempt.items, their_problems):
-                _annotations.merge_problems(problems, items)
+                problems.merge(items)
             return top, _annotations.concat([first, second]), True
         finally:
             child.discard()

@@ -26,7 +26,7 @@ from typing import TypeAlias
 import numpy as np
 
 from explorer.coco.index import CocoIndex
-from explorer.inference.runner import Item, Prediction, Progress, run
+from explorer.inference.runner import Item, Prediction, Progress, items_for_images, run
 from explorer.models.weights import LoadedModel
 from explorer.paths import cache_dir
 
@@ -138,6 +138,17 @@ def predict(
     shifted = (lambda d, t: progress(done + d, len(items))) if progress else None
     fresh = run(model, index, images_dir, todo, batch_size, workers, shifted, cancel)
     yield from _store_as_they_come(model, store, fresh)
+
+
+def predict_image(
+    model: LoadedModel, index: CocoIndex, images_dir: Path | None, image_row: int
+) -> Prediction:
+    """One whole image through the cache, in the calling thread (a page showing one image
+    needs no worker processes)."""
+    (prediction,) = predict(
+        model, index, images_dir, items_for_images(index, [image_row]), workers=0
+    )
+    return prediction
 
 
 def _store_as_they_come(

@@ -16,7 +16,6 @@ from typing import Literal, TypedDict
 import numpy as np
 
 from explorer.coco.index import CocoIndex
-from explorer.coco.labels import dataset_label_map
 from explorer.inference.cache import predict
 from explorer.inference.runner import Item, items_for_crops, items_for_images
 from explorer.models.weights import LoadedModel
@@ -62,7 +61,7 @@ def classification_table(
 
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
     items = items_for_crops(index, rows) if crops else items_for_images(index, rows)
-    mapping = dataset_label_map(model.label_space, model.class_names, index.categories)
+    mapping = model.category_of_label(index.categories)
     names = {c["id"]: c["name"] for c in index.categories}
     ann_row = _annotation_rows(index, rows) if crops else {}
     records = []
@@ -113,12 +112,16 @@ def _prediction_columns(model: LoadedModel, mapping: list, names: dict, out) -> 
     return cols
 
 
+def _nameable(mapping: list[int | None]) -> set[int]:
+    """The dataset categories a model has a label for (from its label map)."""
+    return {m for m in mapping if m is not None}
+
+
 def _comparable(model: LoadedModel, table, categories: list[dict]):
     """``(label map, readable rows, readable rows of a category the model can name)``."""
-    mapping = dataset_label_map(model.label_space, model.class_names, categories)
-    reachable = {m for m in mapping if m is not None}
+    mapping = model.category_of_label(categories)
     ok = table[table["error"] == ""]
-    return mapping, ok, ok[ok["true_category_id"].isin(reachable)]
+    return mapping, ok, ok[ok["true_category_id"].isin(_nameable(mapping))]
 
 
 def classification_scores(
@@ -161,8 +164,7 @@ Verdict = Literal["right", "wrong", "not comparable", "unreadable"]
 def verdicts(model: LoadedModel, table, categories: list[dict]) -> list[Verdict]:
     """Per row of a crops table: top-1 right, wrong, not comparable (the model has no label for
     the true category) or unreadable (the image could not be read)."""
-    mapping = dataset_label_map(model.label_space, model.class_names, categories)
-    reachable = {m for m in mapping if m is not None}
+    reachable = _nameable(model.category_of_label(categories))
     out: list[Verdict] = []
     for truth, guess, error in zip(
         table["true_category_id"], table["mapped_category_id"], table["error"], strict=True

@@ -22,7 +22,6 @@ import numpy as np
 
 from explorer.coco import masks as coco_masks
 from explorer.coco.index import CocoIndex
-from explorer.coco.labels import dataset_label_map
 from explorer.inference.cache import Record, predict
 from explorer.inference.runner import Progress, items_for_crops, items_for_images
 from explorer.models.weights import LoadedModel
@@ -163,8 +162,8 @@ class _Labels:
     @classmethod
     def of(cls, classifier: LoadedModel, segmenter: LoadedModel, index: CocoIndex) -> _Labels:
         cats = index.categories
-        cls_map = dataset_label_map(classifier.label_space, classifier.class_names, cats)
-        seg_map = dataset_label_map(segmenter.label_space, segmenter.class_names, cats)
+        cls_map = classifier.category_of_label(cats)
+        seg_map = segmenter.category_of_label(cats)
         return cls(
             classifier,
             segmenter,

@@ -15,7 +15,7 @@ import numpy as np
 
 from explorer.coco import masks as coco_masks
 from explorer.coco.index import CocoIndex
-from explorer.coco.labels import VOC_COCO_NAMES, VOC_NAMES, dataset_label_map
+from explorer.coco.labels import VOC_COCO_NAMES, VOC_NAMES
 from explorer.inference.cache import predict
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
 from explorer.inference.runner import items_for_images
@@ -70,7 +70,7 @@ def coco_results(
     as compressed RLE at the original size."""
     from pycocotools import mask as mask_utils
 
-    mapping = dataset_label_map(model.label_space, model.class_names, index.categories)
+    mapping = model.category_of_label(index.categories)
     image_id = int(index.images["id"][image_row])
     out: list[CocoResult] = []
     for label in np.unique(labels).tolist():
@@ -95,7 +95,7 @@ def coco_results(
 def eval_space(model: LoadedModel, index: CocoIndex, labels: MaskLabels | None = None) -> EvalSpace:
     """The :class:`EvalSpace` of ``labels`` (default: ``voc`` for a VOC model, else ``coco``)."""
     space: MaskLabels = labels or ("voc" if model.label_space == "voc" else "coco")
-    mapping = dataset_label_map(model.label_space, model.class_names, index.categories)
+    mapping = model.category_of_label(index.categories)
     if space == "voc":
         return EvalSpace("voc", _voc_values(model, index, mapping), 21, list(VOC_NAMES))
     to_eval = np.zeros(256, np.int64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from explorer.errors import ExplorerError
 from explorer.types import DEVICES
 
-__all__ = ["DEVICES", "choose_device"]
+__all__ = ["choose_device"]
 
 
 def choose_device(preference: str = "auto") -> str:

@@ -14,7 +14,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from explorer.coco.labels import VOC_NAMES
+from explorer.coco.labels import VOC_NAMES, dataset_label_map
 from explorer.errors import ExplorerError
 from explorer.models.preprocess import Preprocess
 from explorer.models.registry import (
@@ -68,6 +68,11 @@ class LoadedModel:
     @property
     def display_name(self) -> str:
         return f"{self.name} [{'UNTRAINED' if self.untrained else self.weights_label}]"
+
+    def category_of_label(self, categories: list[dict]) -> list[int | None]:
+        """For each of the model's labels, the dataset category id it stands for (matched by
+        name through its label space), or None (no counterpart, or background)."""
+        return dataset_label_map(self.label_space, self.class_names, categories)
 
 
 def hub_dir() -> Path:

@@ -13,8 +13,12 @@ def __getattr__(name: str):
         from explorer.training import config
 
         return getattr(config, name)
-    if name in ("Stopped", "train"):
-        from explorer.training import trainer
+    if name == "Stopped":
+        from explorer.training.events import Stopped
 
-        return getattr(trainer, name)
+        return Stopped
+    if name == "train":
+        from explorer.training.trainer import train
+
+        return train
     raise AttributeError(f"module 'explorer.training' has no attribute {name!r}")

@@ -13,8 +13,8 @@ import traceback
 from dataclasses import dataclass, field, replace
 
 from explorer.errors import ExplorerError
-from explorer.training import Stopped, TrainConfig, train
-from explorer.training.events import EpochEnd, EpochRecord, Event
+from explorer.training.config import TrainConfig
+from explorer.training.events import EpochEnd, EpochRecord, Event, Stopped
 from explorer.types import JobStatus
 
 
@@ -100,6 +100,8 @@ class JobQueue:
             job.run_dir = event.run
 
     def _work(self) -> None:
+        from explorer.training.trainer import train  # torch: only once a job runs
+
         while True:
             job = self._next()
             if job is None:

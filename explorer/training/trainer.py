@@ -31,14 +31,17 @@ from explorer.models.registry import ModelSpec
 from explorer.models.weights import CHECKPOINT_FORMAT, WeightsError, load_model
 from explorer.training import data, runs
 from explorer.training.config import TrainConfig
-from explorer.training.events import EpochEnd, EpochRecord, Event, Loading, Step, StepRecord
+from explorer.training.events import (
+    EpochEnd,
+    EpochRecord,
+    Event,
+    Loading,
+    Step,
+    StepRecord,
+    Stopped,
+)
 from explorer.training.schedules import cosine_lr, poly_lr
 from explorer.types import IGNORE_LABEL, JobStatus
-
-
-class Stopped(Exception):
-    """A run stopped on request (Ctrl-C, the Stop button): resumable."""
-
 
 CROP_LOAD = 256
 """Side of the stored crops: training takes random 227/224 crops of them, validation the centre."""
@@ -179,7 +182,6 @@ class Session:
             "best": self.best,
             "best_epoch": self.best_epoch,
             "metric": "val_acc" if self.cfg.task == "classify" else "val_miou",
-            "updated": time.time(),
         }
 
     def write_status(self, status: JobStatus, message: str = "") -> None:
@@ -263,11 +265,10 @@ class Session:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
         self.best, self.best_epoch = ckpt["best"], ckpt["best_epoch"]
+        # torn lines are skipped (read_metrics); the unfinished epoch is dropped here
         kept = [
             r
-            for r in runs.read_metrics(
-                self.run_dir
-            )  # torn lines are skipped; the unfinished epoch dropped
+            for r in runs.read_metrics(self.run_dir)
             if r["step"] <= self.step and r.get("epoch", 0) <= self.epoch
         ]
         (self.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))

@@ -18,6 +18,7 @@ from explorer.coco.images import load_rgb, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
 from explorer.paths import atomic_write_bytes, cache_dir
+from explorer.types import IGNORE_LABEL
 
 MAX_SIDE = 1024
 THUMB_SIDE = 192
@@ -240,7 +241,7 @@ def blend_labels(
     return out.clip(0, 255).astype(np.uint8)
 
 
-def error_codes(target: np.ndarray, pred: np.ndarray, ignore: int = 255) -> np.ndarray:
+def error_codes(target: np.ndarray, pred: np.ndarray, ignore: int = IGNORE_LABEL) -> np.ndarray:
     """Per pixel: 0 background right, 1 correct object, 2 wrong class, 3 missed, 4 false positive,
     5 ignored (both maps in the same label space, 0 = background)."""
     codes = np.zeros(target.shape, np.uint8)
