@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
 from explorer.errors import ImageError, UnsafePathError
 
+MAX_IMAGE_PIXELS = 64_000_000
+"""Images above 64 megapixels (e.g. 8000x8000) are refused before decoding: a decoded RGB image
+of that size is 192 MB, and a few hundred bytes of PNG can declare 90000x90000 (24 GB). PIL's
+own limit (89 megapixels, a warning; an error above twice that) still costs gigabytes and tens
+of seconds just under it."""
+
 
 def resolve_image_path(images_dir: str | os.PathLike, file_name: str) -> Path:
     """Join ``file_name`` (from a data file) to ``images_dir``, refusing any escape.
 
+    A symbolic link inside the folder that points outside it is an escape too: the path is
+    resolved and must stay under the folder's own resolved path.
+
     Raises:
-        UnsafePathError: the name is absolute, holds a NUL byte, or leaves the folder (``..``).
+        UnsafePathError: the name is absolute, holds a NUL byte, leaves the folder (``..``), or
+            is a link to a file outside it.
     """
     root = os.path.abspath(images_dir)
     if (
@@ -27,7 +38,30 @@ def resolve_image_path(images_dir: str | os.PathLike, file_name: str) -> Path:
     full = os.path.normpath(os.path.join(root, file_name))
     if os.path.commonpath([root, full]) != root or full == root:
         raise UnsafePathError(f"{file_name!r}: leaves the image folder {images_dir}")
+    real_root, real = os.path.realpath(root), os.path.realpath(full)
+    if os.path.commonpath([real_root, real]) != real_root or real == real_root:
+        raise UnsafePathError(f"{file_name!r}: a link to {real}, outside the image folder")
     return Path(full)
+
+
+def _open_regular(path: str | os.PathLike):
+    """The file opened for reading, refused unless it is a regular file.
+
+    Opened non-blocking and checked with ``fstat`` on the open descriptor: opening a FIFO for
+    reading blocks until a writer comes (forever), and a check before opening could be raced.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ImageError(f"{path}: image file not found") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image file") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read ({e.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImageError(f"{path}: not a regular file (a pipe, device or socket)")
+    return os.fdopen(fd, "rb")
 
 
 def load_rgb(path: str | os.PathLike, expected_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -39,34 +73,48 @@ def load_rgb(path: str | os.PathLike, expected_size: tuple[int, int] | None = No
     to the image as annotated.
 
     Raises:
-        ImageError: the file is missing, not an image, truncated or corrupt, or its size
-            differs from ``expected_size``.
+        ImageError: the file is missing, not a regular file, not an image, over
+            :data:`MAX_IMAGE_PIXELS` (checked from the header, before decoding), truncated or
+            corrupt, or its size differs from ``expected_size``.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if expected_size and im.size != tuple(expected_size):
-                rotated = ImageOps.exif_transpose(im)
-                if rotated.size == tuple(expected_size):
-                    im = rotated
-                else:
-                    raise ImageError(
-                        f"{path}: image is {im.size[0]}x{im.size[1]} but the "
-                        f"annotations say {expected_size[0]}x{expected_size[1]}"
-                    )
-            if im.mode == "I;16" or im.mode == "I":
-                im = Image.fromarray(
-                    (np.asarray(im, np.float32) / 256).clip(0, 255).astype(np.uint8)
-                )
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise ImageError(f"{path}: image file not found") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image file") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
+    with _open_regular(path) as f:
+        try:
+            with Image.open(f) as im:
+                return _decode(path, im, expected_size)
+        except UnidentifiedImageError:
+            raise ImageError(f"{path}: not an image file") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ImageError(f"{path}: refused, a decompression bomb ({e})") from None
+        except MemoryError:
+            raise ImageError(f"{path}: too large to decode in memory") from None
+        except (OSError, ValueError, SyntaxError, EOFError) as e:
+            raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
+
+
+def _decode(path, im, expected_size: tuple[int, int] | None) -> np.ndarray:
+    """``load_rgb`` on an opened (not yet decoded) PIL image."""
+    from PIL import Image, ImageOps
+
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ImageError(
+            f"{path}: image is {w}x{h}, over the limit of {MAX_IMAGE_PIXELS // 10**6} "
+            "megapixels; refused before decoding"
+        )
+    im.load()
+    if expected_size and im.size != tuple(expected_size):
+        rotated = ImageOps.exif_transpose(im)
+        if rotated.size != tuple(expected_size):
+            raise ImageError(
+                f"{path}: image is {w}x{h} but the annotations say "
+                f"{expected_size[0]}x{expected_size[1]}"
+            )
+        im = rotated
+    if im.mode == "I;16" or im.mode == "I":
+        im = Image.fromarray((np.asarray(im, np.float32) / 256).clip(0, 255).astype(np.uint8))
+    return np.asarray(im.convert("RGB"))
 
 
 CROP_CONTEXT = 0.1  # a crop is the box grown by 10% of its size on each side
