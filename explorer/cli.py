@@ -42,20 +42,39 @@ def _cmd_export_masks(args: argparse.Namespace) -> int:
     from explorer.coco import export, open_index
 
     index = open_index(args.coco)
-    report = export.export_semantic_masks(
+    r = export.export_semantic_masks(
         index, Path(args.out), labels=args.labels, image_ids=args.image_ids, progress=not args.quiet
     )
-    print(
-        f"wrote {report['written']} masks to {args.out}"
-        + (
-            f"; {len(report['skipped'])} annotations skipped (bad segmentation)"
-            if report["skipped"]
-            else ""
+    parts = [f"wrote {r.written} masks to {args.out}"]
+    opened = sum(f["count"] for f in r.skipped_opening)
+    for n, what in (
+        (opened, "records skipped while opening the file (see `stats`)"),
+        (len(r.skipped_drawing), "annotations skipped while drawing (bad segmentation)"),
+        (len(r.skipped_images), "images without a mask"),
+        (len(r.renamed), "masks not named after their image (listed below)"),
+    ):
+        if n:
+            parts.append(f"{n} {what}")
+    print("; ".join(parts))
+    if r.remapped:
+        print(
+            f"note: category ids renumbered 1..{len(r.label_map)} (0 is background, 255 overlap);"
+            f" {Path(args.out) / export.LABELS_FILE} maps pixel values to categories"
         )
-    )
-    for item in report["skipped"][:10]:
-        print(f"  skipped annotation {item['id']}: {item['error']}", file=sys.stderr)
+    _print_export_details(r)
     return 0
+
+
+def _print_export_details(r) -> None:
+    """At most 10 lines per kind, on stderr: what was skipped or renamed, and why."""
+    for f in r.skipped_opening[:10]:
+        print(f"  skipped while opening: {f['count']} x {f['message']}", file=sys.stderr)
+    for item in r.skipped_drawing[:10]:
+        print(f"  skipped annotation {item['id']}: {item['error']}", file=sys.stderr)
+    for item in r.skipped_images[:10]:
+        print(f"  no mask for image {item['id']}: {item['error']}", file=sys.stderr)
+    for item in r.renamed[:10]:
+        print(f"  image {item['id']} {item['file_name'][:80]!r} -> {item['mask']}", file=sys.stderr)
 
 
 def _model_and_data(args: argparse.Namespace):

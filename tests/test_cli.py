@@ -61,7 +61,7 @@ def test_cli_export_masks_coco_and_voc(tmp_path):
             *map(str, ids),
         )
         assert r.returncode == 0, r.stderr
-        assert len(list(out.iterdir())) == 5
+        assert len(list(out.glob("*.png"))) == 5
         for i in ids:
             row = index.image_row(i)
             name = index.images["file_name"][row].rsplit(".", 1)[0] + ".png"
