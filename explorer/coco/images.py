@@ -93,6 +93,34 @@ def load_rgb(path: str | os.PathLike, expected_size: tuple[int, int] | None = No
             raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
 
 
+def read_image_bytes(path: str | os.PathLike) -> bytes:
+    """An image file's bytes, for decoders outside PIL (the runner's GPU JPEG path), after the
+    same refusals as :func:`load_rgb`: not a regular file, or over :data:`MAX_IMAGE_PIXELS` by
+    its header.
+
+    Raises:
+        ImageError: as :func:`load_rgb`, except for decoding errors (the caller's decoder meets
+            those).
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    with _open_regular(path) as f:
+        try:
+            data = f.read()
+        except OSError as e:
+            raise ImageError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        raise ImageError(f"{path}: not an image file") from None
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{path}: image is {w}x{h}, over the limit of {MAX_IMAGE_PIXELS:,} pixels")
+    return data
+
+
 def _decode(path, im, expected_size: tuple[int, int] | None) -> np.ndarray:
     """``load_rgb`` on an opened (not yet decoded) PIL image."""
     from PIL import Image, ImageOps

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import numpy as np
 
-from explorer.coco.images import crop_box, load_rgb, resolve_image_path
+from explorer.coco.images import crop_box, load_rgb, read_image_bytes, resolve_image_path
 from explorer.errors import ExplorerError
 
 if TYPE_CHECKING:  # the runner itself needs no index (bench/bench_infer.py runs it on bare files)
@@ -95,9 +95,9 @@ class _Inputs:
 
         if self.raw_bytes:  # decoded on the GPU by the runner
             try:
-                data = bytearray(Path(self.paths[i]).read_bytes())
-            except OSError as e:
-                return f"{self.paths[i]}: cannot read ({e.strerror})", i
+                data = bytearray(read_image_bytes(self.paths[i]))
+            except ExplorerError as e:
+                return str(e), i
             return torch.frombuffer(data, dtype=torch.uint8), i
         w, h = self.sizes[i]
         try:
