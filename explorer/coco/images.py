@@ -114,6 +114,8 @@ def read_image_bytes(path: str | os.PathLike) -> bytes:
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{path}: refused, a decompression bomb ({e})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         raise ImageError(f"{path}: not an image file") from None
     if w * h > MAX_IMAGE_PIXELS:

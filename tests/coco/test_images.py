@@ -138,7 +138,7 @@ def test_raw_bytes_for_gpu_decoding_meet_the_same_refusals(tmp_path):
     assert read_image_bytes(first) == first.read_bytes()
     bomb = tmp_path / "bomb.jpg"
     _png_header(bomb, 90000, 90000)
-    with pytest.raises(ImageError, match="over the limit"):
+    with pytest.raises(ImageError, match="decompression bomb|over the limit"):
         read_image_bytes(bomb)
     pipe = tmp_path / "pipe.jpg"
     os.mkfifo(pipe)
