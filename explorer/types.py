@@ -40,3 +40,7 @@ SIZE_RANGES: dict[SizeClass, tuple[float, float]] = {
 def size_class(area: float) -> SizeClass:
     """COCO's size class of an area (a negative or missing area counts as small)."""
     return next((k for k, (lo, hi) in SIZE_RANGES.items() if lo <= area < hi), "small")
+
+MAX_IMAGE_PIXELS = 178_956_970
+"""The largest image (width x height) the data layer accepts: PIL's default decompression-bomb
+limit. Larger images in an annotation file are skipped and reported, never allocated."""
