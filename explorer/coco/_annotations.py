@@ -33,7 +33,7 @@ import msgspec
 import numpy as np
 
 from explorer.coco._build import _column, _record_id, id_column
-from explorer.coco._schema import Annotation
+from explorer.coco._schema import Annotation, LooseAnnotation
 
 SPAN_BYTES = 24 << 20  # about 50k COCO annotations
 _BOUNDARY = re.compile(rb"\}\s*,\s*\{")
@@ -156,11 +156,14 @@ def parse_spans(
     for start, stop in spans:
         buffer = b"".join((b"[", view[start:stop], b"]"))
         chunk = decode(buffer, start, stop)
+        try:
+            numbers = _number_columns(chunk)
+        except OverflowError:  # an id or iscrowd beyond int64: redo it record by record
+            chunk = decode.loose(buffer)
+            numbers = _number_columns(chunk)
         n = len(chunk)
-        for name in _IDS:
-            cols[name].append(id_column(chunk, name))
-        for name, dtype in _NUMBERS:
-            cols[name].append(_column(chunk, name, dtype))
+        for name, column in numbers.items():
+            cols[name].append(column)
         segs = list(map(attrgetter("segmentation"), chunk))
         cols["bbox"].append(_boxes(chunk, segs, problems))
         lengths = np.fromiter(map(len, segs), np.int64, n)
@@ -186,6 +189,12 @@ def parse_spans(
     no_area = np.isnan(out["area"])
     out["area"][no_area] = out["bbox"][no_area, 2] * out["bbox"][no_area, 3]
     return out
+
+
+def _number_columns(chunk: list) -> dict[str, np.ndarray]:
+    columns = {name: id_column(chunk, name) for name in _IDS}
+    columns.update((name, _column(chunk, name, dtype)) for name, dtype in _NUMBERS)
+    return columns
 
 
 def _boxes(chunk: list, segs: list, problems) -> np.ndarray:
@@ -229,13 +238,14 @@ def _polygon_box(raw: bytes) -> tuple[float, float, float, float]:
 
 class _SpanDecoder:
     """Decodes one span (as a JSON array) into Annotation records, typed in one call; when a
-    record does not fit the schema, one record at a time, skipping and reporting the bad ones."""
+    record does not fit that schema, one record at a time as LooseAnnotation (:meth:`loose`),
+    skipping and reporting the ones that fit neither. A panoptic record stops the parse."""
 
     def __init__(self, problems) -> None:
         self.problems = problems
         self.chunk = msgspec.json.Decoder(list[Annotation])
         self.raws = msgspec.json.Decoder(list[msgspec.Raw])
-        self.one = msgspec.json.Decoder(Annotation)
+        self.one = msgspec.json.Decoder(LooseAnnotation)
 
     def __call__(self, buffer: bytes, start: int, stop: int) -> list[Annotation]:
         try:
@@ -244,6 +254,9 @@ class _SpanDecoder:
             pass
         except msgspec.DecodeError as e:
             raise SpanError(f"span {start}-{stop}: {e}") from None
+        return self.loose(buffer)
+
+    def loose(self, buffer: bytes) -> list[LooseAnnotation]:
         chunk = []
         for raw in self.raws.decode(buffer):
             try:
