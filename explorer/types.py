@@ -40,3 +40,12 @@ SIZE_RANGES: dict[SizeClass, tuple[float, float]] = {
 def size_class(area: float) -> SizeClass:
     """COCO's size class of an area (a negative or missing area counts as small)."""
     return next((k for k, (lo, hi) in SIZE_RANGES.items() if lo <= area < hi), "small")
+
+
+MAX_IMAGE_PIXELS = 64_000_000
+"""The largest image (width x height) the product handles, 64 megapixels (e.g. 8000x8000).
+Image files above it are refused before decoding: a decoded RGB image of that size is 192 MB,
+and a few hundred bytes of PNG can declare 90000x90000 (24 GB); PIL's own limit (89 megapixels
+a warning, an error above twice that) still costs gigabytes and tens of seconds just under it.
+Image records above it are skipped when an annotation file is opened (reported in health), so
+no mask is ever allocated for them."""

@@ -32,8 +32,8 @@ from typing import BinaryIO
 import msgspec
 import numpy as np
 
-from explorer.coco._build import _column, _record_id
-from explorer.coco._schema import Annotation
+from explorer.coco._build import _column, _record_id, id_column
+from explorer.coco._schema import Annotation, LooseAnnotation
 
 SPAN_BYTES = 24 << 20  # about 50k COCO annotations
 _BOUNDARY = re.compile(rb"\}\s*,\s*\{")
@@ -43,6 +43,10 @@ _NEXT_KEYS = (b'"categories"', b'"images"', b'"info"', b'"licenses"', b'"type"')
 
 class SpanError(Exception):
     """The fast span search guessed wrong; use the slow way."""
+
+
+class NotInstancesError(Exception):
+    """The file is COCO, but not an instances file (a panoptic one): the message says which."""
 
 
 # msgspec.Raw is {PyObject_HEAD; PyObject *base; char *buf; Py_ssize_t len}: reading ``buf``
@@ -123,14 +127,9 @@ def spans_from_raws(
     return spans
 
 
-_NUMBERS = (
-    ("id", np.int64),
-    ("image_id", np.int64),
-    ("category_id", np.int64),
-    ("iscrowd", np.int64),
-    ("area", np.float64),
-)
-_COLUMNS = (*(name for name, _ in _NUMBERS), "bbox", "seg_offset", "seg_length", "seg_first")
+_IDS = ("id", "image_id", "category_id")
+_NUMBERS = (("iscrowd", np.int64), ("area", np.float64))
+_COLUMNS = (*_IDS, *(name for name, _ in _NUMBERS), "bbox", "seg_offset", "seg_length", "seg_first")
 
 
 def parse_spans(
@@ -157,27 +156,28 @@ def parse_spans(
     for start, stop in spans:
         buffer = b"".join((b"[", view[start:stop], b"]"))
         chunk = decode(buffer, start, stop)
+        try:
+            numbers = _number_columns(chunk)
+        except OverflowError:  # an id or iscrowd beyond int64: redo it record by record
+            chunk = decode.loose(buffer)
+            numbers = _number_columns(chunk)
         n = len(chunk)
-        for name, dtype in _NUMBERS:
-            cols[name].append(_column(chunk, name, dtype))
-        cols["bbox"].append(
-            np.fromiter(
-                itertools.chain.from_iterable(map(attrgetter("bbox"), chunk)), np.float64, 4 * n
-            ).reshape(n, 4)
-        )
+        for name, column in numbers.items():
+            cols[name].append(column)
         segs = list(map(attrgetter("segmentation"), chunk))
+        cols["bbox"].append(_boxes(chunk, segs, problems))
         lengths = np.fromiter(map(len, segs), np.int64, n)
-        cols["seg_length"].append(lengths)
         if seg_out is not None:
             offsets, first = _stream(segs, lengths, seg_out)
             cols["seg_offset"].append(seg_written + offsets)
             seg_written += int(lengths.sum())
         else:
-            offsets = _offsets_in_file(segs, lengths, buffer, data, start)
+            offsets, lengths = _offsets_in_file(segs, lengths, buffer, data, start)
             cols["seg_offset"].append(offsets)
-            first = data_np[offsets]
+            first = np.where(lengths > 0, data_np[offsets], ord("n"))
+        cols["seg_length"].append(lengths)
         cols["seg_first"].append(first)
-    return {
+    out = {
         k: (
             np.concatenate(v)
             if v
@@ -185,17 +185,67 @@ def parse_spans(
         )
         for k, v in cols.items()
     }
+    # no area given: the box's (w*h), as most tools compute it for boxes
+    no_area = np.isnan(out["area"])
+    out["area"][no_area] = out["bbox"][no_area, 2] * out["bbox"][no_area, 3]
+    return out
+
+
+def _number_columns(chunk: list) -> dict[str, np.ndarray]:
+    columns = {name: id_column(chunk, name) for name in _IDS}
+    columns.update((name, _column(chunk, name, dtype)) for name, dtype in _NUMBERS)
+    return columns
+
+
+def _boxes(chunk: list, segs: list, problems) -> np.ndarray:
+    """The n x 4 box column. Keypoint files write ``"bbox": []``: such a box is derived from
+    the polygon when there is one, else zeros; both are reported."""
+    n = len(chunk)
+    boxes = list(map(attrgetter("bbox"), chunk))
+    sizes = np.fromiter(map(len, boxes), np.int64, n)
+    if (sizes == 4).all():
+        return np.fromiter(itertools.chain.from_iterable(boxes), np.float64, 4 * n).reshape(n, 4)
+    out = np.zeros((n, 4))
+    for i in range(n):
+        if sizes[i] == 4:
+            out[i] = boxes[i]
+            continue
+        out[i] = _polygon_box(bytes(segs[i]))
+        derived = out[i].any()
+        problems.add(
+            "box_from_polygon" if derived else "no_box",
+            "annotations without a box: box derived from their polygon"
+            if derived
+            else "annotations without a box or polygon (box left at zeros)",
+            chunk[i].id,
+            "info" if derived else "warning",
+        )
+    return out
+
+
+def _polygon_box(raw: bytes) -> tuple[float, float, float, float]:
+    """The x y w h box around a polygon segmentation; zeros when it is not one."""
+    try:
+        parts = msgspec.json.decode(raw, type=list[list[float]])
+        xy = np.concatenate([np.asarray(p[: len(p) // 2 * 2]) for p in parts]).reshape(-1, 2)
+    except (msgspec.DecodeError, ValueError):
+        return (0.0, 0.0, 0.0, 0.0)
+    if not len(xy) or not np.isfinite(xy).all():
+        return (0.0, 0.0, 0.0, 0.0)
+    lo, hi = xy.min(0), xy.max(0)
+    return (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
 
 
 class _SpanDecoder:
     """Decodes one span (as a JSON array) into Annotation records, typed in one call; when a
-    record does not fit the schema, one record at a time, skipping and reporting the bad ones."""
+    record does not fit that schema, one record at a time as LooseAnnotation (:meth:`loose`),
+    skipping and reporting the ones that fit neither. A panoptic record stops the parse."""
 
     def __init__(self, problems) -> None:
         self.problems = problems
         self.chunk = msgspec.json.Decoder(list[Annotation])
         self.raws = msgspec.json.Decoder(list[msgspec.Raw])
-        self.one = msgspec.json.Decoder(Annotation)
+        self.one = msgspec.json.Decoder(LooseAnnotation)
 
     def __call__(self, buffer: bytes, start: int, stop: int) -> list[Annotation]:
         try:
@@ -204,11 +254,19 @@ class _SpanDecoder:
             pass
         except msgspec.DecodeError as e:
             raise SpanError(f"span {start}-{stop}: {e}") from None
+        return self.loose(buffer)
+
+    def loose(self, buffer: bytes) -> list[LooseAnnotation]:
         chunk = []
         for raw in self.raws.decode(buffer):
             try:
                 chunk.append(self.one.decode(raw))
             except msgspec.ValidationError as e:
+                if b'"segments_info"' in bytes(raw):
+                    raise NotInstancesError(
+                        "a COCO panoptic file (annotations hold 'segments_info' and a PNG), not "
+                        "an instances file: open the matching instances file"
+                    ) from None
                 self.problems.add(
                     "bad_annotation_record",
                     "annotation records that do not fit the COCO schema (skipped)",
@@ -229,17 +287,21 @@ def _stream(segs: list, lengths: np.ndarray, seg_out: BinaryIO) -> tuple[np.ndar
 
 def _offsets_in_file(
     segs: list, lengths: np.ndarray, buffer: bytes, data: bytes, start: int
-) -> np.ndarray:
-    """Where each raw segmentation lies in ``data``.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each raw segmentation lies in ``data``: ``(offsets, lengths)``.
 
-    Each Raw views ``buffer``, a copy of the file from ``start`` on after one "[".
+    Each Raw views ``buffer``, a copy of the file from ``start`` on after one "[", except the
+    schema's default for a missing segmentation, which lies elsewhere: it gets length 0.
     """
     n = len(segs)
-    offsets = _raw_addresses(segs) - address(buffer) - 1 + start
+    addresses = _raw_addresses(segs) - address(buffer)
+    missing = (addresses < 0) | (addresses >= len(buffer))
+    offsets = np.where(missing, 0, addresses - 1 + start)
+    lengths = np.where(missing, 0, lengths)
     for i in {0, n - 1} if n else ():  # cheap proof that the offsets address the file
-        if data[offsets[i] : offsets[i] + lengths[i]] != bytes(segs[i]):
+        if lengths[i] and data[offsets[i] : offsets[i] + lengths[i]] != bytes(segs[i]):
             raise RuntimeError("segmentation offsets do not address the annotation file")
-    return offsets
+    return offsets, lengths
 
 
 class ForkedCall:

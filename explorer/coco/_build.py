@@ -5,6 +5,7 @@ Annotations, the bulk of a file, are decoded by ``_annotations``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from operator import attrgetter
 from pathlib import Path
@@ -15,11 +16,18 @@ import numpy as np
 from explorer.coco._schema import Category, Image, RleHead, TopLevel
 from explorer.coco.health import MAX_EXAMPLES, Finding, Severity
 from explorer.errors import DatasetError
+from explorer.types import MAX_IMAGE_PIXELS
 
-SEG_POLYGON, SEG_RLE, SEG_RLE_UNCOMPRESSED = 0, 1, 2
+# SEG_BOX: no segmentation (missing, null or []), or an image of unknown size: the annotation
+# is counted everywhere but has no instance mask.
+SEG_POLYGON, SEG_RLE, SEG_RLE_UNCOMPRESSED, SEG_BOX = 0, 1, 2, 3
 # A segmentation that is neither a list nor an object: a kind no decoder knows, so the record is
 # skipped. Unrelated to the ignore label (explorer.types.IGNORE_LABEL), which is also 255.
 SEG_UNKNOWN = 255
+MAX_SIDE = 65535  # widths and heights beyond it are skipped (and MAX_IMAGE_PIXELS caps the area)
+# A polygon point may lie this far outside its image (a multiple of the side, plus a margin):
+# pycocotools rasterises the whole extent, so 1e7 costs it 1.2 GB and 1e10 crashes it.
+POLYGON_REACH, POLYGON_MARGIN = 4, 16
 # Polygons this short are parsed at index time to catch ones with fewer than 3 points; longer
 # ones cannot be that degenerate and are checked only when decoded.
 _SHORT_SEGMENTATION = 64
@@ -48,11 +56,16 @@ class Problems:
             mine["examples"] = (mine["examples"] + item["examples"])[:MAX_EXAMPLES]
 
     def add_rows(
-        self, check: str, message: str, rows: np.ndarray, example: Callable[[int], object]
+        self,
+        check: str,
+        message: str,
+        rows: np.ndarray,
+        example: Callable[[int], object],
+        severity: Severity = "error",
     ) -> None:
-        """Record every row of ``rows`` as bad; examples (``example(row)``) for the first few."""
+        """Record every row of ``rows``; examples (``example(row)``) for the first few."""
         for i in rows[:MAX_EXAMPLES]:
-            self.add(check, message, example(int(i)))
+            self.add(check, message, example(int(i)), severity)
         if len(rows) > MAX_EXAMPLES:
             self.items[check]["count"] += len(rows) - MAX_EXAMPLES
 
@@ -74,7 +87,12 @@ def read_file(path: Path) -> bytes:
         raise DatasetError(f"{path}: cannot read ({e.strerror})") from None
     if not data:
         raise DatasetError(f"{path}: empty file")
+    if data.startswith(_BOM):  # as some Windows tools write: blanks keep every offset in place
+        data = b"   " + data[len(_BOM) :]
     return data
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def decode_top_level(path: Path, data: bytes) -> TopLevel:
@@ -82,6 +100,11 @@ def decode_top_level(path: Path, data: bytes) -> TopLevel:
     try:
         top = msgspec.json.decode(data, type=TopLevel)
     except msgspec.ValidationError as e:  # a subclass of DecodeError: catch it first
+        if data.lstrip()[:1] == b"[" and data.lstrip()[1:].lstrip()[:1] == b"{":
+            raise DatasetError(
+                f"{path}: a COCO results file (a list of detections), not an instances file: "
+                "open the instances file it was computed on"
+            ) from None
         raise DatasetError(f"{path}: not a COCO instances file ({e})") from None
     except msgspec.DecodeError as e:
         raise DatasetError(f"{path}: not valid JSON ({e})") from None
@@ -124,28 +147,62 @@ def _column(items: list, field: str, dtype) -> np.ndarray:
     return np.fromiter(map(attrgetter(field), items), dtype, len(items))
 
 
+def string_id(value: str) -> int:
+    """The int64 a string id stands for: a decimal string its value ("0" -> 0), any other
+    string a stable hash below -2**62, the same in every process (and never a COCO id)."""
+    try:
+        number = int(value)
+        if -(2**62) <= number < 2**63:
+            return number
+    except ValueError:
+        pass
+    digest = hashlib.blake2b(value.encode("utf-8", "replace"), digest_size=8).digest()
+    return -(2**62) - (int.from_bytes(digest, "little") >> 2)
+
+
+def id_column(items: list, field: str) -> np.ndarray:
+    """An id column as int64; string ids are mapped by :func:`string_id` (the slow way, taken
+    only when the fast one meets a string numpy cannot read as an integer)."""
+    try:
+        return _column(items, field, np.int64)
+    except (ValueError, TypeError, OverflowError):
+        values = map(attrgetter(field), items)
+        ids = (v if isinstance(v, int) else string_id(v) for v in values)
+        return np.fromiter(ids, np.int64, len(items))
+
+
 def parse_images(raws: list, problems: Problems) -> dict[str, np.ndarray]:
+    """Image columns; images of a bad size or a repeated id are skipped and reported. A width
+    or height of 0 (or none given) means "unknown": the image is kept, its annotations boxes."""
     items = typed_records(raws, Image, "image", problems)
-    ids = _column(items, "id", np.int64)
+    ids = id_column(items, "id")
     width = _column(items, "width", np.int64)
     height = _column(items, "height", np.int64)
-    keep = (width > 0) & (height > 0)
+    unknown = (width == 0) | (height == 0)
+    keep = unknown | (
+        (width >= 1)
+        & (width <= MAX_SIDE)
+        & (height >= 1)
+        & (height <= MAX_SIDE)
+        & (np.clip(width, 0, MAX_SIDE) * np.clip(height, 0, MAX_SIDE) <= MAX_IMAGE_PIXELS)
+    )
     problems.add_rows(
         "bad_image_size",
-        "images whose width or height is not positive (skipped)",
+        f"images whose width or height is negative, above {MAX_SIDE}, or whose area is above "
+        f"{MAX_IMAGE_PIXELS:,} pixels (skipped)",
         np.flatnonzero(~keep),
-        lambda i: int(ids[i]),
+        lambda i: {"id": int(ids[i]), "width": int(width[i]), "height": int(height[i])},
     )
-    _, first = np.unique(ids, return_index=True)
-    unique = np.zeros(len(ids), bool)
-    unique[first] = True
     problems.add_rows(
-        "duplicate_image_id",
-        "images whose id repeats an earlier one (skipped)",
-        np.flatnonzero(~unique),
+        "unknown_image_size",
+        "images without a width or height (kept, size unknown; their annotations count as "
+        "boxes only)",
+        np.flatnonzero(keep & unknown),
         lambda i: int(ids[i]),
+        "info",
     )
-    keep &= unique
+    keep &= _first_of_each(ids, problems)
+    width, height = np.where(unknown, 0, width), np.where(unknown, 0, height)
     names = [it.file_name for it, k in zip(items, keep, strict=True) if k]
     return {
         "id": ids[keep],
@@ -155,18 +212,34 @@ def parse_images(raws: list, problems: Problems) -> dict[str, np.ndarray]:
     }
 
 
+def _first_of_each(ids: np.ndarray, problems: Problems) -> np.ndarray:
+    _, first = np.unique(ids, return_index=True)
+    unique = np.zeros(len(ids), bool)
+    unique[first] = True
+    problems.add_rows(
+        "duplicate_image_id",
+        "images whose id repeats an earlier one (skipped)",
+        np.flatnonzero(~unique),
+        lambda i: int(ids[i]),
+    )
+    return unique
+
+
 def parse_categories(raws: list, problems: Problems) -> list[dict]:
+    """Categories in file order (a missing or null supercategory is ""; id 0 is a category like
+    any other); repeated ids are skipped and reported."""
     cats, seen = [], set()
     for c in typed_records(raws, Category, "category", problems):
-        if c.id in seen:
+        cid = c.id if isinstance(c.id, int) else string_id(c.id)
+        if cid in seen:
             problems.add(
                 "duplicate_category_id",
                 "categories whose id repeats an earlier one (skipped)",
-                c.id,
+                cid,
             )
             continue
-        seen.add(c.id)
-        cats.append({"id": c.id, "name": c.name, "supercategory": c.supercategory})
+        seen.add(cid)
+        cats.append({"id": cid, "name": c.name, "supercategory": c.supercategory or ""})
     return cats
 
 
@@ -180,10 +253,12 @@ def check_segmentations(
     lengths: np.ndarray,
     problems: Problems,
 ) -> np.ndarray:
-    """Return a keep-mask over ``rows``; set ``kind`` for RLEs. Cheap checks only.
+    """Return a keep-mask over ``rows``; refine ``kind`` (uncompressed RLEs, empty polygon lists
+    as boxes).
 
-    Every RLE is checked (its size must equal its image's); polygons are parsed only when
-    short enough to possibly have fewer than 3 points.
+    Every RLE is checked in full (size, and counts that cover the image exactly); polygons are
+    parsed only when short enough to possibly have fewer than 3 points: longer ones are checked
+    by :func:`polygon_parts` when a mask is made, before pycocotools sees them.
     """
     keep = np.ones(len(rows), bool)
     for i in np.flatnonzero(kind == SEG_UNKNOWN):
@@ -195,16 +270,19 @@ def check_segmentations(
         )
     _check_rles(raw_of, rows, kind, heights, widths, ids, keep, problems)
     for i in np.flatnonzero((kind == SEG_POLYGON) & (lengths <= _SHORT_SEGMENTATION)):
+        raw = raw_of(int(rows[i]))
+        if bytes(raw).replace(b" ", b"") == b"[]":
+            kind[i] = SEG_BOX
+            continue
         try:
-            parts = msgspec.json.decode(raw_of(int(rows[i])))
-        except msgspec.DecodeError:
-            parts = None
-        if not polygon_parts_valid(parts):
+            polygon_parts(raw, int(heights[i]), int(widths[i]))
+        except ValueError as e:
             keep[i] = False
             problems.add(
                 "bad_polygon",
-                "annotations whose polygon has fewer than 3 points (skipped)",
-                int(ids[i]),
+                "annotations whose polygon is unusable: fewer than 3 points, coordinates that "
+                "are not finite numbers or lie far outside the image (skipped)",
+                {"id": int(ids[i]), "error": str(e)},
             )
     return keep
 
@@ -220,36 +298,117 @@ def _check_rles(
     problems: Problems,
 ) -> None:
     """Clear ``keep`` for malformed RLEs and RLEs of the wrong size; mark uncompressed ones."""
-    rle = msgspec.json.Decoder(RleHead)
     for i in np.flatnonzero(kind == SEG_RLE):
+        h, w = int(heights[i]), int(widths[i])
         try:
-            head = rle.decode(raw_of(int(rows[i])))
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
-            keep[i] = False
-            problems.add(
-                "bad_rle",
-                "annotations whose RLE is malformed (skipped)",
-                {"id": int(ids[i]), "error": str(e)},
-            )
-            continue
-        if tuple(head.size) != (int(heights[i]), int(widths[i])):
+            head = checked_rle(raw_of(int(rows[i])), h, w)
+        except RleSizeError as e:
             keep[i] = False
             problems.add(
                 "rle_size_mismatch",
                 "annotations whose RLE size differs from their image's height x width (skipped)",
-                {
-                    "id": int(ids[i]),
-                    "rle_size": list(head.size),
-                    "image_size": [int(heights[i]), int(widths[i])],
-                },
+                {"id": int(ids[i]), "rle_size": e.size, "image_size": [h, w]},
             )
-        elif bytes(head.counts)[:1] == b"[":
-            kind[i] = SEG_RLE_UNCOMPRESSED
+        except ValueError as e:
+            keep[i] = False
+            problems.add(
+                "bad_rle",
+                "annotations whose RLE is malformed: counts that are not run lengths covering "
+                "the image exactly once, or not pycocotools' encoding (skipped)",
+                {"id": int(ids[i]), "error": str(e)},
+            )
+        else:
+            if isinstance(head.counts, list):
+                kind[i] = SEG_RLE_UNCOMPRESSED
 
 
-def polygon_parts_valid(parts: object) -> bool:
-    """True when ``parts`` is a list with at least one polygon of 3+ points (6+ numbers)."""
-    return isinstance(parts, list) and any(
-        isinstance(p, list) and len(p) >= 6 and all(isinstance(v, (int, float)) for v in p)
-        for p in parts
-    )
+class RleSizeError(ValueError):
+    """An RLE whose size is not its image's."""
+
+    def __init__(self, size: list[int], height: int, width: int) -> None:
+        super().__init__(f"RLE size {size} differs from its image's [{height}, {width}]")
+        self.size = size
+
+
+_RLE = msgspec.json.Decoder(RleHead)
+_POLYGONS = msgspec.json.Decoder(list[list[float]])
+
+
+def checked_rle(raw: bytes, height: int, width: int) -> RleHead:
+    """The RLE in ``raw``, proven safe to hand to pycocotools: its size is the image's and its
+    counts are run lengths summing exactly to height x width (pycocotools trusts them: a short
+    sum leaves uninitialised memory in the mask, a long one writes past it).
+
+    Raises:
+        RleSizeError: the size differs from the image's.
+        ValueError: anything else, saying what.
+    """
+    try:
+        head = _RLE.decode(raw)
+    except msgspec.DecodeError as e:  # ValidationError included: negative, huge, not numbers
+        raise ValueError(f"malformed RLE ({e})") from None
+    if tuple(head.size) != (height, width):
+        raise RleSizeError(list(head.size), height, width)
+    counts = head.counts if isinstance(head.counts, list) else string_counts(head.counts)
+    if counts is None or min(counts, default=0) < 0:
+        raise ValueError("compressed RLE counts are not pycocotools' encoding")
+    if sum(counts) != height * width:
+        raise ValueError(f"RLE counts sum to {sum(counts)}, not height x width = {height * width}")
+    return head
+
+
+def string_counts(text: str) -> list[int] | None:
+    """Run lengths of a compressed RLE string, decoded as pycocotools' ``rleFrString`` does
+    (6-bit groups from "0", a sign bit, deltas from the count two before); None when ``text``
+    has characters outside that alphabet or stops inside a number."""
+    try:
+        data = text.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if data and (min(data) < 48 or max(data) > 111):
+        return None
+    counts: list[int] = []
+    x = k = 0
+    for byte in data:
+        c = byte - 48
+        x |= (c & 0x1F) << (5 * k)
+        k += 1
+        if c & 0x20:  # more groups follow
+            continue
+        if c & 0x10:
+            x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+        x = k = 0
+    return None if k else counts
+
+
+def polygon_parts(raw: bytes, height: int, width: int) -> list[list[float]]:
+    """The polygons of a segmentation, proven safe to rasterise: parts of 3+ points (pycocotools
+    reads a part of 4 numbers as a box, so shorter parts are dropped), every coordinate a finite
+    number within ``POLYGON_REACH`` sides (plus a margin) of the image.
+
+    Raises:
+        ValueError: no such polygon, or a coordinate that is not one, saying which.
+    """
+    try:
+        parts = [p for p in _POLYGONS.decode(raw) if len(p) >= 6]
+    except msgspec.ValidationError as e:
+        raise ValueError(f"a polygon holds something other than numbers ({e})") from None
+    except msgspec.DecodeError as e:
+        raise ValueError(f"segmentation is not valid JSON ({e})") from None
+    if not parts:
+        raise ValueError("no polygon with 3 or more points")
+    for p in parts:
+        xy = np.asarray(p[: len(p) // 2 * 2], np.float64).reshape(-1, 2)
+        if not np.isfinite(xy).all():
+            raise ValueError("a polygon coordinate is not finite")
+        reach = np.abs(xy).max(0)
+        if reach[0] > POLYGON_REACH * width + POLYGON_MARGIN or (
+            reach[1] > POLYGON_REACH * height + POLYGON_MARGIN
+        ):
+            raise ValueError(
+                f"a polygon reaches {reach.max():.3g} px, far outside its {width}x{height} image"
+            )
+    return parts

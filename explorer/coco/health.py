@@ -47,8 +47,12 @@ def _finding(
     }
 
 
-def table_findings(images: dict, anns: dict, categories: list[dict]) -> list[Finding]:
-    """Warnings and info about records that were kept: boxes, areas, ids, unused categories."""
+def table_findings(
+    images: dict, anns: dict, categories: list[dict], box_only: np.ndarray
+) -> list[Finding]:
+    """Warnings and info about records that were kept: boxes, areas, ids, unused categories,
+    and the annotations that are boxes only (``box_only``: no segmentation to draw a mask from).
+    """
     uniq, counts = np.unique(anns["id"], return_counts=True)
     cat_used = np.bincount(anns["category_row"], minlength=len(categories)) > 0
     n_per_image = np.diff(images["ann_start"])
@@ -60,6 +64,14 @@ def table_findings(images: dict, anns: dict, categories: list[dict]) -> list[Fin
             "annotation ids used more than once (pycocotools keeps only the last)",
         ),
         *_geometry_findings(images, anns),
+        _finding(
+            "boxes_only",
+            "info",
+            box_only,
+            "annotations that are boxes only: no segmentation, or an image of unknown size "
+            "(counted everywhere; no instance mask)",
+            anns["id"],
+        ),
         _finding(
             "empty_image", "info", n_per_image == 0, "images without any annotation", images["id"]
         ),
@@ -79,6 +91,7 @@ def _geometry_findings(images: dict, anns: dict) -> list[Finding | None]:
     x, y, w, h = anns["bbox"].T if len(anns["bbox"]) else (np.zeros(0),) * 4
     img_w = images["width"][anns["image_row"]].astype(np.float64)
     img_h = images["height"][anns["image_row"]].astype(np.float64)
+    known = img_w > 0  # an image of unknown size (0) has no outside
     crowd = anns["iscrowd"]
     ids = anns["id"]
     return [
@@ -92,7 +105,7 @@ def _geometry_findings(images: dict, anns: dict) -> list[Finding | None]:
         _finding(
             "box_outside_image",
             "warning",
-            (x < -1) | (y < -1) | (x + w > img_w + 1) | (y + h > img_h + 1),
+            known & ((x < -1) | (y < -1) | (x + w > img_w + 1) | (y + h > img_h + 1)),
             "annotations whose box reaches more than 1 px outside the image",
             ids,
         ),

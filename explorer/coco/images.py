@@ -9,12 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.errors import ImageError, UnsafePathError
-
-MAX_IMAGE_PIXELS = 64_000_000
-"""Images above 64 megapixels (e.g. 8000x8000) are refused before decoding: a decoded RGB image
-of that size is 192 MB, and a few hundred bytes of PNG can declare 90000x90000 (24 GB). PIL's
-own limit (89 megapixels, a warning; an error above twice that) still costs gigabytes and tens
-of seconds just under it."""
+from explorer.types import MAX_IMAGE_PIXELS
 
 
 def resolve_image_path(images_dir: str | os.PathLike, file_name: str) -> Path:

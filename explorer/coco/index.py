@@ -25,7 +25,7 @@ from explorer.coco._schema import TopLevel
 from explorer.errors import DatasetError
 from explorer.paths import cache_dir
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: box-only annotations (seg_kind 3), RLE counts checked in full
 _IMAGE_COLUMNS = ("id", "width", "height", "file_name", "ann_start")
 _ANN_COLUMNS = (
     "id",
@@ -82,7 +82,8 @@ class CocoIndex:
             ``annotations["by_image"][ann_start[r]:ann_start[r+1]]``).
         annotations: columns ``id``, ``image_id``, ``image_row``, ``category_id``,
             ``category_row``, ``iscrowd`` (bool), ``area``, ``bbox`` (n x 4, x y w h),
-            ``seg_offset``/``seg_length``/``seg_kind`` (0 polygon, 1 RLE, 2 uncompressed RLE)
+            ``seg_offset``/``seg_length``/``seg_kind`` (0 polygon, 1 RLE, 2 uncompressed RLE,
+            3 box only: no segmentation, or an image of unknown size)
             and ``by_image`` (annotation rows sorted by image row).
         categories: list of ``{"id", "name", "supercategory"}`` dicts, in file order.
         health: findings (see ``explorer.coco.health``).
@@ -166,6 +167,8 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
     final = root / fp
     from_cache = use_cache and (final / "meta.json").is_file()
     if not from_cache:
+        _remove_stale_builds(root)
+    if not from_cache:
         final = _build_folder(path, root, fp, use_cache)
     try:
         return _load(path, fp, final, t0, from_cache)
@@ -180,6 +183,29 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
             shutil.rmtree(final, ignore_errors=True)
 
 
+STALE_BUILD_SECONDS = 600
+
+
+def _remove_stale_builds(root: Path) -> None:
+    """Remove the temporary folders of builds killed midway (``.<fingerprint>-*``), once they
+    are older than any build runs; a build still running elsewhere is younger and kept."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(".") or "-" not in entry.name:
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False) and (
+                now - entry.stat(follow_symlinks=False).st_mtime > STALE_BUILD_SECONDS
+            ):
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _build_folder(path: Path, root: Path, fp: str, use_cache: bool) -> Path:
     """Build the index of ``path`` in a temporary folder under ``root`` and return where it
     ended: ``root / fp`` when caching (renamed there atomically), else the temporary folder."""
@@ -192,6 +218,12 @@ def _build_folder(path: Path, root: Path, fp: str, use_cache: bool) -> Path:
             _build_into(path, tmp)
         except OSError as e:
             raise DatasetError(f"{path}: could not build its index ({e})") from None
+        except _annotations.NotInstancesError as e:
+            raise DatasetError(f"{path}: {e}") from None
+        except UnicodeDecodeError as e:
+            raise DatasetError(f"{path}: not valid UTF-8 text ({e.reason})") from None
+        except RecursionError:
+            raise DatasetError(f"{path}: JSON nested too deeply to be COCO") from None
         if not use_cache:
             return tmp
         try:
@@ -311,7 +343,9 @@ def _build_into(path: Path, out: Path) -> None:
     counts = np.bincount(table["image_row"], minlength=len(images["id"]))
     images["ann_start"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
-    findings = list(problems.items.values()) + health.table_findings(images, table, categories)
+    findings = list(problems.items.values()) + health.table_findings(
+        images, table, categories, table["seg_kind"] == _build.SEG_BOX
+    )
     _write_folder(out, path, images, table, categories, findings, in_source)
 
 
@@ -354,6 +388,10 @@ def _segmentation_kinds(
     kind = np.full(len(keep), _build.SEG_UNKNOWN, np.uint8)
     kind[anns["seg_first"] == ord("[")] = _build.SEG_POLYGON
     kind[anns["seg_first"] == ord("{")] = _build.SEG_RLE
+    kind[anns["seg_first"] == ord("n")] = _build.SEG_BOX  # null, or no segmentation at all
+    kind[(anns["seg_length"] == 2) & (kind == _build.SEG_POLYGON)] = _build.SEG_BOX  # "[]"
+    if len(widths):  # an image of unknown size: a mask has no size to be drawn at
+        kind[keep & (widths[np.maximum(image_row, 0)] == 0)] = _build.SEG_BOX
     rows = np.flatnonzero(keep)
     sub_kind = kind[rows]
     ok = _build.check_segmentations(

@@ -10,11 +10,10 @@ annotations count like any other.
 
 from __future__ import annotations
 
-import msgspec
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from explorer.coco._build import SEG_POLYGON, SEG_RLE_UNCOMPRESSED
+from explorer.coco._build import SEG_BOX, SEG_POLYGON, checked_rle, polygon_parts
 from explorer.coco.index import CocoIndex
 from explorer.coco.labels import VOC_COCO_IDS
 from explorer.errors import ExplorerError, SegmentationError
@@ -24,44 +23,31 @@ from explorer.types import IGNORE_LABEL
 def annotation_rle(index: CocoIndex, ann_row: int) -> dict:
     """The compressed RLE of one annotation, at its image's size.
 
+    Nothing reaches pycocotools unchecked (its C code trusts its input): polygons must be
+    finite numbers near the image (``_build.polygon_parts``), RLE counts must cover the image
+    exactly (``_build.checked_rle``).
+
     Raises:
-        SegmentationError: the segmentation cannot be decoded (no polygon of 3+ points,
-            malformed JSON, RLE of another size).
+        SegmentationError: the annotation is a box only (no segmentation, or an image of
+            unknown size), or its segmentation cannot be decoded safely, saying why.
     """
     anns = index.annotations
     image_row = int(anns["image_row"][ann_row])
     h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
     ann_id = int(anns["id"][ann_row])
-    try:
-        seg = msgspec.json.decode(index.segmentation(ann_row))
-    except msgspec.DecodeError as e:
-        raise SegmentationError(
-            f"annotation {ann_id}: segmentation is not valid JSON ({e})"
-        ) from None
     kind = int(anns["seg_kind"][ann_row])
-    if kind == SEG_POLYGON:
-        # pycocotools reads a first part of 4 numbers as a box and rejects fewer: keep only
-        # real polygons (3+ points)
-        parts = (
-            [p for p in seg if isinstance(p, list) and len(p) >= 6] if isinstance(seg, list) else []
-        )
-        if not parts:
-            raise SegmentationError(f"annotation {ann_id}: no polygon with 3 or more points")
-        try:
-            return mask_utils.merge(mask_utils.frPyObjects(parts, h, w))
-        except (TypeError, ValueError) as e:
-            raise SegmentationError(f"annotation {ann_id}: bad polygon ({e})") from None
-    if not isinstance(seg, dict) or list(seg.get("size", ())) != [h, w]:
-        raise SegmentationError(f"annotation {ann_id}: RLE size differs from its image ({h}x{w})")
-    counts = seg.get("counts")
-    if not isinstance(counts, (str, list)):
-        raise SegmentationError(f"annotation {ann_id}: RLE counts are neither a string nor a list")
+    if kind == SEG_BOX:
+        raise SegmentationError(f"annotation {ann_id}: a box only, no segmentation: no mask")
+    raw = index.segmentation(ann_row)
     try:
-        if kind == SEG_RLE_UNCOMPRESSED:
-            return mask_utils.frPyObjects(seg, h, w)
-        return {"size": [h, w], "counts": counts.encode()}
-    except (TypeError, ValueError, KeyError, AttributeError) as e:
-        raise SegmentationError(f"annotation {ann_id}: bad RLE ({e})") from None
+        if kind == SEG_POLYGON:
+            return mask_utils.merge(mask_utils.frPyObjects(polygon_parts(raw, h, w), h, w))
+        rle = checked_rle(raw, h, w)
+        if isinstance(rle.counts, list):
+            return mask_utils.frPyObjects({"size": [h, w], "counts": rle.counts}, h, w)
+        return {"size": [h, w], "counts": rle.counts.encode()}
+    except (TypeError, ValueError) as e:
+        raise SegmentationError(f"annotation {ann_id}: {e}") from None
 
 
 def annotation_mask(index: CocoIndex, ann_row: int) -> np.ndarray:
@@ -136,8 +122,14 @@ def semantic_labels(
 def semantic_mask(
     index: CocoIndex, image_row: int, labels: str = "coco"
 ) -> tuple[np.ndarray, list[dict]]:
-    """The image's semantic mask, ``(height, width)`` uint8, and the annotations skipped."""
+    """The image's semantic mask, ``(height, width)`` uint8, and the annotations skipped.
+
+    Box-only annotations (``boxes_only`` in health) are left out, not listed as skipped: they
+    have no region to paint, and a detection-only file would list every annotation.
+    """
     rows, values = semantic_labels(index, index.annotation_rows(image_row), labels)
+    drawable = index.annotations["seg_kind"][rows] != SEG_BOX
+    rows, values = rows[drawable], values[drawable]
     masks, kept, skipped = instance_masks(index, image_row, rows)
     h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
     target = np.zeros((h, w), np.uint8)

@@ -191,3 +191,19 @@ def test_lookups(sample_root):
     assert index.category_row(9) == 6
     rows = index.annotation_rows(5)
     assert (index.annotations["image_id"][rows] == image_id).all()
+
+
+def test_stale_temporary_index_folders_are_removed(tmp_path, monkeypatch):
+    from tests.helpers import write_coco
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
+    path = write_coco(tmp_path / "a.json", [{"id": 1, "width": 4, "height": 4}], [])
+    open_index(path)
+    root = tmp_path / "cache" / "index"
+    stale, fresh = root / ".0123abcd-killed", root / ".4567abcd-running"
+    stale.mkdir()
+    fresh.mkdir()
+    os.utime(stale, (0, 0))  # a build killed long ago
+    path.write_text(path.read_text() + " ")  # a changed file: built again
+    open_index(path)
+    assert not stale.exists() and fresh.exists()
