@@ -246,7 +246,10 @@ def export_semantic_masks(
     except OSError as e:
         raise ExplorerError(f"{out_dir}: cannot write the output folder ({e.strerror})") from None
     done, used = _Progress(), {LABELS_FILE}
-    for row in tqdm(rows.tolist(), desc="masks", unit="img", disable=not progress, leave=False):
+    # tqdm starts a monitor thread even when disabled: no bar, no tqdm (a library call stays
+    # single-threaded, which lets the index parser fork)
+    todo = rows.tolist()
+    for row in tqdm(todo, desc="masks", unit="img", leave=False) if progress else todo:
         _export_one(index, row, out_dir, labels, pixels, used, done)
     return ExportReport(
         written=len(done.written_names),
