@@ -217,5 +217,5 @@ def test_kill_before_the_first_last_pt_resumes_with_one_history(tiny_data, tmp_p
 def cli_args(data: dict, run) -> list[str]:
     args = [sys.executable, "-m", "explorer", "train", "--device", "cpu", "--quiet"]
     for k in ("coco", "images", "val_coco", "val_images"):
-        args += [f"--{k.replace('_', '-')}", tiny_data[k]]
+        args += [f"--{k.replace('_', '-')}", data[k]]
     return [*args, "--out", str(run), *CLASSIFY]
