@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from explorer.errors import ExplorerError
+from explorer.errors import ExplorerError, storage_error
 from explorer.types import DEVICES, TASKS
 
 
@@ -538,6 +538,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ExplorerError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk met by a writer that does not name its folder
+        full = storage_error(Path(e.filename).parent if e.filename else "a folder", e)
+        if full is None:
+            raise
+        print(f"error: {full}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -6,6 +6,9 @@ The CLI turns an :class:`ExplorerError` into exit status 2 and one line; pages t
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class ExplorerError(Exception):
     """Base class of errors caused by user input (files, paths, parameters)."""
@@ -25,3 +28,24 @@ class UnsafePathError(ExplorerError):
 
 class SegmentationError(ExplorerError):
     """One annotation's segmentation cannot be decoded (bad polygon, RLE of the wrong size, ...)."""
+
+
+class StorageError(ExplorerError):
+    """A folder cannot be written: the disk is full, over its quota, or read-only."""
+
+
+# why a write failed -> what the user is told; anything else is a bug and keeps its traceback
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the folder is on a read-only file system",
+}
+
+
+def storage_error(folder: object, error: BaseException | None) -> StorageError | None:
+    """The :class:`StorageError` naming ``folder`` when ``error`` is a full disk (or quota, or
+    read-only file system); None for any other error."""
+    if not isinstance(error, OSError) or error.errno not in _STORAGE_ERRNOS:
+        return None
+    reason = error.strerror or os.strerror(error.errno)
+    return StorageError(f"{folder}: {_STORAGE_ERRNOS[error.errno]} ({reason})")

@@ -2,17 +2,23 @@
 
 ``cache_dir`` is the one cache directory resolver. ``atomic_file`` writes under a temporary name
 in the same folder and renames on success, so a crash, a kill or a full disk never leaves half a
-file under its final name (readers see the old file or the new one).
+file under its final name (readers see the old file or the new one). A full disk (or quota, or
+read-only file system) while writing becomes :class:`~explorer.errors.StorageError` naming the
+folder; ``storage_guard`` does the same for writers that cannot go through ``atomic_file``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
+
+from explorer.errors import storage_error
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,21 +31,100 @@ def cache_dir(*parts: str) -> Path:
     """
     root = Path(os.environ.get("EXPLORER_CACHE") or REPO_ROOT / "cache")
     path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+    with storage_guard(path.parent):
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 @contextlib.contextmanager
+def storage_guard(folder: Path) -> Iterator[None]:
+    """Turn a full disk (or quota, or read-only file system) met in the block into a
+    :class:`~explorer.errors.StorageError` naming ``folder``; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as e:
+        full = storage_error(folder, e)
+        if full is None:
+            raise
+        raise full from None
+
+
+class _Watched:
+    """A file whose failed writes are remembered: torch.save reports a failed write as a
+    RuntimeError ("unexpected pos ..."), which says nothing of the full disk behind it."""
+
+    def __init__(self, f: BinaryIO):
+        self._f = f
+        self.failure: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.failure = e
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._f, name)
+
+
+@contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A binary file to write ``path`` through: renamed into place only when the block succeeds."""
+    """A binary file to write ``path`` through: renamed into place only when the block succeeds.
+
+    Raises:
+        StorageError: the disk filled up (the temporary is removed; ``path`` is unchanged).
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    remove_stale_temporaries(path.parent, path.name)
+    watched: _Watched | None = None
     try:
         with open(tmp, "wb") as f:
-            yield f
+            watched = _Watched(f)
+            yield cast(BinaryIO, watched)
         os.replace(tmp, path)
+    except Exception as e:
+        full = storage_error(path.parent, e) or storage_error(
+            path.parent, watched.failure if watched else None
+        )
+        if full is None:
+            raise
+        raise full from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp")
+
+
+def remove_stale_temporaries(folder: Path, name: str | None = None) -> int:
+    """Remove the temporaries ``atomic_file`` left in ``folder`` (for ``name`` only, when given)
+    when killed: those whose process is gone. Returns how many were removed."""
+    removed = 0
+    try:
+        candidates = list(folder.glob(f".{glob.escape(name) if name else '*'}.*.tmp"))
+    except OSError:
+        return 0
+    for p in candidates:
+        m = _TEMPORARY.fullmatch(p.name)
+        if m is None or (name is not None and m["name"] != name) or _alive(int(m["pid"])):
+            continue
+        p.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process (or not a pid): leave its file alone
+    return True
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

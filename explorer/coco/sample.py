@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.paths import cache_dir
+from explorer.paths import cache_dir, storage_guard
 
 SAMPLE_VERSION = 1
 SPLITS = {"train2017": 320, "val2017": 100}
@@ -53,7 +53,14 @@ def write_sample(root: Path | None = None, seed: int = 0, force: bool = False) -
         and stamp.read_text().strip() == f"v{SAMPLE_VERSION} seed{seed}"
     ):
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
+    with storage_guard(root):  # a full disk: one line naming the folder, nothing half-written
+        root.parent.mkdir(parents=True, exist_ok=True)
+        _write_complete(root, seed)
+    return root
+
+
+def _write_complete(root: Path, seed: int) -> None:
+    """Write the sample in a temporary folder beside ``root``, renamed into place when done."""
     tmp = Path(tempfile.mkdtemp(prefix=".sample-", dir=root.parent))
     try:
         (tmp / "annotations").mkdir()
@@ -70,7 +77,6 @@ def write_sample(root: Path | None = None, seed: int = 0, force: bool = False) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return root
 
 
 def _write_split(

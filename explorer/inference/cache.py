@@ -26,6 +26,7 @@ from typing import TypeAlias
 import numpy as np
 
 from explorer.coco.index import CocoIndex
+from explorer.errors import StorageError
 from explorer.inference.runner import Item, Prediction, Progress, items_for_images, run
 from explorer.models.weights import LoadedModel
 from explorer.paths import cache_dir
@@ -49,9 +50,21 @@ class PredictionStore:
 
     @contextlib.contextmanager
     def _connect(self):
-        """A connection that commits on success and is closed after the ``with`` block."""
-        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db, db:
-            yield db
+        """A connection that commits on success and is closed after the ``with`` block (on a
+        failure SQLite rolls the transaction back: the file stays whole).
+
+        Raises:
+            StorageError: the disk is full (or the folder read-only).
+        """
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+                yield db
+        except sqlite3.OperationalError as e:
+            code = getattr(e, "sqlite_errorcode", None)
+            if code not in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY):
+                raise
+            reason = "the disk is full" if code == sqlite3.SQLITE_FULL else "it is read-only"
+            raise StorageError(f"{self.path.parent}: {reason} ({e})") from None
 
     def get_many(self, keys: list[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}

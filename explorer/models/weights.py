@@ -123,9 +123,24 @@ def _torch_load(path: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise WeightsError(f"{path}: weights file not found") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
-        raise WeightsError(f"{path}: not a loadable weights file ({first})") from None
+    except pickle.UnpicklingError as e:
+        # PyTorch's message (six lines) advises weights_only=False, i.e. running the file's code
+        if "Unsupported global" not in str(e):
+            detail = str(e).split("WeightsUnpickler error:")[-1]
+            raise WeightsError(
+                f"{path}: not a loadable weights file ({_first_line(detail)})"
+            ) from None
+        raise WeightsError(
+            f"{path}: not a plain weights file: it holds Python objects that are not tensors "
+            "(refused: loading it could run code)"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        raise WeightsError(f"{path}: not a loadable weights file ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException | str) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else e.__class__.__name__
 
 
 def file_key(path: Path) -> str:

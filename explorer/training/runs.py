@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.errors import ExplorerError
-from explorer.paths import atomic_file, atomic_write_json, cache_dir
+from explorer.errors import ExplorerError, StorageError
+from explorer.paths import atomic_file, atomic_write_json, cache_dir, storage_guard
 
 
 def runs_root() -> Path:
@@ -42,7 +42,22 @@ def save_checkpoint(obj: dict, path: Path) -> None:
 
 
 def write_status(run: Path, status: dict) -> None:
-    atomic_write_json(run / "status.json", {**status, "updated": time.time()})
+    """Write ``status.json``; an end status ("failed", "stopped", ...) is written even on a full
+    disk, so that a run that ended never stays "running".
+
+    Raises:
+        StorageError: the disk is full (an end status: not even the in-place write fitted).
+    """
+    body = {**status, "updated": time.time()}
+    try:
+        atomic_write_json(run / "status.json", body)
+    except StorageError:
+        if status.get("status") == "running":
+            raise
+        # no room for a temporary: overwrite in place, which frees the old file's blocks first
+        # (torn by a kill at this moment it reads as "unknown", never as "running")
+        with storage_guard(run):
+            (run / "status.json").write_text(json.dumps(body, indent=1))
 
 
 def write_config(run: Path, config: dict) -> None:

@@ -8,6 +8,7 @@ bookkeeping. What differs between models is asked of their registry record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from explorer.models import create_model, get_spec, logits
 from explorer.models.device import choose_device
 from explorer.models.registry import ModelSpec
 from explorer.models.weights import CHECKPOINT_FORMAT, WeightsError, load_model
+from explorer.paths import atomic_write_bytes, remove_stale_temporaries, storage_guard
 from explorer.training import data, runs
 from explorer.training.config import TrainConfig
 from explorer.training.events import (
@@ -58,29 +60,36 @@ class _EpochPlan:
 
 
 class _Logs:
-    """``metrics.jsonl`` and TensorBoard, written side by side."""
+    """``metrics.jsonl`` and TensorBoard, written side by side (a full disk: StorageError)."""
 
     def __init__(self, run: Path, purge_step: int | None):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(run), purge_step=purge_step)
-        self.metrics = open(run / "metrics.jsonl", "a")
+        self.run = run
+        with storage_guard(run):
+            self.writer = SummaryWriter(str(run), purge_step=purge_step)
+            self.metrics = open(run / "metrics.jsonl", "a")
 
     def step(self, record: StepRecord) -> None:
-        self.metrics.write(json.dumps(record) + "\n")
-        self.writer.add_scalar("train/loss_step", record["train_loss"], record["step"])
+        with storage_guard(self.run):
+            self.metrics.write(json.dumps(record) + "\n")
+            self.writer.add_scalar("train/loss_step", record["train_loss"], record["step"])
 
     def epoch(self, record: EpochRecord) -> None:
-        self.metrics.write(json.dumps(record) + "\n")
-        self.metrics.flush()
-        for k, v in record.items():
-            if k.startswith(("train_", "val_")):
-                self.writer.add_scalar(f"epoch/{k}", v, record["step"])
-        self.writer.flush()
+        with storage_guard(self.run):
+            self.metrics.write(json.dumps(record) + "\n")
+            self.metrics.flush()
+            for k, v in record.items():
+                if k.startswith(("train_", "val_")):
+                    self.writer.add_scalar(f"epoch/{k}", v, record["step"])
+            self.writer.flush()
 
     def close(self) -> None:
-        self.metrics.close()
-        self.writer.close()
+        with storage_guard(self.run):
+            try:
+                self.metrics.close()
+            finally:
+                self.writer.close()
 
 
 class Session:
@@ -252,9 +261,23 @@ class Session:
         return ckpt
 
     def _resume(self) -> None:
+        """Continue from ``last.pt`` with an unbroken history: metrics.jsonl is cut back to its
+        step (TensorBoard too, by ``purge_step``); killed before the first ``last.pt`` was
+        written, the run starts over from step 0 with an empty history."""
+        remove_stale_temporaries(self.run_dir)  # e.g. .best.pt.<pid>.tmp of the killed process
         path = self.run_dir / "last.pt"
-        if not path.is_file():
-            return  # killed before the first epoch ended: start over
+        if path.is_file():
+            self._load_last(path)
+        # torn lines are skipped (read_metrics); the unfinished epoch is dropped here
+        kept = [
+            r
+            for r in runs.read_metrics(self.run_dir)
+            if r["step"] <= self.step and r.get("epoch", 0) <= self.epoch
+        ]
+        text = "".join(json.dumps(r) + "\n" for r in kept)
+        atomic_write_bytes(self.run_dir / "metrics.jsonl", text.encode())
+
+    def _load_last(self, path: Path) -> None:
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint means the same to the user
@@ -265,13 +288,6 @@ class Session:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
         self.best, self.best_epoch = ckpt["best"], ckpt["best_epoch"]
-        # torn lines are skipped (read_metrics); the unfinished epoch is dropped here
-        kept = [
-            r
-            for r in runs.read_metrics(self.run_dir)
-            if r["step"] <= self.step and r.get("epoch", 0) <= self.epoch
-        ]
-        (self.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     def _emit(self, event: Event) -> None:
         if self.progress:
@@ -310,8 +326,11 @@ class Session:
                 logs.epoch(record)
                 self._end_epoch(record)
                 self._fit_time_budget(time.perf_counter() - t0, seconds)
-        finally:
-            logs.close()
+        except BaseException:
+            with contextlib.suppress(ExplorerError, OSError):  # the first error is the one to tell
+                logs.close()
+            raise
+        logs.close()
 
     def _plan(self, train_set: data.Tensors) -> _EpochPlan:
         steps = max(1, len(train_set.images) // self.cfg.batch_size)

@@ -80,8 +80,13 @@ def test_weights_only_refuses_pickled_code(tmp_path):
             return (print, ("pwned",))
 
     torch.save({"x": Evil()}, tmp_path / "evil.pth")
-    with pytest.raises(WeightsError, match="not a loadable weights file"):
+    with pytest.raises(WeightsError) as e:
         load_model("alexnet", str(tmp_path / "evil.pth"))
+    # one line, and no advice to turn the safety off (PyTorch's own message advises it)
+    assert str(e.value) == (
+        f"{tmp_path / 'evil.pth'}: not a plain weights file: it holds Python objects that are "
+        "not tensors (refused: loading it could run code)"
+    )
 
 
 def test_absent_published_weights_offline(monkeypatch, tmp_path):
