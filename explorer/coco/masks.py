@@ -55,8 +55,13 @@ def annotation_mask(index: CocoIndex, ann_row: int) -> np.ndarray:
     return np.ascontiguousarray(mask_utils.decode(annotation_rle(index, ann_row)))
 
 
+def box_only(index: CocoIndex, ann_rows: np.ndarray) -> np.ndarray:
+    """True for annotations without a segmentation (a detection export's boxes): no mask."""
+    return index.annotations["seg_kind"][ann_rows] == SEG_BOX
+
+
 def instance_masks(
-    index: CocoIndex, image_row: int, ann_rows: np.ndarray | None = None
+    index: CocoIndex, image_row: int, ann_rows: np.ndarray | None = None, boxes: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Binary masks of an image's annotations.
 
@@ -64,13 +69,47 @@ def instance_masks(
         index: the dataset.
         image_row: the image.
         ann_rows: which of its annotations (default: all, in file order).
+        boxes: give box-only annotations (no segmentation) their box as the mask; without it
+            they are left out, neither kept nor skipped (they have no mask by design, and a
+            detection-only file would otherwise list every annotation as skipped).
 
     Returns:
         ``(masks, rows, skipped)``: ``masks`` is ``(n, height, width)`` uint8 for the ``rows``
-        that decoded; ``skipped`` lists ``{"id", "error"}`` for those that did not.
+        that decoded (in the order of ``ann_rows``); ``skipped`` lists ``{"id", "error"}`` for
+        those that did not.
     """
     if ann_rows is None:
         ann_rows = index.annotation_rows(image_row)
+    ann_rows = np.asarray(ann_rows, np.int64)
+    boxes_only = box_only(index, ann_rows)
+    masks, rows, skipped = _decoded_masks(index, image_row, ann_rows[~boxes_only])
+    if not boxes or not boxes_only.any():
+        return masks, rows, skipped
+    box_rows = ann_rows[boxes_only]
+    box_masks = np.stack([_box_mask(index, image_row, r) for r in box_rows.tolist()])
+    rows = np.concatenate([rows, box_rows])
+    masks = np.concatenate([masks, box_masks])
+    position = {r: i for i, r in enumerate(ann_rows.tolist())}
+    order = np.argsort([position[r] for r in rows.tolist()], kind="stable")
+    return masks[order], rows[order], skipped
+
+
+def _box_mask(index: CocoIndex, image_row: int, ann_row: int) -> np.ndarray:
+    """An annotation's box as a binary mask of its image's size (pixels the box covers)."""
+    h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
+    x, y, bw, bh = (float(v) for v in index.annotations["bbox"][ann_row])
+    mask = np.zeros((h, w), np.uint8)
+    if all(np.isfinite((x, y, bw, bh))):
+        x0, y0 = int(np.clip(np.floor(x), 0, w)), int(np.clip(np.floor(y), 0, h))
+        x1, y1 = int(np.clip(np.ceil(x + bw), 0, w)), int(np.clip(np.ceil(y + bh), 0, h))
+        mask[y0:y1, x0:x1] = 1
+    return mask
+
+
+def _decoded_masks(
+    index: CocoIndex, image_row: int, ann_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """:func:`instance_masks` of annotations that have a segmentation (pycocotools decodes)."""
     h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
     rles, rows, skipped = [], [], []
     for r in np.asarray(ann_rows).tolist():

@@ -252,8 +252,9 @@ def _object_rows(
     """The rows of an image's non-crowd annotations (``labels``: its segmentation, if read)."""
     anns = index.annotations
     ann_rows = index.annotation_rows(image_row)
+    # a box-only annotation (a detection export) is judged by the segmenter inside its box
     inst, kept, _ = coco_masks.instance_masks(
-        index, image_row, ann_rows[~anns["iscrowd"][ann_rows]]
+        index, image_row, ann_rows[~anns["iscrowd"][ann_rows]], boxes=True
     )
     image_id = int(index.images["id"][image_row])
     return [

@@ -103,54 +103,68 @@ def compose_overlay(
     opts: OverlayOptions = OverlayOptions(),
 ) -> tuple[np.ndarray, list[str]]:
     """The image with masks, boxes and labels drawn over it, downscaled to ``opts.max_side``.
+    A box-only annotation (a detection export) shows its box wherever a mask would show.
 
     Returns:
         ``(rgb, notes)``: notes say what could not be shown (missing image, bad masks).
     """
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     img, missing = load_image(index, images_dir, image_row)
     notes = [missing] if missing else []
     rows = selected_rows(index, image_row, opts)
     colours = palette(len(index.categories))
-    anns = index.annotations
     out = img.astype(np.float32)
     if opts.masks and len(rows):
-        inst, kept, skipped = coco_masks.instance_masks(index, image_row, rows)
-        notes += [f"annotation {s['id']} not drawn: {s['error']}" for s in skipped]
-        for m, r in zip(inst, kept, strict=True):
-            a = opts.alpha
-            if opts.highlight is not None:
-                a = min(1.0, a * 1.6) if anns["id"][r] == opts.highlight else a * 0.35
-            colour = colours[anns["category_row"][r]].astype(np.float32)
-            sel = m.astype(bool)
-            out[sel] = out[sel] * (1 - a) + colour * a
+        notes += _paint_masks(out, index, image_row, rows, opts, colours)
     scale = min(1.0, opts.max_side / max(img.shape[:2]))
     pil = Image.fromarray(out.clip(0, 255).astype(np.uint8))
     if scale < 1.0:
         pil = pil.resize((round(img.shape[1] * scale), round(img.shape[0] * scale)), Image.BILINEAR)
-    if opts.boxes or opts.labels:
-        draw = ImageDraw.Draw(pil)
-        font = _font(max(11, int(12 * max(pil.size) / 640)))
-        for r in rows.tolist():
-            x, y, w, h = (float(v) * scale for v in anns["bbox"][r])
-            colour = tuple(int(c) for c in colours[anns["category_row"][r]])
-            width = 3 if anns["id"][r] == opts.highlight else 2 if max(pil.size) > 400 else 1
-            if opts.boxes:
-                draw.rectangle([x, y, x + w, y + h], outline=colour, width=width)
-            if opts.labels:
-                name = index.categories[int(anns["category_row"][r])]["name"]
-                text = f"{name} (crowd)" if anns["iscrowd"][r] else name
-                tx, ty = x, max(0.0, y - font.size - 3)
-                box = draw.textbbox((tx, ty), text, font=font)
-                draw.rectangle([box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1], fill=colour)
-                draw.text(
-                    (tx, ty),
-                    text,
-                    fill=(0, 0, 0) if sum(colour) > 380 else (255, 255, 255),
-                    font=font,
-                )
+    _draw_boxes_and_labels(pil, index, rows, opts, colours, scale)
     return np.asarray(pil), notes
+
+
+def _paint_masks(out: np.ndarray, index: CocoIndex, image_row: int, rows, opts, colours) -> list:
+    """Blend the annotations' masks into ``out`` (float RGB); notes on masks that failed."""
+    anns = index.annotations
+    inst, kept, skipped = coco_masks.instance_masks(index, image_row, rows)
+    for m, r in zip(inst, kept, strict=True):
+        a = opts.alpha
+        if opts.highlight is not None:
+            a = min(1.0, a * 1.6) if anns["id"][r] == opts.highlight else a * 0.35
+        colour = colours[anns["category_row"][r]].astype(np.float32)
+        sel = m.astype(bool)
+        out[sel] = out[sel] * (1 - a) + colour * a
+    return [f"annotation {s['id']} not drawn: {s['error']}" for s in skipped]
+
+
+def _draw_boxes_and_labels(pil, index: CocoIndex, rows, opts, colours, scale: float) -> None:
+    from PIL import ImageDraw
+
+    anns = index.annotations
+    box_only = coco_masks.box_only(index, rows)
+    if not (opts.boxes or opts.labels or (opts.masks and box_only.any())):
+        return
+    draw = ImageDraw.Draw(pil)
+    font = _font(max(11, int(12 * max(pil.size) / 640)))
+    for r, only_box in zip(rows.tolist(), box_only.tolist(), strict=True):
+        x, y, w, h = (float(v) * scale for v in anns["bbox"][r])
+        colour = tuple(int(c) for c in colours[anns["category_row"][r]])
+        width = 3 if anns["id"][r] == opts.highlight else 2 if max(pil.size) > 400 else 1
+        if opts.boxes or (opts.masks and only_box):
+            draw.rectangle([x, y, x + w, y + h], outline=colour, width=width)
+        if opts.labels:
+            name = index.categories[int(anns["category_row"][r])]["name"]
+            _label(draw, font, f"{name} (crowd)" if anns["iscrowd"][r] else name, x, y, colour)
+
+
+def _label(draw, font, text: str, x: float, y: float, colour: tuple) -> None:
+    """A category name on a filled tag just above (x, y), in black or white for contrast."""
+    tx, ty = x, max(0.0, y - font.size - 3)
+    box = draw.textbbox((tx, ty), text, font=font)
+    draw.rectangle([box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1], fill=colour)
+    draw.text((tx, ty), text, fill=(0, 0, 0) if sum(colour) > 380 else (255, 255, 255), font=font)
 
 
 def letterbox(rgb: np.ndarray, width: int, height: int, fill: int = 240) -> np.ndarray:
