@@ -275,9 +275,9 @@ def raw_cases(base: bytes, rng: random.Random) -> Iterator[Case]:
     yield Case("invalid utf-8 in a name", base.replace(name, name + b"\xfe\xfe", 1))
     yield Case("bom", b"\xef\xbb\xbf" + base)
     yield Case("utf-16", base.decode().encode("utf-16"))
-    depth = rng.choice([100, 1000, 5000, 100000])
-    nested = b'"deep": ' + b"[" * depth + b"]" * depth + b", "
-    yield Case(f"nested {depth}", base.replace(b"{", b"{" + nested, 1))
+    for depth in (1000, 100000):
+        nested = b'"deep": ' + b"[" * depth + b"]" * depth + b", "
+        yield Case(f"nested {depth}", base.replace(b"{", b"{" + nested, 1))
     yield Case("top-level list (results file)", json.dumps(
         [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.9}]).encode())
     for text in (b"", b"null", b"[]", b"{}", b"0", b'"coco"', b"{" * 3, b"\x00" * 64):
@@ -426,10 +426,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.strftime('%Y-%m-%d')} · seed {a.seed} · {a.jobs} jobs · timeout "
           f"{a.timeout:.0f} s · ulimit -v {a.mem_gb:g} GB\n")
     print(table(outcomes, seconds))
-    bad = sorted({(o.verdict, o.command, o.detail) for o in outcomes
-                  if o.verdict in ("crash", "hang", "bad-message")})
-    for v, command, detail in bad:
-        print(f"{v:12} {command:13} {detail}")
+    bad: dict[tuple[str, str, str], list[str]] = {}
+    for o in outcomes:
+        if o.verdict in ("crash", "hang", "bad-message"):
+            bad.setdefault((o.verdict, o.command, o.detail[:90]), []).append(o.case)
+    if bad:
+        print("\n| verdict | command | how | runs | e.g. input |\n|---|---|---|---:|---|")
+    for (v, command, detail), names in sorted(bad.items()):
+        print(f"| {v} | {command} | {detail} | {len(names)} | {names[0][:70]} |")
     return 1 if bad else 0
 
 
