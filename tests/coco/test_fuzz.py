@@ -104,3 +104,34 @@ def test_the_generator_is_seeded_and_covers_every_kind_of_damage(fuzz_cases, sam
     for kind in ("truncated", "bom", "nested", "top-level list", "polygon", "rle", "string_ids",
                  "cat0", "image no_size", "boxes only", "dropped", "top panoptic"):
         assert kind in names, kind
+
+
+MALFORMED_RLES = {
+    "short": [5, 100, 40],  # sums to less than h×w: decoding it handed out uninitialised memory
+    "long": [64 * 48, 64 * 48],
+    "negative": [-7, 64 * 48 + 7],
+    "huge": [2**40, 1],
+    "fractional": [0.5, 64 * 48 - 0.5],
+    "garbage": "\u0001\u00ff~~~~",
+    "wrong size": None,
+}
+
+
+@pytest.mark.parametrize("how", sorted(MALFORMED_RLES))
+def test_no_mask_is_ever_built_from_a_malformed_rle(how, tmp_path):
+    from explorer.coco import masks
+    from tests.helpers import write_coco
+
+    counts = MALFORMED_RLES[how]
+    rle = {"size": [48, 64], "counts": counts} if counts is not None else {
+        "size": [480, 640], "counts": [480 * 640]}
+    image = {"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}
+    ann = {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1, "area": 10.0,
+           "bbox": [0, 0, 5, 5], "segmentation": rle}
+    try:
+        index = open_index(write_coco(tmp_path / "rle.json", [image], [ann]))
+    except ExplorerError:
+        return  # refused as a file: nothing decoded
+    for row in range(index.num_annotations):  # skipped at parse (and listed), or refused here
+        with pytest.raises(ExplorerError):
+            masks.annotation_mask(index, row)
