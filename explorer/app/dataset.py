@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -25,9 +26,32 @@ from explorer.coco.sources import (
     initial_source,
     sample_sources,
 )
-from explorer.errors import ExplorerError
+from explorer.errors import ExplorerError, UnsafePathError
 
 _SOURCE_KINDS = ["Sample", "COCO folder", "Files"]
+ROOTS_VARIABLE = "EXPLORER_DATA_ROOTS"
+
+
+def data_roots() -> tuple[Path, ...]:
+    """The folders the picker may open (``$EXPLORER_DATA_ROOTS``, os.pathsep-separated, links
+    resolved); empty when unset, and then any folder the server can read."""
+    raw = os.environ.get(ROOTS_VARIABLE, "")
+    return tuple(Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
+
+
+def check_allowed(path: str) -> None:
+    """Refuse a typed path outside the data roots, before anything reads it (so that the answer
+    does not even tell whether the file exists). Symbolic links are resolved first.
+
+    Raises:
+        UnsafePathError: the path resolves outside every root.
+    """
+    roots = data_roots()
+    if not roots or not path:
+        return
+    real = Path(path).expanduser().resolve()
+    if not any(real.is_relative_to(root) for root in roots):
+        raise UnsafePathError(f"{path}: outside the folders this server may open")
 
 
 def _open(source: DatasetSource) -> CocoIndex:
@@ -78,13 +102,18 @@ def _picked_source(side, kind: str) -> DatasetSource | None:
         root = side.text_input("COCO root folder", key="ds_root", placeholder="/data/coco")
         if not root:
             return None
+        check_allowed(root)
         splits = {s.label: s for s in find_splits(root)}
         label = side.selectbox("Split", list(splits), key="ds_split")
         return splits[label] if side.button("Open", key="ds_open_root") else None
     ann = side.text_input("Annotation file", key="ds_ann", placeholder="instances_val2017.json")
     images = side.text_input("Image folder", key="ds_images", placeholder="val2017 (optional)")
     opened = side.button("Open", key="ds_open_files", disabled=not ann)
-    return from_files(ann, images) if opened else None
+    if not opened:
+        return None
+    check_allowed(ann)
+    check_allowed(images)
+    return from_files(ann, images)
 
 
 def _current_or_sample(side) -> tuple[DatasetSource, CocoIndex]:
@@ -114,6 +143,9 @@ def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
     try:
         chosen = _picked_source(side, kind)
         if chosen is not None:
+            if kind != "Sample":  # a split's files may be links that lead out of its root
+                check_allowed(chosen.annotations)
+                check_allowed(chosen.images)
             _open(chosen)
     except ExplorerError as e:
         side.error(f"{e}")

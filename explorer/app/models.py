@@ -14,6 +14,7 @@ import streamlit as st
 
 from explorer.app import caches, state
 from explorer.app.dataset import page_dataset
+from explorer.app.url import parse_id
 from explorer.coco import CocoIndex
 from explorer.errors import ExplorerError
 from explorer.paths import atomic_write_bytes, cache_dir
@@ -21,6 +22,9 @@ from explorer.types import DEVICES, Task
 
 WEIGHT_CHOICES = ("Published", "Untrained", "File or run folder")
 _PUBLISHED, _UNTRAINED, _FILE = WEIGHT_CHOICES
+# The browser holds a number input's value as a JavaScript number: exact up to 2**53 - 1, and
+# Streamlit refuses a larger value with an exception.
+_WIDGET_MAX = 2**53 - 1
 
 
 def _save_upload(data: bytes, name: str) -> str:
@@ -139,6 +143,16 @@ def model_page(title: str, task: Task, key: str):
     return source, index, model
 
 
+def _url_image(url: str | None) -> int | None:
+    """The image id a ``?image_id=`` asks for, or None (after a one-line warning) when it is not
+    an id the number input can hold: ASCII digits up to JavaScript's largest exact integer."""
+    wanted = parse_id(url)
+    if url and (wanted is None or wanted > _WIDGET_MAX):
+        st.warning(f"Ignored image_id={url[:40]!r} in the address: not an image id.")
+        return None
+    return wanted
+
+
 def chosen_image(index: CocoIndex, key: str) -> int | None:
     """The image a model page works on: ``?image_id=`` (links from Browse), else the one open in
     Browse, else the first image; kept in the URL."""
@@ -146,13 +160,16 @@ def chosen_image(index: CocoIndex, key: str) -> int | None:
     url = st.query_params.get("image_id")
     widget = f"{key}_image"
     if widget not in st.session_state or (url and url != str(st.session_state.get(widget))):
-        first = int(ids[0]) if len(ids) else 0
-        wanted = int(url) if url and url.isdigit() else state.browse_image() or first
-        st.session_state[widget] = int(wanted)
+        first = min(max(int(ids[0]), 0), _WIDGET_MAX) if len(ids) else 0
+        wanted = _url_image(url)
+        wanted = wanted if wanted is not None else state.browse_image()
+        ok = wanted is not None and 0 <= wanted <= _WIDGET_MAX  # Browse takes any int64 id
+        st.session_state[widget] = int(wanted) if ok else first
     image_id = int(
         st.number_input(
             "Image id",
             min_value=0,
+            max_value=_WIDGET_MAX,
             step=1,
             key=widget,
             help="Any image id of the dataset (Browse links here with its image)",

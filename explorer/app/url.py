@@ -5,22 +5,30 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from explorer.coco.filters import ImageFilter
 from explorer.types import SIZE_RANGES, Crowd, MatchMode, SizeClass
 
+# ASCII digits only: int() also accepts '١٢' (Arabic-Indic digits), '1_000' and ' 12\n', and
+# str.isdigit() accepts '²', which int() then refuses with a ValueError.
+_DIGITS = re.compile(r"[0-9]{1,19}")
+INT64_MAX = 2**63 - 1
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
+
+def parse_id(value: str | None) -> int | None:
+    """A non-negative integer written in ASCII digits that fits an int64 column, else None."""
+    if value is None or not _DIGITS.fullmatch(value):
         return None
+    n = int(value)
+    return n if n <= INT64_MAX else None
 
 
 def _ints(value: str | None) -> tuple[int, ...]:
-    return tuple(i for i in (_int(v.strip()) for v in (value or "").split(",")) if i is not None)
+    ids = (parse_id(v.strip()) for v in (value or "").split(","))
+    return tuple(i for i in ids if i is not None)
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,9 @@ class BrowseState:
 def browse_from_query(q: dict[str, str]) -> BrowseState:
     """Parse query parameters (values are strings, the last one wins)."""
     inst = (q.get("inst") or "").split("-")
-    lo_hi = (_int(inst[0]), _int(inst[1])) if len(inst) == 2 else (None, None)
+    lo_hi = (parse_id(inst[0]), parse_id(inst[1])) if len(inst) == 2 else (None, None)
     return BrowseState(
-        image_id=_int(q.get("image_id")),
+        image_id=parse_id(q.get("image_id")),
         categories=_ints(q.get("cats")),
         supercategories=tuple(s for s in (q.get("supers") or "").split(",") if s),
         match="all" if q.get("match") == "all" else "any",
@@ -65,7 +73,7 @@ def browse_from_query(q: dict[str, str]) -> BrowseState:
         instances=lo_hi if None not in lo_hi and lo_hi[0] <= lo_hi[1] else None,
         size=q.get("size") if q.get("size") in SIZE_RANGES else "any",
         query=(q.get("q") or "")[:200],
-        page=max(1, _int(q.get("page")) or 1),
+        page=max(1, parse_id(q.get("page")) or 1),
     )
 
 
