@@ -61,3 +61,18 @@ def real():
 
     ann, images = tiny("val2017")
     return open_index(ann), images
+
+
+@pytest.fixture(scope="session")
+def tiny_data(sample_root, tmp_path_factory) -> dict[str, str]:
+    """A 24-image training and 12-image validation slice of the sample, as TrainConfig fields."""
+    from tests.helpers import coco_subset
+
+    d = tmp_path_factory.mktemp("tiny")
+    ann = sample_root / "annotations"
+    return {
+        "coco": str(coco_subset(ann / "instances_train2017.json", d / "train.json", 24)),
+        "images": str(sample_root / "train2017"),
+        "val_coco": str(coco_subset(ann / "instances_val2017.json", d / "val.json", 12)),
+        "val_images": str(sample_root / "val2017"),
+    }

@@ -28,7 +28,7 @@ from explorer.errors import StorageError
 from explorer.inference import cache
 from explorer.training import runs
 from tests.helpers import ROOT, coco_subset, run_cli
-from tests.training.test_trainer import cli_train, epoch_lines, tiny_data  # noqa: F401 - fixture
+from tests.training.test_trainer import cli_train, epoch_lines
 
 CLASSIFY = ("--task", "classify", "--model", "alexnet-classic", "--batch-size", "16")
 
@@ -108,7 +108,7 @@ def test_predict_on_a_full_disk_is_one_line(tiny_disk, sample_root, alexnet_file
     one_error_line(run_cli(*args, env=env), tiny_disk / "c" / "predictions")
 
 
-def test_train_on_a_full_disk_ends_failed_with_the_reason(tiny_data, tiny_disk):  # noqa: F811
+def test_train_on_a_full_disk_ends_failed_with_the_reason(tiny_data, tiny_disk):
     run = tiny_disk / "run"
     r = cli_train(tiny_data, run, *CLASSIFY, "--epochs", "2")
     one_error_line(r, run)
@@ -190,7 +190,7 @@ def test_stale_temporaries_are_removed_by_the_next_writer(tmp_path):
 # ----------------------------------------------------------------------------- kill and resume
 
 
-def test_kill_before_the_first_last_pt_resumes_with_one_history(tiny_data, tmp_path):  # noqa: F811
+def test_kill_before_the_first_last_pt_resumes_with_one_history(tiny_data, tmp_path):
     """SIGKILL as soon as epoch 1 is logged: while best.pt or last.pt is written, or just after
     (then last.pt is deleted, which is the state a kill a moment earlier leaves)."""
     run = tmp_path / "r"

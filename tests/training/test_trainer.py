@@ -20,19 +20,7 @@ from explorer.models import load_model
 from explorer.training import Stopped, TrainConfig, runs, train
 from explorer.training.events import EpochEnd
 from explorer.training.trainer import Session
-from tests.helpers import ROOT, coco_subset
-
-
-@pytest.fixture(scope="module")
-def tiny_data(sample_root, tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny")
-    ann = sample_root / "annotations"
-    return {
-        "coco": str(coco_subset(ann / "instances_train2017.json", d / "train.json", 24)),
-        "images": str(sample_root / "train2017"),
-        "val_coco": str(coco_subset(ann / "instances_val2017.json", d / "val.json", 12)),
-        "val_images": str(sample_root / "val2017"),
-    }
+from tests.helpers import ROOT
 
 
 def cli_train(tiny_data, out, *extra):
