@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 
 from explorer.errors import ImageError, UnsafePathError
 from explorer.types import MAX_IMAGE_PIXELS
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def resolve_image_path(images_dir: str | os.PathLike, file_name: str) -> Path:
@@ -23,14 +26,10 @@ def resolve_image_path(images_dir: str | os.PathLike, file_name: str) -> Path:
             is a link to a file outside it.
     """
     root = os.path.abspath(images_dir)
-    if (
-        not file_name
-        or "\x00" in file_name
-        or os.path.isabs(file_name)
-        or file_name.startswith("\\")
-    ):
+    name = file_name.replace("\\", "/")  # Windows exports (labelme, VIA) write images\x.jpg
+    if not name or "\x00" in name or os.path.isabs(name) or _WINDOWS_DRIVE.match(name):
         raise UnsafePathError(f"{file_name!r}: not a relative file name inside {images_dir}")
-    full = os.path.normpath(os.path.join(root, file_name))
+    full = os.path.normpath(os.path.join(root, name))
     if os.path.commonpath([root, full]) != root or full == root:
         raise UnsafePathError(f"{file_name!r}: leaves the image folder {images_dir}")
     real_root, real = os.path.realpath(root), os.path.realpath(full)

@@ -144,3 +144,14 @@ def test_raw_bytes_for_gpu_decoding_meet_the_same_refusals(tmp_path):
     os.mkfifo(pipe)
     with pytest.raises(ImageError, match="not a regular file"):
         read_image_bytes(pipe)
+
+
+def test_windows_separators_find_the_image_and_cannot_escape(tmp_path):
+    """labelme and VIA on Windows write ``images\\x.jpg``; ``..\\`` and ``C:\\`` stay refused."""
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (8, 6)).save(tmp_path / "images" / "x.jpg")
+    found = resolve_image_path(tmp_path, "images\\x.jpg")
+    assert found == tmp_path / "images" / "x.jpg" and load_rgb(found, (8, 6)).shape == (6, 8, 3)
+    for name in ("..\\secret.jpg", "images\\..\\..\\secret.jpg", "C:\\x.jpg", "\\\\host\\x.jpg"):
+        with pytest.raises(UnsafePathError):
+            resolve_image_path(tmp_path, name)
