@@ -349,9 +349,12 @@ def checked_rle(raw: bytes, height: int, width: int) -> RleHead:
         raise ValueError(f"malformed RLE ({e})") from None
     if tuple(head.size) != (height, width):
         raise RleSizeError(list(head.size), height, width)
-    counts = head.counts if isinstance(head.counts, list) else string_counts(head.counts)
-    if counts is None or min(counts, default=0) < 0:
-        raise ValueError("compressed RLE counts are not pycocotools' encoding")
+    if isinstance(head.counts, list):
+        counts = head.counts  # non-negative: the schema checked every one
+    else:
+        counts = string_counts(head.counts)
+        if counts is None or min(counts, default=0) < 0:
+            raise ValueError("compressed RLE counts are not pycocotools' encoding")
     if sum(counts) != height * width:
         raise ValueError(f"RLE counts sum to {sum(counts)}, not height x width = {height * width}")
     return head
