@@ -136,23 +136,6 @@ def _unique(name: str, image_id: int, used: set[str]) -> str:
     return candidate
 
 
-def _paint(index: CocoIndex, image_row: int, rows: np.ndarray, values: np.ndarray):
-    """The semantic mask of ``rows`` valued ``values`` (as ``masks.semantic_mask``: 255 where
-    two or more overlap), and the annotations skipped."""
-    h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
-    found, kept, skipped = masks.instance_masks(index, image_row, rows)
-    target = np.zeros((h, w), np.uint8)
-    if not len(kept):
-        return target, skipped
-    values = values[np.isin(rows, kept)]  # ``kept`` is ``rows`` less the skipped, in order
-    count = np.zeros((h, w), np.uint16)
-    for m, v in zip(found, values, strict=True):
-        np.maximum(target, m * v, out=target)
-        count += m
-    target[count > 1] = IGNORE_LABEL
-    return target, skipped
-
-
 def _image_mask(index: CocoIndex, row: int, labels: MaskLabels, pixels: np.ndarray):
     """``(mask, skipped annotations)``; raises ExplorerError when the image cannot have one."""
     h, w = int(index.images["height"][row]), int(index.images["width"][row])
@@ -165,7 +148,7 @@ def _image_mask(index: CocoIndex, row: int, labels: MaskLabels, pixels: np.ndarr
         rows, values = masks.semantic_labels(index, ann_rows, "voc")
     else:
         rows, values = ann_rows, pixels[index.annotations["category_row"][ann_rows]]
-    return _paint(index, row, np.asarray(rows), np.asarray(values, np.uint8))
+    return masks.paint_semantic(index, row, np.asarray(rows), np.asarray(values, np.uint8))
 
 
 def _write_png(target: Path, mask: np.ndarray) -> None:

@@ -161,22 +161,28 @@ def semantic_labels(
 def semantic_mask(
     index: CocoIndex, image_row: int, labels: str = "coco"
 ) -> tuple[np.ndarray, list[dict]]:
-    """The image's semantic mask, ``(height, width)`` uint8, and the annotations skipped.
+    """The image's semantic mask, ``(height, width)`` uint8, and the annotations skipped."""
+    rows, values = semantic_labels(index, index.annotation_rows(image_row), labels)
+    return paint_semantic(index, image_row, rows, values)
+
+
+def paint_semantic(
+    index: CocoIndex, image_row: int, rows: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, list[dict]]:
+    """Annotation ``rows`` of an image painted with their ``values`` (0 elsewhere, the ignore
+    label where two or more overlap, as torchvision's reference), and the annotations skipped.
 
     Box-only annotations (``boxes_only`` in health) are left out, not listed as skipped: they
     have no region to paint, and a detection-only file would list every annotation.
     """
-    rows, values = semantic_labels(index, index.annotation_rows(image_row), labels)
-    drawable = index.annotations["seg_kind"][rows] != SEG_BOX
-    rows, values = rows[drawable], values[drawable]
-    masks, kept, skipped = instance_masks(index, image_row, rows)
+    found, kept, skipped = instance_masks(index, image_row, rows)
     h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
     target = np.zeros((h, w), np.uint8)
     if not len(kept):
         return target, skipped
-    values = values[np.isin(rows, kept)]  # ``kept`` is ``rows`` less the skipped, in order
+    values = values[np.isin(rows, kept)]  # ``kept`` is ``rows`` less the left out, in order
     count = np.zeros((h, w), np.uint16)
-    for m, v in zip(masks, values, strict=True):
+    for m, v in zip(found, values, strict=True):
         np.maximum(target, m * v, out=target)
         count += m
     target[count > 1] = IGNORE_LABEL
