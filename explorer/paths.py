@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -134,3 +135,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, obj: object) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
+
+
+class NotARegularFile(OSError):
+    """A path from data names a pipe, a device or a socket, not a file."""
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """The file opened for binary reading, refused unless it is a regular file.
+
+    Opened non-blocking and checked with ``fstat`` on the open descriptor: opening a FIFO for
+    reading blocks until a writer comes (forever), and a check before opening could be raced.
+
+    Raises:
+        NotARegularFile: a pipe, device or socket.
+        OSError: as ``open`` (FileNotFoundError, IsADirectoryError, PermissionError, ...).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotARegularFile(f"{path}: not a regular file (a pipe, device or socket)")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")

@@ -16,6 +16,7 @@ import numpy as np
 from explorer.coco._schema import Category, Image, RleHead, TopLevel
 from explorer.coco.health import MAX_EXAMPLES, Finding, Severity
 from explorer.errors import DatasetError
+from explorer.paths import NotARegularFile, open_regular
 from explorer.types import MAX_IMAGE_PIXELS
 
 # SEG_BOX: no segmentation (missing, null or []), or an image of unknown size: the annotation
@@ -77,12 +78,14 @@ def read_file(path: Path) -> bytes:
     error, not SIGBUS.
     """
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             data = f.read()
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DatasetError(f"{path}: is a folder, not an annotation file") from None
+    except NotARegularFile:
+        raise DatasetError(f"{path}: not a regular file (a pipe, device or socket)") from None
     except OSError as e:
         raise DatasetError(f"{path}: cannot read ({e.strerror})") from None
     if not data:

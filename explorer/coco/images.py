@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from pathlib import Path
 
 import numpy as np
 
 from explorer.errors import ImageError, UnsafePathError
+from explorer.paths import NotARegularFile, open_regular
 from explorer.types import MAX_IMAGE_PIXELS
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
@@ -39,23 +39,17 @@ def resolve_image_path(images_dir: str | os.PathLike, file_name: str) -> Path:
 
 
 def _open_regular(path: str | os.PathLike):
-    """The file opened for reading, refused unless it is a regular file.
-
-    Opened non-blocking and checked with ``fstat`` on the open descriptor: opening a FIFO for
-    reading blocks until a writer comes (forever), and a check before opening could be raced.
-    """
+    """The image file opened for reading, refused (ImageError) unless it is a regular file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        return open_regular(path)
     except FileNotFoundError:
         raise ImageError(f"{path}: image file not found") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image file") from None
+    except NotARegularFile:
+        raise ImageError(f"{path}: not a regular file (a pipe, device or socket)") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read ({e.strerror})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ImageError(f"{path}: not a regular file (a pipe, device or socket)")
-    return os.fdopen(fd, "rb")
 
 
 def load_rgb(path: str | os.PathLike, expected_size: tuple[int, int] | None = None) -> np.ndarray:

@@ -217,3 +217,17 @@ def test_a_malformed_compressed_rle_is_skipped_not_fatal(tmp_path):
     assert [e["id"] for e in finding(index, "bad_rle")["examples"]] == [2, 3]
     mask, skipped = masks.semantic_mask(index, 0)
     assert mask[2, 2] == 1 and not skipped
+
+
+def test_an_annotation_file_that_is_a_pipe_is_refused_not_waited_on(tmp_path):
+    import os
+
+    from explorer.coco import _build
+
+    pipe = tmp_path / "instances.json"
+    os.mkfifo(pipe)
+    r = run_cli("stats", "--coco", str(pipe), "--json", timeout=60)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {pipe}: ")
+    with pytest.raises(DatasetError, match="not a regular file"):  # the reader's own guard
+        _build.read_file(pipe)
