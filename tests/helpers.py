@@ -75,3 +75,13 @@ def coco_subset(src: Path, out: Path, n: int) -> Path:
     doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
     out.write_text(json.dumps(doc))
     return out
+
+
+def train_command(data: dict[str, str], out: Path, *extra: str) -> list[str]:
+    """``python -m explorer train`` on a ``tiny_data`` slice into ``out``, on the CPU, quiet."""
+    import sys
+
+    args = [sys.executable, "-m", "explorer", "train", "--device", "cpu", "--quiet"]
+    for key in ("coco", "images", "val_coco", "val_images"):
+        args += [f"--{key.replace('_', '-')}", data[key]]
+    return [*args, "--out", str(out), *extra]

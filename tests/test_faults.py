@@ -27,7 +27,7 @@ from explorer import paths
 from explorer.errors import StorageError
 from explorer.inference import cache
 from explorer.training import runs
-from tests.helpers import ROOT, coco_subset, run_cli
+from tests.helpers import ROOT, coco_subset, run_cli, train_command
 from tests.training.test_trainer import cli_train, epoch_lines
 
 CLASSIFY = ("--task", "classify", "--model", "alexnet-classic", "--batch-size", "16")
@@ -194,7 +194,7 @@ def test_kill_before_the_first_last_pt_resumes_with_one_history(tiny_data, tmp_p
     """SIGKILL as soon as epoch 1 is logged: while best.pt or last.pt is written, or just after
     (then last.pt is deleted, which is the state a kill a moment earlier leaves)."""
     run = tmp_path / "r"
-    args = [*cli_args(tiny_data, run), "--epochs", "2"]
+    args = train_command(tiny_data, run, *CLASSIFY, "--epochs", "2")
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while not epoch_lines(run):
@@ -212,10 +212,3 @@ def test_kill_before_the_first_last_pt_resumes_with_one_history(tiny_data, tmp_p
     assert steps == list(range(1, epoch_lines(run)[-1]["step"] + 1))
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
     assert temporaries(run) == []
-
-
-def cli_args(data: dict, run) -> list[str]:
-    args = [sys.executable, "-m", "explorer", "train", "--device", "cpu", "--quiet"]
-    for k in ("coco", "images", "val_coco", "val_images"):
-        args += [f"--{k.replace('_', '-')}", data[k]]
-    return [*args, "--out", str(run), *CLASSIFY]

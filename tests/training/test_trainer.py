@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -20,31 +19,12 @@ from explorer.models import load_model
 from explorer.training import Stopped, TrainConfig, runs, train
 from explorer.training.events import EpochEnd
 from explorer.training.trainer import Session
-from tests.helpers import ROOT
+from tests.helpers import ROOT, train_command
 
 
 def cli_train(tiny_data, out, *extra):
-    args = [
-        sys.executable,
-        "-m",
-        "explorer",
-        "train",
-        "--coco",
-        tiny_data["coco"],
-        "--images",
-        tiny_data["images"],
-        "--val-coco",
-        tiny_data["val_coco"],
-        "--val-images",
-        tiny_data["val_images"],
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        "--quiet",
-        *extra,
-    ]
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    command = train_command(tiny_data, out, *extra)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def epoch_lines(run):
@@ -261,33 +241,12 @@ def test_ctrl_c_leaves_a_resumable_run(tiny_data, tmp_path):
     import time
 
     run = tmp_path / "sigint"
-    args = [
-        sys.executable,
-        "-m",
-        "explorer",
-        "train",
-        "--task",
-        "classify",
-        "--model",
-        "alexnet-classic",
-        "--coco",
-        tiny_data["coco"],
-        "--images",
-        tiny_data["images"],
-        "--val-coco",
-        tiny_data["val_coco"],
-        "--val-images",
-        tiny_data["val_images"],
-        "--device",
-        "cpu",
-        "--epochs",
-        "4",
-        "--batch-size",
-        "16",
-        "--out",
-        str(run),
-        "--quiet",
-    ]
+    args = train_command(
+        tiny_data,
+        run,
+        *("--task", "classify", "--model", "alexnet-classic"),
+        *("--epochs", "4", "--batch-size", "16"),
+    )
     proc = subprocess.Popen(
         args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
