@@ -28,7 +28,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_stats(args: argparse.Namespace) -> int:
     from explorer.coco import open_index, stats
 
-    index = open_index(args.coco)
+    index = open_index(args.coco, images=args.images)
     result = stats.summary(index, args.images)
     if args.json:
         json.dump(result, sys.stdout)
@@ -41,7 +41,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 def _cmd_export_masks(args: argparse.Namespace) -> int:
     from explorer.coco import export, open_index
 
-    index = open_index(args.coco)
+    index = open_index(args.coco, images=args.images)
     r = export.export_semantic_masks(
         index, Path(args.out), labels=args.labels, image_ids=args.image_ids, progress=not args.quiet
     )
@@ -83,7 +83,7 @@ def _model_and_data(args: argparse.Namespace):
     from explorer.coco.export import select_image_rows
     from explorer.models import choose_device, load_model
 
-    index = open_index(args.coco)
+    index = open_index(args.coco, images=args.images)
     images = Path(args.images) if args.images else None
     if images is not None and not images.is_dir():
         raise ExplorerError(f"{images}: image folder not found")
@@ -293,7 +293,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from explorer.inference import compare
     from explorer.models import choose_device, load_model
 
-    index = open_index(args.coco)
+    index = open_index(args.coco, images=args.images)
     images = Path(args.images)
     if not images.is_dir():
         raise ExplorerError(f"{images}: image folder not found")
@@ -394,6 +394,9 @@ def _args_stats(p: argparse.ArgumentParser) -> None:
 def _args_export_masks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coco", required=True, help="COCO instances JSON")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--images", help="image folder: sizes the annotation file leaves out are read there"
+    )
     p.add_argument(
         "--labels",
         choices=("coco", "voc"),

@@ -161,7 +161,9 @@ if view.image_id is not None:
             on_click=state.open_in_browse,
             args=(int(index.images["id"][rows[min(i + 1, len(rows) - 1)]]),),
         )
-    st.subheader(f"Image {view.image_id} · {index.images['file_name'][row]}")
+    written = index.image_label(view.image_id)
+    shown = f"{view.image_id} ({written} in the file)" if written != str(view.image_id) else written
+    st.subheader(f"Image {shown} · {index.images['file_name'][row]}")
     links = st.columns([1, 1, 6])
     for col, page, label in (
         (links[0], "classify.py", "Classify it"),

@@ -23,17 +23,18 @@ from explorer.viz import overlays
 
 
 @st.cache_resource(show_spinner="Opening the annotation file…", max_entries=4)
-def _index(annotations: str, file_fingerprint: str) -> CocoIndex:
-    return open_index(annotations)
+def _index(annotations: str, images: str, file_fingerprint: str) -> CocoIndex:
+    return open_index(annotations, images=images or None)
 
 
-def get_index(annotations: str) -> CocoIndex:
-    """The index of an annotation file, one per process (re-read when the file changes)."""
+def get_index(annotations: str, images: str = "") -> CocoIndex:
+    """The index of an annotation file, one per process (re-read when the file changes). With
+    the image folder, image sizes the file leaves out are read from the images."""
     try:
         fp = fingerprint(Path(annotations))
     except OSError as e:
         raise ExplorerError(f"{annotations}: cannot read ({e.strerror})") from None
-    return _index(annotations, fp)
+    return _index(annotations, images, fp)
 
 
 def filtered_image_rows(annotations: str, flt: ImageFilter | None) -> np.ndarray:
@@ -52,33 +53,37 @@ def overlay_jpeg(
     annotations: str, images: str, image_id: int, opts: overlays.OverlayOptions
 ) -> tuple[bytes, list[str]]:
     """An image with its annotations drawn, as JPEG bytes, and notes on what could not be shown."""
-    return _overlay_jpeg(annotations, get_index(annotations).fingerprint, images, image_id, opts)
+    return _overlay_jpeg(
+        annotations, get_index(annotations, images).fingerprint, images, image_id, opts
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _overlay_jpeg(
     annotations: str, fingerprint: str, images: str, image_id: int, opts: overlays.OverlayOptions
 ) -> tuple[bytes, list[str]]:
-    index = get_index(annotations)
+    index = get_index(annotations, images)
     images_dir = Path(images) if images else None
     rgb, notes = overlays.compose_overlay(index, images_dir, index.image_row(image_id), opts)
     return overlays.encode_jpeg(rgb), notes
 
 
 def thumbnail_jpeg(annotations: str, images: str, image_id: int) -> bytes:
-    return _thumbnail_jpeg(annotations, get_index(annotations).fingerprint, images, image_id)
+    return _thumbnail_jpeg(
+        annotations, get_index(annotations, images).fingerprint, images, image_id
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def _thumbnail_jpeg(annotations: str, fingerprint: str, images: str, image_id: int) -> bytes:
-    index = get_index(annotations)
+    index = get_index(annotations, images)
     images_dir = Path(images) if images else None
     return overlays.thumbnail_jpeg(index, images_dir, index.image_row(image_id))
 
 
 def crop_data_url(annotations: str, images: str, annotation_id: int, side: int = 48) -> str:
     """An object's crop as a small JPEG data URL (for ImageColumn cells)."""
-    fp = get_index(annotations).fingerprint
+    fp = get_index(annotations, images).fingerprint
     return _crop_data_url(annotations, fp, images, annotation_id, side)
 
 
@@ -86,7 +91,7 @@ def crop_data_url(annotations: str, images: str, annotation_id: int, side: int =
 def _crop_data_url(
     annotations: str, fingerprint: str, images: str, annotation_id: int, side: int
 ) -> str:
-    index = get_index(annotations)
+    index = get_index(annotations, images)
     a = int(np.flatnonzero(index.annotations["id"] == annotation_id)[0])
     r = int(index.annotations["image_row"][a])
     w, h = int(index.images["width"][r]), int(index.images["height"][r])

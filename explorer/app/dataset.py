@@ -55,7 +55,7 @@ def check_allowed(path: str) -> None:
 
 
 def _open(source: DatasetSource) -> CocoIndex:
-    index = get_index(source.annotations)
+    index = get_index(source.annotations, source.images)
     state.set_current_source(source)
     return index
 
@@ -119,7 +119,7 @@ def _picked_source(side, kind: str) -> DatasetSource | None:
 def _current_or_sample(side) -> tuple[DatasetSource, CocoIndex]:
     source = state.current_source()
     try:
-        return source, get_index(source.annotations)
+        return source, get_index(source.annotations, source.images)
     except ExplorerError as e:  # the file went away since it was opened
         side.error(f"{e}. Back to the sample.")
         source = sample_sources()[-1]
@@ -185,4 +185,4 @@ def page_dataset() -> tuple[DatasetSource, CocoIndex]:
         st.set_page_config(page_title="COCO Explorer", layout="wide")
         return dataset_sidebar()
     source = state.current_source()
-    return source, get_index(source.annotations)
+    return source, get_index(source.annotations, source.images)

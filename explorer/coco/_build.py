@@ -174,14 +174,24 @@ def id_column(items: list, field: str) -> np.ndarray:
         return np.fromiter(ids, np.int64, len(items))
 
 
-def parse_images(raws: list, problems: Problems) -> dict[str, np.ndarray]:
-    """Image columns; images of a bad size or a repeated id are skipped and reported. A width
-    or height of 0 (or none given) means "unknown": the image is kept, its annotations boxes."""
+SizeOf = Callable[[str], "tuple[int, int] | None"]
+
+
+def parse_images(
+    raws: list, problems: Problems, size_of: SizeOf | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Image columns, and the image ids written as strings that are not numbers (see
+    :func:`_hashed_ids`); images of a bad size or a repeated id are skipped and reported. A width
+    or height of 0 (or none given) is read with ``size_of(file_name)`` when given; else, or when
+    that gives None, it means "unknown": the image is kept, its annotations boxes."""
     items = typed_records(raws, Image, "image", problems)
     ids = id_column(items, "id")
     width = _column(items, "width", np.int64)
     height = _column(items, "height", np.int64)
     unknown = (width == 0) | (height == 0)
+    if size_of is not None and unknown.any():
+        _sizes_from_files(items, ids, np.flatnonzero(unknown), width, height, size_of, problems)
+        unknown = (width == 0) | (height == 0)
     keep = unknown | (
         (width >= 1)
         & (width <= MAX_SIDE)
@@ -207,12 +217,54 @@ def parse_images(raws: list, problems: Problems) -> dict[str, np.ndarray]:
     keep &= _first_of_each(ids, problems)
     width, height = np.where(unknown, 0, width), np.where(unknown, 0, height)
     names = [it.file_name for it, k in zip(items, keep, strict=True) if k]
-    return {
+    columns = {
         "id": ids[keep],
         "width": width[keep].astype(np.int32),
         "height": height[keep].astype(np.int32),
         "file_name": np.array(names, dtype=str) if names else np.array([], dtype="<U1"),
     }
+    return columns, _hashed_ids(items, ids, keep)
+
+
+def _hashed_ids(items: list, ids: np.ndarray, keep: np.ndarray) -> dict[str, str]:
+    """The string ids that are not numbers, as written, by the number they were given (JSON
+    keys are strings): what the app shows next to the number."""
+    return {
+        str(int(i)): it.id
+        for it, i, k in zip(items, ids, keep, strict=True)
+        if k and isinstance(it.id, str) and str(int(i)) != it.id.strip()
+    }
+
+
+def _sizes_from_files(
+    items: list,
+    ids: np.ndarray,
+    rows: np.ndarray,
+    width: np.ndarray,
+    height: np.ndarray,
+    size_of: SizeOf,
+    problems: Problems,
+) -> None:
+    """Fill in place the sizes of ``rows`` that ``size_of`` can read and that are sane; the rest
+    stay unknown. Every image keeps its row either way."""
+    found = []
+    for i in rows:
+        size = size_of(items[i].file_name)
+        if (
+            size
+            and 1 <= min(size)
+            and max(size) <= MAX_SIDE
+            and size[0] * size[1] <= MAX_IMAGE_PIXELS
+        ):
+            width[i], height[i] = size
+            found.append(i)
+    problems.add_rows(
+        "image_size_from_file",
+        "images without a width or height in the annotation file; read from their image files",
+        np.array(found, dtype=np.int64),
+        lambda i: {"id": int(ids[i]), "width": int(width[i]), "height": int(height[i])},
+        "info",
+    )
 
 
 def _first_of_each(ids: np.ndarray, problems: Problems) -> np.ndarray:

@@ -81,6 +81,31 @@ def load_rgb(path: str | os.PathLike, expected_size: tuple[int, int] | None = No
             raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
 
 
+def displayed_size(path: str | os.PathLike) -> tuple[int, int]:
+    """An image's (width, height) as a viewer shows it (EXIF rotation applied), read from its
+    header without decoding: the size annotations refer to when a file does not give one.
+
+    Raises:
+        ImageError: as :func:`load_rgb` for a file that cannot be opened or is not an image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    with _open_regular(path) as f:
+        try:
+            with Image.open(f) as im:
+                w, h = im.size
+                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ImageError(f"{path}: refused, a decompression bomb ({e})") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+            raise ImageError(f"{path}: not an image file") from None
+    return (h, w) if orientation in _QUARTER_TURNS else (w, h)
+
+
+_EXIF_ORIENTATION = 0x0112
+_QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
 def read_image_bytes(path: str | os.PathLike) -> bytes:
     """An image file's bytes, for decoders outside PIL (the runner's GPU JPEG path), after the
     same refusals as :func:`load_rgb`: not a regular file, or over :data:`MAX_IMAGE_PIXELS` by

@@ -22,7 +22,8 @@ import numpy as np
 
 from explorer.coco import _annotations, _build, health
 from explorer.coco._schema import TopLevel
-from explorer.errors import DatasetError
+from explorer.coco.images import displayed_size, resolve_image_path
+from explorer.errors import DatasetError, ExplorerError
 from explorer.paths import cache_dir
 
 FORMAT_VERSION = 2  # 2: box-only annotations (seg_kind 3), RLE counts checked in full
@@ -87,6 +88,8 @@ class CocoIndex:
             and ``by_image`` (annotation rows sorted by image row).
         categories: list of ``{"id", "name", "supercategory"}`` dicts, in file order.
         health: findings (see ``explorer.coco.health``).
+        written_image_ids: image ids written as strings that are not numbers, as written, by
+            the number they were given (as a string); see :meth:`image_label`.
         load_seconds: how long opening took; ``from_cache`` whether the disk cache was used.
     """
 
@@ -99,6 +102,7 @@ class CocoIndex:
     load_seconds: float
     from_cache: bool
     _segmentations: _SegmentationText = field(repr=False)
+    written_image_ids: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def num_images(self) -> int:
@@ -118,6 +122,11 @@ class CocoIndex:
         if not len(rows):
             raise KeyError(f"no image with id {image_id} in {self.path.name}")
         return int(rows[0])
+
+    def image_label(self, image_id: int) -> str:
+        """An image id as the file wrote it: a string id that is not a number was given a
+        number (see ``_build.string_id``), and is shown as written."""
+        return self.written_image_ids.get(str(int(image_id)), str(int(image_id)))
 
     def annotation_rows(self, image_row: int) -> np.ndarray:
         """Rows of the annotations of one image (by image row, in file order)."""
@@ -145,8 +154,18 @@ def fingerprint(path: Path) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:20]
 
 
-def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
+def open_index(
+    path: str | os.PathLike,
+    *,
+    images: str | os.PathLike | None = None,
+    use_cache: bool = True,
+) -> CocoIndex:
     """Open a COCO instances JSON as a :class:`CocoIndex`, using the disk cache when valid.
+
+    When the file leaves some image sizes out and ``images`` (the image folder) is given, those
+    sizes are read from the image files' headers, so their annotations keep their masks; that
+    index is cached under its own key (the file's and the folder's). Without the folder such
+    images are kept with an unknown size (0) and their annotations are boxes only.
 
     Raises:
         DatasetError: the file is missing, unreadable, not JSON or not COCO.
@@ -157,7 +176,27 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
         raise DatasetError(
             f"{path}: file not found" if not path.exists() else f"{path}: is not a file"
         )
-    fp = fingerprint(path)
+    index = _open(path, fingerprint(path), None, use_cache, t0)
+    if images is None or not (index.images["width"] == 0).any():
+        return index
+    folder = os.path.realpath(images)
+    fp = hashlib.sha1(f"{index.fingerprint}|{folder}".encode()).hexdigest()[:20]
+    return _open(path, fp, _size_reader(Path(folder)), use_cache, t0)
+
+
+def _size_reader(folder: Path) -> _build.SizeOf:
+    def size_of(file_name: str) -> tuple[int, int] | None:
+        try:
+            return displayed_size(resolve_image_path(folder, file_name))
+        except ExplorerError:  # missing, unsafe or not an image: the size stays unknown
+            return None
+
+    return size_of
+
+
+def _open(
+    path: Path, fp: str, size_of: _build.SizeOf | None, use_cache: bool, t0: float
+) -> CocoIndex:
     try:
         root = cache_dir("index")
     except OSError as e:
@@ -168,15 +207,14 @@ def open_index(path: str | os.PathLike, *, use_cache: bool = True) -> CocoIndex:
     from_cache = use_cache and (final / "meta.json").is_file()
     if not from_cache:
         _remove_stale_builds(root)
-    if not from_cache:
-        final = _build_folder(path, root, fp, use_cache)
+        final = _build_folder(path, root, fp, use_cache, size_of)
     try:
         return _load(path, fp, final, t0, from_cache)
     except (OSError, ValueError, KeyError) as e:
         if not from_cache:
             raise DatasetError(f"{path}: could not read its index cache ({e})") from None
         shutil.rmtree(final, ignore_errors=True)  # a damaged cache: rebuild once
-        return open_index(path, use_cache=use_cache)
+        return _open(path, fp, size_of, use_cache, t0)
     finally:
         # without the cache the arrays stay mapped and no folder is kept
         if not use_cache and not (final / "segmentations.bin").exists():
@@ -206,7 +244,9 @@ def _remove_stale_builds(root: Path) -> None:
             pass
 
 
-def _build_folder(path: Path, root: Path, fp: str, use_cache: bool) -> Path:
+def _build_folder(
+    path: Path, root: Path, fp: str, use_cache: bool, size_of: _build.SizeOf | None
+) -> Path:
     """Build the index of ``path`` in a temporary folder under ``root`` and return where it
     ended: ``root / fp`` when caching (renamed there atomically), else the temporary folder."""
     try:
@@ -215,7 +255,7 @@ def _build_folder(path: Path, root: Path, fp: str, use_cache: bool) -> Path:
         raise DatasetError(f"{path}: cannot write its index under {root} ({e.strerror})") from None
     try:
         try:
-            _build_into(path, tmp)
+            _build_into(path, tmp, size_of)
         except OSError as e:
             raise DatasetError(f"{path}: could not build its index ({e})") from None
         except _annotations.NotInstancesError as e:
@@ -255,6 +295,7 @@ def _load(path: Path, fp: str, folder: Path, t0: float, from_cache: bool) -> Coc
         load_seconds=time.perf_counter() - t0,
         from_cache=from_cache,
         _segmentations=text,
+        written_image_ids=meta.get("written_image_ids", {}),
     )
 
 
@@ -317,12 +358,12 @@ def _parse_annotations(
     return top, anns, in_source
 
 
-def _build_into(path: Path, out: Path) -> None:
+def _build_into(path: Path, out: Path, size_of: _build.SizeOf | None = None) -> None:
     problems = _build.Problems()
     data = _build.read_file(path)
     blob_path = out / "segmentations.bin"
     top, anns, in_source = _parse_annotations(path, data, problems, blob_path)
-    images = _build.parse_images(top.images, problems)
+    images, written_ids = _build.parse_images(top.images, problems, size_of)
     categories = _build.parse_categories(top.categories, problems)
     del top
     segment_text = data if in_source else blob_path.read_bytes()
@@ -346,7 +387,7 @@ def _build_into(path: Path, out: Path) -> None:
     findings = list(problems.items.values()) + health.table_findings(
         images, table, categories, table["seg_kind"] == _build.SEG_BOX
     )
-    _write_folder(out, path, images, table, categories, findings, in_source)
+    _write_folder(out, path, images, table, categories, findings, in_source, written_ids)
 
 
 def _resolve_rows(
@@ -419,6 +460,7 @@ def _write_folder(
     categories: list[dict],
     findings: list[dict],
     in_source: bool,
+    written_ids: dict[str, str],
 ) -> None:
     for k in _IMAGE_COLUMNS:
         np.save(out / f"image_{k}.npy", images[k])
@@ -430,5 +472,6 @@ def _write_folder(
         "segmentations": "source" if in_source else "blob",
         "categories": categories,
         "health": findings,
+        "written_image_ids": written_ids,
     }
     (out / "meta.json").write_text(json.dumps(meta))

@@ -121,9 +121,9 @@ class Session:
     def _split(self) -> None:
         """Training and validation indexes and rows: two files, or a seeded split of one."""
         cfg = self.cfg
-        self.train_index = open_index(cfg.coco)
+        self.train_index = open_index(cfg.coco, images=cfg.images)
         if cfg.val_coco:
-            self.val_index = open_index(cfg.val_coco)
+            self.val_index = open_index(cfg.val_coco, images=cfg.val_images or cfg.images)
             self.train_rows = np.arange(self.train_index.num_images)
             self.val_rows = np.arange(self.val_index.num_images)
             return

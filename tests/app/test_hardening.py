@@ -17,8 +17,22 @@ from tests.helpers import ROOT, tiny, write_coco
 
 # Each of these reached int() or a widget on main: '²' passes str.isdigit() and int() refuses
 # it; int() accepts the Arabic-Indic '١٢', '1_0', ' 12' and '+5'.
-NOT_IDS = ["²", "١٢", "١", "1_0", " 12", "12\n", "+5", "-1", "1e3", "0x10", "", "9" * 30,
-           str(INT64_MAX + 1), str(2**64)]
+NOT_IDS = [
+    "²",
+    "١٢",
+    "١",
+    "1_0",
+    " 12",
+    "12\n",
+    "+5",
+    "-1",
+    "1e3",
+    "0x10",
+    "",
+    "9" * 30,
+    str(INT64_MAX + 1),
+    str(2**64),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +49,12 @@ def test_parse_id_takes_ascii_digits_within_int64_only(value):
 
 
 def test_parse_id_keeps_what_is_an_id():
-    assert [parse_id(v) for v in ("0", "007", "397133", str(INT64_MAX))] == [0, 7, 397133,
-                                                                              INT64_MAX]
+    assert [parse_id(v) for v in ("0", "007", "397133", str(INT64_MAX))] == [
+        0,
+        7,
+        397133,
+        INT64_MAX,
+    ]
 
 
 def test_browse_state_drops_what_is_not_a_number():
@@ -102,8 +120,15 @@ def open_files(at, ann, images="") -> AppTest:
 
 def _one_image(path):
     image = {"id": 7, "file_name": "a.jpg", "width": 64, "height": 48}
-    ann = {"id": 1, "image_id": 7, "category_id": 1, "iscrowd": 0, "area": 100.0,
-           "bbox": [1, 1, 10, 10], "segmentation": [[1, 1, 11, 1, 11, 11]]}
+    ann = {
+        "id": 1,
+        "image_id": 7,
+        "category_id": 1,
+        "iscrowd": 0,
+        "area": 100.0,
+        "bbox": [1, 1, 10, 10],
+        "segmentation": [[1, 1, 11, 1, 11, 11]],
+    }
     return write_coco(path, [image], [ann])
 
 

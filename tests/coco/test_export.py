@@ -102,8 +102,15 @@ def test_mask_names_are_safe(file_name, mask):
 def _coco_with_names(tmp_path: Path, names: list[str]) -> Path:
     images = [{"id": i, "file_name": n, "width": 40, "height": 30} for i, n in enumerate(names, 1)]
     anns = [
-        {"id": i, "image_id": i, "category_id": 1, "bbox": [2, 2, 9, 9], "area": 81.0,
-         "iscrowd": 0, "segmentation": square(2, 2, 9)}
+        {
+            "id": i,
+            "image_id": i,
+            "category_id": 1,
+            "bbox": [2, 2, 9, 9],
+            "area": 81.0,
+            "iscrowd": 0,
+            "segmentation": square(2, 2, 9),
+        }
         for i in range(1, len(names) + 1)
     ]
     return write_coco(tmp_path / "a.json", images, anns)
@@ -160,8 +167,17 @@ def test_cli_prints_the_truth(tmp_path):
     bad = write_coco(
         tmp_path / "bad.json",
         [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
-        [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "area": 25.0,
-          "iscrowd": 0, "segmentation": [[1, 1, 2, 2]]}],
+        [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [1, 1, 5, 5],
+                "area": 25.0,
+                "iscrowd": 0,
+                "segmentation": [[1, 1, 2, 2]],
+            }
+        ],
     )
     r = run_cli("export-masks", "--coco", str(bad), "--out", str(tmp_path / "b"), "--quiet")
     assert r.returncode == 0 and r.stdout.startswith("wrote 1 masks"), r.stderr

@@ -91,8 +91,11 @@ def test_bad_coco_files_through_the_command_line(fuzz_cases, tmp_path):
     rng = random.Random(SEED)
     chosen = rng.sample(raw, 4) + rng.sample(mutated, THROUGH_CLI - 4)
     outcomes = campaign(chosen, tmp_path, jobs=2, timeout=60, mem_bytes=MEMORY)
-    bad = [f"{o.command} on {o.case[:60]}: {o.verdict} {o.detail}" for o in outcomes
-           if o.verdict not in ("clean", "error")]
+    bad = [
+        f"{o.command} on {o.case[:60]}: {o.verdict} {o.detail}"
+        for o in outcomes
+        if o.verdict not in ("clean", "error")
+    ]
     assert not bad, "\n".join(bad)
     assert len(outcomes) == 2 * THROUGH_CLI
 
@@ -101,8 +104,20 @@ def test_the_generator_is_seeded_and_covers_every_kind_of_damage(fuzz_cases, sam
     again = cases(IN_PROCESS, SEED, sample_root / "annotations" / "instances_val2017.json")
     assert [c.data for c in again] == [c.data for c in fuzz_cases]
     names = " ".join(c.name for c in fuzz_cases)
-    for kind in ("truncated", "bom", "nested", "top-level list", "polygon", "rle", "string_ids",
-                 "cat0", "image no_size", "boxes only", "dropped", "top panoptic"):
+    for kind in (
+        "truncated",
+        "bom",
+        "nested",
+        "top-level list",
+        "polygon",
+        "rle",
+        "string_ids",
+        "cat0",
+        "image no_size",
+        "boxes only",
+        "dropped",
+        "top panoptic",
+    ):
         assert kind in names, kind
 
 
@@ -123,11 +138,21 @@ def test_no_mask_is_ever_built_from_a_malformed_rle(how, tmp_path):
     from tests.helpers import write_coco
 
     counts = MALFORMED_RLES[how]
-    rle = {"size": [48, 64], "counts": counts} if counts is not None else {
-        "size": [480, 640], "counts": [480 * 640]}
+    rle = (
+        {"size": [48, 64], "counts": counts}
+        if counts is not None
+        else {"size": [480, 640], "counts": [480 * 640]}
+    )
     image = {"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}
-    ann = {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1, "area": 10.0,
-           "bbox": [0, 0, 5, 5], "segmentation": rle}
+    ann = {
+        "id": 1,
+        "image_id": 1,
+        "category_id": 1,
+        "iscrowd": 1,
+        "area": 10.0,
+        "bbox": [0, 0, 5, 5],
+        "segmentation": rle,
+    }
     try:
         index = open_index(write_coco(tmp_path / "rle.json", [image], [ann]))
     except ExplorerError:

@@ -110,6 +110,9 @@ def test_tools_quirks_are_read_like_pycocotools(tmp_path):
     index = open_index(write_coco(tmp_path / "a.json", images, anns, cats), use_cache=False)
     assert index.annotations["id"].tolist() == [7, 8, 9]
     assert index.images["id"][0] == 0 and index.images["width"].tolist() == [20, 0]
+    hashed = int(index.images["id"][1])
+    assert hashed < -(2**62) and index.image_label(hashed) == "img-b"
+    assert index.image_label(0) == "0"
     assert index.categories == [
         {"id": 0, "name": "thing", "supercategory": ""},
         {"id": 1, "name": "other", "supercategory": ""},
@@ -123,6 +126,40 @@ def test_tools_quirks_are_read_like_pycocotools(tmp_path):
     assert checks["boxes_only"]["examples"] == [8, 9]
     _, kept, _ = masks.instance_masks(index, 0)
     assert index.annotations["id"][kept].tolist() == [7]
+
+
+def test_sizes_left_out_are_read_from_the_images(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (30, 20)).save(folder / "plain.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter: 20 wide, 30 high
+    Image.new("RGB", (30, 20)).save(folder / "turned.jpg", exif=exif)
+    images = [
+        {"id": 1, "file_name": "plain.jpg"},
+        {"id": 2, "file_name": "turned.jpg", "width": 0},
+        {"id": 3, "file_name": "absent.jpg"},
+        {"id": 4, "file_name": "../plain.jpg"},
+    ]
+    poly = [[1, 1, 9, 1, 9, 9, 1, 9]]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "segmentation": poly} for i in range(1, 5)]
+    path = write_coco(tmp_path / "a.json", images, anns, [{"id": 1, "name": "thing"}])
+
+    alone = open_index(path)
+    assert alone.images["width"].tolist() == [0, 0, 0, 0]
+    sized = open_index(path, images=folder)
+    assert sized.fingerprint != alone.fingerprint
+    assert sized.images["width"].tolist() == [30, 20, 0, 0]
+    assert sized.images["height"].tolist() == [20, 30, 0, 0]
+    assert sized.annotations["seg_kind"].tolist() == [0, 0, 3, 3]  # masks where sizes are known
+    checks = {f["check"]: f for f in sized.health}
+    assert checks["image_size_from_file"]["count"] == 2
+    assert checks["unknown_image_size"]["count"] == 2
+    assert open_index(path, images=folder).from_cache
+    stack, kept, _ = masks.instance_masks(sized, 1)
+    assert stack.shape[1:] == (30, 20) and stack.sum() == 64
 
 
 def _one(tmp_path: Path, name: str, change) -> Path:
