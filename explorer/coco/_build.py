@@ -6,6 +6,8 @@ Annotations, the bulk of a file, are decoded by ``_annotations``.
 from __future__ import annotations
 
 import hashlib
+import mmap
+import os
 from collections.abc import Callable
 from operator import attrgetter
 from pathlib import Path
@@ -71,15 +73,24 @@ class Problems:
             self.items[check]["count"] += len(rows) - MAX_EXAMPLES
 
 
-def read_file(path: Path) -> bytes:
-    """The file's bytes. Raises DatasetError.
+FileBytes = mmap.mmap | bytearray  # writable: see read_file
+
+
+def read_file(path: Path) -> FileBytes:
+    """The file's bytes in writable memory: the annotation parser brackets spans of it in place
+    (see ``_annotations.parse_spans``) instead of copying them. Raises DatasetError.
 
     The file is read, not memory-mapped: a writer truncating it meanwhile must give a clean
-    error, not SIGBUS.
+    error, not SIGBUS. It is read into private anonymous memory, which (unlike a bytearray)
+    is not zero-filled first, and which a forked child's writes never reach.
     """
     try:
         with open_regular(path) as f:
-            data = f.read()
+            size = os.fstat(f.fileno()).st_size
+            data = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE) if size else bytearray()
+            got, rest = f.readinto(data), f.read()
+            if got != size or rest:  # the file changed size while read
+                data = bytearray(data[:got] + rest)
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -90,20 +101,21 @@ def read_file(path: Path) -> bytes:
         raise DatasetError(f"{path}: cannot read ({e.strerror})") from None
     if not data:
         raise DatasetError(f"{path}: empty file")
-    if data.startswith(_BOM):  # as some Windows tools write: blanks keep every offset in place
-        data = b"   " + data[len(_BOM) :]
+    if data[: len(_BOM)] == _BOM:  # as some Windows tools write: blanks keep offsets in place
+        data[: len(_BOM)] = b"   "
     return data
 
 
 _BOM = b"\xef\xbb\xbf"
 
 
-def decode_top_level(path: Path, data: bytes) -> TopLevel:
+def decode_top_level(path: Path, data: bytes | FileBytes) -> TopLevel:
     """Decode the top level, records left raw. Raises DatasetError."""
     try:
         top = msgspec.json.decode(data, type=TopLevel)
     except msgspec.ValidationError as e:  # a subclass of DecodeError: catch it first
-        if data.lstrip()[:1] == b"[" and data.lstrip()[1:].lstrip()[:1] == b"{":
+        head = bytes(data[:4096]).lstrip()  # blanks, then "[" and "{": a list of records
+        if head[:1] == b"[" and head[1:].lstrip()[:1] == b"{":
             raise DatasetError(
                 f"{path}: a COCO results file (a list of detections), not an instances file: "
                 "open the instances file it was computed on"

@@ -14,9 +14,11 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -26,7 +28,11 @@ from explorer.coco.images import displayed_size, resolve_image_path
 from explorer.errors import DatasetError, ExplorerError
 from explorer.paths import cache_dir
 
+# The share of the annotations this process decodes while a forked child decodes the rest: a
+# bit under half, as it also parses the images meanwhile and the child pickles its columns.
+_OWN_SHARE = 0.47
 FORMAT_VERSION = 2  # 2: box-only annotations (seg_kind 3), RLE counts checked in full
+T = TypeVar("T")
 _IMAGE_COLUMNS = ("id", "width", "height", "file_name", "ann_start")
 _ANN_COLUMNS = (
     "id",
@@ -316,19 +322,26 @@ def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 
 def _parse_annotations(
-    path: Path, data: bytes, problems: _build.Problems, blob_path: Path
-) -> tuple[TopLevel, dict[str, np.ndarray], bool]:
+    path: Path,
+    data: _build.FileBytes,
+    problems: _build.Problems,
+    blob_path: Path,
+    parse_top: Callable[[TopLevel, _build.Problems], T],
+) -> tuple[T, dict[str, np.ndarray], bool]:
     """Decode the top level and the annotation columns, the fast way when it can.
 
-    Returns ``(top, annotation columns, in_source)``; ``in_source`` tells whether segmentation
-    offsets address the JSON itself (else the blob written to ``blob_path``).
+    Returns ``(parse_top(top, problems), annotation columns, in_source)``; ``in_source`` tells
+    whether segmentation offsets address the JSON itself (else the blob written to
+    ``blob_path``). ``parse_top`` runs while the forked child decodes its half.
     """
     in_source = _annotations.raw_layout_ok()
     located = _annotations.locate_spans(data) if in_source else None
     if located:
         start, stop, spans = located
-        # the child takes a bit more than half: this process also decodes images meanwhile
-        half = int(np.searchsorted(np.cumsum([b - a for a, b in spans]), 0.45 * (stop - start)))
+        # the child takes a bit more than half: this process also parses images meanwhile
+        half = int(
+            np.searchsorted(np.cumsum([b - a for a, b in spans]), _OWN_SHARE * (stop - start))
+        )
         half = min(max(half, 1), len(spans) - 1)
 
         def second_half():
@@ -341,6 +354,8 @@ def _parse_annotations(
             top = _build.decode_top_level(path, data[:start] + data[stop:])
             if top.annotations:
                 raise _annotations.SpanError("the cut was not the top-level annotations array")
+            parsed_top = parse_top(top, attempt)
+            del top
             first = _annotations.parse_spans(spans[:half], data, attempt)
             second, their_problems = child.result()
         except (_annotations.SpanError, DatasetError):
@@ -348,24 +363,30 @@ def _parse_annotations(
         else:
             for items in (attempt.items, their_problems):
                 problems.merge(items)
-            return top, _annotations.concat([first, second]), True
+            return parsed_top, _annotations.concat([first, second]), True
         finally:
             child.discard()
     top = _build.decode_top_level(path, data)
     spans = _annotations.spans_from_raws(top.annotations, data)
+    parsed_top = parse_top(top, problems)
+    del top
     with nullcontext() if in_source else open(blob_path, "wb") as seg_out:
         anns = _annotations.parse_spans(spans, data, problems, seg_out)
-    return top, anns, in_source
+    return parsed_top, anns, in_source
 
 
 def _build_into(path: Path, out: Path, size_of: _build.SizeOf | None = None) -> None:
     problems = _build.Problems()
     data = _build.read_file(path)
     blob_path = out / "segmentations.bin"
-    top, anns, in_source = _parse_annotations(path, data, problems, blob_path)
-    images, written_ids = _build.parse_images(top.images, problems, size_of)
-    categories = _build.parse_categories(top.categories, problems)
-    del top
+
+    def parse_top(top: TopLevel, problems: _build.Problems):
+        return _build.parse_images(top.images, problems, size_of), _build.parse_categories(
+            top.categories, problems
+        )
+
+    parsed_top, anns, in_source = _parse_annotations(path, data, problems, blob_path, parse_top)
+    (images, written_ids), categories = parsed_top
     segment_text = data if in_source else blob_path.read_bytes()
 
     image_row, category_row = _resolve_rows(anns, images, categories, problems)
