@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -126,6 +127,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "workers": args.workers,
         "progress": _progress("predict", args.quiet),
+        "engine": _engine(args),
     }
     if model.task == "classify":
         _write_table(model, index, images, rows, args.crops, out, kw)
@@ -177,6 +179,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "workers": args.workers,
         "progress": _progress("evaluate", args.quiet),
+        "engine": _engine(args),
     }
     if model.task == "segment":
         result = _evaluate_segmenter(model, index, images, rows, args.labels, args.json, kw)
@@ -319,6 +322,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         rows,
         progress=_progress("compare", args.quiet),
         workers=args.workers,
+        engine=_engine(args),
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -375,9 +379,45 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         type=int,
         help="default: 32 / 2 (classify / segment) on a CPU, 256 / 16 on CUDA",
     )
-    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--image-ids", type=int, nargs="+", help="only these images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_engine_args(p)
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where the model runs: this process, or a Ray cluster",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="auto (the cluster running here) or ray://HOST:10001; default: "
+        "$EXPLORER_RAY_ADDRESS, else a new local cluster",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="local: DataLoader worker processes; ray: model actors (default 2)",
+    )
+    p.add_argument(
+        "--gpus-per-worker", type=float, default=0.0, help="ray: GPUs per model actor (0: CPU)"
+    )
+
+
+def _engine(args: argparse.Namespace):
+    """The engine the arguments ask for: None runs in this process."""
+    if args.engine == "local":
+        return None
+    from explorer.inference.ray_engine import ENV_ADDRESS, RayEngine
+
+    return RayEngine(
+        address=args.ray_address or os.environ.get(ENV_ADDRESS) or None,
+        workers=max(1, args.workers),
+        gpus_per_worker=args.gpus_per_worker,
+    )
 
 
 def _args_sample(p: argparse.ArgumentParser) -> None:
@@ -484,7 +524,7 @@ def _args_compare(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--image-ids", type=int, nargs="+")
-    p.add_argument("--workers", type=int, default=2)
+    _add_engine_args(p)
     p.add_argument("--out", required=True, help="report JSON")
     p.add_argument("--quiet", action="store_true")
 

@@ -27,7 +27,14 @@ import numpy as np
 
 from explorer.coco.index import CocoIndex
 from explorer.errors import StorageError
-from explorer.inference.runner import Item, Prediction, Progress, items_for_images, run
+from explorer.inference.runner import (
+    Engine,
+    Item,
+    Prediction,
+    Progress,
+    items_for_images,
+    run,
+)
 from explorer.models.weights import LoadedModel
 from explorer.paths import cache_dir
 
@@ -134,9 +141,12 @@ def predict(
     workers: int = 2,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    engine: Engine | None = None,
 ) -> Iterator[Prediction]:
     """Like :func:`explorer.inference.runner.run` but through the cache: cached items first, then
-    the model's answers for the rest (stored as they come). Outputs are :data:`Record` values."""
+    the model's answers for the rest (stored as they come), from this process or from
+    ``engine`` (``workers`` are this process's loader workers). Outputs are :data:`Record`
+    values."""
     store = store_for(model, index, images_dir)
     cached = store.get_many([it.key for it in items])
     todo = [it for it in items if it.key not in cached]
@@ -149,7 +159,10 @@ def predict(
     if not todo:
         return
     shifted = (lambda d, t: progress(done + d, len(items))) if progress else None
-    fresh = run(model, index, images_dir, todo, batch_size, workers, shifted, cancel)
+    if engine is None:
+        fresh = run(model, index, images_dir, todo, batch_size, workers, shifted, cancel)
+    else:
+        fresh = engine.run(model, index, images_dir, todo, batch_size, shifted, cancel)
     yield from _store_as_they_come(model, store, fresh)
 
 

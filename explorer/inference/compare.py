@@ -23,7 +23,7 @@ import numpy as np
 from explorer.coco import masks as coco_masks
 from explorer.coco.index import CocoIndex
 from explorer.inference.cache import Record, predict
-from explorer.inference.runner import Progress, items_for_crops, items_for_images
+from explorer.inference.runner import Engine, Progress, items_for_crops, items_for_images
 from explorer.models.weights import LoadedModel
 from explorer.types import SIZE_RANGES, SizeClass, size_class
 
@@ -186,6 +186,7 @@ def compare(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     workers: int = 2,
+    engine: Engine | None = None,
 ) -> Report:
     """The :class:`Report` on ``image_rows`` (default: every image).
 
@@ -194,7 +195,7 @@ def compare(
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
     lab = _Labels.of(classifier, segmenter, index)
     part = _three_parts(progress)
-    kw = {"workers": workers, "cancel": cancel}
+    kw = {"workers": workers, "cancel": cancel, "engine": engine}
     crop_items, image_items = items_for_crops(index, rows), items_for_images(index, rows)
     crops = {
         it.annotation_id: out

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias
 
 import numpy as np
 
@@ -73,6 +73,24 @@ class Prediction(NamedTuple):
     error: str | None
 
 
+class Engine(Protocol):
+    """Where models run when not in this process (this process is :func:`run`, the default
+    everywhere an ``engine`` is None): :class:`explorer.inference.ray_engine.RayEngine`."""
+
+    def run(
+        self,
+        model: LoadedModel,
+        index: CocoIndex,
+        images_dir: Path | None,
+        items: Sequence[Item],
+        batch_size: int | None,
+        progress: Progress | None,
+        cancel: threading.Event | None,
+    ) -> Iterator[Prediction]:
+        """Like :func:`run`: a :class:`Prediction` with an :data:`Output` for every item."""
+        ...
+
+
 class _Inputs:
     """A map-style dataset of preprocessed inputs (picklable for DataLoader workers)."""
 
@@ -99,16 +117,28 @@ class _Inputs:
             except ExplorerError as e:
                 return str(e), i
             return torch.frombuffer(data, dtype=torch.uint8), i
-        w, h = self.sizes[i]
         try:
-            rgb = load_rgb(self.paths[i], (w, h))
+            return load_input(self.paths[i], self.sizes[i], self.items[i].box, self.preprocess), i
         except ExplorerError as e:
             return str(e), i
-        if self.items[i].box is not None:
-            x0, y0, x1, y1 = crop_box(self.items[i].box, w, h)
-            rgb = rgb[y0:y1, x0:x1]
-        x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)
-        return self.preprocess(x), i
+
+
+def load_input(path: str, size: tuple[int, int], box, preprocess):
+    """One model input: the image at ``path`` of annotated ``size`` (width, height), cropped to
+    ``box`` (COCO x, y, w, h, grown by the crop context) when given, preprocessed. Every engine
+    reads its inputs with this.
+
+    Raises:
+        ImageError: the image cannot be read (see :func:`explorer.coco.images.load_rgb`).
+    """
+    import torch
+
+    w, h = size
+    rgb = load_rgb(path, (w, h))
+    if box is not None:
+        x0, y0, x1, y1 = crop_box(box, w, h)
+        rgb = rgb[y0:y1, x0:x1]
+    return preprocess(torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1))
 
 
 def _collate(batch):
@@ -169,6 +199,19 @@ def run(
     Raises:
         Cancelled: ``cancel`` was set.
     """
+    paths, sizes = item_files(index, images_dir, items)
+    yield from run_paths(model, items, paths, sizes, batch_size, workers, progress, cancel)
+
+
+def item_files(
+    index: CocoIndex, images_dir: Path | None, items: Sequence[Item]
+) -> tuple[list[str | Exception], list[tuple[int, int]]]:
+    """Each item's image file (or the error saying why it has none) and annotated (width,
+    height).
+
+    Raises:
+        ExplorerError: no image folder at all.
+    """
     if images_dir is None:
         raise ExplorerError("no image folder: predictions need the images (--images DIR)")
     paths: list[str | Exception] = []
@@ -182,7 +225,7 @@ def run(
         (int(index.images["width"][it.image_row]), int(index.images["height"][it.image_row]))
         for it in items
     ]
-    yield from run_paths(model, items, paths, sizes, batch_size, workers, progress, cancel)
+    return paths, sizes
 
 
 def run_paths(
@@ -214,7 +257,7 @@ def run_paths(
         for err, i in bad:
             yield Prediction(items[i], None, err)
         if idx:
-            for i, out in zip(idx, _forward(model, x, [sizes[i] for i in idx]), strict=True):
+            for i, out in zip(idx, forward(model, x, [sizes[i] for i in idx]), strict=True):
                 yield Prediction(items[i], out, None)
         done += len(idx) + len(bad)
         if progress:
@@ -308,7 +351,7 @@ def _decode_on_gpu(
     return (torch.stack(good) if good else None), kept, bad
 
 
-def _forward(model: LoadedModel, x, sizes: list[tuple[int, int]]) -> list:
+def forward(model: LoadedModel, x, sizes: list[tuple[int, int]]) -> list:
     """Outputs of one batch; on CUDA out-of-memory the batch is halved and retried."""
     import torch
 
@@ -329,7 +372,7 @@ def _forward(model: LoadedModel, x, sizes: list[tuple[int, int]]) -> list:
             raise ExplorerError("the GPU ran out of memory even for one image") from None
         torch.cuda.empty_cache()
         half = len(x) // 2
-        return _forward(model, x[:half], sizes[:half]) + _forward(model, x[half:], sizes[half:])
+        return forward(model, x[:half], sizes[:half]) + forward(model, x[half:], sizes[half:])
 
 
 def _postprocess(model: LoadedModel, out, sizes: list[tuple[int, int]]) -> list:

@@ -104,7 +104,7 @@ def test_cuda_out_of_memory_halves_the_batch(monkeypatch):
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     model.module = forward
     x = torch.randn(8, 3, 224, 224)
-    outs = infer._forward(model, x, [(224, 224)] * 8)
+    outs = infer.forward(model, x, [(224, 224)] * 8)
     assert len(outs) == 8 and seen == [8, 4, 2, 2, 4, 2, 2]
     with torch.inference_mode():
         np.testing.assert_allclose(
