@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from explorer.errors import ExplorerError, storage_error
-from explorer.types import DEVICES, TASKS
+from explorer.types import COCO_HOST, COCO_SPLITS, DEVICES, TASKS
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -420,6 +420,69 @@ def _engine(args: argparse.Namespace):
     )
 
 
+def _cmd_download(args: argparse.Namespace) -> int:
+    from explorer.coco.download import download_coco, open_command
+
+    if args.workers < 1 or (args.max_images is not None and args.max_images < 1):
+        raise ExplorerError("--workers and --max-images take a number of at least 1")
+    bars = None if args.quiet else _DownloadBars()
+    try:
+        result = download_coco(
+            args.dest,
+            args.split,
+            images=args.images == "all",
+            categories=[c.strip() for c in args.categories.split(",")] if args.categories else None,
+            max_images=args.max_images,
+            workers=args.workers,
+            base_url=args.base_url,
+            on_progress=bars,
+        )
+    finally:
+        if bars is not None:
+            bars.close()
+    print(
+        f"{result.images_total} images ({result.fetched} fetched now), "
+        f"{result.bytes_fetched / 1e6:.1f} MB in {result.seconds:.1f} s",
+        file=sys.stderr,
+    )
+    print(open_command(result))
+    return 0
+
+
+class _DownloadBars:
+    """tqdm bars on stderr for a download's progress: the annotation zip in bytes, then the
+    images in images and in bytes, each with its rate (and ETA when the total is known)."""
+
+    def __init__(self) -> None:
+        self._stage = ""
+        self._bars: list = []
+
+    def __call__(self, p) -> None:
+        from tqdm import tqdm
+
+        if p.stage != self._stage:
+            self.close()
+            self._stage = p.stage
+            mb = {"unit": "B", "unit_scale": True, "unit_divisor": 1000, "file": sys.stderr}
+            if p.stage == "annotations":
+                self._bars = [tqdm(desc="annotations zip", **mb)]
+            elif p.stage == "images":
+                files = tqdm(desc="images", unit="img", total=p.files_total, file=sys.stderr)
+                self._bars = [files, tqdm(desc="received", position=1, **mb)]
+        if not self._bars:
+            return
+        byte_bar = self._bars[-1]
+        byte_bar.total = p.bytes_total
+        byte_bar.update(p.bytes_done - byte_bar.n)
+        if len(self._bars) == 2:
+            self._bars[0].update(p.files_done - self._bars[0].n)
+
+    def close(self) -> None:
+        for bar in self._bars:
+            bar.close()
+        self._bars = []
+
+
 def _args_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder to write (default: <cache>/sample)")
     p.add_argument("--force", action="store_true", help="rewrite even when already there")
@@ -535,6 +598,18 @@ def _args_anatomy(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", help="smp encoder")
 
 
+def _args_download(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", choices=["coco"], help="what to download")
+    p.add_argument("--split", required=True, choices=COCO_SPLITS)
+    p.add_argument("--dest", required=True, help="the dataset's root folder (created)")
+    p.add_argument("--images", default="all", choices=["all", "none"], help="default: all")
+    p.add_argument("--categories", help="NAME,...: only images with one of these categories")
+    p.add_argument("--max-images", type=int, help="at most N images (a seeded, repeatable choice)")
+    p.add_argument("--workers", type=int, default=16, help="images fetched at once (default 16)")
+    p.add_argument("--base-url", default=COCO_HOST, help=f"the host (default {COCO_HOST})")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 # (command, help, its arguments, what it runs), in the order ``--help`` lists them
 _COMMANDS = (
     ("sample", "write the embedded sample dataset and print where", _args_sample, _cmd_sample),
@@ -559,6 +634,12 @@ _COMMANDS = (
         "the model's layer table (darknet style), parameters and MACs",
         _args_anatomy,
         _cmd_anatomy,
+    ),
+    (
+        "download",
+        "COCO's annotations and images from the official host or a mirror",
+        _args_download,
+        _cmd_download,
     ),
 )
 

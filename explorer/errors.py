@@ -30,6 +30,11 @@ class SegmentationError(ExplorerError):
     """One annotation's segmentation cannot be decoded (bad polygon, RLE of the wrong size, ...)."""
 
 
+class DownloadError(ExplorerError):
+    """A download failed for good: the host cannot be reached, answers an error after every
+    retry, or sends a corrupt file."""
+
+
 class StorageError(ExplorerError):
     """A folder cannot be written: the disk is full, over its quota, or read-only."""
 

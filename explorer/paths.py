@@ -77,7 +77,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         StorageError: the disk filled up (the temporary is removed; ``path`` is unchanged).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     remove_stale_temporaries(path.parent, path.name)
     watched: _Watched | None = None
     try:
@@ -94,6 +94,12 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         raise full from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def temporary_path(path: Path) -> Path:
+    """The name ``path`` is written under before its rename: hidden, beside it, and holding this
+    process's id, so that :func:`remove_stale_temporaries` knows when its writer is gone."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp")

@@ -24,6 +24,12 @@ JobStatus = Literal["queued", "running", "finished", "stopped", "failed"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 """Device choices a user can give; ``cuda:N`` is accepted too."""
 
+CocoSplit = Literal["val2017", "train2017"]
+COCO_SPLITS: tuple[CocoSplit, ...] = ("val2017", "train2017")
+"""The COCO 2017 splits ``download coco`` fetches (those with instance annotations)."""
+COCO_HOST = "http://images.cocodataset.org"
+"""COCO's official download host: annotation and image zips, and every image's ``coco_url``."""
+
 IGNORE_LABEL = 255
 """Semantic masks and training targets: pixels covered by two or more annotations (torchvision's
 segmentation reference ignores them in the loss and in every metric)."""

@@ -1,0 +1,299 @@
+"""HTTP for downloads: one connection pool shared by the workers, retries with exponential
+backoff and jitter, and bodies checked against the length the server announced.
+
+A body shorter than its ``Content-Length`` is a failure, never a file: :func:`fetch_file` writes
+under a temporary name (:func:`explorer.paths.temporary_path`) and renames only a complete body;
+:func:`fetch_resumable` keeps a ``.part`` file across tries and runs and continues it with an
+HTTP Range request.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+from urllib.parse import urlsplit
+
+import urllib3
+
+from explorer.errors import DownloadError
+from explorer.paths import storage_guard, temporary_path
+
+CHUNK = 1 << 16
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a request is tried again.
+
+    Args:
+        attempts: tries per file against 5xx and 429 answers, resets, timeouts and short bodies.
+        connect_attempts: tries before a host not reached yet in this run counts as unreachable
+            (offline, wrong name): failing in seconds beats retrying for minutes.
+        backoff: the first wait in seconds; it doubles with each try, up to ``max_wait``, and a
+            random part of it is dropped (jitter) so that the workers do not retry in step.
+        max_wait: the longest wait between two tries, in seconds.
+        timeout: seconds allowed to connect, and the longest silence while reading.
+    """
+
+    attempts: int = 8
+    connect_attempts: int = 3
+    backoff: float = 0.5
+    max_wait: float = 30.0
+    timeout: float = 30.0
+
+    def wait(self, attempt: int) -> float:
+        """Seconds to wait after failed try number ``attempt`` (0-based)."""
+        return min(self.max_wait, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+class Cancelled(DownloadError):
+    """The download was stopped (Ctrl-C, the app's Stop, a fatal error in another worker)."""
+
+
+class HostUnreachable(DownloadError):
+    """No connection could be made to the host."""
+
+
+class FileFailed(DownloadError):
+    """One file failed for good (an HTTP error, or every retry spent); the others may go on."""
+
+
+class _Transient(Exception):
+    """A failure worth another try."""
+
+
+class _ConnectFailed(_Transient):
+    """No connection was made (refused, no route, unknown name, connect timeout)."""
+
+
+def host_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: what an error about the host names."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Client:
+    """A thread-safe connection pool with the retry policy and a cancel flag.
+
+    Args:
+        policy: retries and timeouts.
+        workers: connections kept open per host (one per worker thread).
+        cancel: set to stop every transfer at its next chunk; a new event when None.
+    """
+
+    def __init__(
+        self, policy: RetryPolicy, workers: int, cancel: threading.Event | None = None
+    ) -> None:
+        self.policy = policy
+        self.cancel = cancel if cancel is not None else threading.Event()
+        self.reached = False  # any answer from the host in this run: later connect errors are
+        # hiccups worth the full retries, not an unreachable host
+        self._pool = urllib3.PoolManager(
+            maxsize=max(1, workers),
+            retries=False,
+            timeout=urllib3.Timeout(connect=policy.timeout, read=policy.timeout),
+            # identity: the announced length is then the length of the bytes written
+            headers={"Accept-Encoding": "identity", "User-Agent": "coco-explorer"},
+        )
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("download stopped")
+
+    def get(self, url: str, headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        """Send one GET and return the response unread; 5xx and 429 raise ``_Transient``, other
+        answers come back for the caller to judge."""
+        try:
+            r = self._pool.request(
+                "GET", url, headers=headers, preload_content=False, decode_content=False
+            )
+        except urllib3.exceptions.NewConnectionError as e:
+            raise _ConnectFailed(str(e).split(": ", 1)[-1]) from None
+        except urllib3.exceptions.ConnectTimeoutError:
+            raise _ConnectFailed("timed out while connecting") from None
+        except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as e:
+            raise _Transient(str(e)) from None
+        self.reached = True
+        if r.status >= 500 or r.status == 429:
+            discard(r)
+            raise _Transient(f"HTTP {r.status}")
+        return r
+
+    def retrying(self, url: str, attempt: Callable[[], T]) -> T:
+        """``attempt()`` tried until it succeeds, waiting ``policy.wait`` between tries.
+
+        Raises:
+            HostUnreachable: no connection could be made to a host not reached before.
+            FileFailed: every try failed.
+            Cancelled: the cancel flag was set.
+        """
+        connect_failures, last = 0, None
+        for n in range(self.policy.attempts):
+            self.check_cancel()
+            try:
+                return attempt()
+            except _ConnectFailed as e:
+                connect_failures, last = connect_failures + 1, e
+                if not self.reached and connect_failures >= self.policy.connect_attempts:
+                    break
+            except _Transient as e:
+                last = e
+            if self.cancel.wait(self.policy.wait(n)):
+                self.check_cancel()
+        everything_refused = connect_failures == self.policy.attempts
+        if isinstance(last, _ConnectFailed) and (not self.reached or everything_refused):
+            raise HostUnreachable(f"{host_of(url)}: cannot reach the host ({last})")
+        raise FileFailed(f"{url}: {last} (gave up after {self.policy.attempts} tries)")
+
+    def stream_into(
+        self,
+        r: urllib3.BaseHTTPResponse,
+        f: BinaryIO,
+        expected: int | None,
+        on_bytes: Callable[[int], None],
+    ) -> int:
+        """Copy the body of ``r`` into ``f``; the number of bytes written.
+
+        Raises ``_Transient`` when the connection breaks or the body is shorter than
+        ``expected``; errors writing ``f`` (a full disk) pass unchanged.
+        """
+        n, chunks = 0, r.stream(CHUNK, decode_content=False)
+        try:
+            while True:
+                self.check_cancel()
+                try:
+                    chunk = next(chunks, None)
+                except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as e:
+                    raise _Transient(f"connection lost after {n} bytes ({e})") from None
+                if not chunk:
+                    break
+                f.write(chunk)
+                n += len(chunk)
+                on_bytes(len(chunk))
+        except BaseException:
+            discard(r, broken=True)
+            raise
+        r.release_conn()
+        if expected is not None and n != expected:
+            raise _Transient(f"short body: {n} of {expected} bytes")
+        return n
+
+
+def discard(r: urllib3.BaseHTTPResponse, broken: bool = False) -> None:
+    """Give the connection of a response not read to its end back to the pool in a state it
+    can be reused from: a short body read to its end, a broken one closed (else the next
+    request on it fails with ResponseNotReady)."""
+    if broken:
+        r.close()
+    else:
+        r.drain_conn()
+    r.release_conn()
+
+
+def _length(r: urllib3.BaseHTTPResponse) -> int | None:
+    value = r.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() else None
+
+
+def _refuse(url: str, r: urllib3.BaseHTTPResponse) -> FileFailed:
+    discard(r)
+    return FileFailed(f"{url}: HTTP {r.status} {r.reason or ''}".rstrip())
+
+
+def fetch_file(client: Client, url: str, dest: Path, on_bytes: Callable[[int], None]) -> int:
+    """Download ``url`` to ``dest`` (through a temporary name, renamed when complete); the
+    number of bytes.
+
+    Args:
+        client: the pool, retry policy and cancel flag.
+        url: what to fetch.
+        dest: the final path; it exists only once every announced byte has arrived.
+        on_bytes: called with each chunk's size, from this thread.
+
+    Raises:
+        FileFailed, HostUnreachable, Cancelled: as :meth:`Client.retrying`.
+        StorageError: the disk is full (the temporary is removed).
+    """
+    tmp = temporary_path(dest)
+
+    def attempt() -> int:
+        r = client.get(url)
+        if r.status != 200:
+            raise _refuse(url, r)
+        with storage_guard(dest.parent), open(tmp, "wb") as f:
+            n = client.stream_into(r, f, _length(r), on_bytes)
+        os.replace(tmp, dest)
+        return n
+
+    try:
+        return client.retrying(url, attempt)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+_CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-\d+|\*)/(\d+)")
+
+
+def fetch_resumable(
+    client: Client,
+    url: str,
+    part: Path,
+    on_total: Callable[[int, int], None],
+    on_bytes: Callable[[int], None],
+) -> int:
+    """Download ``url`` into ``part``, continuing what ``part`` already holds with a Range
+    request (after a failed try, or a run stopped or killed before); the file's size.
+
+    Args:
+        client: the pool, retry policy and cancel flag.
+        url: what to fetch.
+        part: the partial file; complete, by the announced length, when this returns.
+        on_total: called with (total bytes, bytes already held) once the server says.
+        on_bytes: called with each chunk's size.
+
+    Raises:
+        FileFailed, HostUnreachable, Cancelled: as :meth:`Client.retrying`.
+        StorageError: the disk is full (``part`` keeps what arrived).
+    """
+
+    def attempt() -> int:
+        have = part.stat().st_size if part.exists() else 0
+        r = client.get(url, {"Range": f"bytes={have}-"} if have else None)
+        total = _resume_point(url, r, have, part)
+        if total == have:
+            on_total(total, have)
+            return total
+        start = have if r.status == 206 else 0
+        on_total(total, start)
+        with storage_guard(part.parent), open(part, "ab" if start else "wb") as f:
+            client.stream_into(r, f, total - start, on_bytes)
+        return total
+
+    return client.retrying(url, attempt)
+
+
+def _resume_point(url: str, r: urllib3.BaseHTTPResponse, have: int, part: Path) -> int:
+    """The file's total size from an answer to a (possibly ranged) GET; raises ``_Transient``
+    (and drops ``part``) when the answer does not continue ``part``."""
+    m = _CONTENT_RANGE.fullmatch(r.headers.get("Content-Range", "").strip())
+    if r.status == 416 and m:
+        discard(r)
+        if int(m[2]) == have:
+            return have  # the part is whole already: a run died between the last byte and rename
+        part.unlink(missing_ok=True)
+        raise _Transient(f"{part.name} is larger than the file on the host: started again")
+    if r.status == 206 and m and m[1] is not None and int(m[1]) == have:
+        return int(m[2])
+    if r.status == 200 and _length(r) is not None:
+        return _length(r)
+    if r.status in (200, 206):
+        discard(r, broken=True)
+        raise _Transient(f"HTTP {r.status} without a usable length or range")
+    raise _refuse(url, r)
