@@ -425,7 +425,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
     if args.workers < 1 or (args.max_images is not None and args.max_images < 1):
         raise ExplorerError("--workers and --max-images take a number of at least 1")
-    bars = None if args.quiet else _DownloadBars()
+    # bars only on a terminal: in a log they are noise around the one line that matters
+    bars = _DownloadBars(sys.stderr) if not args.quiet and sys.stderr.isatty() else None
     try:
         result = download_coco(
             args.dest,
@@ -450,10 +451,11 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 class _DownloadBars:
-    """tqdm bars on stderr for a download's progress: the annotation zip in bytes, then the
-    images in images and in bytes, each with its rate (and ETA when the total is known)."""
+    """tqdm bars for a download's progress: the annotation zip in bytes, then the images in
+    images and in bytes (MB), each with its rate (and ETA when the total is known)."""
 
-    def __init__(self) -> None:
+    def __init__(self, file) -> None:
+        self._file = file
         self._stage = ""
         self._bars: list = []
 
@@ -463,11 +465,13 @@ class _DownloadBars:
         if p.stage != self._stage:
             self.close()
             self._stage = p.stage
-            mb = {"unit": "B", "unit_scale": True, "unit_divisor": 1000, "file": sys.stderr}
+            common = {"file": self._file, "dynamic_ncols": True}
+            mb = {"unit": "B", "unit_scale": True, "unit_divisor": 1000, **common}
             if p.stage == "annotations":
                 self._bars = [tqdm(desc="annotations zip", **mb)]
             elif p.stage == "images":
-                files = tqdm(desc="images", unit="img", total=p.files_total, file=sys.stderr)
+                files = tqdm(desc="images", unit="img", total=p.files_total, **common)
+                files.update(p.files_done)
                 self._bars = [files, tqdm(desc="received", position=1, **mb)]
         if not self._bars:
             return
