@@ -10,7 +10,7 @@ half its body and drops the connection, and every response waits --delay seconds
 request goes to --log.
 
 A copy of ../shared/acceptance/coco_server.py (CI runs from a clean clone), formatted, with
---corrupt-zip added.
+--corrupt-zip and --rate added.
 usage: coco_server.py --ann ANN --images DIR --split val2017 --port-file F [--log F] [faults]"""
 
 import argparse
@@ -33,6 +33,8 @@ ap.add_argument("--truncate-every", type=int, default=0)
 ap.add_argument("--delay", type=float, default=0.0)
 # added for the project's tests: the annotation zip served with one byte of its data flipped
 ap.add_argument("--corrupt-zip", action="store_true")
+# added for bench/bench_download.py: each connection's bandwidth, bytes per second (0: no limit)
+ap.add_argument("--rate", type=float, default=0.0)
 a = ap.parse_args()
 
 
@@ -62,6 +64,15 @@ for n in names:
 started = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() - 86400))
 lock, count = threading.Lock(), [0]
 log = open(a.log, "a", buffering=1)
+
+
+def send(out, data: bytes) -> None:
+    """Write ``data``, at most --rate bytes per second when set."""
+    step = 1 << 16
+    for i in range(0, len(data), step if a.rate else max(1, len(data))):
+        out.write(data[i : i + step] if a.rate else data)
+        if a.rate:
+            time.sleep(min(step, len(data) - i) / a.rate)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -123,7 +134,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             log.write(f"{n} GET {path} TRUNCATED {len(part) // 2}\n")
             self.close_connection = True
             return
-        self.wfile.write(part)
+        send(self.wfile, part)
         log.write(f"{n} GET {path} {status} {len(part)}\n")
 
     def do_GET(self):
