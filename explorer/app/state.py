@@ -12,7 +12,7 @@ prefix     page               prefix     page
 ``x_``     Distributions      ``a_``     Anatomy
 ``t_``     Train              ``k1_``    Compare's classifier picker
 ``open_``  Browse grid        ``k2_``    Compare's segmenter picker
-``stop_``  Stop buttons of
+``stop_``  Stop buttons of    ``dl_``    Download COCO form
            evaluate_on_filter
 =========  =================  =========  ==========================
 
