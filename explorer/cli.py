@@ -192,6 +192,15 @@ def _evaluate_segmenter(model, index, images, rows, labels, as_json: bool, kw: d
     from explorer.inference.segmentation import evaluate_segmentation
 
     result = evaluate_segmentation(model, index, images, rows, labels, **kw)
+    missing = result["no_counterpart"]
+    if missing:
+        scope = "VOC class" if result["labels"] == "voc" else "label in the model"
+        print(
+            f"note: {len(missing)} categories have no {scope} of the same name, not scored: "
+            + ", ".join(missing[:10])
+            + (" ..." if len(missing) > 10 else ""),
+            file=sys.stderr,
+        )
     if not as_json:
         print(
             f"{model.display_name} on {result['images']} images ({result['labels']} labels): "
