@@ -26,7 +26,8 @@ from explorer.coco.images import displayed_size, resolve_image_path
 from explorer.errors import DatasetError, ExplorerError
 from explorer.paths import cache_dir
 
-FORMAT_VERSION = 2  # 2: box-only annotations (seg_kind 3), RLE counts checked in full
+FORMAT_VERSION = 3  # 2: box-only annotations (seg_kind 3), RLE counts checked in full;
+# 3: the unused-category finding names its categories
 _IMAGE_COLUMNS = ("id", "width", "height", "file_name", "ann_start")
 _ANN_COLUMNS = (
     "id",
