@@ -343,7 +343,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_anatomy(args: argparse.Namespace) -> int:
-    from explorer.models import anatomy, create_model, get_spec, list_models, load_model
+    from explorer.models import anatomy, list_models, load_model
 
     size = args.input.lower().split("x")
     try:
@@ -351,8 +351,7 @@ def _cmd_anatomy(args: argparse.Namespace) -> int:
     except ValueError:
         raise ExplorerError(f"--input {args.input!r}: give H or HxW, e.g. 227 or 520x693") from None
     if args.model in list_models():
-        head = get_spec(args.model).head_size  # a dataset model's table shows its classic layout
-        model = create_model(args.model, num_classes=head, encoder=args.encoder)
+        model = anatomy.architecture(args.model, args.encoder)  # a dataset model: classic layout
         label = "architecture only (random weights: the table does not depend on them)"
     else:
         loaded = load_model(args.model, device="cpu")
