@@ -109,12 +109,15 @@ def _progress(desc: str, quiet: bool):
         return None
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit="img", leave=False)
+    bars: list = []  # made at the first call, when the total is known: a bar made before it
+    # drew a second, total-less bar ("predict: 0img [00:00, ?img/s]") above the real one
 
     def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        if not bars:
+            bars.append(tqdm(desc=desc, unit="img", total=total, leave=False))
+        bars[0].total = total
+        bars[0].n = done
+        bars[0].refresh()
 
     return update
 
@@ -168,7 +171,20 @@ def _write_coco_results(model, index, images, rows, out: Path, kw: dict) -> None
     print(
         f"wrote {len(results)} segmentation results for {read} images to {out}"
         + (f"; {len(unreadable)} unreadable, e.g. {unreadable[0]}" if unreadable else "")
+        + (f": {_why_no_results(model, index)}" if read and not results else "")
     )
+
+
+def _why_no_results(model, index) -> str:
+    """Why a segmenter that read its images wrote no result."""
+    if all(c is None for c in model.category_of_label(index.categories)):
+        names = ", ".join(c["name"] for c in index.categories[:5])
+        return (
+            f"none of {model.name}'s labels has a category of the same name in this dataset "
+            f"({names}{', ...' if len(index.categories) > 5 else ''}); train a segmenter on it"
+        )
+    why = "no pixel predicted as a category above background"
+    return f"{why}: the model is untrained" if model.untrained else why
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
