@@ -110,12 +110,15 @@ def _progress(desc: str, quiet: bool):
         return None
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit="img", leave=False)
+    bars: list = []  # made at the first call, when the total is known: a bar made before it
+    # drew a second, total-less bar ("predict: 0img [00:00, ?img/s]") above the real one
 
     def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        if not bars:
+            bars.append(tqdm(desc=desc, unit="img", total=total, leave=False))
+        bars[0].total = total
+        bars[0].n = done
+        bars[0].refresh()
 
     return update
 
@@ -170,7 +173,20 @@ def _write_coco_results(model, index, images, rows, out: Path, kw: dict) -> None
     print(
         f"wrote {len(results)} segmentation results for {read} images to {out}"
         + (f"; {len(unreadable)} unreadable, e.g. {unreadable[0]}" if unreadable else "")
+        + (f": {_why_no_results(model, index)}" if read and not results else "")
     )
+
+
+def _why_no_results(model, index) -> str:
+    """Why a segmenter that read its images wrote no result."""
+    if all(c is None for c in model.category_of_label(index.categories)):
+        names = ", ".join(c["name"] for c in index.categories[:5])
+        return (
+            f"none of {model.name}'s labels has a category of the same name in this dataset "
+            f"({names}{', ...' if len(index.categories) > 5 else ''}); train a segmenter on it"
+        )
+    why = "no pixel predicted as a category above background"
+    return f"{why}: the model is untrained" if model.untrained else why
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -195,6 +211,15 @@ def _evaluate_segmenter(model, index, images, rows, labels, as_json: bool, kw: d
     from explorer.inference.segmentation import evaluate_segmentation
 
     result = evaluate_segmentation(model, index, images, rows, labels, **kw)
+    missing = result["no_counterpart"]
+    if missing:
+        scope = "VOC class" if result["labels"] == "voc" else "label in the model"
+        print(
+            f"note: {len(missing)} categories have no {scope} of the same name, not scored: "
+            + ", ".join(missing[:10])
+            + (" ..." if len(missing) > 10 else ""),
+            file=sys.stderr,
+        )
     if not as_json:
         print(
             f"{model.display_name} on {result['images']} images ({result['labels']} labels): "
@@ -338,7 +363,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_anatomy(args: argparse.Namespace) -> int:
-    from explorer.models import anatomy, create_model, get_spec, list_models, load_model
+    from explorer.models import anatomy, list_models, load_model
 
     size = args.input.lower().split("x")
     try:
@@ -346,8 +371,7 @@ def _cmd_anatomy(args: argparse.Namespace) -> int:
     except ValueError:
         raise ExplorerError(f"--input {args.input!r}: give H or HxW, e.g. 227 or 520x693") from None
     if args.model in list_models():
-        head = get_spec(args.model).head_size  # a dataset model's table shows its classic layout
-        model = create_model(args.model, num_classes=head, encoder=args.encoder)
+        model = anatomy.architecture(args.model, args.encoder)  # a dataset model: classic layout
         label = "architecture only (random weights: the table does not depend on them)"
     else:
         loaded = load_model(args.model, device="cpu")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer.app import dataset, models
+from explorer.app import caches, dataset, models
 from explorer.models import anatomy
 from explorer.types import TASKS
 from explorer.viz import figures, overlays
@@ -21,26 +21,37 @@ task = st.radio(
     key="a_task",
     format_func={"classify": "classifier (AlexNet)", "segment": "segmenter (DeepLabV3)"}.get,
 )
-model = models.model_picker(task, "a", source.annotations)
-if model is None:
-    st.stop()
+choice = models.pick_model(task, "a", source.annotations)
+model = choice.model
 image_id = models.chosen_image(index, "a")
-if image_id is None or source.images_dir is None:
-    st.stop()
-rgb, note = overlays.load_image(index, source.images_dir, index.image_row(image_id))
-if note:
-    st.error(note)
-    st.stop()
-x = anatomy.model_input(model, rgb)
-rows = anatomy.layer_table(model.module, x.shape[-2], x.shape[-1], softmax=task == "classify")
+rgb = None
+if image_id is not None and source.images_dir is not None:
+    rgb, note = overlays.load_image(index, source.images_dir, index.image_row(image_id))
+    if note:
+        st.error(note)
+        rgb = None
+h, w = choice.input_size(rgb)
+if model is not None and rgb is not None:
+    x = anatomy.model_input(model, rgb)
+    rows = anatomy.layer_table(model.module, h, w, softmax=task == "classify")
+else:
+    rows = caches.architecture_rows(choice.name, choice.encoder, h, w, task == "classify")
 
-st.subheader(f"Layers at {x.shape[-2]}x{x.shape[-1]} input")
+st.subheader(f"Layers at {h}x{w} input")
 table = figures.layer_table(rows)
-st.dataframe(table, hide_index=True, key="a_table", height=min(420, 38 + 35 * len(table)))
+st.dataframe(table, hide_index=True, key="a_table", height=38 + 35 * min(len(table), 30))
 st.caption(
-    f"{sum(r.params for r in rows):,} parameters, {sum(r.macs for r in rows) / 1e9:.2f} GMAC "
-    f"per image; weights: {model.display_name}"
+    f"{len(rows)} layers, {sum(r.params for r in rows):,} parameters, "
+    f"{sum(r.macs for r in rows) / 1e9:.2f} GMAC per image; "
+    + (f"weights: {model.display_name}" if model else "the table needs no weights")
 )
+if model is None or rgb is None:
+    st.info(
+        "Feature maps need weights and an image: choose a trained run, or untrained weights "
+        "above, and an image of the dataset.",
+        icon=":material/info:",
+    )
+    st.stop()
 maps = [(i, r) for i, r in enumerate(rows) if len(r.out_shape) == 3]
 st.plotly_chart(figures.feature_map_sizes(maps), key="a_sizes")
 convs = [(i, r) for i, r in maps if r.kind == "conv"]
@@ -48,8 +59,8 @@ pools = [(i, r) for i, r in maps if r.kind in ("max", "avg")]
 acts = anatomy.capture(model.module, x, [r.name for _, r in maps])
 
 st.subheader("Feature maps")
-label = {f"{i}: {r.kind} {r.name}": r for i, r in maps}
-layer = label[st.selectbox("Layer", list(label), key="a_layer")]
+label = {f"{i}: {r.kind} {r.name}": (i, r) for i, r in maps}
+number, layer = label[st.selectbox("Layer", list(label), key="a_layer")]
 fmap = acts[layer.name][0]
 channels = anatomy.top_channels(fmap, 16)
 st.image(
@@ -62,7 +73,8 @@ channel = st.slider("Channel over the image", 0, fmap.shape[0] - 1, channels[0],
 st.image(
     overlays.encode_jpeg(overlays.heat_overlay(rgb, anatomy.to_uint8(fmap[channel]))),
     output_format="JPEG",
-    caption=f"channel {channel} of {layer.name}, upsampled over the image (red = strong)",
+    caption=f"channel {channel} of {fmap.shape[0]} in layer {number} ({layer.kind} "
+    f"{layer.name}), upsampled over the image (red = strong)",
     width=480,
 )
 

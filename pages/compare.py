@@ -111,16 +111,28 @@ if sel:
         int(o["image_id"]),
         overlays.OverlayOptions(highlight=int(o["annotation_id"]), alpha=0.5),
     )
-    left.image(gt, caption=f"truth: {o['true_category']} (highlighted)", output_format="JPEG")
+    left.image(
+        gt,
+        caption=f"truth: {o['true_category']} (highlighted)",
+        output_format="JPEG",
+        width="stretch",
+    )
     segmented = rgb if out is None else overlays.blend_labels(rgb, out[0], colours, 0.55)
     if out is None:
         right.warning(f"No segmentation: {err}")
     right.image(
         overlays.encode_jpeg(segmented),
         output_format="JPEG",
+        width="stretch",
         caption=f"classifier: {o['classifier_category']} ({o['classifier_prob']:.2f}) · segmenter: "
         f"{o['segmenter_category']} ({o['segmenter_coverage']:.0%} of the mask)",
     )
+    if out is not None:
+        right.markdown(
+            overlays.legend_markdown(overlays.legend(out[0], colours, segmenter.class_names))
+            or "nothing segmented but background",
+            unsafe_allow_html=True,
+        )
 
 with st.expander("Label spaces: which categories each model can name"):
     st.dataframe(pd.DataFrame(report.coverage), hide_index=True, key="k_cov")

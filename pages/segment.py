@@ -15,6 +15,21 @@ source, index, model = models.model_page("Segment", "segment", "s")
 images = source.images_dir
 labels_met = segmentation.eval_space(model, index)
 space, to_eval = labels_met.space, labels_met.to_eval
+missing = labels_met.no_counterpart
+where = "VOC class" if space == "voc" else "label of this model"
+if labels_met.scorable == 0:
+    st.warning(
+        f"Nothing to score: no category of this dataset has a {where} of the same name "
+        f"({', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}). Train a segmenter on it "
+        "(Train page) to score it.",
+        icon=":material/block:",
+    )
+elif missing:
+    st.caption(
+        f"Not scored ({len(missing)} categories without a {where} of the same name): "
+        + ", ".join(missing[:12])
+        + (" …" if len(missing) > 12 else "")
+    )
 
 image_id = models.chosen_image(index, "s")
 if image_id is not None:
@@ -48,6 +63,12 @@ if image_id is not None:
             overlays.encode_jpeg(overlays.blend_labels(rgb, labels, colours, alpha)),
             output_format="JPEG",
             caption=f"prediction ({model.display_name})",
+            width="stretch",
+        )
+        a.markdown(
+            overlays.legend_markdown(overlays.legend(labels, colours, model.class_names))
+            or "nothing predicted but background",
+            unsafe_allow_html=True,
         )
         b.image(
             overlays.encode_jpeg(
@@ -55,6 +76,15 @@ if image_id is not None:
             ),
             output_format="JPEG",
             caption="ground truth (semantic mask; overlaps left clear)",
+            width="stretch",
+        )
+        names = {c["id"]: c["name"] for c in index.categories}
+        b.markdown(
+            overlays.legend_markdown(
+                overlays.legend(truth, truth_colours, names, skip=(0, IGNORE_LABEL))
+            )
+            or "no annotated object",
+            unsafe_allow_html=True,
         )
     else:
         a, b = st.columns([3, 1])
@@ -64,6 +94,7 @@ if image_id is not None:
             ),
             output_format="JPEG",
             caption=f"errors in {space.upper()} labels",
+            width="stretch",
         )
         b.markdown(
             "\n".join(
@@ -72,15 +103,19 @@ if image_id is not None:
             ),
             unsafe_allow_html=True,
         )
-    ev = segmentation.evaluate_segmentation(model, index, images, [row], space, workers=0)
-    present = {k: v for k, v in ev["per_class_iou"].items() if v is not None}
-    st.markdown(
-        f"This image: pixel accuracy **{ev['pixel_acc']:.3f}**, mean IoU **{ev['miou']:.3f}** "
-        f"({space.upper()} labels)"
-    )
-    st.plotly_chart(figures.iou_bars(present, "IoU per class, this image"), key="s_img_iou")
+    if labels_met.scorable:
+        ev = segmentation.evaluate_segmentation(model, index, images, [row], space, workers=0)
+        present = {k: v for k, v in ev["per_class_iou"].items() if v is not None}
+        st.markdown(
+            f"This image: pixel accuracy **{ev['pixel_acc']:.3f}**, mean IoU **{ev['miou']:.3f}**"
+            f" ({space.upper()} labels)"
+        )
+        st.plotly_chart(figures.iou_bars(present, "IoU per class, this image"), key="s_img_iou")
 
 st.subheader("Evaluate the current Browse filter")
+if not labels_met.scorable:
+    st.caption("Nothing to score with this model on this dataset (see above).")
+    st.stop()
 ev = evaluate.evaluate_on_filter(
     "s",
     source,
@@ -98,8 +133,11 @@ if ev is not None:
         f"{ev['images']:,} images: pixel accuracy **{ev['pixel_acc']:.3f}**, "
         f"mean IoU **{ev['miou']:.3f}**"
     )
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(
-        figures.confusion_heatmap(ev["classes"], np.array(ev["confusion"])), key="s_conf"
-    )
-    c2.plotly_chart(figures.iou_bars(ev["per_class_iou"]), key="s_iou")
+    if not ev["images"]:
+        st.info("No image of the filter could be read: nothing to score.")
+    else:
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(
+            figures.confusion_heatmap(ev["classes"], np.array(ev["confusion"])), key="s_conf"
+        )
+        c2.plotly_chart(figures.iou_bars(ev["per_class_iou"]), key="s_iou")

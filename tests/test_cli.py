@@ -78,3 +78,22 @@ def test_cli_export_masks_unknown_image_id(tmp_path):
         "export-masks", "--coco", str(ann), "--out", str(tmp_path), "--image-ids", "123456789"
     )
     assert r.returncode == 2 and "no image with id 123456789" in r.stderr
+
+
+def test_cli_predict_says_why_a_segmenter_wrote_nothing(sample_root, tmp_path):
+    """Issue 12: "wrote 0 segmentation results" without a reason, under a stray second bar."""
+    ann = sample_root / "annotations" / "instances_val2017.json"
+    ids = [str(i) for i in open_index(ann).images["id"][:3]]
+    common = ["--coco", str(ann), "--images", str(sample_root / "val2017")]
+    model = ["--model", "deeplabv3-mobilenet-v3-large", "--weights", "untrained"]
+    r = run_cli("predict", *common, *model, "--out", str(tmp_path / "r.json"), "--image-ids", *ids)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("wrote 0 segmentation results for 3 images")
+    assert "none of deeplabv3-mobilenet-v3-large's labels has a category of the same name" in (
+        r.stdout
+    )
+    bars = [b for b in r.stderr.replace("\r", "\n").split("\n") if b.startswith("predict:")]
+    assert bars and all("/3 [" in b for b in bars)  # one bar, no total-less "0img [" one
+    r = run_cli("evaluate", *common, *model, "--image-ids", *ids, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "note: 7 categories have no VOC class of the same name, not scored: circle" in r.stderr

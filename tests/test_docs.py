@@ -82,3 +82,20 @@ def test_architecture_names_only_paths_that_exist():
     assert paths
     for p in sorted(paths):
         assert (ROOT / p).exists(), f"docs/ARCHITECTURE.md names {p}, which does not exist"
+
+
+def test_setup_makes_a_venv_and_offers_the_cpu_wheels_of_the_pinned_torch():
+    setup = _section(README.read_text(), "Set up and run")
+    commands = [line.strip() for line in setup if line.startswith("    ")]
+    venv = commands.index("python -m venv .venv && . .venv/bin/activate")
+    assert venv < commands.index("pip install -r requirements.txt")
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.startswith(("torch==", "torchvision=="))
+    )
+    cpu = next(c for c in commands if "download.pytorch.org/whl/cpu" in c)
+    assert cpu == (
+        f"pip install torch=={pins['torch']} torchvision=={pins['torchvision']} "
+        "--index-url https://download.pytorch.org/whl/cpu"
+    )

@@ -148,6 +148,15 @@ def load_model(name: str, weights: str, device: str, encoder: str, annotations: 
     )
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def architecture_rows(name: str, encoder: str, height: int, width: int, softmax: bool) -> list:
+    """The layer table of a registry architecture (random weights: the table needs none)."""
+    from explorer.models import anatomy
+
+    module = anatomy.architecture(name, encoder or None)
+    return anatomy.layer_table(module, height, width, softmax=softmax)
+
+
 @st.cache_resource
 def job_queue():
     """The process-wide training queue (its worker thread never calls Streamlit)."""

@@ -18,6 +18,7 @@ from explorer.app import caches, state
 from explorer.coco import CocoIndex
 from explorer.coco.sources import DatasetSource
 from explorer.errors import ExplorerError
+from explorer.inference.runner import Rate
 
 T = TypeVar("T")
 
@@ -43,8 +44,10 @@ def run_with_progress(label: str, fn: Callable[..., T], *args, **kwargs) -> T | 
         st.button("Stop", key=f"stop_{label}", help="Stops the run; what is done stays cached")
         bar = st.progress(0.0, text=label)
 
+    rate = Rate()
+
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"{label}: {done:,} of {total:,}")
+        bar.progress(done / max(total, 1), text=f"{label}: {rate(done, total)}")
 
     try:
         return fn(*args, progress=progress, **kwargs)

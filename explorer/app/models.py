@@ -2,12 +2,13 @@
 
 A model is loaded once per (name, weights, device, encoder) per process and shared by every
 session (:func:`explorer.app.caches.load_model`); the picker offers the registry's models, then
-the best checkpoints of finished training runs.
+the best checkpoints of finished training runs (the best one is the default).
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -17,6 +18,7 @@ from explorer.app.dataset import page_dataset
 from explorer.app.url import parse_id
 from explorer.coco import CocoIndex
 from explorer.errors import ExplorerError
+from explorer.models.weights import LoadedModel
 from explorer.paths import atomic_write_bytes, cache_dir
 from explorer.types import DEVICES, Task
 
@@ -49,25 +51,39 @@ def _load(name: str, weights: str, device: str, encoder: str = "", annotations: 
         return None
 
 
-def _trained_run(run, device: str, column):
-    column.markdown(
-        f"**{run.model}** trained here, best {run.best_metric} "
-        f"{run.best if run.best is not None else float('nan'):.3f}"
-    )
+def _trained_run(run, device: str):
     model = _load(run.model, str(run.path), device)
     if model is not None:
         st.caption(f"{model.display_name} on {model.device}")
     return model
 
 
-def _weights_choice(key: str, choice_column, path_column) -> str | None:
-    """The weights argument the widgets ask for ('' = published), or None for "File" without a
-    path yet."""
+def _runs_best_first(task: Task) -> list:
+    """The task's runs with a best.pt: finished ones first, the best score first among them."""
+    from explorer.training.runs import trained_checkpoints
+
+    runs = trained_checkpoints(task)
+    return sorted(runs, key=lambda r: (r.status != "finished", -(r.best or 0.0)))
+
+
+def _run_label(run) -> str:
+    """A run as the picker shows it, whole: folder, model, best score, status when not done."""
+    score = f"{run.best_metric} {run.best:.3f}" if run.best is not None else "no score yet"
+    status = "" if run.status == "finished" else f" · {run.status}"
+    return f"run {run.path.name} · {run.model} · best {score}{status}"
+
+
+def _weights_choice(name: str, key: str, choice_column, path_column) -> tuple[str | None, str]:
+    """``(choice, weights argument)``: the radio's choice (None: nothing chosen yet, when the
+    published weights are not on this machine) and the weights it asks for ('' = published,
+    '' too for "File" without a path yet)."""
     from explorer.models import UNTRAINED
+    from explorer.models.weights import published_here
 
     choice = choice_column.radio(
         "Weights",
         WEIGHT_CHOICES,
+        index=0 if published_here(name) else None,
         key=f"{key}_weights",
         horizontal=True,
         help="Published: torchvision's files (downloaded once, or put in place by hand). "
@@ -80,42 +96,56 @@ def _weights_choice(key: str, choice_column, path_column) -> str | None:
         disabled=choice != _FILE,
         placeholder="runs/… or alexnet.pth",
     )
-    if choice == _PUBLISHED:
-        return ""
-    if choice == _UNTRAINED:
-        return UNTRAINED
+    if choice != _FILE:
+        return choice, UNTRAINED if choice == _UNTRAINED else ""
     upload = st.file_uploader(
         "…or upload a weights file (.pth / .pt)", type=["pth", "pt"], key=f"{key}_upload"
     )
     if upload is not None:
         path = _save_upload(upload.getvalue(), upload.name)
-    return path.strip() or None
+    return choice, path.strip()
 
 
-def model_picker(task: Task, key: str, annotations: str):
-    """Model, weights and device widgets: the loaded model, or None after showing why not."""
-    from explorer.models import UNTRAINED, get_spec, list_models
-    from explorer.training.runs import trained_checkpoints
+def _no_weights(name: str, task: Task, key: str) -> None:
+    """One line on what to do when there are no weights to load, a link to the Train page and a
+    button that picks untrained weights."""
+    from explorer.models import get_spec
 
-    trained = {f"run: {r.path.name}": r for r in trained_checkpoints(task)}
-    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-    name = c1.selectbox(
-        "Model",
-        list_models(task) + list(trained),
-        key=f"{key}_model",
-        help="Registry models, then the best checkpoints of finished training runs. "
-        + "; ".join(f"{n}: {get_spec(n).description}" for n in list_models(task)),
+    why = (
+        "its published weights are not on this machine"
+        if get_spec(name).weights_enum
+        else "it has no published weights"
     )
-    device = c4.selectbox("Device", DEVICES, key=f"{key}_device")
-    if name in trained:
-        return _trained_run(trained[name], device, c2)
-    weights = _weights_choice(key, c2, c3)
+    kind = "classifier" if task == "classify" else "segmenter"
+    st.info(
+        f"No trained {kind} here yet and {why}: train one on your data, or try the page with "
+        "untrained (random) weights.",
+        icon=":material/info:",
+    )
+    a, b = st.columns([1, 3])
+    a.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+
+    def untrained() -> None:
+        st.session_state[f"{key}_weights"] = _UNTRAINED
+
+    b.button("Use untrained weights", key=f"{key}_use_untrained", on_click=untrained)
+
+
+def _registry_model(name: str, task: Task, key: str, device: str, annotations: str):
+    """The weights widgets of a registry model and the model they load (or None, said why)."""
+    from explorer.models import UNTRAINED, get_spec
+
+    c2, c3 = st.columns([3, 4])
+    choice, weights = _weights_choice(name, key, c2, c3)
     spec = get_spec(name)
     encoder = ""
     if spec.encoders:
         default = spec.encoders.index(spec.default_encoder)
         encoder = st.selectbox("Encoder", spec.encoders, index=default, key=f"{key}_encoder")
-    if weights is None:
+    if choice is None:
+        _no_weights(name, task, key)
+        return None
+    if choice == _FILE and not weights:
         st.info("Give a weights file or a training run folder.")
         return None
     learns_classes = spec.label_space == "dataset" and weights == UNTRAINED
@@ -131,6 +161,57 @@ def model_picker(task: Task, key: str, annotations: str):
     else:
         st.caption(f"{model.display_name} on {model.device}")
     return model
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a model picker chose: the registry name of the architecture (a run's too), its
+    encoder, and the loaded model (None when there are no weights to load yet)."""
+
+    name: str
+    encoder: str
+    model: LoadedModel | None
+
+    def input_size(self, rgb: np.ndarray | None) -> tuple[int, int]:
+        """(height, width) of the model's input for an image (its preprocessing; without an
+        image, a square one)."""
+        from explorer.models import get_spec
+
+        pre = self.model.preprocess if self.model else get_spec(self.name).preprocess
+        return pre.output_size(*(rgb.shape[:2] if rgb is not None else (pre.resize, pre.resize)))
+
+
+def pick_model(task: Task, key: str, annotations: str) -> Choice:
+    """Model, weights and device widgets. The default is the best finished training run of the
+    task when there is one, else the first registry model with its published weights when they
+    are on this machine; otherwise one line says what to do (nothing is loaded)."""
+    from explorer.models import get_spec, list_models
+
+    runs = _runs_best_first(task)
+    trained = {f"run: {r.path.name}": r for r in runs}
+    finished = [k for k, r in trained.items() if r.status == "finished"]
+    options = finished + list_models(task) + [k for k in trained if k not in finished]
+    c1, c4 = st.columns([6, 1])
+    name = c1.selectbox(
+        "Model",
+        options,
+        key=f"{key}_model",
+        format_func=lambda o: _run_label(trained[o]) if o in trained else o,
+        help="Finished training runs (best first), registry models, then other runs. "
+        + "; ".join(f"{n}: {get_spec(n).description}" for n in list_models(task)),
+    )
+    device = c4.selectbox("Device", DEVICES, key=f"{key}_device")
+    if name in trained:
+        run = trained[name]
+        return Choice(run.model, "", _trained_run(run, device))
+    model = _registry_model(name, task, key, device, annotations)
+    encoder = st.session_state.get(f"{key}_encoder", "") if get_spec(name).encoders else ""
+    return Choice(name, encoder, model)
+
+
+def model_picker(task: Task, key: str, annotations: str) -> LoadedModel | None:
+    """:func:`pick_model`'s loaded model, or None after showing why there is none."""
+    return pick_model(task, key, annotations).model
 
 
 def model_page(title: str, task: Task, key: str):

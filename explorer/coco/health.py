@@ -79,11 +79,18 @@ def table_findings(
             "unused_category",
             "info",
             ~cat_used,
-            "categories that no annotation uses",
+            _unused_message(categories, ~cat_used),
             np.array([c["id"] for c in categories], dtype=np.int64),
         ),
     ]
     return [f for f in found if f]
+
+
+def _unused_message(categories: list[dict], unused: np.ndarray) -> str:
+    """The finding's message names the categories (examples hold their ids, as JSON did)."""
+    names = [str(c["name"]) for c, u in zip(categories, unused.tolist(), strict=True) if u]
+    more = f" and {len(names) - MAX_EXAMPLES} more" if len(names) > MAX_EXAMPLES else ""
+    return f"categories that no annotation uses: {', '.join(names[:MAX_EXAMPLES])}{more}"
 
 
 def _geometry_findings(images: dict, anns: dict) -> list[Finding | None]:

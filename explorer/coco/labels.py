@@ -4,6 +4,11 @@ Pascal VOC: torchvision's DeepLabV3 ``COCO_WITH_VOC_LABELS_V1`` weights predict 
 background plus the 20 VOC classes, all of which are COCO categories. The COCO category id of
 VOC label ``i`` (1..20) is ``VOC_COCO_IDS[i - 1]`` (the list of torchvision's segmentation
 reference, ``references/segmentation/coco_utils.py``).
+
+Categories meet across label spaces by *name*, never by numeric id: a dataset's ids need not be
+COCO's (the embedded sample numbers its shapes 1..7, which are COCO's person, bicycle, car...).
+:func:`name_key` is the one comparison (case, spaces and VOC spellings such as "motorbike" or
+"tvmonitor" folded); for COCO's own category list it gives exactly torchvision's id list.
 """
 
 from __future__ import annotations
@@ -66,6 +71,47 @@ VOC_COCO_NAMES = (
 
 _DATA = Path(__file__).resolve().parent / "data"
 
+# VOC (and other common) spellings of COCO names, compared after case and spaces are folded
+_SYNONYMS = {
+    "aeroplane": "airplane",
+    "motorbike": "motorcycle",
+    "tvmonitor": "tv",
+    "sofa": "couch",
+}
+
+
+def name_key(name: object) -> str:
+    """A category name as label spaces compare it: lower case, without spaces, underscores or
+    hyphens, VOC spellings as COCO's ("Dining_table", "diningtable" -> "diningtable";
+    "motorbike" -> "motorcycle")."""
+    key = "".join(ch for ch in str(name).lower() if ch not in " _-\t")
+    return _SYNONYMS.get(key, key)
+
+
+_VOC_BY_KEY = {name_key(n): i for i, n in enumerate(VOC_COCO_NAMES, start=1)}
+
+
+def voc_label_of(name: object) -> int:
+    """The VOC label (1..20) of a category name, or 0 when VOC has no such class."""
+    return _VOC_BY_KEY.get(name_key(name), 0)
+
+
+def voc_labels(categories: list[dict]) -> dict[int, int]:
+    """Dataset category id -> VOC label (1..20), matched by name; categories without a VOC
+    counterpart are left out (:func:`without_counterpart` names them)."""
+    out = {}
+    for c in categories:
+        label = voc_label_of(c.get("name"))
+        if label:
+            out[int(c["id"])] = label
+    return out
+
+
+def without_counterpart(categories: list[dict], matched) -> list[str]:
+    """The names of the ``categories`` whose id is not in ``matched``, in file order."""
+    have = set(matched)
+    return [str(c.get("name")) for c in categories if int(c["id"]) not in have]
+
 
 @functools.lru_cache(maxsize=1)
 def imagenet_to_coco() -> dict[int, str]:
@@ -97,9 +143,13 @@ def coco_name_of_label(
 
 
 def dataset_label_map(label_space: str, class_names, categories: list[dict]) -> list[int | None]:
-    """For each model label, the dataset category id it maps to (matched by name), or None."""
-    by_name = {c["name"]: c["id"] for c in categories}
-    return [
-        by_name.get(coco_name_of_label(label_space, i, class_names))
-        for i in range(len(class_names))
-    ]
+    """For each model label, the dataset category id it maps to (matched by :func:`name_key`),
+    or None."""
+    by_key: dict[str, int] = {}
+    for c in categories:
+        by_key.setdefault(name_key(c["name"]), c["id"])
+    out: list[int | None] = []
+    for i in range(len(class_names)):
+        name = coco_name_of_label(label_space, i, class_names)
+        out.append(None if name is None else by_key.get(name_key(name)))
+    return out

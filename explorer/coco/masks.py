@@ -15,7 +15,7 @@ from pycocotools import mask as mask_utils
 
 from explorer.coco._build import SEG_BOX, SEG_POLYGON, checked_rle, polygon_parts
 from explorer.coco.index import CocoIndex
-from explorer.coco.labels import VOC_COCO_IDS
+from explorer.coco.labels import voc_labels
 from explorer.errors import ExplorerError, SegmentationError
 from explorer.types import IGNORE_LABEL
 
@@ -141,7 +141,8 @@ def semantic_labels(
     """The annotations that take part in a semantic mask, and the pixel value of each.
 
     ``coco``: every annotation, valued by its category id. ``voc``: only annotations of the 20
-    Pascal-VOC categories, valued 1..20 (torchvision's ``FilterAndRemapCocoCategories``).
+    Pascal-VOC categories, valued 1..20 (torchvision's ``FilterAndRemapCocoCategories``); a
+    category is a VOC class by its name (:func:`explorer.coco.labels.voc_labels`), never by its id.
     """
     cat_ids = index.annotations["category_id"][ann_rows]
     if labels == "coco":
@@ -151,10 +152,10 @@ def semantic_labels(
             )
         return np.asarray(ann_rows), cat_ids.astype(np.uint8)
     if labels == "voc":
-        voc = np.zeros(max(int(cat_ids.max(initial=0)), max(VOC_COCO_IDS)) + 1, np.uint8)
-        voc[list(VOC_COCO_IDS)] = np.arange(1, len(VOC_COCO_IDS) + 1)
-        keep = voc[np.maximum(cat_ids, 0)] > 0
-        return np.asarray(ann_rows)[keep], voc[cat_ids[keep]]
+        voc = voc_labels(index.categories)
+        values = np.array([voc.get(int(c), 0) for c in cat_ids.tolist()], np.uint8)
+        keep = values > 0
+        return np.asarray(ann_rows)[keep], values[keep]
     raise ExplorerError(f"unknown label set {labels!r}; valid: coco, voc")
 
 

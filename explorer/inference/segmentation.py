@@ -15,7 +15,7 @@ import numpy as np
 
 from explorer.coco import masks as coco_masks
 from explorer.coco.index import CocoIndex
-from explorer.coco.labels import VOC_COCO_NAMES, VOC_NAMES
+from explorer.coco.labels import VOC_NAMES, voc_label_of, voc_labels, without_counterpart
 from explorer.inference.cache import predict
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
 from explorer.inference.runner import items_for_images
@@ -45,6 +45,7 @@ class SegmentationEvaluation(TypedDict):
     untrained: bool
     classes: list[str]  # the confusion matrix's rows (truth) and columns (prediction)
     confusion: list[list[int]]
+    no_counterpart: list[str]  # dataset categories the evaluation cannot score (see EvalSpace)
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,13 +55,18 @@ class EvalSpace:
     ``space`` is ``voc`` (the 21 VOC labels, as torchvision's reference: other categories dropped,
     overlaps ignored) or ``coco`` (the dataset's category ids, 0 = background); ``to_eval[label]``
     is a model label's value in that space (unmappable labels become 0); values run ``0..n-1``
-    and ``names[v]`` names value ``v`` (None where no category has it).
+    and ``names[v]`` names value ``v`` (None where no category has it). ``no_counterpart`` names
+    the dataset categories that cannot be scored: in ``voc``, those with no VOC class of the same
+    name (their pixels count as background, as in torchvision's reference); in ``coco``, those
+    the model has no label for.
     """
 
     space: MaskLabels
     to_eval: np.ndarray
     n: int
     names: list[str | None]
+    no_counterpart: list[str]
+    scorable: int  # dataset categories that can be scored; 0: nothing but background to score
 
 
 def coco_results(
@@ -95,9 +101,12 @@ def coco_results(
 def eval_space(model: LoadedModel, index: CocoIndex, labels: MaskLabels | None = None) -> EvalSpace:
     """The :class:`EvalSpace` of ``labels`` (default: ``voc`` for a VOC model, else ``coco``)."""
     space: MaskLabels = labels or ("voc" if model.label_space == "voc" else "coco")
-    mapping = model.category_of_label(index.categories)
+    cats = index.categories
+    mapping = model.category_of_label(cats)
     if space == "voc":
-        return EvalSpace("voc", _voc_values(model, index, mapping), 21, list(VOC_NAMES))
+        missing = without_counterpart(cats, voc_labels(cats))
+        to_voc = _voc_values(model, index, mapping)
+        return EvalSpace("voc", to_voc, 21, list(VOC_NAMES), missing, len(cats) - len(missing))
     to_eval = np.zeros(256, np.int64)
     for i, cid in enumerate(mapping):
         to_eval[i] = cid if cid is not None else 0
@@ -106,7 +115,8 @@ def eval_space(model: LoadedModel, index: CocoIndex, labels: MaskLabels | None =
     names[0] = "background"
     for c in index.categories:
         names[c["id"]] = c["name"]
-    return EvalSpace("coco", to_eval, n, names)
+    missing = without_counterpart(cats, [m for m in mapping if m is not None])
+    return EvalSpace("coco", to_eval, n, names, missing, len(cats) - len(missing))
 
 
 def _voc_values(model: LoadedModel, index: CocoIndex, mapping: list) -> np.ndarray:
@@ -117,8 +127,7 @@ def _voc_values(model: LoadedModel, index: CocoIndex, mapping: list) -> np.ndarr
     # a dataset model: its labels -> dataset categories -> VOC labels of the same name
     names_by_id = {c["id"]: c["name"] for c in index.categories}
     for i, cid in enumerate(mapping):
-        name = names_by_id.get(cid)
-        to_eval[i] = VOC_COCO_NAMES.index(name) + 1 if name in VOC_COCO_NAMES else 0
+        to_eval[i] = voc_label_of(names_by_id[cid]) if cid in names_by_id else 0
     return to_eval
 
 
@@ -157,6 +166,7 @@ def evaluate_segmentation(
         "untrained": model.untrained,
         "classes": [ev.names[v] for v in present],
         "confusion": conf[np.ix_(present, present)].tolist(),
+        "no_counterpart": ev.no_counterpart,
     }
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from explorer.models.outputs import logits
+from explorer.models.registry import create_model, get_spec
 
 _FOLDED = (
     nn.ReLU,
@@ -133,6 +134,12 @@ def layer_table(
         shape = tuple(out.shape[1:])
         rows.append(Layer("softmax", nn.Softmax(1), "softmax", shape, shape, 0, 0))
     return rows
+
+
+def architecture(name: str, encoder: str | None = None) -> nn.Module:
+    """A registry model in its published (or classic) layout with random weights: the layer
+    table does not depend on the weights, so it needs none."""
+    return create_model(name, num_classes=get_spec(name).head_size, encoder=encoder)
 
 
 def _forward_with_hooks(model: nn.Module, x: torch.Tensor, hooks: list) -> torch.Tensor:

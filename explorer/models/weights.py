@@ -89,6 +89,13 @@ def published_file(spec: ModelSpec) -> tuple[str, Path]:
     return w.url, hub_dir() / "checkpoints" / w.url.rsplit("/", 1)[-1]
 
 
+def published_here(name: str) -> bool:
+    """True when a model has published weights and their file is on this machine (loading them
+    needs no network)."""
+    spec = get_spec(name)
+    return spec.weights_enum is not None and published_file(spec)[1].is_file()
+
+
 def _published_state_dict(spec: ModelSpec, download: bool = True) -> dict:
     import torch
 

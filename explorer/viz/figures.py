@@ -284,15 +284,19 @@ def feature_map_sizes(maps: list[tuple[int, object]]) -> go.Figure:
         "rangemode": "tozero",
         "showgrid": False,
         "tickmode": "linear",
-        "dtick": 64,
+        "dtick": 64 * max(1, -(-max((r.out_shape[0] for _, r in maps), default=0) // 512)),
+        "automargin": True,
     }
     fig.update_layout(
         title="Feature-map size shrinks while channels grow",
         xaxis_title="layer",
-        yaxis={"title": "H x W", "type": "log", "dtick": 1},
+        yaxis={"title": "H x W", "type": "log", "dtick": 1, "automargin": True},
         yaxis2=channels,
+        legend={"orientation": "h", "y": -0.25},
         **_LAYOUT,
     )
+    # the right axis' labels (up to 4 digits) need room: the shared margin of 10 px cut "384"
+    fig.update_layout(margin={"l": 10, "r": 70, "t": 40, "b": 10})
     return fig
 
 

@@ -255,6 +255,25 @@ def blend_labels(
     return out.clip(0, 255).astype(np.uint8)
 
 
+def legend(
+    labels: np.ndarray, colours: np.ndarray, names, skip: tuple[int, ...] = (0,)
+) -> list[tuple[str, tuple[int, int, int]]]:
+    """``(name, colour)`` of each value painted in ``labels`` (``skip`` left out), in value
+    order; ``names[v]`` names value ``v`` (a list, or a dict: values it lacks read "label v")."""
+    present = [v for v in np.unique(labels).tolist() if v not in skip]
+    get = names.get if isinstance(names, dict) else (lambda v: names[v] if v < len(names) else None)
+    return [(get(v) or f"label {v}", tuple(int(c) for c in colours[v])) for v in present]
+
+
+def legend_markdown(entries: list[tuple[str, tuple[int, int, int]]]) -> str:
+    """A colour legend as HTML-in-markdown: a coloured square and the name, on one line."""
+    import html
+
+    return " &nbsp; ".join(
+        f"<span style='color:rgb{c}'>■</span> {html.escape(str(name))}" for name, c in entries
+    )
+
+
 def error_codes(target: np.ndarray, pred: np.ndarray, ignore: int = IGNORE_LABEL) -> np.ndarray:
     """Per pixel: 0 background right, 1 correct object, 2 wrong class, 3 missed, 4 false positive,
     5 ignored (both maps in the same label space, 0 = background)."""

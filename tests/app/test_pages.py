@@ -166,9 +166,7 @@ def test_classify_page_with_an_untrained_model(sample_root):
     at = run({"image_id": "200015"})
     at.switch_page("pages/classify.py").run()
     assert not at.exception
-    assert any(
-        "published weights alexnet-owt-7be5be79.pth are not here" in w for w in texts(at.warning)
-    )
+    at.selectbox(key="c_model").set_value("alexnet").run()  # runs of other tests come first
     at.radio(key="c_weights").set_value("Untrained").run()
     assert not at.exception
     assert any("UNTRAINED" in e for e in texts(at.error))  # labelled wherever its output shows
@@ -195,15 +193,26 @@ def test_segment_page_with_an_untrained_model(sample_root):
     at.selectbox(key="s_model").set_value("deeplabv3-mobilenet-v3-large").run()
     at.radio(key="s_weights").set_value("Untrained").run()
     assert not at.exception and any("UNTRAINED" in e for e in texts(at.error))
+    # a VOC model on the shapes: nothing to score, said in one line, no blank chart
+    assert any(w.startswith("Nothing to score") and "circle" in w for w in texts(at.warning))
+    assert not at.get("plotly_chart") and not any("person" in m for m in texts(at.markdown))
+    at.selectbox(key="s_model").set_value("smp-deeplabv3").run()  # learns the dataset's classes
+    assert not at.exception and any("smp-deeplabv3 is UNTRAINED" in e for e in texts(at.error))
     assert any(m.startswith("This image: pixel accuracy") for m in texts(at.markdown))
+    index = open_index(sample_root / "annotations" / "instances_val2017.json")
+    row = index.image_row(int(at.number_input(key="s_image").value))
+    names = {c["id"]: c["name"] for c in index.categories}
+    truth = {names[int(c)] for c in index.annotations["category_id"][index.annotation_rows(row)]}
+    legends = [m for m in texts(at.markdown) if "■" in m]
+    assert len(legends) == 2  # colour -> name under the prediction and under the truth
+    shown = {part.split("</span> ")[1] for part in legends[1].split(" &nbsp; ")}
+    assert shown and shown <= truth
     at.radio(key="s_view").set_value("Errors").run()
     assert not at.exception
     at.button(key="s_run").click().run()
     assert not at.exception
     assert any("[UNTRAINED] on 1 images" in m for m in texts(at.markdown))
     assert len(at.get("plotly_chart")) == 3  # this image's IoU, the confusion matrix, IoU per class
-    at.selectbox(key="s_model").set_value("smp-deeplabv3").run()
-    assert not at.exception and any("smp-deeplabv3 is UNTRAINED" in e for e in texts(at.error))
 
 
 def test_train_page_runs_a_tiny_job_to_the_end(monkeypatch, sample_root, tmp_path):
@@ -295,17 +304,86 @@ def test_anatomy_page_on_the_sample(sample_root):
     at = run({"image_id": "200015"})
     at.switch_page("pages/anatomy.py").run()
     assert not at.exception
-    at.radio(key="a_weights").set_value("Untrained").run()  # alexnet: no published weights here
+    at.selectbox(key="a_model").set_value("alexnet").run()  # runs of other tests come first
+    # no published weights here: the layer table needs none, all of it shows (with its softmax)
+    table = at.dataframe[0].value
+    assert len(table) == 15 and list(table["layer"])[-2:] == ["connected", "softmax"]
+    assert any("Feature maps need weights" in i for i in texts(at.info))
+    at.radio(key="a_weights").set_value("Untrained").run()
     assert not at.exception and any("UNTRAINED" in e for e in texts(at.error))
     assert (
         len(at.dataframe[0].value) == 15
     )  # torchvision AlexNet: 5 conv, 3 max, avg, 2 x (dropout, fc), fc, softmax
     at.selectbox(key="a_model").set_value("alexnet-classic").run()
+    at.radio(key="a_weights").set_value("Untrained").run()
     assert not at.exception and len(at.dataframe[0].value) == 14
     at.selectbox(key="a_layer").set_value(at.selectbox(key="a_layer").options[3]).run()
     at.slider(key="a_channel").set_value(5).run()
     assert not at.exception
+    captions = [c for im in at.image for c in im.captions]
+    caption = next(c for c in captions if c.startswith("channel 5 of"))
+    assert caption.startswith("channel 5 of 256 in layer 3 (max ")  # was "channel 5 of 0"
     at.radio(key="a_task").set_value("segment").run()
     at.selectbox(key="a_model").set_value("deeplabv3-mobilenet-v3-large").run()
     at.radio(key="a_weights").set_value("Untrained").run()
     assert not at.exception and at.selectbox(key="a_class") is not None
+
+
+def _fake_run(root, name: str, task: str, model: str, status: str, best: float):
+    import json
+
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    settings = {"task": task, "model": model, "epochs": 1}
+    (run_dir / "config.json").write_text(json.dumps({"settings": settings}))
+    status_doc = {"status": status, "metric": "val_acc", "best": best, "epoch": 1}
+    (run_dir / "status.json").write_text(json.dumps(status_doc))
+    (run_dir / "best.pt").write_bytes(b"not a checkpoint")
+
+
+def test_model_pages_open_on_the_best_finished_run(monkeypatch, tmp_path, sample_root):
+    from explorer.training import runs
+
+    monkeypatch.setattr(runs, "runs_root", lambda: tmp_path)
+    _fake_run(
+        tmp_path,
+        "r1-a-very-long-run-name-that-a-narrow-picker-would-cut",
+        "classify",
+        "alexnet-classic",
+        "finished",
+        0.31,
+    )
+    _fake_run(tmp_path, "r2-best", "classify", "alexnet-classic", "finished", 0.92)
+    _fake_run(tmp_path, "r3-running", "classify", "alexnet-classic", "running", 0.99)
+    at = run()
+    at.switch_page("pages/classify.py").run()
+    assert not at.exception
+    picker = at.selectbox(key="c_model")
+    assert picker.value == "run: r2-best"
+    assert picker.options[:2] == [
+        "run r2-best · alexnet-classic · best val_acc 0.920",
+        "run r1-a-very-long-run-name-that-a-narrow-picker-would-cut · alexnet-classic · best "
+        "val_acc 0.310",
+    ]
+    assert picker.options[-1].endswith("· running")
+
+
+def test_model_pages_without_weights_say_what_to_do(monkeypatch, tmp_path, sample_root):
+    import time
+
+    from explorer.training import runs
+
+    monkeypatch.setattr(runs, "runs_root", lambda: tmp_path)  # no run
+    at = run({"image_id": "200015"})
+    for page, key, kind in (("classify", "c", "classifier"), ("segment", "s", "segmenter")):
+        t0 = time.perf_counter()
+        at.switch_page(f"pages/{page}.py").run()
+        assert time.perf_counter() - t0 < 5  # no download attempt (5-9.5 s offline before)
+        assert not at.exception and not at.warning and not at.get("plotly_chart")
+        (line,) = texts(at.info)
+        assert line.startswith(f"No trained {kind} here yet") and "--weights" not in line
+        link = at.get("page_link")[0].proto
+        assert link.page.endswith("train") or "train" in link.label.lower()
+        at.button(key=f"{key}_use_untrained").click().run()
+        assert not at.exception and at.radio(key=f"{key}_weights").value == "Untrained"
+        assert any("UNTRAINED" in e for e in texts(at.error))

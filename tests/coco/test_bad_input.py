@@ -116,6 +116,8 @@ def test_bad_records_are_skipped_and_reported(tmp_path):
         ids = [e["id"] if isinstance(e, dict) else e for e in finding(index, check)["examples"]]
         assert example in ids, (check, ids)
     assert finding(index, "rle_size_mismatch")["examples"][0]["id"] == 3
+    # the panel shows the message: it names the category, the examples keep its id (JSON)
+    assert finding(index, "unused_category")["message"].endswith(": car, toothbrush")
     assert finding(index, "bad_annotation_record")["examples"][0]["id"] == 6
     mask, skipped = masks.semantic_mask(index, 0)
     assert not skipped and mask[2, 2] == 255  # ann 1 and its duplicate-id twin overlap

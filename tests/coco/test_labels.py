@@ -31,3 +31,36 @@ def test_label_maps():
     assert m[imagenet.index("Chihuahua")] == "dog" and m[imagenet.index("tabby")] == "cat"
     assert imagenet.index("tench") not in m  # a fish: no counterpart
     assert coco_name_of_label("voc", 0, VOC_NAMES) is None  # background
+
+
+def test_categories_meet_voc_by_name_not_by_id(sample_root):
+    """Issue 12: the sample's shapes (ids 1..7) are not COCO's person, bicycle, car..."""
+    from explorer.coco import masks, open_index
+    from explorer.coco.labels import name_key, voc_labels, without_counterpart
+
+    index = open_index(sample_root / "annotations" / "instances_val2017.json")
+    assert voc_labels(index.categories) == {}
+    names = [c["name"] for c in index.categories]
+    assert without_counterpart(index.categories, {}) == names and "circle" in names
+    for row in range(10):  # before: shapes painted as person, bicycle, car... (VOC 15, 2, 7)
+        assert not masks.semantic_mask(index, row, "voc")[0].any()
+    # VOC spellings under ids that are not COCO's find their class
+    voc_named = [
+        {"id": 11 + i, "name": n}
+        for i, n in enumerate(["aeroplane", "Motorbike", "tvmonitor", "dining_table", "sofa"])
+    ]
+    assert voc_labels(voc_named) == {11: 1, 12: 14, 13: 20, 14: 11, 15: 18}
+    assert name_key("potted plant") == name_key("pottedplant") == "pottedplant"
+    # COCO's own list: the same as torchvision's id list (CAT_LIST)
+    coco = pycoco(tiny("val2017")[0]).dataset["categories"]
+    assert voc_labels(coco) == {cid: k for k, cid in enumerate(VOC_COCO_IDS, start=1)}
+    assert len(without_counterpart(coco, voc_labels(coco))) == 60
+
+
+def test_model_labels_meet_dataset_categories_by_name():
+    from explorer.coco.labels import dataset_label_map
+
+    cats = [{"id": 7, "name": "motorbike"}, {"id": 8, "name": "TV monitor"}, {"id": 9, "name": "x"}]
+    got = dataset_label_map("voc", VOC_NAMES, cats)
+    assert got[VOC_NAMES.index("motorbike")] == 7 and got[VOC_NAMES.index("tvmonitor")] == 8
+    assert sum(g is not None for g in got) == 2

@@ -6,26 +6,27 @@ import numpy as np
 import pytest
 
 from explorer.coco import masks, open_index
-from explorer.coco.labels import VOC_COCO_IDS
+from explorer.coco.labels import VOC_COCO_IDS, VOC_COCO_NAMES
 from tests.helpers import pycoco, square, tiny, write_coco
 
 
 def reference_semantic(coco, image_id: int, labels: str) -> np.ndarray:
-    """torchvision references/segmentation ConvertCocoPolysToMask (+ FilterAndRemap for voc)."""
+    """torchvision references/segmentation ConvertCocoPolysToMask (+ FilterAndRemap for voc,
+    whose id list stands for names: a category is a VOC class by its COCO name, whatever its id)."""
     img = coco.imgs[image_id]
     anns = coco.imgToAnns[image_id]
+    voc = {
+        c["id"]: VOC_COCO_NAMES.index(c["name"]) + 1
+        for c in coco.dataset["categories"]
+        if c["name"] in VOC_COCO_NAMES
+    }
     if labels == "voc":
-        anns = [a for a in anns if a["category_id"] in VOC_COCO_IDS]
+        anns = [a for a in anns if a["category_id"] in voc]
     target = np.zeros((img["height"], img["width"]), np.uint8)
     if not anns:
         return target
     stack = np.stack([coco.annToMask(a) for a in anns]).astype(np.int32)
-    cats = np.array(
-        [
-            VOC_COCO_IDS.index(a["category_id"]) + 1 if labels == "voc" else a["category_id"]
-            for a in anns
-        ]
-    )
+    cats = np.array([voc[a["category_id"]] if labels == "voc" else a["category_id"] for a in anns])
     target = (stack * cats[:, None, None]).max(0).astype(np.uint8)
     target[stack.sum(0) > 1] = 255
     return target

@@ -110,3 +110,45 @@ def test_cuda_out_of_memory_halves_the_batch(monkeypatch):
         np.testing.assert_allclose(
             outs[5], torch.softmax(real(x[5:6]), 1)[0].numpy(), rtol=1e-4, atol=1e-6
         )
+
+
+def test_crops_decode_each_image_once(real, alexnet_file, monkeypatch):
+    """Issue 12: each crop decoded its whole JPEG again (804 decodes for 80 images)."""
+    index, images = real
+    model = load_model("alexnet", str(alexnet_file))
+    rows = list(range(12))
+    items = infer.items_for_crops(index, rows)
+    assert len(items) > 3 * len(rows)  # several objects per image
+    decoded = []
+    real_load = infer.load_rgb
+    monkeypatch.setattr(infer, "load_rgb", lambda p, s: decoded.append(p) or real_load(p, s))
+    got = {it.annotation_id: out for it, out, _ in infer.run(model, index, images, items, 16, 0)}
+    assert len(decoded) == len({it.image_row for it in items})
+    # the same outputs as one crop at a time
+    for it in items[:: max(1, len(items) // 5)]:
+        ((_, single, _),) = infer.run(model, index, images, [it], 1, 0)
+        np.testing.assert_allclose(single, got[it.annotation_id], rtol=1e-4, atol=1e-6)
+
+
+def test_progress_advances_per_batch_with_a_rate_and_time_left(sample_root):
+    """Issue 12: a 326 s evaluation showed "0 of 41" and no ETA."""
+    index = open_index(sample_root / "annotations" / "instances_val2017.json")
+    model = load_model("deeplabv3-mobilenet-v3-large", UNTRAINED, "cpu")
+    clock = [100.0]
+    rate = infer.Rate(lambda: clock[0])
+    seen = []
+
+    def progress(done: int, total: int) -> None:
+        clock[0] += 5.0  # each batch takes 5 s of the fake clock
+        seen.append(rate(done, total))
+
+    items = infer.items_for_images(index, range(6))
+    list(infer.run(model, index, sample_root / "val2017", items, 2, 0, progress))
+    # one call per batch (batches of at most 2 images of one size), counts rising to the end
+    done = [int(t.split(" of ")[0]) for t in seen]
+    assert len(seen) >= 3 and done == sorted(set(done)) and done[-1] == 6 and seen[-1] == "6 of 6"
+    assert seen[0].endswith("starting (the first batch is on its way)")
+    assert all("/s · about " in t and t.endswith(" s left") for t in seen[1:-1])
+    slow = infer.Rate(iter([0.0, 10.0]).__next__)
+    slow(0, 41)
+    assert slow(2, 41) == "2 of 41 · 0.2/s · about 3 min left"

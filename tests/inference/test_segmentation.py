@@ -59,3 +59,20 @@ def test_evaluate_agrees_with_a_hand_count(real, mbv3_file):
         total += int(keep.sum())
     assert ev["images"] == 4 and ev["pixel_acc"] == pytest.approx(correct / total)
     assert set(ev["per_class_iou"]) == set(VOC_NAMES)
+
+
+def test_voc_model_on_the_sample_scores_no_shape_as_a_voc_class(sample_root, mbv3_file):
+    """Issue 12: shapes were scored as person, bicycle, car (mapped by id)."""
+    from explorer.coco import open_index
+
+    index = open_index(sample_root / "annotations" / "instances_val2017.json")
+    model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
+    space = segmentation.eval_space(model, index)
+    assert space.space == "voc" and space.scorable == 0
+    assert space.no_counterpart == [c["name"] for c in index.categories]
+    ev = segmentation.evaluate_segmentation(
+        model, index, sample_root / "val2017", [0, 1], workers=0
+    )
+    truth_rows = np.array(ev["confusion"]).sum(1)
+    assert truth_rows[0] > 0 and not truth_rows[1:].any()  # only background is true
+    assert ev["no_counterpart"] == space.no_counterpart
