@@ -8,6 +8,7 @@ never shows under another dataset or model). :func:`evaluate_on_filter` is that 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -18,6 +19,7 @@ from explorer.app import caches, state
 from explorer.coco import CocoIndex
 from explorer.coco.sources import DatasetSource
 from explorer.errors import ExplorerError
+from explorer.inference.ray_engine import ENV_ADDRESS, RayEngine
 from explorer.inference.runner import Rate
 
 T = TypeVar("T")
@@ -86,9 +88,24 @@ def evaluate_on_filter(
     rows = caches.filtered_image_rows(source.annotations, state.browse_filter())
     st.caption(f"{len(rows):,} images{what}")
     identity = result_key(source, index, rows, *models)
+    engine = _engine_choice(key)
     if st.button(button, key=f"{key}_run", type="primary" if primary else "secondary"):
-        result = run_with_progress(working, run, rows)
+        result = run_with_progress(working, run, rows, **engine)
         if result is not None:
             st.session_state[f"{key}_result"] = (identity, result)
     saved = st.session_state.get(f"{key}_result")
     return saved[1] if saved is not None and saved[0] == identity else None
+
+
+def _engine_choice(key: str) -> dict:
+    """Where the models run: this machine, or (when ``EXPLORER_RAY_ADDRESS`` names one) the Ray
+    cluster; as keyword arguments for the run (none: this machine)."""
+    address = os.environ.get(ENV_ADDRESS, "").strip()
+    if not address:
+        return {}
+    here, cluster = "this machine", f"Ray cluster ({address})"
+    where = st.radio("Run on", (here, cluster), key=f"{key}_engine", horizontal=True)
+    if where == here:
+        return {}
+    workers = os.environ.get("EXPLORER_RAY_WORKERS", "2")
+    return {"engine": RayEngine(address=address, workers=int(workers) if workers.isdigit() else 2)}

@@ -387,3 +387,22 @@ def test_model_pages_without_weights_say_what_to_do(monkeypatch, tmp_path, sampl
         at.button(key=f"{key}_use_untrained").click().run()
         assert not at.exception and at.radio(key=f"{key}_weights").value == "Untrained"
         assert any("UNTRAINED" in e for e in texts(at.error))
+
+
+def test_classify_runs_on_ray_when_an_address_is_set(monkeypatch, sample_root):
+    ray = pytest.importorskip("ray", reason="ray is not installed")
+    monkeypatch.setenv("EXPLORER_RAY_ADDRESS", "local")
+    monkeypatch.setenv("EXPLORER_RAY_WORKERS", "1")
+    at = run({"image_id": "200015"})
+    at.switch_page("pages/classify.py").run()
+    at.selectbox(key="c_model").set_value("alexnet-classic").run()
+    at.radio(key="c_weights").set_value("Untrained").run()
+    assert at.radio(key="c_engine").options == ["this machine", "Ray cluster (local)"]
+    at.radio(key="c_engine").set_value("Ray cluster (local)").run()
+    try:
+        at.button(key="c_run").click().run(timeout=300)
+        assert ray.is_initialized()  # the run went through the cluster, not this process
+    finally:
+        ray.shutdown()
+    assert not at.exception and not at.error[1:], texts(at.error)
+    assert any("[UNTRAINED]" in m and "top-1" in m for m in texts(at.markdown))
