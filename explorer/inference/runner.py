@@ -168,6 +168,15 @@ class _Inputs:
         return rgb
 
 
+def decoded_inputs(
+    items: Sequence[Item], paths: list[str], sizes: list[tuple[int, int]], transform
+) -> Sequence:
+    """``[i]`` → ``(transform(input of item i), i)``, or ``(error text, i)``: the runner's own
+    inputs (each image decoded once for all its consecutive crops), with any transform (the
+    trainer takes a preprocessing's :meth:`~explorer.models.preprocess.Preprocess.geometry`)."""
+    return _Inputs(items, paths, sizes, transform)
+
+
 def load_input(path: str, size: tuple[int, int], box, preprocess):
     """One model input: the image at ``path`` of annotated ``size`` (width, height), cropped to
     ``box`` (COCO x, y, w, h, grown by the crop context) when given, preprocessed. Every engine

@@ -45,7 +45,20 @@ class Preprocess:
 
     def __call__(self, image):
         """uint8 ``(C, H, W)`` or ``(B, C, H, W)`` tensor -> normalised float tensor."""
+        return self.normalise(self.geometry(image))
+
+    def normalise(self, x):
+        """The second half of :meth:`__call__`: uint8 pixels -> normalised floats. (Training
+        keeps validation inputs as uint8 :meth:`geometry` outputs and scores them through this,
+        bit for bit what inference computes.)"""
         import torch
+        from torchvision.transforms import functional as F
+
+        x = F.convert_image_dtype(x, torch.float)
+        return F.normalize(x, mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+
+    def geometry(self, image):
+        """The first half of :meth:`__call__`: resized (and cropped) uint8 pixels."""
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as F
 
@@ -57,5 +70,4 @@ class Preprocess:
             size = list(self.output_size(*image.shape[-2:]))
             if list(x.shape[-2:]) != size:
                 x = F.resize(image, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
-        x = F.convert_image_dtype(x, torch.float)
-        return F.normalize(x, mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+        return x
