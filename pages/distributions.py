@@ -20,7 +20,12 @@ follow = c1.toggle(
     help="Compute everything on the images that match the filters set on the Browse page",
 )
 sort = c2.selectbox("Sort categories by", ["count", "name", "supercategory"], key="x_sort")
-log = c3.toggle("Log scale", False, key="x_log")
+log = c3.toggle(
+    "Log scale",
+    False,
+    key="x_log",
+    help="Counts on a log axis; the stacked size bars show each category's shares instead",
+)
 
 image_rows = (
     caches.filtered_image_rows(source.annotations, browse_filter)
@@ -57,7 +62,7 @@ geometry = stats.box_geometry(index, ann_rows)
 left, right = st.columns(2)
 left.plotly_chart(figures.category_sunburst(index.categories, counts["instances"]), key="x_sun")
 right.plotly_chart(
-    figures.size_class_bars(index.categories, stats.size_classes(index, ann_rows), log),
+    figures.size_class_bars(index.categories, stats.size_classes(index, ann_rows), shares=log),
     key="x_sizes",
 )
 left, right = st.columns(2)
@@ -89,7 +94,8 @@ if image_rows is not None:
 right.plotly_chart(figures.image_size_scatter(widths, heights), key="x_sizes_wh")
 
 st.subheader("Health")
-if not index.health:
+findings = caches.health_findings(source.annotations, source.images)
+if not findings:
     st.success("No findings: every record parsed, no degenerate boxes, no unused categories.")
 else:
     st.dataframe(
@@ -102,7 +108,7 @@ else:
                     "examples": ", ".join(map(str, f["examples"][:5])),
                     "check": f["check"],
                 }
-                for f in index.health
+                for f in findings
             ]
         ),
         hide_index=True,

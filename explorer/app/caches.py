@@ -49,6 +49,19 @@ def _filtered_image_rows(annotations: str, fingerprint: str, flt: ImageFilter) -
     return filter_images(get_index(annotations), flt)
 
 
+def health_findings(annotations: str, images: str) -> list:
+    """The dataset's health findings, with image files missing from the image folder (as
+    ``stats --images`` reports them); re-checked every minute, as files may come."""
+    return _health_findings(annotations, get_index(annotations, images).fingerprint, images)
+
+
+@st.cache_data(show_spinner=False, max_entries=8, ttl=60)
+def _health_findings(annotations: str, fingerprint: str, images: str) -> list:
+    from explorer.coco import stats
+
+    return stats.summary(get_index(annotations, images), images or None)["health"]
+
+
 def overlay_jpeg(
     annotations: str, images: str, image_id: int, opts: overlays.OverlayOptions
 ) -> tuple[bytes, list[str]]:

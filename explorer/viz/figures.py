@@ -111,8 +111,10 @@ def category_sunburst(categories: list[dict], instances: np.ndarray) -> go.Figur
 
 
 def size_class_bars(
-    categories: list[dict], sizes: dict[str, np.ndarray], log: bool = False
+    categories: list[dict], sizes: dict[str, np.ndarray], shares: bool = False
 ) -> go.Figure:
+    """Objects per size class, stacked per category: counts on a linear axis (a log axis
+    distorts stacked bars), or with ``shares`` each category's split into size classes (0-1)."""
     total = sizes["small"] + sizes["medium"] + sizes["large"]
     order = np.argsort(-total, kind="stable")
     names = [categories[i]["name"] for i in order]
@@ -120,9 +122,11 @@ def size_class_bars(
     for key, colour in (("small", "#9ecae1"), ("medium", "#4292c6"), ("large", "#08306b")):
         fig.add_bar(x=names, y=sizes[key][order], name=key, marker_color=colour)
     fig.update_layout(
-        title="Object size per category (COCO small < 32², large ≥ 96²)",
+        title=("Share of each object size" if shares else "Object size")
+        + " per category (COCO small < 32², large ≥ 96²)",
         barmode="stack",
-        yaxis_type="log" if log else "linear",
+        barnorm="fraction" if shares else None,
+        yaxis_type="linear",
         xaxis_tickangle=-45,
         **_LAYOUT,
     )
