@@ -66,17 +66,22 @@ def _open(source: DatasetSource) -> CocoIndex:
     return index
 
 
+_SAMPLE_LOCK = threading.Lock()  # one session writes the sample; the others wait for it
+
+
 def _samples() -> list[DatasetSource]:
-    """The sample's splits. On a first start they are generated (seconds): the page's title and
-    a progress message show meanwhile, so the main area is never blank."""
+    """The sample's splits. On a first start they are generated (seconds): the page's name and
+    a spinner show meanwhile, so the main area is never blank. (The page draws its own ``h1``
+    title when it runs: the heading here is smaller, and says the page is not drawn yet.)"""
     if sample.is_written():
         return sample_sources()
     holder = st.empty()
     with holder.container():
         if getattr(_frame, "title", ""):
-            st.title(_frame.title)
-        with st.status("Preparing the sample dataset (first start only)…"):
-            found = sample_sources()
+            st.header(_frame.title, divider="gray")
+        with st.spinner("Preparing the sample dataset (first start only)…", show_time=True):
+            with _SAMPLE_LOCK:
+                found = sample_sources()
     holder.empty()
     return found
 

@@ -187,7 +187,7 @@ new MutationObserver(() => {
     const t = a.innerText.trim().split("\\n").pop().trim();
     if (!window.__nav.includes(t)) window.__nav.push(t);
   });
-  if (window.__title === null && document.querySelector("[data-testid='stMain'] h1"))
+  if (window.__title === null && document.querySelector("[data-testid='stMain'] :is(h1, h2)"))
     window.__title = (performance.now() - window.__t0) / 1000;
 }).observe(document, {subtree: true, childList: true, characterData: true});
 """
