@@ -215,6 +215,7 @@ def test_first_visit_shows_titles_quickly_and_never_file_names(fresh_server, pag
     assert "Browse" in labels
     assert fresh.evaluate("window.__title") < 5.0
     side = fresh.get_by_test_id("stSidebar")
+    assert "sample val2017" in side.get_by_test_id("stSelectbox").first.inner_text()
     side.get_by_test_id("stRadioOption").filter(has_text="Files").first.click()
     side.get_by_text("Annotation file").wait_for(timeout=20_000)  # on the very first page
     shot(fresh, "first-visit-files")
