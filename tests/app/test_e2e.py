@@ -245,3 +245,22 @@ def test_switching_datasets_keeps_the_picker_and_drops_the_image(app_url, page):
     assert "image_id" not in page.url
     assert not page.get_by_text("No image with id").count()
     assert "sample val2017" in side.inner_text()
+
+
+def test_fast_slider_key_presses_all_count(app_url, page):
+    """Each press reruns the page and rewrites the URL; a rerun that still carries the previous
+    query string must not pull the slider back."""
+    page.goto(app_url)
+    settle(page)
+    page.get_by_text("images match").wait_for(timeout=60_000)
+    thumb = page.get_by_test_id("stSlider").first.get_by_role("slider").first
+    thumb.focus()
+    for _ in range(8):
+        thumb.press("ArrowRight")
+        page.wait_for_timeout(60)
+    page.wait_for_timeout(1500)
+    settle(page)
+    no_exception(page)
+    values = page.get_by_test_id("stSlider").first.get_by_test_id("stSliderThumbValue")
+    assert values.first.inner_text() == "8"
+    assert "inst=8-" in page.url
