@@ -1,7 +1,9 @@
 """COCO Explorer, the Streamlit entry point: `streamlit run app.py [-- --coco ANN --images DIR]`.
 
-The navigation is published first, before any slow work: a fresh server starts in Streamlit's
-legacy ``pages/`` mode (the folder exists) and shows file names until ``st.navigation`` runs.
+The navigation is published first, before any slow work. A fresh server's first run goes
+through Streamlit's legacy ``pages/`` mode (the folder exists), whose navigation of file names
+``.streamlit/config.toml`` hides (``client.showSidebarNavigation = false``); this navigation is
+shown (the option back on, before ``st.navigation`` reads it).
 """
 
 from pathlib import Path
@@ -10,7 +12,7 @@ import streamlit as st
 
 PAGES = Path(__file__).resolve().parent / "pages"
 
-st.set_page_config(page_title="COCO Explorer", page_icon=":material/search:", layout="wide")
+st.set_option("client.showSidebarNavigation", True)
 page = st.navigation(
     [
         st.Page(PAGES / "browse.py", title="Browse", icon=":material/photo_library:", default=True),
@@ -22,6 +24,8 @@ page = st.navigation(
         st.Page(PAGES / "anatomy.py", title="Anatomy", icon=":material/neurology:"),
     ]
 )
+st.set_page_config(page_title="COCO Explorer", page_icon=":material/search:", layout="wide")
+
 from explorer.app import dataset  # noqa: E402  (after the navigation is out)
 
 with dataset.app_frame(page.title):

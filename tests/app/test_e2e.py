@@ -215,7 +215,10 @@ def test_first_visit_shows_titles_quickly_and_never_file_names(fresh_server, pag
     assert "Browse" in labels
     assert fresh.evaluate("window.__title") < 5.0
     side = fresh.get_by_test_id("stSidebar")
-    assert "sample val2017" in side.get_by_test_id("stSelectbox").first.inner_text()
+    split = side.get_by_test_id("stSelectbox").first.evaluate(
+        "e => e.textContent + [...e.querySelectorAll('input')].map(i => i.value).join()"
+    )
+    assert "sample val2017" in split and "train2017" not in split
     side.get_by_test_id("stRadioOption").filter(has_text="Files").first.click()
     side.get_by_text("Annotation file").wait_for(timeout=20_000)  # on the very first page
     shot(fresh, "first-visit-files")
