@@ -409,3 +409,17 @@ def test_health_panel_lists_missing_image_files(monkeypatch, tmp_path):
     health = at.dataframe[-1].value
     row = health[health["check"] == "missing_image_file"]
     assert len(row) == 1 and int(row.iloc[0]["count"]) == 10
+
+
+def test_choosing_sample_in_the_picker_does_not_generate_it_until_open(monkeypatch, tmp_path):
+    tiny_env(monkeypatch)
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))  # no sample written yet
+    at = picker()
+    assert current(at) == "current: coco-tiny val2017 (80 images)"
+    assert at.radio(key="ds_kind").value == "Files"
+    at.radio(key="ds_kind").set_value("Sample").run()
+    assert at.selectbox(key="ds_sample").value == "sample val2017"
+    assert not (tmp_path / "sample").exists()  # another dataset is open: nothing generated
+    next(b for b in at.button if b.label == "Open").click().run()
+    assert current(at) == "current: sample val2017 (100 images)"
+    assert (tmp_path / "sample" / ".complete").is_file()
