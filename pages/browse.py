@@ -41,9 +41,11 @@ if url_now and url_now not in st.session_state.get("b_written", []):
     state.open_in_browse(s.image_id)
 st.session_state.setdefault("b_inst", full_range)
 st.session_state.setdefault("b_page", 1)
-st.session_state["b_inst"] = tuple(
-    min(max(v, 0), full_range[1]) for v in st.session_state["b_inst"]
-)
+# A widget's state is written only when it must change: writing it, even unchanged, sends the
+# value back to the browser and overrides a key press made meanwhile.
+inst_now = tuple(min(max(v, 0), full_range[1]) for v in st.session_state["b_inst"])
+if inst_now != tuple(st.session_state["b_inst"]):
+    st.session_state["b_inst"] = inst_now
 
 st.title("Browse")
 with st.expander("Filters", expanded=state.browse_image() is None):
@@ -185,7 +187,8 @@ if view.image_id is not None:
 else:
     page_size = st.session_state.get("b_page_size", 24)
     pages = max(1, -(-len(rows) // page_size))
-    st.session_state["b_page"] = min(max(int(st.session_state["b_page"]), 1), pages)
+    if not 1 <= int(st.session_state["b_page"]) <= pages:
+        st.session_state["b_page"] = min(max(int(st.session_state["b_page"]), 1), pages)
     top = st.columns([4, 1, 1])
     top[0].markdown(f"**{len(rows):,}** of {index.num_images:,} images match")
     if not len(rows):
