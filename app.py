@@ -1,26 +1,33 @@
-"""COCO Explorer, the Streamlit entry point: `streamlit run app.py [-- --coco ANN --images DIR]`."""
+"""COCO Explorer, the Streamlit entry point: `streamlit run app.py [-- --coco ANN --images DIR]`.
+
+The navigation is published first, before any slow work. A fresh server's first run goes
+through Streamlit's legacy ``pages/`` mode (the folder exists), whose navigation of file names
+``.streamlit/config.toml`` hides (``client.showSidebarNavigation = false``); this navigation is
+shown (the option back on, before ``st.navigation`` reads it).
+"""
 
 from pathlib import Path
 
 import streamlit as st
 
-from explorer.app import dataset
-
 PAGES = Path(__file__).resolve().parent / "pages"
 
+st.set_option("client.showSidebarNavigation", True)
+page = st.navigation(
+    [
+        st.Page(PAGES / "browse.py", title="Browse", icon=":material/photo_library:", default=True),
+        st.Page(PAGES / "distributions.py", title="Distributions", icon=":material/bar_chart:"),
+        st.Page(PAGES / "classify.py", title="Classify", icon=":material/label:"),
+        st.Page(PAGES / "segment.py", title="Segment", icon=":material/brush:"),
+        st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
+        st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
+        st.Page(PAGES / "anatomy.py", title="Anatomy", icon=":material/neurology:"),
+    ]
+)
 st.set_page_config(page_title="COCO Explorer", page_icon=":material/search:", layout="wide")
-with dataset.app_frame():
+
+from explorer.app import dataset  # noqa: E402  (after the navigation is out)
+
+with dataset.app_frame(page.title):
     dataset.dataset_sidebar()
-    st.navigation(
-        [
-            st.Page(
-                PAGES / "browse.py", title="Browse", icon=":material/photo_library:", default=True
-            ),
-            st.Page(PAGES / "distributions.py", title="Distributions", icon=":material/bar_chart:"),
-            st.Page(PAGES / "classify.py", title="Classify", icon=":material/label:"),
-            st.Page(PAGES / "segment.py", title="Segment", icon=":material/brush:"),
-            st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
-            st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
-            st.Page(PAGES / "anatomy.py", title="Anatomy", icon=":material/neurology:"),
-        ]
-    ).run()
+    page.run()

@@ -23,8 +23,10 @@ if st.session_state.get("b_dataset") != source.annotations:  # another dataset: 
     state.forget_browse_state()
     st.session_state["b_dataset"] = source.annotations
 # The URL is the source of truth when it says something new (a deep link, a jump from another page).
-url_now = st.query_params.to_dict()
-if url_now and url_now != st.session_state.get("b_written"):
+# URLs this session wrote itself are not news: a rerun may carry one the browser had not updated
+# yet (fast key presses), and applying it would revert the widgets.
+url_now = url.view_params(st.query_params.to_dict())
+if url_now and url_now not in st.session_state.get("b_written", []):
     s = url.browse_from_query(url_now)
     st.session_state.update(
         b_cats=[c for c in s.categories if c in cats],
@@ -39,9 +41,11 @@ if url_now and url_now != st.session_state.get("b_written"):
     state.open_in_browse(s.image_id)
 st.session_state.setdefault("b_inst", full_range)
 st.session_state.setdefault("b_page", 1)
-st.session_state["b_inst"] = tuple(
-    min(max(v, 0), full_range[1]) for v in st.session_state["b_inst"]
-)
+# A widget's state is written only when it must change: writing it, even unchanged, sends the
+# value back to the browser and overrides a key press made meanwhile.
+inst_now = tuple(min(max(v, 0), full_range[1]) for v in st.session_state["b_inst"])
+if inst_now != tuple(st.session_state["b_inst"]):
+    st.session_state["b_inst"] = inst_now
 
 st.title("Browse")
 with st.expander("Filters", expanded=state.browse_image() is None):
@@ -72,6 +76,7 @@ with st.expander("Filters", expanded=state.browse_image() is None):
         help="COCO: small < 32², medium, large ≥ 96² pixels (of the chosen categories)",
     )
     query = c7.text_input("Image id or file name", key="b_q")
+    st.button("Reset filters", key="b_reset", on_click=state.reset_browse_filters)
 
 view = url.BrowseState(
     image_id=state.browse_image(),
@@ -86,6 +91,9 @@ view = url.BrowseState(
 )
 rows = caches.filtered_image_rows(source.annotations, view.image_filter())
 state.set_browse_filter(view.image_filter())  # Distributions and the model pages follow it
+if st.session_state.get("b_seen_filter", view.image_filter()) != view.image_filter():
+    st.session_state["b_page"] = 1  # another filter: its first page
+st.session_state["b_seen_filter"] = view.image_filter()
 
 
 @st.fragment
@@ -125,15 +133,15 @@ def detail(image_id: int) -> None:
             hide_index=True,
             on_select="rerun",
             selection_mode="single-row",
-            key="d_table",
+            key=f"d_table_{image_id}",  # a row chosen on one image is not kept for the next
             height=min(420, 38 + 35 * len(table)),
         )
         sel = picked.selection.rows if picked else []
-    highlight = int(table["id"].iloc[sel[0]]) if sel else None
+    highlight = int(table["id"].iloc[sel[0]]) if sel and sel[0] < len(table) else None
     opts = overlays.OverlayOptions(alpha=alpha, categories=tuple(only), highlight=highlight, **show)
     jpeg, notes = caches.overlay_jpeg(source.annotations, source.images, image_id, opts)
     with left:
-        st.image(jpeg, output_format="JPEG")
+        st.image(jpeg, output_format="JPEG", width="stretch")
         for note in notes:
             st.warning(note)
 
@@ -141,6 +149,7 @@ def detail(image_id: int) -> None:
 if view.image_id is not None and not np.isin(view.image_id, index.images["id"]):
     st.warning(f"No image with id {view.image_id} in {source.label}.")
     view = view.with_(image_id=None)
+    state.open_in_browse(None)
 
 if view.image_id is not None:
     row = index.image_row(view.image_id)
@@ -178,9 +187,12 @@ if view.image_id is not None:
 else:
     page_size = st.session_state.get("b_page_size", 24)
     pages = max(1, -(-len(rows) // page_size))
-    st.session_state["b_page"] = min(max(int(st.session_state["b_page"]), 1), pages)
+    if not 1 <= int(st.session_state["b_page"]) <= pages:
+        st.session_state["b_page"] = min(max(int(st.session_state["b_page"]), 1), pages)
     top = st.columns([4, 1, 1])
     top[0].markdown(f"**{len(rows):,}** of {index.num_images:,} images match")
+    if not len(rows):
+        top[0].info("No image matches all these filters: loosen one, or press Reset filters.")
     top[1].selectbox("Per page", [24, 48], key="b_page_size")
     page = top[2].number_input(f"Page (of {pages})", 1, pages, key="b_page")
     view = view.with_(page=int(page))
@@ -200,8 +212,15 @@ else:
                 help=f"open image {image_id} ({per_image[r]} annotations)",
                 width="stretch",
             )
+    bottom = st.columns([1, 1, 4])
+    bottom[0].button(
+        "◀ Previous page", disabled=view.page <= 1, on_click=state.turn_browse_page, args=(-1,)
+    )
+    bottom[1].button(
+        "Next page ▶", disabled=view.page >= pages, on_click=state.turn_browse_page, args=(1,)
+    )
 
 written = url.browse_to_query(view)
-if written != st.query_params.to_dict():
-    st.query_params.from_dict(written)
-st.session_state["b_written"] = written
+st.session_state["b_written"] = [*st.session_state.get("b_written", [])[-7:], written]
+if written != url.view_params(st.query_params.to_dict()):
+    st.query_params.from_dict(url.with_dataset(written, st.query_params.get(url.DATASET_PARAM)))

@@ -49,6 +49,33 @@ def _filtered_image_rows(annotations: str, fingerprint: str, flt: ImageFilter) -
     return filter_images(get_index(annotations), flt)
 
 
+def distributions(annotations: str, flt: ImageFilter | None):
+    """The Distributions page's statistics for the images a filter keeps (all without one),
+    computed once per dataset and filter: a rerun (sort, log scale) only redraws."""
+    return _distributions(annotations, get_index(annotations).fingerprint, flt)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)  # read-only arrays: shared, not copied
+def _distributions(annotations: str, fingerprint: str, flt: ImageFilter | None):
+    from explorer.coco import stats
+
+    rows = None if flt is None else filtered_image_rows(annotations, flt)
+    return stats.distributions(get_index(annotations), rows)
+
+
+def health_findings(annotations: str, images: str) -> list:
+    """The dataset's health findings, with image files missing from the image folder (as
+    ``stats --images`` reports them); re-checked every minute, as files may come."""
+    return _health_findings(annotations, get_index(annotations, images).fingerprint, images)
+
+
+@st.cache_data(show_spinner=False, max_entries=8, ttl=60)
+def _health_findings(annotations: str, fingerprint: str, images: str) -> list:
+    from explorer.coco import stats
+
+    return stats.summary(get_index(annotations, images), images or None)["health"]
+
+
 def overlay_jpeg(
     annotations: str, images: str, image_id: int, opts: overlays.OverlayOptions
 ) -> tuple[bytes, list[str]]:

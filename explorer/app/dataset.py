@@ -15,20 +15,25 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from explorer.app import state
+from explorer.app import state, url
 from explorer.app.caches import get_index
-from explorer.coco import CocoIndex
+from explorer.coco import CocoIndex, sample
 from explorer.coco.sources import (
     DatasetSource,
+    find_source,
     find_splits,
     from_files,
     initial_source,
+    remember_source,
     sample_sources,
+    source_key,
 )
 from explorer.errors import ExplorerError, UnsafePathError
 
 _SOURCE_KINDS = ["Sample", "COCO folder", "Files"]
+_SAMPLE_LABELS = [f"sample {split}" for split in sample.SPLITS]
 ROOTS_VARIABLE = "EXPLORER_DATA_ROOTS"
 
 
@@ -57,25 +62,59 @@ def check_allowed(path: str) -> None:
 def _open(source: DatasetSource) -> CocoIndex:
     index = get_index(source.annotations, source.images)
     state.set_current_source(source)
+    remember_source(source)
     return index
 
 
+_SAMPLE_LOCK = threading.Lock()  # one session writes the sample; the others wait for it
+
+
+def _samples() -> list[DatasetSource]:
+    """The sample's splits. On a first start they are generated (seconds): the page's name and
+    a spinner show meanwhile, so the main area is never blank. (The page draws its own ``h1``
+    title when it runs: the heading here is smaller, and says the page is not drawn yet.)"""
+    if sample.is_written():
+        return sample_sources()
+    holder = st.empty()
+    with holder.container():
+        if getattr(_frame, "title", ""):
+            st.header(_frame.title, divider="gray")
+        with st.spinner("Preparing the sample dataset (first start only)…", show_time=True):
+            with _SAMPLE_LOCK:
+                found = sample_sources()
+    holder.empty()
+    return found
+
+
 def _seed_picker(source: DatasetSource) -> None:
-    """Show the start-up dataset in the picker (before its widgets exist)."""
-    if source.label.startswith("sample "):
+    """Show the open dataset in the picker (before its widgets exist)."""
+    if _is_sample(source):
         st.session_state.update(ds_kind="Sample", ds_sample=source.label)
     else:
         st.session_state.update(ds_kind="Files", ds_ann=source.annotations, ds_images=source.images)
 
 
+def _is_sample(source: DatasetSource) -> bool:
+    """Whether ``source`` is a split of the embedded sample (never generates it)."""
+    return source.label in _SAMPLE_LABELS and sample.is_written() and source in sample_sources()
+
+
+def _startup_argv() -> list[str]:
+    """``streamlit run app.py -- ARGS`` sets ``sys.argv`` to the script and ARGS; under AppTest
+    (or a benchmark) ``sys.argv`` is the test runner's and is not for the app."""
+    ctx = get_script_run_ctx()
+    main = Path(ctx.main_script_path).resolve() if ctx else None
+    return sys.argv[1:] if sys.argv and Path(sys.argv[0]).resolve() == main else []
+
+
 def _startup_source() -> DatasetSource:
     """``-- --coco/--images``, ``$EXPLORER_COCO``, else the sample's val split."""
     try:
-        given = initial_source(sys.argv[1:], os.environ)
+        given = initial_source(_startup_argv(), os.environ)
     except ExplorerError as e:
         st.error(f"Could not open the dataset given at start-up: {e}. Showing the sample instead.")
         given = None
-    return given or sample_sources()[-1]
+    return given or _samples()[-1]
 
 
 def _open_first_dataset() -> None:
@@ -83,8 +122,34 @@ def _open_first_dataset() -> None:
         _open(_startup_source())
     except ExplorerError as e:
         st.error(f"Could not open the dataset: {e}. Showing the sample instead.")
-        _open(sample_sources()[-1])
+        _open(_samples()[-1])
     _seed_picker(state.current_source())
+
+
+def _open_linked_dataset() -> None:
+    """A link's ``?ds=`` key (a dataset opened on this server before) opens that dataset; a key
+    the server cannot open is said in one line, and the picker stays to choose another."""
+    key = st.query_params.get(url.DATASET_PARAM)
+    current = state.current_source()
+    if not key or (current is not None and source_key(current) == key):
+        return
+    source = find_source(key)
+    try:
+        if source is None:
+            raise ExplorerError("this server has no dataset under that key")
+        if not _is_sample(source):
+            check_allowed(source.annotations)
+            check_allowed(source.images)
+        _open(source)
+        _seed_picker(source)
+    except ExplorerError as e:
+        st.error(
+            f"The link's dataset ({key[:40]!r}) cannot be opened: {e}. "
+            "Choose a dataset under Dataset in the sidebar.",
+            icon=":material/link_off:",
+        )
+        st.query_params.clear()
+        st.session_state["ds_kind"] = "Files"
 
 
 def _picked_source(side, kind: str) -> DatasetSource | None:
@@ -94,10 +159,12 @@ def _picked_source(side, kind: str) -> DatasetSource | None:
         ExplorerError: a typed path is not a dataset.
     """
     if kind == "Sample":
-        samples = {s.label: s for s in sample_sources()}
-        st.session_state.setdefault("ds_sample", list(samples)[-1])
-        label = side.selectbox("Split", list(samples), key="ds_sample")
-        return samples[label] if side.button("Open", key="ds_open_sample") else None
+        if st.session_state.get("ds_sample") not in _SAMPLE_LABELS:
+            st.session_state["ds_sample"] = _SAMPLE_LABELS[-1]
+        label = side.selectbox("Split", _SAMPLE_LABELS, key="ds_sample")
+        if not side.button("Open", key="ds_open_sample"):
+            return None
+        return next(s for s in _samples() if s.label == label)
     if kind == "COCO folder":
         root = side.text_input("COCO root folder", key="ds_root", placeholder="/data/coco")
         if not root:
@@ -122,12 +189,24 @@ def _current_or_sample(side) -> tuple[DatasetSource, CocoIndex]:
         return source, get_index(source.annotations, source.images)
     except ExplorerError as e:  # the file went away since it was opened
         side.error(f"{e}. Back to the sample.")
-        source = sample_sources()[-1]
+        source = _samples()[-1]
         return source, _open(source)
 
 
+def _open_chosen(chosen: DatasetSource, kind: str) -> None:
+    """Open the dataset the picker chose: the old dataset's view (image, filters, URL) goes."""
+    if kind != "Sample":  # a split's files may be links that lead out of its root
+        check_allowed(chosen.annotations)
+        check_allowed(chosen.images)
+    _open(chosen)
+    state.forget_browse_state()
+    st.query_params.clear()
+
+
 def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
-    """The sidebar's dataset picker; returns the current dataset (the last one that opened)."""
+    """The sidebar's dataset picker; returns the current dataset (the last one that opened).
+    The URL carries the dataset's key (``?ds=``)."""
+    _open_linked_dataset()
     if state.current_source() is None:
         _open_first_dataset()
     side = st.sidebar
@@ -143,13 +222,16 @@ def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
     try:
         chosen = _picked_source(side, kind)
         if chosen is not None:
-            if kind != "Sample":  # a split's files may be links that lead out of its root
-                check_allowed(chosen.annotations)
-                check_allowed(chosen.images)
-            _open(chosen)
+            _open_chosen(chosen, kind)
     except ExplorerError as e:
         side.error(f"{e}")
     source, index = _current_or_sample(side)
+    st.query_params[url.DATASET_PARAM] = remember_source(source)
+    _caption(side, source, index)
+    return source, index
+
+
+def _caption(side, source: DatasetSource, index: CocoIndex) -> None:
     crowd = int(np.count_nonzero(index.annotations["iscrowd"]))
     side.caption(
         f"**{source.label}** — {index.num_images:,} images, {index.num_annotations:,} annotations "
@@ -158,20 +240,19 @@ def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
     )
     if not source.images:
         side.warning("No image folder: masks are drawn on a grey canvas.")
-    return source, index
 
 
 _frame = threading.local()
 
 
 @contextmanager
-def app_frame() -> Iterator[None]:
-    """Marks a run of ``app.py`` (its sidebar, then the page it runs)."""
-    _frame.active = True
+def app_frame(title: str = "") -> Iterator[None]:
+    """Marks a run of ``app.py`` (its sidebar, then the page it runs, whose title is given)."""
+    _frame.active, _frame.title = True, title
     try:
         yield
     finally:
-        _frame.active = False
+        _frame.active, _frame.title = False, ""
 
 
 def page_dataset() -> tuple[DatasetSource, CocoIndex]:

@@ -236,16 +236,19 @@ def _url_image(url: str | None) -> int | None:
 
 def chosen_image(index: CocoIndex, key: str) -> int | None:
     """The image a model page works on: ``?image_id=`` (links from Browse), else the one open in
-    Browse, else the first image; kept in the URL."""
+    Browse, else the first image; kept in the URL. An id typed in the box wins over the URL
+    (the URL follows it): the URL counts only when it says something this page did not write."""
     ids = index.images["id"]
     url = st.query_params.get("image_id")
-    widget = f"{key}_image"
-    if widget not in st.session_state or (url and url != str(st.session_state.get(widget))):
+    widget, written = f"{key}_image", f"{key}_image_written"
+    recent = st.session_state.get(written, [])
+    if widget not in st.session_state or (url and url not in recent):
         first = min(max(int(ids[0]), 0), _WIDGET_MAX) if len(ids) else 0
         wanted = _url_image(url)
         wanted = wanted if wanted is not None else state.browse_image()
         ok = wanted is not None and 0 <= wanted <= _WIDGET_MAX  # Browse takes any int64 id
         st.session_state[widget] = int(wanted) if ok else first
+        recent = [*recent, url] if url else recent
     image_id = int(
         st.number_input(
             "Image id",
@@ -256,6 +259,7 @@ def chosen_image(index: CocoIndex, key: str) -> int | None:
             help="Any image id of the dataset (Browse links here with its image)",
         )
     )
+    st.session_state[written] = [*recent[-7:], str(image_id)]
     if not np.isin(image_id, ids):
         st.warning(f"No image with id {image_id} in this dataset.")
         return None

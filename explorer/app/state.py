@@ -64,3 +64,18 @@ def forget_browse_state() -> None:
     """Drop Browse's filters and detail settings (another dataset was opened)."""
     for key in [k for k in st.session_state if k.startswith(BROWSE_PREFIXES)]:
         del st.session_state[key]
+
+
+BROWSE_FILTER_KEYS = ("b_cats", "b_supers", "b_match", "b_crowd", "b_inst", "b_size", "b_q")
+
+
+def reset_browse_filters() -> None:
+    """Back to every image (a button's callback, before the widgets are drawn again)."""
+    for key in BROWSE_FILTER_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state["b_page"] = 1
+
+
+def turn_browse_page(step: int) -> None:
+    """Browse's grid one page on or back (the page box clamps it)."""
+    st.session_state["b_page"] = max(1, int(st.session_state.get("b_page", 1)) + step)

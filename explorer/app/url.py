@@ -91,3 +91,16 @@ def browse_to_query(s: BrowseState) -> dict[str, str]:
         "page": "" if s.page == 1 else str(s.page),
     }
     return {k: v for k, v in q.items() if v}
+
+
+DATASET_PARAM = "ds"  # the dataset's key (explorer.coco.sources.source_key), never a path
+
+
+def view_params(q: dict[str, str]) -> dict[str, str]:
+    """A query string's view part (everything but the dataset's key)."""
+    return {k: v for k, v in q.items() if k != DATASET_PARAM}
+
+
+def with_dataset(q: dict[str, str], key: str | None) -> dict[str, str]:
+    """A view's query string with the dataset's key in front."""
+    return {DATASET_PARAM: key, **q} if key else dict(q)

@@ -94,6 +94,40 @@ def instance_masks(
     return masks[order], rows[order], skipped
 
 
+def instance_masks_at(
+    index: CocoIndex, image_row: int, ann_rows: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """:func:`instance_masks` (box-only annotations left out) drawn at ``size`` (width, height)
+    instead of the image's: polygons are scaled before they are rasterised, so a thumbnail
+    costs a thumbnail's pixels; RLE masks are decoded and sampled (nearest pixel centre)."""
+    h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
+    sw, sh = size
+    masks, rows, skipped = [], [], []
+    for r in np.asarray(ann_rows, np.int64)[~box_only(index, ann_rows)].tolist():
+        try:
+            masks.append(_mask_at(index, r, h, w, sw, sh))
+            rows.append(r)
+        except (SegmentationError, TypeError, ValueError) as e:
+            skipped.append({"id": int(index.annotations["id"][r]), "error": str(e)})
+    stack = np.stack(masks) if masks else np.zeros((0, sh, sw), np.uint8)
+    return stack, np.array(rows, np.int64), skipped
+
+
+def _mask_at(index: CocoIndex, ann_row: int, h: int, w: int, sw: int, sh: int) -> np.ndarray:
+    if int(index.annotations["seg_kind"][ann_row]) == SEG_POLYGON:
+        parts = polygon_parts(index.segmentation(ann_row), h, w)
+        scale = np.array([sw / w, sh / h])
+        scaled = [
+            (np.asarray(p[: len(p) // 2 * 2], np.float64).reshape(-1, 2) * scale).ravel().tolist()
+            for p in parts
+        ]
+        return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(scaled, sh, sw)))
+    full = mask_utils.decode(annotation_rle(index, ann_row))
+    ys = ((np.arange(sh) + 0.5) * h / sh).astype(np.int64)
+    xs = ((np.arange(sw) + 0.5) * w / sw).astype(np.int64)
+    return np.ascontiguousarray(full[np.ix_(ys, xs)])
+
+
 def _box_mask(index: CocoIndex, image_row: int, ann_row: int) -> np.ndarray:
     """An annotation's box as a binary mask of its image's size (pixels the box covers)."""
     h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])

@@ -43,15 +43,16 @@ def default_root() -> Path:
     return cache_dir("sample")
 
 
+def is_written(root: Path | None = None, seed: int = 0) -> bool:
+    """Whether the sample is already complete under ``root`` (no work left for write_sample)."""
+    stamp = (Path(root) if root else default_root()) / ".complete"
+    return stamp.is_file() and stamp.read_text().strip() == f"v{SAMPLE_VERSION} seed{seed}"
+
+
 def write_sample(root: Path | None = None, seed: int = 0, force: bool = False) -> Path:
     """Write the sample dataset (idempotent) and return its root folder."""
     root = Path(root) if root else default_root()
-    stamp = root / ".complete"
-    if (
-        not force
-        and stamp.is_file()
-        and stamp.read_text().strip() == f"v{SAMPLE_VERSION} seed{seed}"
-    ):
+    if not force and is_written(root, seed):
         return root
     with storage_guard(root):  # a full disk: one line naming the folder, nothing half-written
         root.parent.mkdir(parents=True, exist_ok=True)

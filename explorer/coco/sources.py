@@ -8,6 +8,9 @@ session or a cache key. The app and the CLI resolve user input to one here.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -182,3 +185,39 @@ def initial_source(
     if not coco:
         return None
     return find_splits(coco)[0] if Path(coco).is_dir() else from_files(coco, images)
+
+
+# ---------------------------------------------------------------------------- links
+
+_KEY = re.compile(r"[0-9a-f]{12}")
+
+
+def source_key(source: DatasetSource) -> str:
+    """A short stable key for a dataset (the URL carries it instead of a path)."""
+    return hashlib.sha256(f"{source.annotations}\n{source.images}".encode()).hexdigest()[:12]
+
+
+def remember_source(source: DatasetSource) -> str:
+    """Register a dataset opened on this server under its key (``<cache>/datasets/<key>.json``),
+    so that a link carrying the key opens it again, in any session; returns the key."""
+    from explorer.paths import atomic_write_json, cache_dir
+
+    key = source_key(source)
+    path = cache_dir("datasets") / f"{key}.json"
+    if not path.is_file():
+        atomic_write_json(path, dataclasses.asdict(source))
+    return key
+
+
+def find_source(key: str) -> DatasetSource | None:
+    """The dataset registered under ``key``, or None (an unknown or malformed key)."""
+    from explorer.paths import cache_dir
+
+    if not _KEY.fullmatch(key or ""):
+        return None
+    try:
+        doc = json.loads((cache_dir("datasets") / f"{key}.json").read_text())
+        source = DatasetSource(str(doc["annotations"]), str(doc["images"]), str(doc["label"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return source if source_key(source) == key else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,35 @@ def box_geometry(index: CocoIndex, ann_rows: np.ndarray | None = None) -> dict[s
         "cy": ((y + h / 2) / ih)[ok],
         "area": np.asarray(anns["area"][rows]),
     }
+
+
+@dataclass(frozen=True)
+class Distributions:
+    """Everything the Distributions page draws, for all images or some image rows."""
+
+    images: int
+    annotations: int
+    counts: dict[str, np.ndarray]  # category_counts
+    sizes: dict[str, np.ndarray]  # size_classes
+    geometry: dict[str, np.ndarray]  # box_geometry
+    per_image: np.ndarray  # instances_per_image
+    cooccurrence: np.ndarray
+    widths: np.ndarray
+    heights: np.ndarray
+
+
+def distributions(index: CocoIndex, image_rows: np.ndarray | None = None) -> Distributions:
+    """The statistics of the Distributions page (computed once per dataset and filter there)."""
+    ann_rows = annotation_rows_of_images(index, image_rows)
+    rows = slice(None) if image_rows is None else image_rows
+    return Distributions(
+        images=index.num_images if image_rows is None else len(image_rows),
+        annotations=index.num_annotations if ann_rows is None else len(ann_rows),
+        counts=category_counts(index, ann_rows),
+        sizes=size_classes(index, ann_rows),
+        geometry=box_geometry(index, ann_rows),
+        per_image=instances_per_image(index, image_rows),
+        cooccurrence=cooccurrence(index, image_rows),
+        widths=index.images["width"][rows],
+        heights=index.images["height"][rows],
+    )

@@ -111,8 +111,10 @@ def category_sunburst(categories: list[dict], instances: np.ndarray) -> go.Figur
 
 
 def size_class_bars(
-    categories: list[dict], sizes: dict[str, np.ndarray], log: bool = False
+    categories: list[dict], sizes: dict[str, np.ndarray], shares: bool = False
 ) -> go.Figure:
+    """Objects per size class, stacked per category: counts on a linear axis (a log axis
+    distorts stacked bars), or with ``shares`` each category's split into size classes (0-1)."""
     total = sizes["small"] + sizes["medium"] + sizes["large"]
     order = np.argsort(-total, kind="stable")
     names = [categories[i]["name"] for i in order]
@@ -120,9 +122,11 @@ def size_class_bars(
     for key, colour in (("small", "#9ecae1"), ("medium", "#4292c6"), ("large", "#08306b")):
         fig.add_bar(x=names, y=sizes[key][order], name=key, marker_color=colour)
     fig.update_layout(
-        title="Object size per category (COCO small < 32², large ≥ 96²)",
+        title=("Share of each object size" if shares else "Object size")
+        + " per category (COCO small < 32², large ≥ 96²)",
         barmode="stack",
-        yaxis_type="log" if log else "linear",
+        barnorm="fraction" if shares else None,
+        yaxis_type="linear",
         xaxis_tickangle=-45,
         **_LAYOUT,
     )
@@ -193,9 +197,10 @@ def cooccurrence_heatmap(categories: list[dict], matrix: np.ndarray, top: int = 
 
 
 def centre_heatmap(cx: np.ndarray, cy: np.ndarray, bins: int = 40) -> go.Figure:
-    h, _, _ = np.histogram2d(
-        np.clip(cy, 0, 1), np.clip(cx, 0, 1), bins=bins, range=[[0, 1], [0, 1]]
-    )
+    # = np.histogram2d over [0, 1]², by integer bins (a tenth of its time on 860k boxes)
+    iy = np.minimum((np.clip(cy, 0, 1) * bins).astype(np.int64), bins - 1)
+    ix = np.minimum((np.clip(cx, 0, 1) * bins).astype(np.int64), bins - 1)
+    h = np.bincount(iy * bins + ix, minlength=bins * bins).reshape(bins, bins).astype(np.float64)
     centres = (np.arange(bins) + 0.5) / bins
     fig = go.Figure(
         go.Heatmap(
@@ -219,11 +224,10 @@ def centre_heatmap(cx: np.ndarray, cy: np.ndarray, bins: int = 40) -> go.Figure:
 
 def image_size_scatter(widths: np.ndarray, heights: np.ndarray) -> go.Figure:
     """Image sizes; identical sizes are merged (COCO has few distinct ones) and sized by count."""
-    pairs, counts = (
-        np.unique(np.stack([widths, heights], 1), axis=0, return_counts=True)
-        if len(widths)
-        else (np.zeros((0, 2)), np.zeros(0))
+    keys, counts = np.unique(
+        np.asarray(widths, np.int64) << 32 | np.asarray(heights, np.int64), return_counts=True
     )
+    pairs = np.stack([keys >> 32, keys & 0xFFFFFFFF], 1)
     fig = go.Figure(
         go.Scattergl(
             x=pairs[:, 0],

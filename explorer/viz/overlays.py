@@ -103,7 +103,9 @@ def compose_overlay(
     opts: OverlayOptions = OverlayOptions(),
 ) -> tuple[np.ndarray, list[str]]:
     """The image with masks, boxes and labels drawn over it, downscaled to ``opts.max_side``.
-    A box-only annotation (a detection export) shows its box wherever a mask would show.
+    The image is downscaled first and the masks are drawn at that size (a thumbnail costs a
+    thumbnail's pixels). A box-only annotation (a detection export) shows its box wherever a
+    mask would show; a missing image is a grey canvas crossed out and marked "missing".
 
     Returns:
         ``(rgb, notes)``: notes say what could not be shown (missing image, bad masks).
@@ -114,21 +116,30 @@ def compose_overlay(
     notes = [missing] if missing else []
     rows = selected_rows(index, image_row, opts)
     colours = palette(len(index.categories))
-    out = img.astype(np.float32)
-    if opts.masks and len(rows):
-        notes += _paint_masks(out, index, image_row, rows, opts, colours)
     scale = min(1.0, opts.max_side / max(img.shape[:2]))
-    pil = Image.fromarray(out.clip(0, 255).astype(np.uint8))
     if scale < 1.0:
-        pil = pil.resize((round(img.shape[1] * scale), round(img.shape[0] * scale)), Image.BILINEAR)
+        size = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
+        img = np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
+    if opts.masks and len(rows):
+        img, bad = _paint_masks(img, index, image_row, rows, opts, colours)
+        notes += bad
+    pil = Image.fromarray(img)
+    if missing and images_dir is not None:
+        _missing_mark(pil)
     _draw_boxes_and_labels(pil, index, rows, opts, colours, scale)
     return np.asarray(pil), notes
 
 
-def _paint_masks(out: np.ndarray, index: CocoIndex, image_row: int, rows, opts, colours) -> list:
-    """Blend the annotations' masks into ``out`` (float RGB); notes on masks that failed."""
+def _paint_masks(img: np.ndarray, index: CocoIndex, image_row: int, rows, opts, colours):
+    """``img`` with the annotations' masks blended in (drawn at its size); notes on masks that
+    failed."""
     anns = index.annotations
-    inst, kept, skipped = coco_masks.instance_masks(index, image_row, rows)
+    h, w = img.shape[:2]
+    if (w, h) == (int(index.images["width"][image_row]), int(index.images["height"][image_row])):
+        inst, kept, skipped = coco_masks.instance_masks(index, image_row, rows)
+    else:
+        inst, kept, skipped = coco_masks.instance_masks_at(index, image_row, rows, (w, h))
+    out = img.astype(np.float32)
     for m, r in zip(inst, kept, strict=True):
         a = opts.alpha
         if opts.highlight is not None:
@@ -136,7 +147,25 @@ def _paint_masks(out: np.ndarray, index: CocoIndex, image_row: int, rows, opts, 
         colour = colours[anns["category_row"][r]].astype(np.float32)
         sel = m.astype(bool)
         out[sel] = out[sel] * (1 - a) + colour * a
-    return [f"annotation {s['id']} not drawn: {s['error']}" for s in skipped]
+    notes = [f"annotation {s['id']} not drawn: {s['error']}" for s in skipped]
+    return out.clip(0, 255).astype(np.uint8), notes
+
+
+def _missing_mark(pil) -> None:
+    """Cross out a missing image's canvas and say so, so it is not taken for a grey photo."""
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(pil)
+    w, h = pil.size
+    red = (200, 40, 40)
+    width = max(2, max(w, h) // 100)
+    draw.line([(0, 0), (w - 1, h - 1)], fill=red, width=width)
+    draw.line([(0, h - 1), (w - 1, 0)], fill=red, width=width)
+    font = _font(max(14, max(w, h) // 12))
+    box = draw.textbbox((0, 0), "image missing", font=font)
+    x, y = (w - (box[2] - box[0])) / 2, (h - (box[3] - box[1])) / 2
+    draw.rectangle([x - 6, y - 4, x + box[2] - box[0] + 6, y + box[3] - box[1] + 8], fill=red)
+    draw.text((x, y), "image missing", fill=(255, 255, 255), font=font)
 
 
 def _draw_boxes_and_labels(pil, index: CocoIndex, rows, opts, colours, scale: float) -> None:

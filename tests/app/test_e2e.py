@@ -41,8 +41,13 @@ def app_url(_cache_dir, tmp_path_factory):
     ann = ROOT.parent / "shared" / "coco-tiny" / "annotations" / "instances_val2017.json"
     if ann.is_file():
         env["EXPLORER_COCO"], env["EXPLORER_IMAGES"] = str(ann), str(ann.parent.parent / "val2017")
+    yield from serve(env, tmp_path_factory.mktemp("server") / "server.log")
+
+
+def serve(env: dict, log_path: Path):
+    """``streamlit run app.py`` on a free loopback port; yields its URL, stops it after."""
     port = free_port()
-    log = open(tmp_path_factory.mktemp("server") / "server.log", "w")
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -173,3 +178,92 @@ def test_deep_link_and_interaction_keep_the_sidebar(app_url, page):
     no_exception(page)
     assert page.get_by_test_id("stSidebar").get_by_text("Dataset").count() == 1
     assert "image_id" not in page.url
+
+
+NAV_RECORDER = """
+window.__nav = []; window.__t0 = performance.now(); window.__title = null;
+new MutationObserver(() => {
+  document.querySelectorAll("[data-testid='stSidebarNav'] a").forEach(a => {
+    const t = a.innerText.trim().split("\\n").pop().trim();
+    if (!window.__nav.includes(t)) window.__nav.push(t);
+  });
+  if (window.__title === null && document.querySelector("[data-testid='stMain'] :is(h1, h2)"))
+    window.__title = (performance.now() - window.__t0) / 1000;
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+@pytest.fixture()
+def fresh_server(tmp_path):
+    """A server that has never run app.py, on an empty cache (the sample not generated yet)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("EXPLORER_COCO", "EXPLORER_IMAGES")}
+    env["EXPLORER_CACHE"] = str(tmp_path / "cache")
+    yield from serve(env, tmp_path / "server.log")
+
+
+def test_first_visit_shows_titles_quickly_and_never_file_names(fresh_server, page):
+    """Issue 12: a fresh server's first run went through Streamlit's legacy pages/ mode (file
+    names in the sidebar) and showed nothing while the sample was generated."""
+    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    fresh.add_init_script(NAV_RECORDER)
+    fresh.goto(fresh_server)
+    fresh.wait_for_selector("[data-testid='stMain'] h1", timeout=60_000)
+    settle(fresh)
+    fresh.get_by_text("images match").wait_for(timeout=60_000)
+    labels = fresh.evaluate("window.__nav")
+    assert labels and not [n for n in labels if n.islower()], labels
+    assert "Browse" in labels
+    assert fresh.evaluate("window.__title") < 5.0
+    side = fresh.get_by_test_id("stSidebar")
+    split = side.get_by_test_id("stSelectbox").first.evaluate(
+        "e => e.textContent + [...e.querySelectorAll('input')].map(i => i.value).join()"
+    )
+    assert "sample val2017" in split and "train2017" not in split
+    side.get_by_test_id("stRadioOption").filter(has_text="Files").first.click()
+    side.get_by_text("Annotation file").wait_for(timeout=20_000)  # on the very first page
+    shot(fresh, "first-visit-files")
+    fresh.close()
+
+
+def test_switching_datasets_keeps_the_picker_and_drops_the_image(app_url, page):
+    ann, images = tiny("val2017")
+    from explorer.coco import open_index
+
+    image_id = int(open_index(ann).images["id"][2])
+    page.goto(f"{app_url}/?image_id={image_id}")
+    settle(page)
+    page.get_by_text(f"Image {image_id} ·").wait_for(timeout=60_000)
+    side = page.get_by_test_id("stSidebar")
+    page.get_by_text("Masks", exact=True).click()  # any click: a rerun
+    settle(page)
+    checked = side.locator("[data-testid='stRadioOption']:has(input:checked)").inner_text()
+    assert "Files" in checked  # the dataset given at start-up, not "Sample"
+    assert "ds=" in page.url
+    side.get_by_test_id("stRadioOption").filter(has_text="Sample").first.click()
+    settle(page)
+    side.get_by_test_id("stBaseButton-secondary").filter(has_text="Open").click()
+    settle(page)
+    page.get_by_text("images match").wait_for(timeout=60_000)
+    no_exception(page)
+    assert "image_id" not in page.url
+    assert not page.get_by_text("No image with id").count()
+    assert "sample val2017" in side.inner_text()
+
+
+def test_fast_slider_key_presses_all_count(app_url, page):
+    """Each press reruns the page and rewrites the URL; a rerun that still carries the previous
+    query string must not pull the slider back."""
+    page.goto(app_url)
+    settle(page)
+    page.get_by_text("images match").wait_for(timeout=60_000)
+    thumb = page.get_by_test_id("stSlider").first.get_by_role("slider").first
+    thumb.focus()
+    for _ in range(12):
+        thumb.press("ArrowRight")
+        page.wait_for_timeout(40)
+    page.wait_for_timeout(1500)
+    settle(page)
+    no_exception(page)
+    values = page.get_by_test_id("stSlider").first.get_by_test_id("stSliderThumbValue")
+    assert values.first.inner_text() == "12"
+    assert "inst=12-" in page.url

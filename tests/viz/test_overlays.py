@@ -1,4 +1,5 @@
-"""Overlays: the colour legend names exactly the colours painted."""
+"""Overlays: the colour legend names exactly the colours painted; thumbnails drawn at
+thumbnail size, missing images marked."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 
 from explorer.coco import masks, open_index
 from explorer.viz import overlays
+from tests.helpers import tiny
 
 
 def test_legend_names_each_painted_colour(sample_root):
@@ -24,3 +26,61 @@ def test_legend_names_each_painted_colour(sample_root):
     assert overlays.legend(np.full((2, 2), 7, np.uint8), colours, ["bg"]) == [
         ("label 7", tuple(int(x) for x in colours[7]))
     ]
+
+
+def test_masks_drawn_at_a_smaller_size_match_the_full_masks_sampled():
+    ann, _ = tiny("val2017")
+    index = open_index(ann)
+    for row in range(10):
+        rows = index.annotation_rows(row)
+        full, kept, _ = masks.instance_masks(index, row, rows)
+        w, h = int(index.images["width"][row]), int(index.images["height"][row])
+        size = (w // 4, h // 4)
+        small, kept_small, skipped = masks.instance_masks_at(index, row, rows, size)
+        assert not skipped and list(kept_small) == list(kept)
+        assert small.shape == (len(kept), size[1], size[0])
+        ys = ((np.arange(size[1]) + 0.5) * h / size[1]).astype(int)
+        xs = ((np.arange(size[0]) + 0.5) * w / size[0]).astype(int)
+        sampled = full[:, ys][:, :, xs]
+        big = sampled.reshape(len(kept), -1).sum(1) > 40  # small objects vanish at 1/4 scale
+        agree = (small == sampled).reshape(len(kept), -1).mean(1)
+        assert (agree[big] > 0.97).all(), agree
+
+
+def test_thumbnail_is_drawn_at_thumbnail_size_with_its_masks():
+    ann, images = tiny("val2017")
+    index = open_index(ann)
+    area = np.add.reduceat(index.annotations["area"], index.images["ann_start"][:-1])
+    row = int(np.argmax(area / (index.images["width"] * index.images["height"])))
+    opts = overlays.OverlayOptions(boxes=False, labels=False, max_side=192)
+    rgb, notes = overlays.compose_overlay(index, images, row, opts)
+    plain, _ = overlays.compose_overlay(
+        index,
+        images,
+        row,
+        overlays.OverlayOptions(masks=False, boxes=False, labels=False, max_side=192),
+    )
+    assert not notes and max(rgb.shape[:2]) == 192
+    drawn, _, _ = masks.instance_masks_at(
+        index, row, index.annotation_rows(row), (rgb.shape[1], rgb.shape[0])
+    )
+    inside = drawn.any(0)
+    diff = np.abs(rgb.astype(int) - plain).sum(2)
+    assert inside.mean() > 0.2 and diff[inside].mean() > 20  # painted where the masks are
+    assert (diff[~inside] == 0).all()  # and nowhere else
+
+
+def test_a_missing_image_is_crossed_out_and_marked(tmp_path):
+    ann, _ = tiny("val2017")
+    index = open_index(ann)
+    rgb, notes = overlays.compose_overlay(
+        index,
+        tmp_path,
+        0,
+        overlays.OverlayOptions(masks=False, boxes=False, labels=False, max_side=192),
+    )
+    assert notes
+    red = (rgb[..., 0] > 150) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)
+    h, w = rgb.shape[:2]
+    assert red[h // 4, w // 4] or red[h // 4 - 1 : h // 4 + 2, w // 4 - 1 : w // 4 + 2].any()
+    assert red.mean() > 0.03  # the cross and the "image missing" tag, not a plain grey tile
