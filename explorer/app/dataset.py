@@ -19,6 +19,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer.app import state, url
 from explorer.app.caches import get_index
+from explorer.app.download import download_form
 from explorer.coco import CocoIndex, sample
 from explorer.coco.sources import (
     DatasetSource,
@@ -31,8 +32,11 @@ from explorer.coco.sources import (
     source_key,
 )
 from explorer.errors import ExplorerError, UnsafePathError
+from explorer.types import COCO_HOST
 
-_SOURCE_KINDS = ["Sample", "COCO folder", "Files"]
+_SOURCE_KINDS = ["Sample", "COCO folder", "Files", "Download"]
+# the host "Download" fetches from: COCO's own, or a mirror
+MIRROR_VARIABLE = "EXPLORER_COCO_URL"
 _SAMPLE_LABELS = [f"sample {split}" for split in sample.SPLITS]
 ROOTS_VARIABLE = "EXPLORER_DATA_ROOTS"
 
@@ -165,6 +169,8 @@ def _picked_source(side, kind: str) -> DatasetSource | None:
         if not side.button("Open", key="ds_open_sample"):
             return None
         return next(s for s in _samples() if s.label == label)
+    if kind == "Download":
+        return _downloaded(side)
     if kind == "COCO folder":
         root = side.text_input("COCO root folder", key="ds_root", placeholder="/data/coco")
         if not root:
@@ -181,6 +187,22 @@ def _picked_source(side, kind: str) -> DatasetSource | None:
     check_allowed(ann)
     check_allowed(images)
     return from_files(ann, images)
+
+
+def _downloaded(side) -> DatasetSource | None:
+    """The "Download COCO…" form; its result, once, when a download has just finished."""
+    if data_roots():  # a shared server: visitors must not write folders anywhere
+        side.info(f"Downloading is off on this server ({ROOTS_VARIABLE} restricts its folders).")
+        return None
+    result = download_form(
+        side.container(),
+        base_url=os.environ.get(MIRROR_VARIABLE) or COCO_HOST,
+        default_dest=str(Path("data") / "coco"),
+    )
+    if result is None or st.session_state.get("ds_download_opened") == str(result.annotations):
+        return None
+    st.session_state["ds_download_opened"] = str(result.annotations)
+    return from_files(str(result.annotations), str(result.images or ""))
 
 
 def _current_or_sample(side) -> tuple[DatasetSource, CocoIndex]:
@@ -217,7 +239,8 @@ def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
         horizontal=True,
         key="ds_kind",
         help="The embedded sample, a COCO root folder (annotations/instances_*.json and "
-        "train2017/, val2017/ ...), or an annotation file with its image folder.",
+        "train2017/, val2017/ ...), an annotation file with its image folder, or real COCO "
+        "downloaded here (all of a split, or a subset by category and count).",
     )
     try:
         chosen = _picked_source(side, kind)

@@ -66,3 +66,35 @@ def test_offline_is_one_line(tmp_path, monkeypatch):
     (error,) = at.error
     assert error.value.startswith(f"Offline? http://127.0.0.1:{port}: cannot reach the host")
     assert "\n" not in error.value
+
+
+def test_the_sidebar_picker_downloads_then_opens_the_result(tmp_path, monkeypatch):
+    dest = tmp_path / "coco"
+    with coco_host(tmp_path) as (url, _):
+        monkeypatch.setenv("EXPLORER_COCO_URL", url)
+        at = AppTest.from_file(str(Path(__file__).with_name("picker_app.py")), default_timeout=90)
+        at.run()
+        at.sidebar.radio(key="ds_kind").set_value("Download").run()
+        at.text_input(key="dl_categories").input("dog")
+        at.number_input(key="dl_max").set_value(3)
+        at.text_input(key="dl_dest").input(str(dest))
+        at.sidebar.button[0].click().run()
+        _until(
+            at,
+            lambda at: any(
+                m.value.startswith("current: ") and "sample" not in m.value
+                for m in at.markdown
+            ),
+        )
+    assert not at.exception
+    n = len(json.loads((dest / "annotations" / "instances_val2017.json").read_text())["images"])
+    assert f"({n} images)" in at.markdown[-1].value and 1 <= n <= 3
+
+
+def test_a_restricted_server_offers_no_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_DATA_ROOTS", str(tmp_path))
+    at = AppTest.from_file(str(Path(__file__).with_name("picker_app.py")), default_timeout=90)
+    at.run()
+    at.sidebar.radio(key="ds_kind").set_value("Download").run()
+    assert any("Downloading is off" in i.value for i in at.sidebar.info)
+    assert not at.text_input  # no form at all
