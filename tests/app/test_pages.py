@@ -392,8 +392,14 @@ def test_model_pages_without_weights_say_what_to_do(monkeypatch, tmp_path, sampl
         assert any("UNTRAINED" in e for e in texts(at.error))
 
 
-def test_classify_runs_on_ray_when_an_address_is_set(monkeypatch, sample_root):
+def test_classify_runs_on_ray_when_an_address_is_set(monkeypatch, sample_root, tmp_path):
     ray = pytest.importorskip("ray", reason="ray is not installed")
+    import shutil
+
+    from explorer.paths import cache_dir
+
+    # predictions cached by other tests would be served without asking the cluster
+    shutil.rmtree(cache_dir("predictions"), ignore_errors=True)
     monkeypatch.setenv("EXPLORER_RAY_ADDRESS", "local")
     monkeypatch.setenv("EXPLORER_RAY_WORKERS", "1")
     at = run({"image_id": "200015"})
