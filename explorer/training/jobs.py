@@ -28,6 +28,7 @@ class Job:
 
     id: int
     config: TrainConfig
+    resume: str | None = None  # a run folder to continue (its own settings are used)
     status: JobStatus = "queued"
     message: str = ""
     run_dir: str = ""
@@ -49,9 +50,13 @@ class JobQueue:
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
 
-    def submit(self, config: TrainConfig) -> int:
+    def submit(self, config: TrainConfig, resume: str | None = None) -> int:
+        """Queue a run (``resume``: continue that run folder); returns the job's id.
+
+        Only cheap work happens here, in the caller's (the page's) thread: torch, the model and
+        the data are loaded by the worker."""
         with self._lock:
-            job = Job(next(self._ids), config)
+            job = Job(next(self._ids), config, resume, run_dir=resume or "")
             self._jobs[job.id] = job
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(
@@ -82,6 +87,16 @@ class JobQueue:
     def busy(self) -> bool:
         with self._lock:
             return any(j.status in ("queued", "running") for j in self._jobs.values())
+
+    def active_runs(self) -> set[str]:
+        """The run folders of the queued and running jobs (known once a job has started, or
+        from the start for a resumed one)."""
+        with self._lock:
+            return {
+                j.run_dir
+                for j in self._jobs.values()
+                if j.status in ("queued", "running") and j.run_dir
+            }
 
     def _next(self) -> Job | None:
         with self._lock:
@@ -115,7 +130,9 @@ class JobQueue:
             status: JobStatus = "finished"
             message, run_dir = "", ""
             try:
-                run_dir = str(train(job.config, lambda e, j=job: self._update(j, e), job.stop))
+                run_dir = str(
+                    train(job.config, lambda e, j=job: self._update(j, e), job.stop, job.resume)
+                )
             except Stopped as e:
                 status, message = "stopped", str(e)
             except ExplorerError as e:
