@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 VARIANTS = {
-    # name: (image size, fused AdamW, channels_last)
-    "227 foreach": (227, False, False),
+    # name: (image size, fused AdamW, channels_last); "before" was the quick preset until 2026-11
+    "before 227": (227, False, False),
     "227 fused": (227, True, False),
     "227 fused cl": (227, True, True),
-    "163 fused": (163, True, False),
-    "131 fused": (131, True, False),
+    "128 fused": (128, True, False),
+    "after 128 fused cl": (128, True, True),
 }
 
 

@@ -6,7 +6,9 @@ at a time (training uses every core), in submission order.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import threading
 import time
 import traceback
@@ -115,6 +117,10 @@ class JobQueue:
             job.run_dir = event.run
 
     def _work(self) -> None:
+        # the trainer takes every core; at a lower priority (this thread and the torch threads
+        # it starts) it leaves the Streamlit server and the page's reruns responsive
+        with contextlib.suppress(AttributeError, OSError):  # per-thread priority: Linux
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         from explorer.training.trainer import train  # torch: only once a job runs
 
         while True:

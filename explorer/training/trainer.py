@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from explorer.coco.index import open_index
 from explorer.errors import ExplorerError
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
 from explorer.models import create_model, get_spec, logits
-from explorer.models.device import choose_device
+from explorer.models.device import choose_device, cpu_threads
 from explorer.models.registry import ModelSpec
 from explorer.models.weights import CHECKPOINT_FORMAT, WeightsError, load_model
 from explorer.paths import atomic_write_bytes, remove_stale_temporaries, storage_guard
@@ -110,7 +109,7 @@ class Session:
     def __init__(self, cfg: TrainConfig, run: Path, progress, stop):
         self.cfg, self.run_dir, self.progress, self.stop = cfg, run, progress, stop
         self.device = choose_device(cfg.device)
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(cpu_threads())
         self._split()
         self.categories = self.train_index.categories
         self.category_ids = [c["id"] for c in self.categories]
