@@ -83,8 +83,10 @@ def main() -> None:
         for k, (model, opt, crops, targets) in setups.items():
             for _ in range(args.steps):
                 times[k].append(_step(model, opt, crops, targets, VARIANTS[k][0], VARIANTS[k][2]))
-    print(f"{platform.node()} torch {torch.__version__}, {torch.get_num_threads()} threads, batch")
-    print(f"{args.batch}, median of {args.rounds * args.steps} steps (ms)")
+    print(
+        f"{platform.node()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"batch {args.batch}, median of {args.rounds * args.steps} steps (ms)"
+    )
     print(f"{'variant':16} {'augment':>8} {'fwd+bwd':>8} {'opt':>8} {'step':>8} {'img/s':>8}")
     for k, t in times.items():
         a, f, o = np.median(np.array(t), axis=0) * 1000

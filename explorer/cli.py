@@ -242,7 +242,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"{run}: best {status['metric']} {status['best']:.4f} at epoch {status['best_epoch']} "
         f"(best.pt; use it with --model {run})"
     )
-    if status.get("budget_note"):
+    if status.get("budget_note") and status["budget_note"] != progress.note:  # not said yet
         print(status["budget_note"])
     return 0
 

@@ -129,6 +129,7 @@ class Session:
         self.epoch, self.step, self.best, self.best_epoch = 0, 0, -1.0, -1
         self.planned = cfg.epochs  # fewer when the time budget cannot fit them all
         self.budget_note = ""
+        self.step_seconds: list[float] = []  # this epoch's, for the time budget
         self.started = time.time()  # moved back by a resumed run's earlier seconds
 
     # ------------------------------------------------------------------ setup
@@ -342,7 +343,11 @@ class Session:
                     "time": time.time(),
                 }
                 logs.epoch(record)
-                self._fit_time_budget(time.perf_counter() - t0, seconds)
+                # a run's first steps are slow (allocations, kernel choice): the median step
+                # predicts the next epochs better than this epoch's total
+                steady = np.median(self.step_seconds) * plan.steps_per_epoch
+                next_epoch = min(seconds, float(steady) + seconds - train_seconds)
+                self._fit_time_budget(time.perf_counter() - t0, next_epoch)
                 self._end_epoch(record)
         except BaseException:
             with contextlib.suppress(ExplorerError, OSError):  # the first error is the one to tell
@@ -369,7 +374,7 @@ class Session:
         self.model.train()
         losses: list[float] = []
         lr = cfg.lr
-        tick = time.perf_counter()
+        tick, self.step_seconds = time.perf_counter(), []
         for b in range(plan.steps_per_epoch):
             if self.stop is not None and self.stop.is_set():
                 raise Stopped("stopped by the user; the run can be resumed")
@@ -387,30 +392,27 @@ class Session:
                 )
             self.step += 1
             losses.append(loss)
-            fraction = self.epoch + (b + 1) / plan.steps_per_epoch
             now, tick = tick, time.perf_counter()
-            logs.step(
-                {
-                    "kind": "step",
-                    "epoch": round(fraction, 4),
-                    "step": self.step,
-                    "train_loss": loss,
-                    "lr": lr,
-                    "images_per_s": round(len(idx) / max(tick - now, 1e-6), 2),
-                    "time": time.time(),
-                }
-            )
-            self._emit(
-                Step(
-                    str(self.run_dir),
-                    self.epoch + 1,
-                    self.planned,
-                    b + 1,
-                    plan.steps_per_epoch,
-                    loss,
-                )
-            )
+            self.step_seconds.append(tick - now)
+            self._log_step(logs, plan, b + 1, loss, lr, len(idx) / max(tick - now, 1e-6))
         return losses, lr
+
+    def _log_step(self, logs: _Logs, plan: _EpochPlan, batch, loss, lr, images_per_s) -> None:
+        """The step's metrics.jsonl line (on disk at once) and its progress event."""
+        logs.step(
+            {
+                "kind": "step",
+                "epoch": round(self.epoch + batch / plan.steps_per_epoch, 4),
+                "step": self.step,
+                "train_loss": loss,
+                "lr": lr,
+                "images_per_s": round(images_per_s, 2),
+                "time": time.time(),
+            }
+        )
+        self._emit(
+            Step(str(self.run_dir), self.epoch + 1, self.planned, batch, plan.steps_per_epoch, loss)
+        )
 
     def _end_epoch(self, record: EpochRecord) -> None:
         """Checkpoints (best.pt when the score improved, always last.pt), status, event."""

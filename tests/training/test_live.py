@@ -62,14 +62,23 @@ def test_a_time_budget_cut_is_said_everywhere(tiny_data, tmp_path):
     assert info.seconds >= 1  # the run's real duration, not 0
 
 
-def test_alexnet_classic_trains_and_predicts_at_a_smaller_size(tiny_data, tmp_path):
+def test_alexnet_classic_at_a_smaller_size_reports_what_evaluate_finds(tiny_data, tmp_path):
+    from pathlib import Path
+
+    from explorer.coco import open_index
+    from explorer.inference.classification import classification_scores, classification_table
+
     run = tmp_path / "small"
     train(config(tiny_data, run, epochs=1, image_size=96))
-    ckpt = json.loads((run / "status.json").read_text())
-    assert ckpt["status"] == "finished"
-    model = load_model(str(run), device="cpu")
+    assert json.loads((run / "status.json").read_text())["status"] == "finished"
+    model = load_model(str(run / "best.pt"), device="cpu")
     # evaluation decodes the crops as training did: resized to 109 (96 x 1.14), centre 96
     assert (model.preprocess.resize, model.preprocess.crop) == (109, 96)
+    index = open_index(tiny_data["val_coco"])
+    table = classification_table(model, index, Path(tiny_data["val_images"]), True, workers=0)
+    scores = classification_scores(model, table, index.categories)
+    (epoch,) = [r for r in runs.read_metrics(run) if r["kind"] == "epoch"]
+    assert scores["objects"] > 0 and scores["top1"] == pytest.approx(epoch["val_acc"], abs=1e-9)
 
 
 def test_a_too_small_image_size_is_refused_in_one_line_before_any_work(tiny_data, tmp_path):
