@@ -319,8 +319,8 @@ register(
         name="alexnet-classic",
         task="classify",
         label_space="dataset",
-        description="the original 2012 AlexNet layout, 227x227 input; no published weights: "
-        "train it in-app",
+        description="the original 2012 AlexNet layout, 227x227 input (smaller ones pooled to "
+        "its 6x6); no published weights: train it in-app",
         preprocess=_IMAGENET_227,
         build=_alexnet_classic,
         head_size=1000,
