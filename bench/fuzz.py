@@ -43,31 +43,8 @@ COCO_TINY = ROOT.parent / "shared" / "coco-tiny" / "annotations" / "instances_va
 # Values that have broken a parser somewhere: int64 and uint32 edges, floats JSON cannot hold,
 # numbers as strings, containers where scalars belong.
 NASTY = [
-    None,
-    True,
-    "",
-    "1",
-    "NaN",
-    "x",
-    [],
-    {},
-    [1, 2],
-    0,
-    -1,
-    1.5,
-    2**31,
-    2**32 + 1,
-    2**53 + 1,
-    2**63,
-    -(2**63) - 1,
-    2**64,
-    2**70,
-    1e12,
-    1e308,
-    -1e308,
-    math.nan,
-    math.inf,
-    -math.inf,
+    None, True, "", "1", "NaN", "x", [], {}, [1, 2], 0, -1, 1.5, 2**31, 2**32 + 1, 2**53 + 1,
+    2**63, -(2**63) - 1, 2**64, 2**70, 1e12, 1e308, -1e308, math.nan, math.inf, -math.inf,
 ]
 RECORDS = ("images", "annotations", "categories")
 
@@ -87,21 +64,11 @@ def one_image_doc() -> dict:
     """The one-image, one-polygon file of the acceptance check (shared/acceptance/bad-inputs)."""
     return {
         "images": [{"id": 397133, "file_name": "000000397133.jpg", "width": 640, "height": 427}],
-        "categories": [
-            {"id": 1, "name": "person", "supercategory": "person"},
-            {"id": 3, "name": "car", "supercategory": "vehicle"},
-        ],
-        "annotations": [
-            {
-                "id": 1,
-                "image_id": 397133,
-                "category_id": 1,
-                "iscrowd": 0,
-                "area": 400.0,
-                "bbox": [10, 10, 20, 20],
-                "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]],
-            }
-        ],
+        "categories": [{"id": 1, "name": "person", "supercategory": "person"},
+                       {"id": 3, "name": "car", "supercategory": "vehicle"}],
+        "annotations": [{"id": 1, "image_id": 397133, "category_id": 1, "iscrowd": 0,
+                         "area": 400.0, "bbox": [10, 10, 20, 20],
+                         "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]]}],
     }
 
 
@@ -111,12 +78,8 @@ def subset(doc: dict, n: int, rng: random.Random) -> dict:
     images = rng.sample(doc["images"], min(n, len(doc["images"])))
     keep = {im["id"] for im in images}
     anns = [a for a in doc["annotations"] if a["image_id"] in keep]
-    return {
-        "info": doc.get("info", {}),
-        "images": images,
-        "annotations": anns,
-        "categories": doc["categories"],
-    }
+    return {"info": doc.get("info", {}), "images": images, "annotations": anns,
+            "categories": doc["categories"]}
 
 
 def base_documents(sample_annotations: Path | None = None) -> list[dict]:
@@ -196,29 +159,12 @@ def m_rle(doc: dict, rng: random.Random) -> str:
         return "empty"
     ann = picked[1]
     h, w = _size_of(doc, ann)
-    how = rng.choice(
-        [
-            "short",
-            "long",
-            "negative",
-            "huge",
-            "float",
-            "null",
-            "garbage",
-            "size",
-            "size_string",
-            "empty",
-        ]
-    )
+    how = rng.choice(["short", "long", "negative", "huge", "float", "null", "garbage", "size",
+                      "size_string", "empty"])
     counts: object = {
-        "short": [5, 100, 40],
-        "long": [w * h, w * h],
-        "negative": [-7, w * h + 7],
-        "huge": [2**40, 1],
-        "float": [0.5, w * h - 0.5],
-        "null": [None, w * h],
-        "garbage": "\u0001\u00ff~~~~",
-        "empty": [],
+        "short": [5, 100, 40], "long": [w * h, w * h], "negative": [-7, w * h + 7],
+        "huge": [2**40, 1], "float": [0.5, w * h - 0.5], "null": [None, w * h],
+        "garbage": "\u0001\u00ff~~~~", "empty": [],
     }.get(how, [w * h])
     size = {"size": [h, -w], "size_string": ["h", "w"]}.get(how, [h, w])
     ann["segmentation"] = {"size": size, "counts": counts}
@@ -251,20 +197,8 @@ def m_ids(doc: dict, rng: random.Random) -> str:
 
 
 HOSTILE_NAMES = [
-    "images\\x.jpg",
-    "..",
-    ".",
-    "../../etc/passwd",
-    "/etc/passwd",
-    "q" * 300 + ".jpg",
-    "a\u0000b.jpg",
-    "",
-    "sub/dir/",
-    "CON",
-    "é/ü.jpg",
-    "a" * 5000,
-    "x.JPG ",
-    "\ud800.jpg",
+    "images\\x.jpg", "..", ".", "../../etc/passwd", "/etc/passwd", "q" * 300 + ".jpg",
+    "a\u0000b.jpg", "", "sub/dir/", "CON", "é/ü.jpg", "a" * 5000, "x.JPG ", "\ud800.jpg",
 ]
 
 
@@ -315,29 +249,16 @@ def m_top(doc: dict, rng: random.Random) -> str:
     elif how == "retype":
         doc[key] = rng.choice([{}, "images", 7, [[]], [None, 1]])
     elif how == "panoptic":
-        doc["annotations"] = [
-            {
-                "image_id": im.get("id"),
-                "file_name": "x.png",
-                "segments_info": [{"id": 1, "category_id": 1}],
-            }
-            for im in doc.get("images", [])
-        ]
+        doc["annotations"] = [{"image_id": im.get("id"), "file_name": "x.png",
+                               "segments_info": [{"id": 1, "category_id": 1}]}
+                              for im in doc.get("images", [])]
     else:
         doc["extra"] = {"nested": list(range(100))}
     return f"top {how} {key}"
 
 
 MUTATIONS: list[Callable[[dict, random.Random], str]] = [
-    m_field,
-    m_field,
-    m_field,
-    m_polygon,
-    m_rle,
-    m_ids,
-    m_images,
-    m_no_masks,
-    m_top,
+    m_field, m_field, m_field, m_polygon, m_rle, m_ids, m_images, m_no_masks, m_top,
 ]
 
 
@@ -357,12 +278,8 @@ def raw_cases(base: bytes, rng: random.Random) -> Iterator[Case]:
     for depth in (1000, 100000):
         nested = b'"deep": ' + b"[" * depth + b"]" * depth + b", "
         yield Case(f"nested {depth}", base.replace(b"{", b"{" + nested, 1))
-    yield Case(
-        "top-level list (results file)",
-        json.dumps(
-            [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.9}]
-        ).encode(),
-    )
+    yield Case("top-level list (results file)", json.dumps(
+        [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.9}]).encode())
     for text in (b"", b"null", b"[]", b"{}", b"0", b'"coco"', b"{" * 3, b"\x00" * 64):
         yield Case(f"file {text[:8]!r}", text)
     yield Case("duplicate keys", base.replace(b"{", b'{"images": 5, ', 1))
@@ -433,18 +350,14 @@ def verdict(rc: int | None, stderr: str) -> tuple[str, str]:
     return "crash", f"rc={rc} {last}"
 
 
-def run_one(
-    path: Path, command: str, out_dir: Path, timeout: float, mem_bytes: int, env: dict | None = None
-) -> tuple[str, str, float]:
+def run_one(path: Path, command: str, out_dir: Path, timeout: float, mem_bytes: int,
+            env: dict | None = None) -> tuple[str, str, float]:
     """``python -m explorer stats --json`` or ``export-masks`` on one file: (verdict, detail,
     peak RSS in MB), the child's own peak read with wait4."""
     args = ["--json"] if command == "stats" else ["--out", str(out_dir), "--quiet"]
     p = subprocess.Popen(
         [sys.executable, "-m", "explorer", command, "--coco", str(path), *args],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
         preexec_fn=limit_memory(mem_bytes),
     )
     timer = threading.Timer(timeout, p.kill)
@@ -458,9 +371,8 @@ def run_one(
     return judged[0], judged[1], usage.ru_maxrss / 1024
 
 
-def campaign(
-    all_cases: list[Case], workdir: Path, jobs: int, timeout: float, mem_bytes: int
-) -> list[Outcome]:
+def campaign(all_cases: list[Case], workdir: Path, jobs: int, timeout: float,
+             mem_bytes: int) -> list[Outcome]:
     """Every case through ``stats --json`` and ``export-masks``, ``jobs`` at a time."""
 
     def one(i_case: tuple[int, Case], command: str) -> Outcome:
@@ -500,26 +412,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--mem-gb", type=float, default=6)
-    ap.add_argument(
-        "--sample",
-        type=Path,
-        default=None,
-        help="the sample's instances_val2017.json (default: write the sample)",
-    )
+    ap.add_argument("--sample", type=Path, default=None,
+                    help="the sample's instances_val2017.json (default: write the sample)")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
         os.environ.setdefault("EXPLORER_CACHE", str(Path(tmp) / "cache"))
         sample = a.sample or _sample_annotations()
         started = time.perf_counter()
-        outcomes = campaign(
-            cases(a.cases, a.seed, sample), Path(tmp), a.jobs, a.timeout, int(a.mem_gb * 2**30)
-        )
+        outcomes = campaign(cases(a.cases, a.seed, sample), Path(tmp), a.jobs, a.timeout,
+                            int(a.mem_gb * 2**30))
         seconds = time.perf_counter() - started
-    print(
-        f"{platform.node()} · {os.cpu_count()} CPUs · python {platform.python_version()} · "
-        f"{time.strftime('%Y-%m-%d')} · seed {a.seed} · {a.jobs} jobs · timeout "
-        f"{a.timeout:.0f} s · ulimit -v {a.mem_gb:g} GB\n"
-    )
+    print(f"{platform.node()} · {os.cpu_count()} CPUs · python {platform.python_version()} · "
+          f"{time.strftime('%Y-%m-%d')} · seed {a.seed} · {a.jobs} jobs · timeout "
+          f"{a.timeout:.0f} s · ulimit -v {a.mem_gb:g} GB\n")
     print(table(outcomes, seconds))
     bad: dict[tuple[str, str, str], list[str]] = {}
     for o in outcomes:
