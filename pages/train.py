@@ -119,8 +119,11 @@ def live(polling: bool) -> None:
         pick = c1.selectbox("A stopped run", [r.path.name for r in resumable], key="t_resume_run")
         if c2.button("Resume", key="t_resume"):
             path = runs.runs_root() / pick
-            jobs.submit(runs.read_config(path), resume=str(path))
-            st.rerun()
+            try:  # the same library call as the CLI's --resume RUN_DIR
+                jobs.submit(runs.read_config(path), resume=str(path))
+                st.rerun()
+            except ExplorerError as e:
+                st.error(str(e))
     st.subheader("Curves")
     names = [r.path.name for r in infos]
     st.session_state["t_watch"], st.session_state["t_followed"] = tr.watched(
