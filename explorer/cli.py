@@ -270,6 +270,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"{run}: best {status['metric']} {status['best']:.4f} at epoch {status['best_epoch']} "
         f"(best.pt; use it with --model {run})"
     )
+    if status.get("budget_note") and status["budget_note"] != progress.note:  # not said yet
+        print(status["budget_note"])
     return 0
 
 
@@ -277,7 +279,7 @@ class _TrainProgress:
     """A tqdm bar per epoch on stderr, and one line per finished epoch."""
 
     def __init__(self, quiet: bool):
-        self.quiet, self.bar = quiet, None
+        self.quiet, self.bar, self.note = quiet, None, ""
 
     def __call__(self, event) -> None:
         from explorer.training.events import EpochEnd, Step
@@ -299,6 +301,9 @@ class _TrainProgress:
                 f"{r['images_per_s']:.0f} img/s)",
                 file=sys.stderr,
             )
+            if event.note != self.note:  # the time budget shortened the plan: say it once
+                self.note = event.note
+                print(event.note, file=sys.stderr)
 
     def _step(self, event) -> None:
         from tqdm import tqdm

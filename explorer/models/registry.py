@@ -69,7 +69,8 @@ class ModelSpec:
         default_encoder: the encoder used when none is given.
         trainable: offered by ``python -m explorer train`` and the Train page.
         quick: the ``quick`` training preset, or None (the task's defaults).
-        input_size: a side every input must have (the classic AlexNet's 227), or None.
+        min_input_size: the smallest input side the model takes (smaller inputs vanish in its
+            pools), or None.
         pretrained_note: what a run that asks for published weights writes in its notes: after
             loading them (models with ``weights_enum``), or instead (models without).
     """
@@ -88,7 +89,7 @@ class ModelSpec:
     default_encoder: str | None = None
     trainable: bool = True
     quick: QuickPreset | None = None
-    input_size: int | None = None
+    min_input_size: int | None = None
     pretrained_note: str | None = None
 
 
@@ -169,6 +170,8 @@ def _alexnet_classic(num_classes: int, encoder: str | None, aux_loss: bool):
     """Krizhevsky et al. 2012 as in the classic layer table (LRN left out, as most tables do)."""
     from torch import nn
 
+    from explorer.models._layers import FlattenPooled
+
     return nn.Sequential(
         nn.Conv2d(3, 96, 11, stride=4),
         nn.ReLU(inplace=True),
@@ -183,7 +186,7 @@ def _alexnet_classic(num_classes: int, encoder: str | None, aux_loss: bool):
         nn.Conv2d(384, 256, 3, padding=1),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(3, 2),
-        nn.Flatten(),
+        FlattenPooled(6),
         nn.Linear(9216, 4096),
         nn.ReLU(inplace=True),
         nn.Dropout(0.5),
@@ -253,7 +256,7 @@ _IMAGENET_227 = Preprocess(resize=256, crop=227)
 _SEG = Preprocess(resize=520, crop=None)
 _SMP = Preprocess(resize=320, crop=None, multiple_of=16)
 _SMP_QUICK = QuickPreset(
-    epochs=20, batch_size=16, lr=2e-3, image_size=128, time_budget=420, encoder="resnet18"
+    epochs=8, batch_size=16, lr=2e-3, image_size=96, time_budget=420, encoder="resnet18"
 )
 _VOC_NOTE = "backbone and head from torchvision's COCO weights"
 _SMP_NOTE = (
@@ -316,14 +319,14 @@ register(
         name="alexnet-classic",
         task="classify",
         label_space="dataset",
-        description="the original 2012 AlexNet layout, 227x227 input; no published weights: "
-        "train it in-app",
+        description="the original 2012 AlexNet layout, 227x227 input (smaller ones pooled to "
+        "its 6x6); no published weights: train it in-app",
         preprocess=_IMAGENET_227,
         build=_alexnet_classic,
         head_size=1000,
         reset_head=_new_linear_head,  # the model is one Sequential: its last layer is the head
-        quick=QuickPreset(epochs=8, batch_size=64, lr=3e-4, image_size=227, time_budget=230),
-        input_size=227,  # the fully connected layer after the features needs 6x6x256
+        quick=QuickPreset(epochs=4, batch_size=32, lr=5e-4, image_size=128, time_budget=230),
+        min_input_size=67,  # below it the third max pool has nothing left to pool
     )
 )
 register(

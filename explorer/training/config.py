@@ -82,11 +82,14 @@ class TrainConfig:
                 f"{self.model} cannot be trained for {self.task}; valid: {', '.join(models)}"
             )
         base = {**DEFAULTS[self.task], **preset_settings(self.preset, self.model)}
-        fixed = get_spec(self.model).input_size
-        if fixed:
-            base["image_size"] = fixed
         values = asdict(self)
         for k, v in base.items():
             if values.get(k) is None:
                 values[k] = v
+        smallest = get_spec(self.model).min_input_size
+        if smallest and values["image_size"] < smallest:
+            raise ExplorerError(
+                f"{self.model} needs --image-size {smallest} or more "
+                f"(got {values['image_size']}: its pools would leave nothing)"
+            )
         return TrainConfig(**values)

@@ -11,13 +11,14 @@ from typing import Literal, NotRequired, TypedDict
 
 
 class StepRecord(TypedDict):
-    """One ``metrics.jsonl`` line per optimiser step."""
+    """One ``metrics.jsonl`` line per optimiser step, on disk as soon as the step is done."""
 
     kind: Literal["step"]
     epoch: float  # fractional: 1.5 is half way through the second epoch
     step: int
     train_loss: float
     lr: float
+    images_per_s: float
     time: float
 
 
@@ -70,12 +71,14 @@ class Step:
 
 @dataclass(frozen=True)
 class EpochEnd:
-    """An epoch validated and checkpointed."""
+    """An epoch validated and checkpointed; ``epochs`` is the plan after it, ``note`` says why
+    the time budget shortened the plan ("" when it did not)."""
 
     run: str
     epoch: int
     epochs: int
     record: EpochRecord
+    note: str = ""
 
     phase = "epoch"
 

@@ -6,7 +6,9 @@ at a time (training uses every core), in submission order.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import threading
 import time
 import traceback
@@ -28,6 +30,7 @@ class Job:
 
     id: int
     config: TrainConfig
+    resume: str | None = None  # a run folder to continue (its own settings are used)
     status: JobStatus = "queued"
     message: str = ""
     run_dir: str = ""
@@ -49,9 +52,13 @@ class JobQueue:
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
 
-    def submit(self, config: TrainConfig) -> int:
+    def submit(self, config: TrainConfig, resume: str | None = None) -> int:
+        """Queue a run (``resume``: continue that run folder); returns the job's id.
+
+        Only cheap work happens here, in the caller's (the page's) thread: torch, the model and
+        the data are loaded by the worker."""
         with self._lock:
-            job = Job(next(self._ids), config)
+            job = Job(next(self._ids), config, resume, run_dir=resume or "")
             self._jobs[job.id] = job
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(
@@ -83,6 +90,16 @@ class JobQueue:
         with self._lock:
             return any(j.status in ("queued", "running") for j in self._jobs.values())
 
+    def active_runs(self) -> set[str]:
+        """The run folders of the queued and running jobs (known once a job has started, or
+        from the start for a resumed one)."""
+        with self._lock:
+            return {
+                j.run_dir
+                for j in self._jobs.values()
+                if j.status in ("queued", "running") and j.run_dir
+            }
+
     def _next(self) -> Job | None:
         with self._lock:
             queued = [j for j in self._jobs.values() if j.status == "queued"]
@@ -100,6 +117,10 @@ class JobQueue:
             job.run_dir = event.run
 
     def _work(self) -> None:
+        # the trainer takes every core; at a lower priority (this thread and the torch threads
+        # it starts) it leaves the Streamlit server and the page's reruns responsive
+        with contextlib.suppress(AttributeError, OSError):  # per-thread priority: Linux
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         from explorer.training.trainer import train  # torch: only once a job runs
 
         while True:
@@ -115,7 +136,9 @@ class JobQueue:
             status: JobStatus = "finished"
             message, run_dir = "", ""
             try:
-                run_dir = str(train(job.config, lambda e, j=job: self._update(j, e), job.stop))
+                run_dir = str(
+                    train(job.config, lambda e, j=job: self._update(j, e), job.stop, job.resume)
+                )
             except Stopped as e:
                 status, message = "stopped", str(e)
             except ExplorerError as e:

@@ -13,6 +13,7 @@ logs or a CSV trained elsewhere).
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from dataclasses import dataclass
@@ -78,7 +79,12 @@ def versions() -> dict:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What the runs table shows of one run folder."""
+    """What the runs table shows of one run folder.
+
+    ``epoch`` is the epoch under way while the run is running (the last finished one once it
+    ended), ``epochs`` the plan (fewer than asked when the time budget cut it: ``note`` says so),
+    ``seconds`` the time it has trained so far, over all its resumptions.
+    """
 
     path: Path
     task: str
@@ -92,9 +98,11 @@ class RunInfo:
     seconds: float
     device: str
     has_best: bool
+    note: str = ""
+    resumable: bool = False
 
 
-def read_run(path: Path) -> RunInfo | None:
+def read_run(path: Path, now: float | None = None) -> RunInfo | None:
     """A run folder's summary, or None when ``path`` is not a run."""
     try:
         config = json.loads((path / "config.json").read_text())
@@ -105,22 +113,78 @@ def read_run(path: Path) -> RunInfo | None:
     except (OSError, ValueError):
         status = {}
     settings = config.get("settings", {})
-    epochs = [r for r in read_metrics(path) if r.get("kind") == "epoch"]
+    state = status.get("status", "unknown")
+    last = _last_record(path)
+    epoch = int(status.get("epoch", 0))
+    if state == "running" and last is not None:
+        epoch = max(epoch, math.ceil(last.get("epoch", 0)))  # the epoch under way
     best = status.get("best")
     return RunInfo(
         path=path,
         task=settings.get("task", "?"),
         model=settings.get("model", "?"),
-        status=status.get("status", "unknown"),
+        status=state,
         message=status.get("message", ""),
-        epoch=int(status.get("epoch", len(epochs))),
+        epoch=epoch,
         epochs=int(status.get("planned_epochs") or settings.get("epochs") or 0),
         best_metric=status.get("metric", ""),
         best=best if best is not None and best >= 0 else None,
-        seconds=float(epochs[-1]["elapsed"]) if epochs else 0.0,
+        seconds=_seconds(status, last, now or time.time()),
         device=config.get("device", ""),
         has_best=(path / "best.pt").is_file(),
+        note=status.get("budget_note", ""),
+        resumable=state in ("stopped", "failed") and (path / "last.pt").is_file(),
     )
+
+
+def _seconds(status: dict, last: dict | None, now: float) -> float:
+    """Training time: still counting while running, the recorded total once ended (older runs:
+    the last record's time since the start)."""
+    if status.get("status") == "running" and status.get("started"):
+        return max(0.0, now - float(status["started"]))
+    if status.get("seconds") is not None:
+        return float(status["seconds"])
+    if last is not None and status.get("started"):
+        return max(0.0, float(last.get("time", 0)) - float(status["started"]))
+    return float(last.get("elapsed", 0.0)) if last else 0.0
+
+
+def _last_record(path: Path, tail: int = 4096) -> dict | None:
+    """The last whole line of metrics.jsonl, read from its end (a long run's file is large)."""
+    try:
+        with open(path / "metrics.jsonl", "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - tail))
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue  # a torn last line, or the cut first one of the tail
+    return None
+
+
+def trained_seconds(run: Path) -> float:
+    """The seconds a run has trained so far (0 when its status does not say)."""
+    try:
+        return float(json.loads((run / "status.json").read_text()).get("seconds") or 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
+
+
+def read_config(run: Path):
+    """The :class:`~explorer.training.config.TrainConfig` a run folder was started with."""
+    from dataclasses import fields
+
+    from explorer.training.config import TrainConfig
+
+    try:
+        saved = json.loads((run / "config.json").read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ExplorerError(f"{run}: not a run folder (no readable config.json)") from None
+    return TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
 
 
 def list_runs(root: Path | None = None) -> list[RunInfo]:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from explorer.coco.index import open_index
 from explorer.errors import ExplorerError
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
 from explorer.models import create_model, get_spec, logits
-from explorer.models.device import choose_device
+from explorer.models.device import choose_device, cpu_threads
 from explorer.models.registry import ModelSpec
 from explorer.models.weights import CHECKPOINT_FORMAT, WeightsError, load_model
 from explorer.paths import atomic_write_bytes, remove_stale_temporaries, storage_guard
@@ -46,7 +45,17 @@ from explorer.training.schedules import cosine_lr, poly_lr
 from explorer.types import IGNORE_LABEL, JobStatus
 
 CROP_LOAD = 256
-"""Side of the stored crops: training takes random 227/224 crops of them, validation the centre."""
+"""Side of the stored crops for 227/224 px inputs: training takes random crops of them,
+validation the centre; smaller inputs keep the same 1.14 ratio (:func:`crop_load`)."""
+
+
+def crop_load(image_size: int) -> int:
+    """Side the crops are decoded to for a classifier input of ``image_size``."""
+    return CROP_LOAD if image_size > 200 else int(image_size * 1.14)
+
+
+_MEMORY_FORMAT = torch.channels_last
+"""Convolutions run faster on NHWC tensors on CPUs and GPUs alike (bench/bench_train.py)."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,10 @@ class _Logs:
             self.metrics = open(run / "metrics.jsonl", "a")
 
     def step(self, record: StepRecord) -> None:
+        # flushed (not fsynced) line by line: the live curves read the file while the run writes
         with storage_guard(self.run):
             self.metrics.write(json.dumps(record) + "\n")
+            self.metrics.flush()
             self.writer.add_scalar("train/loss_step", record["train_loss"], record["step"])
 
     def epoch(self, record: EpochRecord) -> None:
@@ -98,7 +109,7 @@ class Session:
     def __init__(self, cfg: TrainConfig, run: Path, progress, stop):
         self.cfg, self.run_dir, self.progress, self.stop = cfg, run, progress, stop
         self.device = choose_device(cfg.device)
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(cpu_threads())
         self._split()
         self.categories = self.train_index.categories
         self.category_ids = [c["id"] for c in self.categories]
@@ -107,14 +118,19 @@ class Session:
         self.class_names = ["background"] + names if seg else names
         self.class_category_ids = ([None] if seg else []) + self.category_ids
         self.notes: list[str] = []
-        self.model = self._build_model().to(self.device)
+        self.model = self._build_model().to(self.device, memory_format=_MEMORY_FORMAT)
         params = [p for p in self.model.parameters() if p.requires_grad]
+        # fused: one kernel for all parameters; on a CPU 38 ms instead of ~360 ms a step for
+        # AlexNet's 58M parameters (docs/BENCHMARKS.md)
+        fused = self.device.split(":")[0] in ("cpu", "cuda")
         self.optimizer = torch.optim.AdamW(
-            params, lr=cfg.lr, weight_decay=0.05 if not seg else 1e-4
+            params, lr=cfg.lr, weight_decay=0.05 if not seg else 1e-4, fused=fused
         )
         self.epoch, self.step, self.best, self.best_epoch = 0, 0, -1.0, -1
         self.planned = cfg.epochs  # fewer when the time budget cannot fit them all
-        self.started = time.time()
+        self.budget_note = ""
+        self.step_seconds: list[float] = []  # this epoch's, for the time budget
+        self.started = time.time()  # moved back by a resumed run's earlier seconds
 
     # ------------------------------------------------------------------ setup
 
@@ -187,6 +203,10 @@ class Session:
         return {
             "epoch": self.epoch,
             "planned_epochs": self.planned,
+            "asked_epochs": self.cfg.epochs,
+            "budget_note": self.budget_note,
+            "started": self.started,
+            "seconds": round(time.time() - self.started, 1),
             "step": self.step,
             "best": self.best,
             "best_epoch": self.best_epoch,
@@ -202,8 +222,7 @@ class Session:
         cfg = self.cfg
         if cfg.task == "classify":
             what = "crops"
-            size = CROP_LOAD if cfg.image_size > 200 else int(cfg.image_size * 1.14)
-            load = partial(data.load_crops, size=size, min_area=cfg.min_area)
+            load = partial(data.load_crops, size=crop_load(cfg.image_size), min_area=cfg.min_area)
         else:
             what = "images"
             load = partial(data.load_segmentation, size=cfg.image_size)
@@ -237,7 +256,7 @@ class Session:
     def _checkpoint(self, with_state: bool) -> dict:
         cfg = self.cfg
         prep = (
-            {"resize": CROP_LOAD, "crop": cfg.image_size}
+            {"resize": crop_load(cfg.image_size), "crop": cfg.image_size}
             if cfg.task == "classify"
             else {"resize": cfg.image_size, "square": True}
         )
@@ -324,8 +343,12 @@ class Session:
                     "time": time.time(),
                 }
                 logs.epoch(record)
+                # a run's first steps are slow (allocations, kernel choice): the median step
+                # predicts the next epochs better than this epoch's total
+                steady = np.median(self.step_seconds) * plan.steps_per_epoch
+                next_epoch = min(seconds, float(steady) + seconds - train_seconds)
+                self._fit_time_budget(time.perf_counter() - t0, next_epoch)
                 self._end_epoch(record)
-                self._fit_time_budget(time.perf_counter() - t0, seconds)
         except BaseException:
             with contextlib.suppress(ExplorerError, OSError):  # the first error is the one to tell
                 logs.close()
@@ -351,6 +374,7 @@ class Session:
         self.model.train()
         losses: list[float] = []
         lr = cfg.lr
+        tick, self.step_seconds = time.perf_counter(), []
         for b in range(plan.steps_per_epoch):
             if self.stop is not None and self.stop.is_set():
                 raise Stopped("stopped by the user; the run can be resumed")
@@ -368,28 +392,27 @@ class Session:
                 )
             self.step += 1
             losses.append(loss)
-            fraction = self.epoch + (b + 1) / plan.steps_per_epoch
-            logs.step(
-                {
-                    "kind": "step",
-                    "epoch": fraction,
-                    "step": self.step,
-                    "train_loss": loss,
-                    "lr": lr,
-                    "time": time.time(),
-                }
-            )
-            self._emit(
-                Step(
-                    str(self.run_dir),
-                    self.epoch + 1,
-                    self.planned,
-                    b + 1,
-                    plan.steps_per_epoch,
-                    loss,
-                )
-            )
+            now, tick = tick, time.perf_counter()
+            self.step_seconds.append(tick - now)
+            self._log_step(logs, plan, b + 1, loss, lr, len(idx) / max(tick - now, 1e-6))
         return losses, lr
+
+    def _log_step(self, logs: _Logs, plan: _EpochPlan, batch, loss, lr, images_per_s) -> None:
+        """The step's metrics.jsonl line (on disk at once) and its progress event."""
+        logs.step(
+            {
+                "kind": "step",
+                "epoch": round(self.epoch + batch / plan.steps_per_epoch, 4),
+                "step": self.step,
+                "train_loss": loss,
+                "lr": lr,
+                "images_per_s": round(images_per_s, 2),
+                "time": time.time(),
+            }
+        )
+        self._emit(
+            Step(str(self.run_dir), self.epoch + 1, self.planned, batch, plan.steps_per_epoch, loss)
+        )
 
     def _end_epoch(self, record: EpochRecord) -> None:
         """Checkpoints (best.pt when the score improved, always last.pt), status, event."""
@@ -398,17 +421,26 @@ class Session:
             self.best, self.best_epoch = score, self.epoch
             runs.save_checkpoint(self._checkpoint(False), self.run_dir / "best.pt")
         runs.save_checkpoint(self._checkpoint(True), self.run_dir / "last.pt")
-        self.write_status("running")
-        self._emit(EpochEnd(str(self.run_dir), self.epoch, self.planned, record))
+        self.write_status("running", self.budget_note)
+        self._emit(EpochEnd(str(self.run_dir), self.epoch, self.planned, record, self.budget_note))
 
     def _fit_time_budget(self, elapsed: float, epoch_seconds: float) -> None:
-        """Plan fewer epochs (and so a shorter schedule) when the rest would not fit the budget."""
-        if not self.cfg.time_budget:
+        """Plan fewer epochs (and so a shorter schedule) when the rest would not fit the budget,
+        and say so."""
+        budget = self.cfg.time_budget
+        if not budget:
             return
-        left = self.cfg.time_budget - elapsed
-        fit = self.epoch + int(left // (epoch_seconds * 1.08))
+        fit = self.epoch + int((budget - elapsed) // (epoch_seconds * 1.08))
         if fit < self.planned:
             self.planned = max(self.epoch, fit)
+            self.budget_note = (
+                f"time budget {budget:.0f} s: {self.planned} of {self.cfg.epochs} epochs fit"
+            )
+        if self.epoch == self.planned < self.cfg.epochs:
+            self.budget_note = (
+                f"stopped at epoch {self.epoch}/{self.cfg.epochs}: "
+                f"time budget {budget:.0f} s reached"
+            )
 
     def _class_weights(self, train_set: data.Tensors) -> torch.Tensor:
         targets = train_set.targets.flatten()
@@ -425,7 +457,7 @@ class Session:
             x = data.normalise(data.augment_crops(train_set.images[idx], cfg.image_size, gen))
             # AMP on CUDA (bf16: no scaler)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out = self.model(x.to(self.device, non_blocking=True))
+                out = self.model(x.to(self.device, memory_format=_MEMORY_FORMAT))
             loss = F.cross_entropy(
                 out.float(),
                 train_set.targets[idx].to(self.device),
@@ -437,7 +469,7 @@ class Session:
                 train_set.images[idx], train_set.targets[idx].clone(), gen
             )
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out = self.model(data.normalise(x).to(self.device, non_blocking=True))
+                out = self.model(data.normalise(x).to(self.device, memory_format=_MEMORY_FORMAT))
             out = logits(out).float()  # losses in fp32
             y = y.to(self.device)
             loss = F.cross_entropy(out, y, weight=weights, ignore_index=IGNORE_LABEL)
@@ -463,12 +495,13 @@ class Session:
             if cfg.task == "classify":
                 off = (xb.shape[-1] - cfg.image_size) // 2
                 x = xb[:, :, off : off + cfg.image_size, off : off + cfg.image_size].float() / 255
-                out = self.model(data.normalise(x).to(self.device))
+                out = self.model(data.normalise(x).to(self.device, memory_format=_MEMORY_FORMAT))
                 losses.append(float(F.cross_entropy(out, yb, reduction="sum")))
                 correct += int((out.argmax(1) == yb).sum())
                 total += len(yb)
             else:
-                out = logits(self.model(data.normalise(xb.float() / 255).to(self.device)))
+                x = data.normalise(xb.float() / 255).to(self.device, memory_format=_MEMORY_FORMAT)
+                out = logits(self.model(x))
                 loss = F.cross_entropy(out, yb.long(), ignore_index=IGNORE_LABEL, reduction="sum")
                 losses.append(float(loss))
                 total += int((yb != IGNORE_LABEL).sum())
@@ -512,9 +545,11 @@ def train(
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     session = Session(cfg, run, progress, stop)
-    if not resume:
+    if resume:
+        session.started -= runs.trained_seconds(run)  # the duration counts every resumption
+    else:
         runs.write_config(run, session.describe())
-    runs.write_status(run, {"status": "running", "message": ""})
+    session.write_status("running")
     try:
         session.run(resume=bool(resume))
     except Stopped as e:
@@ -529,18 +564,13 @@ def train(
     except BaseException as e:  # anything else (out of memory, disk full): never leave "running"
         session.write_status("failed", f"{e.__class__.__name__}: {e}")
         raise
-    session.write_status("finished")
+    session.write_status("finished", session.budget_note)
     return run
 
 
 def _saved_run(resume: str) -> tuple[TrainConfig, Path]:
     run = Path(resume)
-    if not (run / "config.json").is_file():
-        raise ExplorerError(f"{run}: not a run folder (no config.json)")
-    saved = json.loads((run / "config.json").read_text())["settings"]
-    return TrainConfig(
-        **{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved}
-    ), run
+    return runs.read_config(run), run
 
 
 def _new_run(cfg: TrainConfig) -> tuple[TrainConfig, Path]:

@@ -82,8 +82,7 @@ def test_the_sidebar_picker_downloads_then_opens_the_result(tmp_path, monkeypatc
         _until(
             at,
             lambda at: any(
-                m.value.startswith("current: ") and "sample" not in m.value
-                for m in at.markdown
+                m.value.startswith("current: ") and "sample" not in m.value for m in at.markdown
             ),
         )
     assert not at.exception

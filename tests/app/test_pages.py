@@ -235,8 +235,8 @@ def test_train_page_runs_a_tiny_job_to_the_end(monkeypatch, sample_root, tmp_pat
     at.switch_page("pages/train.py").run()
     assert not at.exception and texts(at.title) == ["Train"]
     assert any("seeded 20%" in c for c in texts(at.caption))
-    at.selectbox(key="t_task").set_value("classify")
-    at.selectbox(key="t_model").set_value("alexnet-classic")
+    at.selectbox(key="t_task").set_value("classify").run()
+    at.selectbox(key="t_model_classify").set_value("alexnet-classic")
     at.selectbox(key="t_preset").set_value("none")
     at.number_input(key="t_epochs").set_value(2)
     next(b for b in at.button if b.label.startswith("Start")).click().run()
@@ -254,6 +254,70 @@ def test_train_page_runs_a_tiny_job_to_the_end(monkeypatch, sample_root, tmp_pat
     assert table.iloc[0]["status"] == "finished" and table.iloc[0]["model"] == "alexnet-classic"
     assert table.iloc[0]["epoch"] == "2/2"
     assert len(at.get("plotly_chart")) >= 1  # the curves
+
+
+def test_train_page_polls_only_while_a_job_runs_and_resumes_a_stopped_run(
+    monkeypatch, sample_root, tiny_data
+):
+    import threading
+    import time
+
+    from explorer.app import caches
+    from explorer.training import Stopped, TrainConfig, runs, train
+    from explorer.training.events import EpochEnd
+
+    stop = threading.Event()
+    run_dir = runs.runs_root() / "20260101-000000-classify-alexnet-classic-stopped"
+    cfg = TrainConfig(
+        task="classify",
+        model="alexnet-classic",
+        out=str(run_dir),
+        device="cpu",
+        epochs=2,
+        batch_size=8,
+        image_size=96,
+        workers=0,
+        **tiny_data,
+    )
+    with pytest.raises(Stopped):
+        train(cfg, lambda e: stop.set() if isinstance(e, EpochEnd) else None, stop)
+    polls = []
+    real_fragment = st.fragment
+
+    def fragment(func=None, *, run_every=None):
+        polls.append(run_every)
+        return real_fragment(func, run_every=run_every)
+
+    monkeypatch.setattr(st, "fragment", fragment)
+    at = run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and polls[-1] is None  # idle: the page never reruns by itself
+    classifiers = at.selectbox(key="t_model_classify").options
+    assert "alexnet-classic" in classifiers and "smp-deeplabv3" not in classifiers
+    at.selectbox(key="t_task").set_value("segment").run()
+    segmenters = at.selectbox(key="t_model_segment").options
+    assert "smp-deeplabv3" in segmenters and "alexnet-classic" not in segmenters
+    row = at.dataframe[0].value.set_index("run").loc[run_dir.name]
+    assert row["status"] == "stopped" and row["epoch"] == "1/2"
+    assert run_dir.name in at.selectbox(key="t_resume_run").options  # the name, whole
+    at.selectbox(key="t_resume_run").set_value(run_dir.name)
+    at.button(key="t_resume").click().run()
+    assert not at.exception and polls[-1] == 1.0  # a job runs: the page polls
+    queue = caches.job_queue()
+    deadline = time.time() + 240
+    while queue.busy() and time.time() < deadline:
+        time.sleep(1)
+        at.run()
+    job = queue.snapshot()[0]
+    assert job.status == "finished" and job.resume == str(run_dir), job.message
+    at.run()
+    assert polls[-1] is None  # idle again
+    row = at.dataframe[0].value.set_index("run").loc[run_dir.name]
+    assert row["status"] == "finished" and row["epoch"] == "2/2"
+    resumable = [s.options for s in at.selectbox if s.key == "t_resume_run"]
+    assert run_dir.name not in sum(resumable, [])  # nothing left to resume
+    assert at.multiselect(key="t_metric").value == ["train_loss_step"]  # the per-step loss
+    assert run_dir.name in at.multiselect(key="t_watch").value
 
 
 def test_compare_page_with_two_tiny_trained_checkpoints(sample_root):

@@ -116,7 +116,7 @@ def test_every_builtin_record_resets_its_head():
         spec.reset_head(model, 3)
         model.eval()
         with torch.no_grad():
-            side = spec.input_size or 64
+            side = max(spec.min_input_size or 64, 64)
             out = model(torch.zeros(1, 3, side, side))
         assert logits(out).shape[1] == 3, name
 
@@ -129,3 +129,17 @@ def test_no_module_outside_the_registry_branches_on_model_names():
         text=True,
     ).stdout
     assert not [line for line in found.splitlines() if not re.match(r"explorer/models/", line)]
+
+
+def test_cpu_threads_follow_a_container_quota_not_the_host_count(tmp_path):
+    import os
+
+    from explorer.models.device import cpu_threads
+
+    affinity = len(os.sched_getaffinity(0))
+    quota = tmp_path / "cpu.max"
+    quota.write_text("150000 100000\n")  # a 1.5-core quota: 2 threads
+    assert cpu_threads(quota) == min(affinity, 2)
+    quota.write_text("max 100000\n")
+    assert cpu_threads(quota) == affinity
+    assert cpu_threads(tmp_path / "absent") == affinity
