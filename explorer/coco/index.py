@@ -30,7 +30,7 @@ from explorer.paths import cache_dir
 
 # The share of the annotations this process decodes while a forked child decodes the rest: a
 # bit under half, as it also parses the images meanwhile and the child pickles its columns.
-_OWN_SHARE = 0.47
+_OWN_SHARE = 0.46
 FORMAT_VERSION = 3  # 2: box-only annotations (seg_kind 3), RLE counts checked in full;
 # 3: the unused-category finding names its categories, image ids written as strings are kept
 T = TypeVar("T")
