@@ -257,7 +257,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     )
-    progress = _TrainProgress(args.quiet)
+    # under torchrun every process runs this; rank 0 alone speaks (and writes the run)
+    main = os.environ.get("RANK", "0") == "0"
+    progress = _TrainProgress(args.quiet or not main)
     try:
         run = train(cfg, progress, resume=args.resume)
     except Stopped as e:
@@ -265,6 +267,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 130
     finally:
         progress.close()
+    if not main:
+        return 0
     status = json.loads((run / "status.json").read_text())
     print(
         f"{run}: best {status['metric']} {status['best']:.4f} at epoch {status['best_epoch']} "

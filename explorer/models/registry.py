@@ -167,7 +167,11 @@ def _alexnet(num_classes: int, encoder: str | None, aux_loss: bool):
 
 
 def _alexnet_classic(num_classes: int, encoder: str | None, aux_loss: bool):
-    """Krizhevsky et al. 2012 as in the classic layer table (LRN left out, as most tables do)."""
+    """Krizhevsky et al. 2012 as in the classic layer table (LRN left out, as most tables do).
+
+    Its pools round up (``ceil_mode``): at 227 px every pool divides exactly, so the table is the
+    classic one, and small inputs (down to 39 px) keep a last row to pool instead of vanishing.
+    """
     from torch import nn
 
     from explorer.models._layers import FlattenPooled
@@ -175,17 +179,17 @@ def _alexnet_classic(num_classes: int, encoder: str | None, aux_loss: bool):
     return nn.Sequential(
         nn.Conv2d(3, 96, 11, stride=4),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(3, 2),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
         nn.Conv2d(96, 256, 5, padding=2),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(3, 2),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
         nn.Conv2d(256, 384, 3, padding=1),
         nn.ReLU(inplace=True),
         nn.Conv2d(384, 384, 3, padding=1),
         nn.ReLU(inplace=True),
         nn.Conv2d(384, 256, 3, padding=1),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(3, 2),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
         FlattenPooled(6),
         nn.Linear(9216, 4096),
         nn.ReLU(inplace=True),
@@ -326,7 +330,7 @@ register(
         head_size=1000,
         reset_head=_new_linear_head,  # the model is one Sequential: its last layer is the head
         quick=QuickPreset(epochs=4, batch_size=32, lr=5e-4, image_size=128, time_budget=230),
-        min_input_size=67,  # below it the third max pool has nothing left to pool
+        min_input_size=39,  # below it the third max pool has nothing left to pool
     )
 )
 register(

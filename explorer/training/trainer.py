@@ -27,11 +27,13 @@ from explorer.errors import ExplorerError
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
 from explorer.models import create_model, get_spec, logits
 from explorer.models.device import choose_device, cpu_threads
+from explorer.models.preprocess import Preprocess
 from explorer.models.registry import ModelSpec
 from explorer.models.weights import CHECKPOINT_FORMAT, WeightsError, load_model
 from explorer.paths import atomic_write_bytes, remove_stale_temporaries, storage_guard
-from explorer.training import data, runs
+from explorer.training import data, distributed, runs, validation
 from explorer.training.config import TrainConfig
+from explorer.training.distributed import World
 from explorer.training.events import (
     EpochEnd,
     EpochRecord,
@@ -103,13 +105,34 @@ class _Logs:
                 self.writer.close()
 
 
-class Session:
-    """One run: its data split, classes, model and optimiser, and where the loop stands."""
+class _NoLogs(_Logs):
+    """What the processes other than rank 0 write: nothing."""
 
-    def __init__(self, cfg: TrainConfig, run: Path, progress, stop):
+    def __init__(self) -> None:
+        pass
+
+    def step(self, record: StepRecord) -> None:
+        pass
+
+    def epoch(self, record: EpochRecord) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Session:
+    """One run: its data split, classes, model and optimiser, and where the loop stands.
+
+    Under ``torchrun`` there is one Session per process (``world``): each trains on its share
+    of every epoch through DistributedDataParallel and scores its share of the validation set;
+    only rank 0 writes the run folder.
+    """
+
+    def __init__(self, cfg: TrainConfig, run: Path, progress, stop, world: World, device: str):
         self.cfg, self.run_dir, self.progress, self.stop = cfg, run, progress, stop
-        self.device = choose_device(cfg.device)
-        torch.set_num_threads(cpu_threads())
+        self.world, self.device = world, device
+        torch.set_num_threads(max(1, cpu_threads() // world.size))
         self._split()
         self.categories = self.train_index.categories
         self.category_ids = [c["id"] for c in self.categories]
@@ -119,6 +142,7 @@ class Session:
         self.class_category_ids = ([None] if seg else []) + self.category_ids
         self.notes: list[str] = []
         self.model = self._build_model().to(self.device, memory_format=_MEMORY_FORMAT)
+        self.net = self._parallel(self.model)  # what trains; self.model is what is saved
         params = [p for p in self.model.parameters() if p.requires_grad]
         # fused: one kernel for all parameters; on a CPU 38 ms instead of ~360 ms a step for
         # AlexNet's 58M parameters (docs/BENCHMARKS.md)
@@ -169,6 +193,19 @@ class Session:
             spec.freeze_features(model)
         return model
 
+    def _parallel(self, model: torch.nn.Module) -> torch.nn.Module:
+        """DistributedDataParallel under torchrun (BatchNorm synchronised across GPUs; on CPUs
+        PyTorch cannot synchronise it, and each process normalises its own batch)."""
+        if not self.world.distributed:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        cuda = self.device.startswith("cuda")
+        if cuda:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            self.model = model
+        return DistributedDataParallel(model, device_ids=[self.device] if cuda else None)
+
     def _start_from_published(self, model, spec: ModelSpec) -> None:
         try:
             published = load_model(spec.name, device="cpu").module.state_dict()
@@ -194,6 +231,7 @@ class Session:
             "class_names": self.class_names,
             "category_ids": self.class_category_ids,
             "device": self.device,
+            "world_size": self.world.size,
             "versions": runs.versions(),
             "notes": self.notes,
             "created": time.time(),
@@ -214,6 +252,8 @@ class Session:
         }
 
     def write_status(self, status: JobStatus, message: str = "") -> None:
+        if not self.world.main:
+            return
         runs.write_status(self.run_dir, {**self.status(), "status": status, "message": message})
 
     # ------------------------------------------------------------------ data
@@ -234,13 +274,24 @@ class Session:
             progress=self._reporter(f"training {what}"),
             image_rows=self.train_rows,
         )
-        va = load(
-            self.val_index,
-            Path(cfg.val_images or cfg.images),
-            self.category_ids,
-            workers=cfg.workers,
-            progress=self._reporter(f"validation {what}"),
-            image_rows=self.val_rows,
+        va = (
+            validation.load_crop_set(
+                self.val_index,
+                Path(cfg.val_images or cfg.images),
+                self.val_rows,
+                self.category_ids,
+                self.inference_preprocess(),
+                progress=self._reporter("validation crops"),
+            )
+            if cfg.task == "classify"
+            else load(
+                self.val_index,
+                Path(cfg.val_images or cfg.images),
+                self.category_ids,
+                workers=cfg.workers,
+                progress=self._reporter(f"validation {what}"),
+                image_rows=self.val_rows,
+            )
         )
         for s in tr.skipped + va.skipped:
             self.notes.append(f"skipped: {s}")
@@ -253,13 +304,19 @@ class Session:
 
     # ------------------------------------------------------------------ loop
 
+    def _preprocess_record(self) -> dict:
+        """How inference must read images for this model: saved in every checkpoint."""
+        cfg = self.cfg
+        if cfg.task == "classify":
+            return {"resize": crop_load(cfg.image_size), "crop": cfg.image_size}
+        return {"resize": cfg.image_size, "square": True}
+
+    def inference_preprocess(self) -> Preprocess:
+        return Preprocess(**self._preprocess_record())
+
     def _checkpoint(self, with_state: bool) -> dict:
         cfg = self.cfg
-        prep = (
-            {"resize": crop_load(cfg.image_size), "crop": cfg.image_size}
-            if cfg.task == "classify"
-            else {"resize": cfg.image_size, "square": True}
-        )
+        prep = self._preprocess_record()
         ckpt = {
             "format": CHECKPOINT_FORMAT,
             "model": cfg.model,
@@ -287,6 +344,8 @@ class Session:
         path = self.run_dir / "last.pt"
         if path.is_file():
             self._load_last(path)
+        if not self.world.main:
+            return
         # torn lines are skipped (read_metrics); the unfinished epoch is dropped here
         kept = [
             r
@@ -319,7 +378,8 @@ class Session:
             self._resume()
         train_set, val_set = self._load()
         plan = self._plan(train_set)
-        logs = _Logs(self.run_dir, self.step if resume else None)
+        main = self.world.main
+        logs = _Logs(self.run_dir, self.step if resume else None) if main else _NoLogs()
         try:
             while self.epoch < self.planned:
                 epoch_start = time.perf_counter()
@@ -337,7 +397,11 @@ class Session:
                     "lr": lr,
                     "seconds": round(seconds, 3),
                     "images_per_s": round(
-                        plan.steps_per_epoch * self.cfg.batch_size / train_seconds, 2
+                        plan.steps_per_epoch
+                        * self.cfg.batch_size
+                        * self.world.size
+                        / train_seconds,
+                        2,
                     ),
                     "elapsed": round(time.perf_counter() - t0, 2),
                     "time": time.time(),
@@ -348,6 +412,10 @@ class Session:
                 steady = np.median(self.step_seconds) * plan.steps_per_epoch
                 next_epoch = min(seconds, float(steady) + seconds - train_seconds)
                 self._fit_time_budget(time.perf_counter() - t0, next_epoch)
+                # every process must stop after the same epoch: rank 0's clock decides
+                self.planned, self.budget_note = distributed.from_main(
+                    self.world, (self.planned, self.budget_note)
+                )
                 self._end_epoch(record)
         except BaseException:
             with contextlib.suppress(ExplorerError, OSError):  # the first error is the one to tell
@@ -356,7 +424,7 @@ class Session:
         logs.close()
 
     def _plan(self, train_set: data.Tensors) -> _EpochPlan:
-        steps = max(1, len(train_set.images) // self.cfg.batch_size)
+        steps = max(1, len(train_set.images) // (self.cfg.batch_size * self.world.size))
         return _EpochPlan(
             steps_per_epoch=steps,
             schedule=cosine_lr if self.cfg.task == "classify" else poly_lr,
@@ -369,9 +437,9 @@ class Session:
     ) -> tuple[list[float], float]:
         """One pass over the training set; returns the step losses and the last learning rate."""
         cfg = self.cfg
-        gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.epoch)
-        order = torch.randperm(len(train_set.images), generator=gen)
-        self.model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.epoch + 7919 * self.world.rank)
+        order = self._epoch_order(len(train_set.images), gen)
+        self.net.train()
         losses: list[float] = []
         lr = cfg.lr
         tick, self.step_seconds = time.perf_counter(), []
@@ -384,6 +452,10 @@ class Session:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             loss = self._train_step(train_set, idx, gen, plan.class_weights)
+            if self.world.distributed:  # the mean over processes: all stop together on a NaN
+                loss = (
+                    float(distributed.sum_all(self.world, [loss], self.device)[0]) / self.world.size
+                )
             if not math.isfinite(loss):
                 raise ExplorerError(
                     f"the loss became {loss} at epoch {self.epoch + 1}, step {self.step + 1}: "
@@ -394,8 +466,24 @@ class Session:
             losses.append(loss)
             now, tick = tick, time.perf_counter()
             self.step_seconds.append(tick - now)
-            self._log_step(logs, plan, b + 1, loss, lr, len(idx) / max(tick - now, 1e-6))
+            rate = len(idx) * self.world.size / max(tick - now, 1e-6)
+            self._log_step(logs, plan, b + 1, loss, lr, rate)
         return losses, lr
+
+    def _epoch_order(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """The examples of this epoch, in order: a seeded permutation; under torchrun this
+        process's share of it (DistributedSampler: disjoint shares of equal length)."""
+        if not self.world.distributed:
+            return torch.randperm(n, generator=gen)
+        sampler = torch.utils.data.DistributedSampler(
+            range(n),
+            num_replicas=self.world.size,
+            rank=self.world.rank,
+            seed=self.cfg.seed,
+            drop_last=True,
+        )
+        sampler.set_epoch(self.epoch)
+        return torch.tensor(list(sampler))
 
     def _log_step(self, logs: _Logs, plan: _EpochPlan, batch, loss, lr, images_per_s) -> None:
         """The step's metrics.jsonl line (on disk at once) and its progress event."""
@@ -417,8 +505,12 @@ class Session:
     def _end_epoch(self, record: EpochRecord) -> None:
         """Checkpoints (best.pt when the score improved, always last.pt), status, event."""
         score = record["val_acc"] if self.cfg.task == "classify" else record["val_miou"]
-        if score > self.best:
+        better = score > self.best
+        if better:
             self.best, self.best_epoch = score, self.epoch
+        if not self.world.main:
+            return
+        if better:
             runs.save_checkpoint(self._checkpoint(False), self.run_dir / "best.pt")
         runs.save_checkpoint(self._checkpoint(True), self.run_dir / "last.pt")
         self.write_status("running", self.budget_note)
@@ -457,7 +549,7 @@ class Session:
             x = data.normalise(data.augment_crops(train_set.images[idx], cfg.image_size, gen))
             # AMP on CUDA (bf16: no scaler)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out = self.model(x.to(self.device, memory_format=_MEMORY_FORMAT))
+                out = self.net(x.to(self.device, memory_format=_MEMORY_FORMAT))
             loss = F.cross_entropy(
                 out.float(),
                 train_set.targets[idx].to(self.device),
@@ -469,7 +561,7 @@ class Session:
                 train_set.images[idx], train_set.targets[idx].clone(), gen
             )
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out = self.model(data.normalise(x).to(self.device, memory_format=_MEMORY_FORMAT))
+                out = self.net(data.normalise(x).to(self.device, memory_format=_MEMORY_FORMAT))
             out = logits(out).float()  # losses in fp32
             y = y.to(self.device)
             loss = F.cross_entropy(out, y, weight=weights, ignore_index=IGNORE_LABEL)
@@ -481,35 +573,32 @@ class Session:
         return float(loss.detach())
 
     @torch.inference_mode()
-    def evaluate(self, val_set: data.Tensors) -> dict[str, float]:
-        """Validation loss and score: ``val_acc`` (classify) or ``val_miou`` and
-        ``val_pixel_acc`` (segment), over the whole validation set."""
-        cfg = self.cfg
+    def evaluate(self, val_set) -> dict[str, float]:
+        """Validation loss and score over the whole validation set (each process scoring its
+        share): ``val_acc`` of exactly the crops ``evaluate`` scores, read the same way
+        (:mod:`explorer.training.validation`), or ``val_miou`` and ``val_pixel_acc``."""
         self.model.eval()
-        losses, correct, total = [], 0, 0
+        if self.cfg.task == "classify":
+            return validation.score_crops(
+                self.model, val_set, self.inference_preprocess(), self.device, self.world
+            )
         n_cls = len(self.class_names)
         conf = np.zeros((n_cls, n_cls), np.int64)
-        for k in range(0, len(val_set.images), 64):
-            xb = val_set.images[k : k + 64]
-            yb = val_set.targets[k : k + 64].to(self.device)
-            if cfg.task == "classify":
-                off = (xb.shape[-1] - cfg.image_size) // 2
-                x = xb[:, :, off : off + cfg.image_size, off : off + cfg.image_size].float() / 255
-                out = self.model(data.normalise(x).to(self.device, memory_format=_MEMORY_FORMAT))
-                losses.append(float(F.cross_entropy(out, yb, reduction="sum")))
-                correct += int((out.argmax(1) == yb).sum())
-                total += len(yb)
-            else:
-                x = data.normalise(xb.float() / 255).to(self.device, memory_format=_MEMORY_FORMAT)
-                out = logits(self.model(x))
-                loss = F.cross_entropy(out, yb.long(), ignore_index=IGNORE_LABEL, reduction="sum")
-                losses.append(float(loss))
-                total += int((yb != IGNORE_LABEL).sum())
-                conf += confusion_matrix(yb.cpu().numpy(), out.argmax(1).cpu().numpy(), n_cls)
-        val_loss = sum(losses) / max(total, 1)
-        if cfg.task == "classify":
-            return {"val_loss": val_loss, "val_acc": correct / max(total, 1)}
+        loss = 0.0
+        mine = torch.from_numpy(distributed.shard(self.world, len(val_set.images)))
+        for k in range(0, len(mine), 16):
+            idx = mine[k : k + 16]
+            x = data.normalise(val_set.images[idx].float() / 255)
+            yb = val_set.targets[idx].to(self.device)
+            out = logits(self.model(x.to(self.device, memory_format=_MEMORY_FORMAT)))
+            loss += float(
+                F.cross_entropy(out, yb.long(), ignore_index=IGNORE_LABEL, reduction="sum")
+            )
+            conf += confusion_matrix(yb.cpu().numpy(), out.argmax(1).cpu().numpy(), n_cls)
+        sums = distributed.sum_all(self.world, np.concatenate([[loss], conf.ravel()]), self.device)
+        conf = sums[1:].reshape(n_cls, n_cls).astype(np.int64)
         s = segmentation_scores(conf)
+        val_loss = float(sums[0]) / max(int(conf.sum()), 1)
         return {"val_loss": val_loss, "val_miou": s["miou"], "val_pixel_acc": s["pixel_acc"]}
 
 
@@ -541,13 +630,31 @@ def train(
         ExplorerError: bad settings or data; a NaN/inf loss (the last good checkpoint stays).
         Stopped: ``stop`` was set or Ctrl-C was pressed (the run is resumable).
     """
-    cfg, run = _saved_run(resume) if resume else _new_run(cfg)
-    run.mkdir(parents=True, exist_ok=True)
+    world = distributed.from_environment()
+    device = distributed.start(world, choose_device(cfg.device))
+    try:
+        return _train(cfg, progress if world.main else None, stop, resume, world, device)
+    finally:
+        distributed.finish(world)
+
+
+def _train(cfg, progress, stop, resume, world: World, device: str) -> Path:
+    made = None
+    if world.main:  # rank 0 names (and checks) the run folder; the others take its answer
+        try:
+            made = _saved_run(resume) if resume else _new_run(cfg)
+            made[1].mkdir(parents=True, exist_ok=True)
+        except ExplorerError as e:
+            made = e
+    made = distributed.from_main(world, made)
+    if isinstance(made, ExplorerError):
+        raise made
+    cfg, run = made
     torch.manual_seed(cfg.seed)
-    session = Session(cfg, run, progress, stop)
+    session = Session(cfg, run, progress, stop, world, device)
     if resume:
         session.started -= runs.trained_seconds(run)  # the duration counts every resumption
-    else:
+    elif world.main:
         runs.write_config(run, session.describe())
     session.write_status("running")
     try:

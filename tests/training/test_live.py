@@ -87,7 +87,7 @@ def test_a_too_small_image_size_is_refused_in_one_line_before_any_work(tiny_data
     t0 = time.perf_counter()
     cmd = train_command(tiny_data, tmp_path / "tiny", "--task", "classify")
     r = subprocess.run(
-        [*cmd, "--model", "alexnet-classic", "--image-size", "64"],
+        [*cmd, "--model", "alexnet-classic", "--image-size", "32"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -95,12 +95,12 @@ def test_a_too_small_image_size_is_refused_in_one_line_before_any_work(tiny_data
     )
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        "error: alexnet-classic needs --image-size 67 or more "
-        "(got 64: its pools would leave nothing)"
+        "error: alexnet-classic needs --image-size 39 or more "
+        "(got 32: its pools would leave nothing)"
     ]
     assert not (tmp_path / "tiny").exists() and time.perf_counter() - t0 < 60
-    with pytest.raises(ExplorerError, match="needs --image-size 67"):
-        config(tiny_data, tmp_path / "x", image_size=66).resolved()
+    with pytest.raises(ExplorerError, match="needs --image-size 39"):
+        config(tiny_data, tmp_path / "x", image_size=38).resolved()
 
 
 def _run_folder(path, status: dict, lines: list[dict]):
