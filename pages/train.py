@@ -12,6 +12,7 @@ from explorer.coco.sources import training_split
 from explorer.errors import ExplorerError
 from explorer.models import get_spec
 from explorer.training import PRESET_NAMES, TrainConfig, runs, task_models
+from explorer.training.jobs import visible_gpus
 from explorer.types import DEVICES, TASKS
 from explorer.viz import figures
 
@@ -41,6 +42,12 @@ encoder = (
 pretrained = c6.checkbox("Start from published weights", key="t_pretrained")
 freeze = c7.checkbox("Freeze conv features", key="t_freeze", disabled=spec.freeze_features is None)
 device = c8.selectbox("Device", DEVICES, key="t_device")
+gpus = visible_gpus() if device in ("auto", "cuda") else 0
+processes = (
+    gpus
+    if gpus > 1 and st.checkbox(f"On all {gpus} GPUs (torchrun, one process each)", key="t_gpus")
+    else 1
+)
 split = training_split(source)
 st.caption(f"Data: {split.label}")
 if st.button("Start (queued after the runs before it)", type="primary", key="t_start"):
@@ -59,7 +66,7 @@ if st.button("Start (queued after the runs before it)", type="primary", key="t_s
             device=device,
             preset=None if preset == "none" else preset,
         ).resolved()
-        jobs.submit(cfg)  # cheap: the worker imports torch and loads the data and the model
+        jobs.submit(cfg, processes=processes)  # cheap: the worker loads torch, data and model
         st.toast(f"queued: {task} with {model}")
     except ExplorerError as e:
         st.error(str(e))

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from explorer.errors import ExplorerError
 from explorer.training.config import TrainConfig
@@ -31,6 +33,7 @@ class Job:
     id: int
     config: TrainConfig
     resume: str | None = None  # a run folder to continue (its own settings are used)
+    processes: int = 1  # more: torchrun, one process per GPU
     status: JobStatus = "queued"
     message: str = ""
     run_dir: str = ""
@@ -52,13 +55,14 @@ class JobQueue:
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
 
-    def submit(self, config: TrainConfig, resume: str | None = None) -> int:
-        """Queue a run (``resume``: continue that run folder); returns the job's id.
+    def submit(self, config: TrainConfig, resume: str | None = None, processes: int = 1) -> int:
+        """Queue a run (``resume``: continue that run folder; ``processes`` > 1: under torchrun,
+        one process per GPU); returns the job's id.
 
         Only cheap work happens here, in the caller's (the page's) thread: torch, the model and
         the data are loaded by the worker."""
         with self._lock:
-            job = Job(next(self._ids), config, resume, run_dir=resume or "")
+            job = Job(next(self._ids), config, resume, processes, run_dir=resume or "")
             self._jobs[job.id] = job
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(
@@ -136,9 +140,12 @@ class JobQueue:
             status: JobStatus = "finished"
             message, run_dir = "", ""
             try:
-                run_dir = str(
-                    train(job.config, lambda e, j=job: self._update(j, e), job.stop, job.resume)
-                )
+                if job.processes > 1:
+                    run_dir = _torchrun(job, lambda e, j=job: self._update(j, e))
+                else:
+                    run_dir = str(
+                        train(job.config, lambda e, j=job: self._update(j, e), job.stop, job.resume)
+                    )
             except Stopped as e:
                 status, message = "stopped", str(e)
             except ExplorerError as e:
@@ -151,3 +158,76 @@ class JobQueue:
             with self._lock:
                 job.status, job.message, job.finished = status, message, time.time()
                 job.run_dir = run_dir or job.run_dir
+
+
+def _torchrun(job: Job, update) -> str:
+    """Run ``job`` as ``torchrun --nproc_per_node=<processes>`` (one process per GPU) and
+    follow its run folder; its Stop sends SIGINT (a resumable stop, as in one process).
+
+    Raises:
+        Stopped, ExplorerError: as :func:`~explorer.training.trainer.train` would.
+    """
+    import dataclasses
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    from explorer.training import runs
+
+    cfg = job.config
+    run = Path(job.resume or cfg.out or runs.default_out(cfg.task, cfg.model))
+    cfg = dataclasses.replace(cfg, out=str(run))
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(dataclasses.asdict(cfg), f)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += [f"--nproc_per_node={job.processes}", "-m", "explorer.training.launch", f.name]
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [*cmd, *([job.resume] if job.resume else [])],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        while proc.poll() is None:
+            if job.stop.is_set():
+                proc.send_signal(signal.SIGINT)
+            _follow(run, update)
+            time.sleep(1.0)
+        _follow(run, update)
+        err.seek(0)
+        said = [line for line in err.read().splitlines() if line.startswith(("error:", "stopped:"))]
+    Path(f.name).unlink(missing_ok=True)
+    if job.stop.is_set() or proc.returncode == 130:
+        raise Stopped(said[-1].split(":", 1)[1].strip() if said else "stopped by the user")
+    if proc.returncode != 0:
+        raise ExplorerError(
+            said[-1].split(":", 1)[1].strip() if said else f"torchrun exited {proc.returncode}"
+        )
+    return str(run)
+
+
+def _follow(run: Path, update) -> None:
+    """The run's latest finished epoch, as the event a one-process run would have sent."""
+    from explorer.training import runs
+
+    try:
+        status = json.loads((run / "status.json").read_text())
+    except (OSError, ValueError):
+        return
+    epochs = [r for r in runs.read_metrics(run) if r.get("kind") == "epoch"]
+    if epochs:
+        planned = int(status.get("planned_epochs") or epochs[-1]["epoch"])
+        note = str(status.get("budget_note", ""))
+        update(EpochEnd(str(run), int(epochs[-1]["epoch"]), planned, epochs[-1], note))
+
+
+def visible_gpus() -> int:
+    """How many NVIDIA GPUs this process may use, without importing torch (the Train page
+    opens without it): ``CUDA_VISIBLE_DEVICES`` when set, else the driver's list."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return len([d for d in listed.split(",") if d.strip() and d.strip() != "-1"])
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
