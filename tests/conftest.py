@@ -3,6 +3,7 @@ saved weights files."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,17 @@ def tiny_data(sample_root, tmp_path_factory) -> dict[str, str]:
         "val_coco": str(coco_subset(ann / "instances_val2017.json", d / "val.json", 12)),
         "val_images": str(sample_root / "val2017"),
     }
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 3 MB file system (tmpfs), unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)

@@ -33,20 +33,6 @@ from tests.training.test_trainer import cli_train, epoch_lines
 CLASSIFY = ("--task", "classify", "--model", "alexnet-classic", "--batch-size", "16")
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A real 3 MB file system (tmpfs), unmounted afterwards."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.decode().strip()}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=True)
-
-
 def fill(disk):
     """Leave no free byte on ``disk``."""
     with open(disk / f"filler-{uuid.uuid4().hex}", "wb", buffering=0) as f:

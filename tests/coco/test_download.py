@@ -20,8 +20,6 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from explorer.coco.download import RetryPolicy, download_coco, open_command
 from tests.helpers import ROOT, run_cli, tiny
 
@@ -293,20 +291,6 @@ def test_an_unreachable_host_is_one_line(tmp_path):
     line = one_error_line(run_cli(*download_cli(f"http://127.0.0.1:{port}", tmp_path / "d")))
     assert line.startswith(f"error: http://127.0.0.1:{port}: cannot reach the host ("), line
     assert "refused" in line and time.monotonic() - t < 15
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A real 3 MB file system (tmpfs), unmounted afterwards (as in tests/test_faults.py)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.decode().strip()}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, tiny_disk):

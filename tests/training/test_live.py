@@ -10,21 +10,14 @@ import pytest
 
 from explorer.errors import ExplorerError
 from explorer.models import load_model
-from explorer.training import TrainConfig, runs, train
+from explorer.training import runs, train
 from explorer.training.events import EpochEnd, Step
 from tests.helpers import ROOT, train_command
+from tests.training.test_trainer import config as trainer_config
 
 
 def config(tiny_data, out, **kw):
-    return TrainConfig(
-        task="classify",
-        model="alexnet-classic",
-        out=str(out),
-        device="cpu",
-        batch_size=8,
-        workers=0,
-        **{**tiny_data, **kw},
-    )
+    return trainer_config(tiny_data, out, **{"batch_size": 8, **kw})
 
 
 def test_step_records_reach_the_disk_as_they_happen(tiny_data, tmp_path):
