@@ -131,9 +131,8 @@ def config(tiny_data, out, **kw):
         model="alexnet-classic",
         out=str(out),
         device="cpu",
-        batch_size=16,
         workers=0,
-        **{**tiny_data, **kw},
+        **{"batch_size": 16, **tiny_data, **kw},
     )
 
 
