@@ -434,7 +434,6 @@ def forward(model: LoadedModel, x, sizes: list[tuple[int, int]]) -> list:
 
 def _postprocess(model: LoadedModel, out, sizes: list[tuple[int, int]]) -> list:
     import torch
-    import torch.nn.functional as F
 
     if model.task == "classify":
         return list(torch.softmax(out, 1).cpu().numpy())
@@ -442,11 +441,19 @@ def _postprocess(model: LoadedModel, out, sizes: list[tuple[int, int]]) -> list:
     coarse = torch.softmax(out[:, :, ::4, ::4], 1).max(1)
     results = []
     for k, (w, h) in enumerate(sizes):
-        logits = F.interpolate(out[k : k + 1], size=(h, w), mode="bilinear", align_corners=False)[0]
-        labels = logits.argmax(0)
+        labels = at_image_size(out[k], (w, h)).argmax(0)
         prob, small = coarse.values[k].flatten(), coarse.indices[k].flatten()
         sums = torch.zeros(out.shape[1], device=out.device).index_add_(0, small, prob)
         counts = torch.bincount(small, minlength=out.shape[1]).clamp(min=1)
         scores = {int(c): float(sums[c] / counts[c]) for c in torch.unique(labels).tolist()}
         results.append((labels.to(torch.uint8).cpu().numpy(), scores))
     return results
+
+
+def at_image_size(scores, size: tuple[int, int]):
+    """One image's (C, h, w) segmentation scores resized to its own ``size`` (width, height),
+    as every prediction is made: bilinear, corners not aligned."""
+    import torch.nn.functional as F
+
+    w, h = size
+    return F.interpolate(scores[None], size=(h, w), mode="bilinear", align_corners=False)[0]

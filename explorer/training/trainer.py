@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 from explorer.coco.index import open_index
 from explorer.errors import ExplorerError
-from explorer.inference.metrics import confusion_matrix, segmentation_scores
 from explorer.models import create_model, get_spec, logits
 from explorer.models.device import choose_device, cpu_threads
 from explorer.models.preprocess import Preprocess
@@ -284,13 +283,13 @@ class Session:
                 progress=self._reporter("validation crops"),
             )
             if cfg.task == "classify"
-            else load(
+            else validation.load_image_set(
                 self.val_index,
                 Path(cfg.val_images or cfg.images),
-                self.category_ids,
-                workers=cfg.workers,
-                progress=self._reporter(f"validation {what}"),
-                image_rows=self.val_rows,
+                self.val_rows,
+                data.class_lut(self.category_ids),
+                self.inference_preprocess(),
+                progress=self._reporter("validation images"),
             )
         )
         for s in tr.skipped + va.skipped:
@@ -582,24 +581,14 @@ class Session:
             return validation.score_crops(
                 self.model, val_set, self.inference_preprocess(), self.device, self.world
             )
-        n_cls = len(self.class_names)
-        conf = np.zeros((n_cls, n_cls), np.int64)
-        loss = 0.0
-        mine = torch.from_numpy(distributed.shard(self.world, len(val_set.images)))
-        for k in range(0, len(mine), 16):
-            idx = mine[k : k + 16]
-            x = data.normalise(val_set.images[idx].float() / 255)
-            yb = val_set.targets[idx].to(self.device)
-            out = logits(self.model(x.to(self.device, memory_format=_MEMORY_FORMAT)))
-            loss += float(
-                F.cross_entropy(out, yb.long(), ignore_index=IGNORE_LABEL, reduction="sum")
-            )
-            conf += confusion_matrix(yb.cpu().numpy(), out.argmax(1).cpu().numpy(), n_cls)
-        sums = distributed.sum_all(self.world, np.concatenate([[loss], conf.ravel()]), self.device)
-        conf = sums[1:].reshape(n_cls, n_cls).astype(np.int64)
-        s = segmentation_scores(conf)
-        val_loss = float(sums[0]) / max(int(conf.sum()), 1)
-        return {"val_loss": val_loss, "val_miou": s["miou"], "val_pixel_acc": s["pixel_acc"]}
+        return validation.score_images(
+            self.model,
+            val_set,
+            self.inference_preprocess(),
+            len(self.class_names),
+            self.device,
+            self.world,
+        )
 
 
 def _dice_loss(scores, target, n: int) -> torch.Tensor:

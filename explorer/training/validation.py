@@ -17,15 +17,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from explorer.coco import masks
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
-from explorer.inference.runner import decoded_inputs, item_files, items_for_crops
+from explorer.inference.metrics import confusion_matrix, segmentation_scores
+from explorer.inference.runner import (
+    at_image_size,
+    decoded_inputs,
+    item_files,
+    items_for_crops,
+    items_for_images,
+)
+from explorer.models.outputs import logits
 from explorer.models.preprocess import Preprocess
 from explorer.training import distributed
 from explorer.training.distributed import World
 
-# the inference runner's batch on a CPU: the same batches give the same floats
+# the inference runner's batches on a CPU: the same batches give the same floats
 BATCH = 32
+SEGMENT_BATCH = 2
 
 
 @dataclass
@@ -97,3 +107,79 @@ def score_crops(
     loss, correct = distributed.sum_all(world, [loss, correct], device)
     n = len(crops.targets)
     return {"val_loss": float(loss) / n, "val_acc": float(correct) / n}
+
+
+@dataclass
+class ImageSet:
+    """Validation images as ``evaluate`` sees them: uint8 inputs after the preprocessing's
+    geometry, their rows in the index (masks are painted at each image's own size when
+    scored), and the map from dataset mask values to class rows."""
+
+    inputs: torch.Tensor
+    rows: list[int]
+    index: CocoIndex
+    lut: np.ndarray
+    skipped: list[str]
+
+
+def load_image_set(
+    index: CocoIndex,
+    images_dir: Path,
+    image_rows: np.ndarray,
+    lut: np.ndarray,
+    preprocess: Preprocess,
+    progress=None,
+) -> ImageSet:
+    """The images of ``image_rows`` read like the inference runner reads them."""
+    items = items_for_images(index, image_rows)
+    paths, sizes = item_files(index, images_dir, items)
+    skipped = [str(p) for p in paths if not isinstance(p, str)]
+    readable = [n for n, p in enumerate(paths) if isinstance(p, str)]
+    inputs = decoded_inputs(
+        [items[n] for n in readable],
+        [paths[n] for n in readable],
+        [sizes[n] for n in readable],
+        preprocess.geometry,
+    )
+    xs, rows = [], []
+    for k, n in enumerate(readable):
+        x, _ = inputs[k]
+        if isinstance(x, str):
+            skipped.append(x)
+        else:
+            xs.append(x)
+            rows.append(items[n].image_row)
+        if progress:
+            progress(k + 1, len(readable))
+    if not xs:
+        raise ExplorerError(f"{index.path}: no readable images to validate on")
+    return ImageSet(torch.stack(xs), rows, index, lut, skipped)
+
+
+@torch.inference_mode()
+def score_images(
+    model, images: ImageSet, preprocess: Preprocess, n_classes: int, device: str, world: World
+) -> dict[str, float]:
+    """``val_loss``, ``val_miou`` and ``val_pixel_acc`` at each image's own size (what
+    ``evaluate`` scores), this process scoring its share."""
+    mine = distributed.shard(world, len(images.rows))
+    conf = np.zeros((n_classes, n_classes), np.int64)
+    loss = 0.0
+    for k in range(0, len(mine), SEGMENT_BATCH):
+        idx = mine[k : k + SEGMENT_BATCH]
+        out = logits(model(preprocess.normalise(images.inputs[idx]).to(device))).float()
+        for scores, i in zip(out, idx.tolist(), strict=True):
+            row = images.rows[i]
+            size = (int(images.index.images["width"][row]), int(images.index.images["height"][row]))
+            full = at_image_size(scores, size)
+            target = images.lut[masks.semantic_mask(images.index, row, "coco")[0]]
+            truth = torch.from_numpy(target.astype(np.int64)).to(device)
+            loss += float(
+                F.cross_entropy(full[None], truth[None], ignore_index=255, reduction="sum")
+            )
+            conf += confusion_matrix(target, full.argmax(0).cpu().numpy(), n_classes)
+    sums = distributed.sum_all(world, np.concatenate([[loss], conf.ravel()]), device)
+    conf = sums[1:].reshape(n_classes, n_classes).astype(np.int64)
+    s = segmentation_scores(conf)
+    val_loss = float(sums[0]) / max(int(conf.sum()), 1)
+    return {"val_loss": val_loss, "val_miou": s["miou"], "val_pixel_acc": s["pixel_acc"]}

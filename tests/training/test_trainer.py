@@ -123,6 +123,13 @@ def test_segment_run_end_to_end(tiny_data, tmp_path):
     index = open_index(tiny_data["val_coco"])
     ev = evaluate_segmentation(model, index, ROOT / tiny_data["val_images"], [0, 1], workers=0)
     assert ev["labels"] == "coco" and ev["images"] == 2 and 0 <= ev["pixel_acc"] <= 1
+    # the run's validation is what evaluate gives for its best.pt on the whole split (the
+    # training copy keeps its weights channels-last: a few pixels of float noise at most)
+    rows = np.arange(index.num_images)
+    whole = evaluate_segmentation(model, index, ROOT / tiny_data["val_images"], rows, workers=0)
+    best = max(epoch_lines(run), key=lambda e: e["val_miou"])
+    assert abs(best["val_miou"] - whole["miou"]) < 1e-5
+    assert abs(best["val_pixel_acc"] - whole["pixel_acc"]) < 1e-5
 
 
 def config(tiny_data, out, **kw):
