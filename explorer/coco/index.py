@@ -402,7 +402,7 @@ def _build_into(path: Path, out: Path, size_of: _build.SizeOf | None = None) -> 
         seg_kind=kind,
     )
     table = {k: anns[k] if keep.all() else anns[k][keep] for k in _ANN_COLUMNS if k != "by_image"}
-    table["by_image"] = np.argsort(table["image_row"], kind="stable").astype(np.int64)
+    table["by_image"] = _stable_order(table["image_row"])
     counts = np.bincount(table["image_row"], minlength=len(images["id"]))
     images["ann_start"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
@@ -410,6 +410,15 @@ def _build_into(path: Path, out: Path, size_of: _build.SizeOf | None = None) -> 
         images, table, categories, table["seg_kind"] == _build.SEG_BOX
     )
     _write_folder(out, path, images, table, categories, findings, in_source, written_ids)
+
+
+def _stable_order(rows: np.ndarray) -> np.ndarray:
+    """``np.argsort(rows, kind="stable")`` for non-negative int32 rows, as two radix sorts of
+    16-bit halves (numpy sorts 16-bit keys by radix): 3x faster on 860k annotations."""
+    order = np.argsort((rows & 0xFFFF).astype(np.uint16), kind="stable")
+    if len(rows) and int(rows.max()) >> 16:
+        order = order[np.argsort((rows[order] >> 16).astype(np.uint16), kind="stable")]
+    return order.astype(np.int64)
 
 
 def _resolve_rows(

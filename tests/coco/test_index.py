@@ -208,3 +208,11 @@ def test_stale_temporary_index_folders_are_removed(tmp_path, monkeypatch):
     path.write_text(path.read_text() + " ")  # a changed file: built again
     open_index(path)
     assert not stale.exists() and fresh.exists()
+
+
+def test_stable_order_equals_a_stable_argsort_past_16_bits():
+    from explorer.coco.index import _stable_order
+
+    rows = np.random.default_rng(0).integers(0, 200_000, 50_000).astype(np.int32)
+    assert (_stable_order(rows) == np.argsort(rows, kind="stable")).all()
+    assert _stable_order(rows[:0]).tolist() == []
