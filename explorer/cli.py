@@ -257,6 +257,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     )
+    from explorer.training.launch import stop_on_sigterm
+
+    stop_on_sigterm()  # a kill (or torchrun stopping its workers) ends the run "stopped"
     # under torchrun every process runs this; rank 0 alone speaks (and writes the run)
     main = os.environ.get("RANK", "0") == "0"
     progress = _TrainProgress(args.quiet or not main)

@@ -23,11 +23,16 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # the trainer turns it into a resumable "stopped" run
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM stops a run like Ctrl-C: resumable, and said so in its status.json."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     from explorer.training.trainer import train
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_sigterm()
     try:
         cfg = TrainConfig(**json.loads(Path(args[0]).read_text()))
         train(cfg, resume=args[1] if len(args) > 1 else None)

@@ -12,6 +12,7 @@ logs or a CSV trained elsewhere).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -35,11 +36,36 @@ def default_out(task: str, model: str) -> Path:
 
 
 def save_checkpoint(obj: dict, path: Path) -> None:
-    """torch.save through a temporary name: a crash never leaves half a checkpoint."""
+    """torch.save through a temporary name: a crash never leaves half a checkpoint; Ctrl-C or
+    SIGTERM (torchrun stopping its workers) waits until it is written, so the epoch is kept
+    and the run ends "stopped", not torn."""
     import torch
 
-    with atomic_file(path) as f:
+    with _signals_held(), atomic_file(path) as f:
         torch.save(obj, f)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM noted instead of acted on, then raised again when the block ends (in
+    the main thread, where Python runs its handlers; any thread may receive the signal, so
+    masking one thread is not enough)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python handles signals in the main thread only
+        return
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if received:
+            signal.raise_signal(received[0])
 
 
 def write_status(run: Path, status: dict) -> None:

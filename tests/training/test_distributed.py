@@ -51,3 +51,21 @@ def test_torchrun_two_processes_write_one_run_that_evaluate_agrees_with(tiny_dat
     model = load_model(str(run / "best.pt"), device="cpu")
     table = classification_table(model, index, ROOT / tiny_data["val_images"], True, workers=0)
     assert classification_scores(model, table, index.categories)["top1"] == best
+
+
+def test_a_checkpoint_write_finishes_before_ctrl_c_or_sigterm_acts(tmp_path):
+    """torchrun stops its workers with signals that may land mid-write: the write completes,
+    then the interrupt is raised (a torn torch.save used to mark the run "failed")."""
+    import os
+    import signal
+
+    import pytest
+    import torch
+
+    path = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        with runs._signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            runs.save_checkpoint({"w": torch.zeros(1000)}, path)
+            written = True
+    assert written and torch.load(path, weights_only=True)["w"].shape == (1000,)
