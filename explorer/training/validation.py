@@ -66,6 +66,18 @@ def load_crop_set(
         if category in class_of:
             items.append(it)
             targets.append(class_of[category])
+    xs, kept, skipped = _read(index, images_dir, items, preprocess, progress)
+    if not xs:
+        raise ExplorerError(f"{index.path}: no readable object crops to validate on")
+    ys = [targets[n] for n in kept]
+    return CropSet(torch.stack(xs), torch.tensor(ys), skipped)
+
+
+def _read(
+    index: CocoIndex, images_dir: Path, items: list, preprocess: Preprocess, progress
+) -> tuple[list[torch.Tensor], list[int], list[str]]:
+    """The items' uint8 inputs as the inference runner reads them (the preprocessing's
+    geometry), which items they are, and why the others could not be read."""
     paths, sizes = item_files(index, images_dir, items)
     skipped = [str(p) for p in paths if not isinstance(p, str)]
     readable = [n for n, p in enumerate(paths) if isinstance(p, str)]
@@ -75,19 +87,17 @@ def load_crop_set(
         [sizes[n] for n in readable],
         preprocess.geometry,
     )
-    xs, ys = [], []
+    xs, kept = [], []
     for k, n in enumerate(readable):
         x, _ = inputs[k]
         if isinstance(x, str):
             skipped.append(x)
         else:
             xs.append(x)
-            ys.append(targets[n])
+            kept.append(n)
         if progress:
             progress(k + 1, len(readable))
-    if not xs:
-        raise ExplorerError(f"{index.path}: no readable object crops to validate on")
-    return CropSet(torch.stack(xs), torch.tensor(ys), skipped)
+    return xs, kept, skipped
 
 
 @torch.inference_mode()
@@ -132,27 +142,10 @@ def load_image_set(
 ) -> ImageSet:
     """The images of ``image_rows`` read like the inference runner reads them."""
     items = items_for_images(index, image_rows)
-    paths, sizes = item_files(index, images_dir, items)
-    skipped = [str(p) for p in paths if not isinstance(p, str)]
-    readable = [n for n, p in enumerate(paths) if isinstance(p, str)]
-    inputs = decoded_inputs(
-        [items[n] for n in readable],
-        [paths[n] for n in readable],
-        [sizes[n] for n in readable],
-        preprocess.geometry,
-    )
-    xs, rows = [], []
-    for k, n in enumerate(readable):
-        x, _ = inputs[k]
-        if isinstance(x, str):
-            skipped.append(x)
-        else:
-            xs.append(x)
-            rows.append(items[n].image_row)
-        if progress:
-            progress(k + 1, len(readable))
+    xs, kept, skipped = _read(index, images_dir, items, preprocess, progress)
     if not xs:
         raise ExplorerError(f"{index.path}: no readable images to validate on")
+    rows = [items[n].image_row for n in kept]
     return ImageSet(torch.stack(xs), rows, index, lut, skipped)
 
 
