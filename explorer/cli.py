@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from explorer.errors import ExplorerError, storage_error
+from explorer.paths import atomic_write_table
 from explorer.types import COCO_HOST, COCO_SPLITS, DEVICES, TASKS
 
 
@@ -328,29 +329,9 @@ class _TrainProgress:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from explorer.coco import open_index
-    from explorer.coco.export import select_image_rows
     from explorer.inference import compare
-    from explorer.models import choose_device, load_model
 
-    index = open_index(args.coco, images=args.images)
-    images = Path(args.images)
-    if not images.is_dir():
-        raise ExplorerError(f"{images}: image folder not found")
-    device = choose_device(args.device)
-    classifier = load_model(
-        args.classifier, args.classifier_weights, device, dataset_categories=index.categories
-    )
-    segmenter = load_model(
-        args.segmenter, args.segmenter_weights, device, dataset_categories=index.categories
-    )
-    for m, role in ((classifier, "classifier"), (segmenter, "segmenter")):
-        want = "classify" if role == "classifier" else "segment"
-        if m.task != want:
-            raise ExplorerError(f"--{role} {m.name}: a {m.task} model, not a {role}")
-        if m.untrained:
-            print(f"warning: the {role} is UNTRAINED (random weights)", file=sys.stderr)
-    rows = select_image_rows(index, args.image_ids)
+    index, images, rows, classifier, segmenter = _two_models(args)
     report = compare.compare(
         classifier,
         segmenter,
@@ -371,6 +352,80 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         f"only segmenter {s['only_segmenter_right']}, both wrong {s['both_wrong']}, not comparable "
         f"{s['not_comparable']} -> {out}"
     )
+    return 0
+
+
+def _two_models(args: argparse.Namespace):
+    """The dataset, its image folder, the image rows and the ``--classifier`` / ``--segmenter``
+    models the arguments name (a warning for each untrained one)."""
+    from explorer.coco import open_index
+    from explorer.coco.export import select_image_rows
+    from explorer.models import choose_device, load_model
+
+    index = open_index(args.coco, images=args.images)
+    images = Path(args.images)
+    if not images.is_dir():
+        raise ExplorerError(f"{images}: image folder not found")
+    device = choose_device(args.device)
+    loaded = []
+    for role, want in (("classifier", "classify"), ("segmenter", "segment")):
+        name, weights = getattr(args, role), getattr(args, f"{role}_weights")
+        m = load_model(name, weights, device, dataset_categories=index.categories)
+        if m.task != want:
+            raise ExplorerError(f"--{role} {m.name}: a {m.task} model, not a {role}")
+        if m.untrained:
+            print(f"warning: the {role} is UNTRAINED (random weights)", file=sys.stderr)
+        loaded.append(m)
+    return index, images, select_image_rows(index, args.image_ids), *loaded
+
+
+def _cmd_mistakes(args: argparse.Namespace) -> int:
+    from explorer.inference import mistakes
+
+    index, images, rows, classifier, segmenter = _two_models(args)
+    result = mistakes.find_mistakes(
+        classifier,
+        segmenter,
+        index,
+        images,
+        rows,
+        progress=_progress("mistakes", args.quiet),
+        workers=args.workers,
+        engine=_engine(args),
+    )
+    out = Path(args.out)
+    atomic_write_table(mistakes.to_frame(result.rows), out)
+    counts = ", ".join(f"{n} {kind}" for kind, n in result.counts().items())
+    print(
+        f"{result.objects} objects ({result.judged} a model can name): {counts} -> {out}"
+        + (f"; {len(result.unread)} images not read" if result.unread else "")
+    )
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from explorer.inference import embeddings
+
+    index, images, rows, model = _model_and_data(args)
+    if model.task != "classify":
+        raise ExplorerError(
+            f"--model {model.name}: a {model.task} model; the map needs a classifier"
+        )
+    result = embeddings.embed(
+        model,
+        index,
+        images,
+        rows,
+        method=args.method,
+        progress=_progress("features", args.quiet),
+        workers=args.workers,
+        engine=_engine(args),
+    )
+    out = Path(args.out)
+    atomic_write_table(result.to_frame(), out)
+    where = "from the cache" if result.from_cache else f"{args.method} on {model.display_name}"
+    unread = f"; {result.unread} crops not read" if result.unread else ""
+    print(f"map of {len(result)} objects ({where}){unread} -> {out}")
     return 0
 
 
@@ -614,9 +669,10 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
-def _args_compare(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--coco", required=True)
-    p.add_argument("--images", required=True)
+def _args_two_models(p: argparse.ArgumentParser) -> None:
+    """A dataset, a classifier and a segmenter (compare, mistakes)."""
+    p.add_argument("--coco", required=True, help="COCO instances JSON")
+    p.add_argument("--images", required=True, help="image folder")
     p.add_argument("--classifier", required=True, help="a registry name or a training run folder")
     p.add_argument("--segmenter", required=True, help="a registry name or a training run folder")
     p.add_argument(
@@ -626,10 +682,27 @@ def _args_compare(p: argparse.ArgumentParser) -> None:
         "--segmenter-weights", help="weights file, or 'untrained' (default: published / the run's)"
     )
     p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--image-ids", type=int, nargs="+")
+    p.add_argument("--image-ids", type=int, nargs="+", help="only these images")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_engine_args(p)
+
+
+def _args_compare(p: argparse.ArgumentParser) -> None:
+    _args_two_models(p)
     p.add_argument("--out", required=True, help="report JSON")
-    p.add_argument("--quiet", action="store_true")
+
+
+def _args_mistakes(p: argparse.ArgumentParser) -> None:
+    _args_two_models(p)
+    p.add_argument("--out", required=True, help="the table: .parquet, .csv or .jsonl")
+
+
+def _args_embed(p: argparse.ArgumentParser) -> None:
+    _add_model_args(p)
+    p.add_argument(
+        "--method", default="umap", choices=("umap", "tsne", "pca"), help="2-D map (default umap)"
+    )
+    p.add_argument("--out", required=True, help="the map: .parquet, .csv or .jsonl")
 
 
 def _args_anatomy(p: argparse.ArgumentParser) -> None:
@@ -668,6 +741,18 @@ _COMMANDS = (
         "classifier versus segmenter versus ground truth, per object and image",
         _args_compare,
         _cmd_compare,
+    ),
+    (
+        "mistakes",
+        "suspected annotation mistakes (wrong labels, missing objects, bad masks), ranked",
+        _args_mistakes,
+        _cmd_mistakes,
+    ),
+    (
+        "embed",
+        "the object map: each object's classifier features, reduced to 2-D",
+        _args_embed,
+        _cmd_embed,
     ),
     (
         "anatomy",

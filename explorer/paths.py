@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from explorer.errors import storage_error
+from explorer.errors import ExplorerError, storage_error
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,6 +145,33 @@ def atomic_write_json(path: Path, obj: object) -> None:
 
 class NotARegularFile(OSError):
     """A path from data names a pipe, a device or a socket, not a file."""
+
+
+TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl")
+
+
+def atomic_write_table(frame, path: Path) -> None:
+    """A pandas DataFrame as Parquet, CSV or JSON lines (by ``path``'s suffix), written
+    atomically (its folder created).
+
+    Raises:
+        ExplorerError: another suffix.
+    """
+    import io
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise ExplorerError(f"{path}: write one of {', '.join(TABLE_SUFFIXES)}")
+    buf = io.BytesIO()
+    if suffix == ".csv":
+        frame.to_csv(buf, index=False)
+    elif suffix == ".jsonl":
+        frame.to_json(buf, orient="records", lines=True)
+    else:
+        frame.to_parquet(buf, index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def open_regular(path: str | os.PathLike) -> BinaryIO:

@@ -41,9 +41,10 @@ from explorer.paths import cache_dir
 TOP_K = 10  # a classifier's record keeps its 10 best labels, not all 1000 probabilities
 FLUSH_EVERY = 64  # records written per transaction while a run goes on
 
-Record: TypeAlias = tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, dict[int, float]]
+Record: TypeAlias = tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, dict[int, float]] | np.ndarray
 """A decoded cache record: a classifier's ``(top label indices, their probabilities)``, best
-first; a segmenter's ``(labels uint8 HxW, mean winning probability per label)``."""
+first; a segmenter's ``(labels uint8 HxW, mean winning probability per label)``; a feature
+model's vector (float32)."""
 
 
 class PredictionStore:
@@ -101,12 +102,15 @@ def store_for(model: LoadedModel, index: CocoIndex, images_dir: Path | None) -> 
         model.weights_key,
         model.preprocess.key,
         str(len(model.class_names)),
+        *(["features"] if model.features else []),
     ]
     name = hashlib.sha1("|".join(parts).encode()).hexdigest()[:24]
     return PredictionStore(cache_dir("predictions") / f"{name}.sqlite")
 
 
 def _encode(model: LoadedModel, output) -> bytes:
+    if model.features:  # half precision: features of 860k objects stay a few GB
+        return np.asarray(output, np.float16).tobytes()
     if model.task == "classify":
         order = np.argsort(-output)[:TOP_K]
         return np.concatenate(
@@ -122,6 +126,8 @@ def _encode(model: LoadedModel, output) -> bytes:
 
 
 def _decode(model: LoadedModel, blob: bytes) -> Record:
+    if model.features:
+        return np.frombuffer(blob, np.float16).astype(np.float32)
     if model.task == "classify":
         v = np.frombuffer(blob, np.float32)
         return v[: len(v) // 2].astype(np.int64), v[len(v) // 2 :]

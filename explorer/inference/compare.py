@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypedDict, get_args
@@ -23,7 +22,13 @@ import numpy as np
 from explorer.coco import masks as coco_masks
 from explorer.coco.index import CocoIndex
 from explorer.inference.cache import Record, predict
-from explorer.inference.runner import Engine, Progress, items_for_crops, items_for_images
+from explorer.inference.runner import (
+    Engine,
+    Progress,
+    items_for_crops,
+    items_for_images,
+    split_progress,
+)
 from explorer.models.weights import LoadedModel
 from explorer.types import SIZE_RANGES, SizeClass, size_class
 
@@ -194,7 +199,7 @@ def compare(
     """
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
     lab = _Labels.of(classifier, segmenter, index)
-    part = _three_parts(progress)
+    part = split_progress(progress, 3)
     kw = {"workers": workers, "cancel": cancel, "engine": engine}
     crop_items, image_items = items_for_crops(index, rows), items_for_images(index, rows)
     crops = {
@@ -225,22 +230,6 @@ def compare(
         segmenter=segmenter.display_name,
         coverage=coverage(index, lab.cls_reach, lab.seg_reach),
     )
-
-
-def _three_parts(progress: Progress | None) -> Callable[[int], Progress]:
-    """Progress callbacks for the three runs (crops, whole images, segmentation), reported as
-    one count out of 3000."""
-    steps = [0.0, 0.0, 0.0]
-
-    def part(k: int) -> Progress:
-        def report(done: int, total: int) -> None:
-            steps[k] = done / max(total, 1)
-            if progress:
-                progress(round(sum(steps) * 1000), 3000)
-
-        return report
-
-    return part
 
 
 def _object_rows(

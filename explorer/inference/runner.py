@@ -62,6 +62,22 @@ class Rate:
         return f"{head} · {rate:.2g}/s · about {_duration((total - done) / rate)} left"
 
 
+def split_progress(progress: Progress | None, parts: int) -> Callable[[int], Progress]:
+    """Progress callbacks for ``parts`` runs one after another, reported to ``progress`` as one
+    count out of ``parts * 1000``: ``split(k)`` is the callback of run ``k``."""
+    steps = [0.0] * parts
+
+    def split(k: int) -> Progress:
+        def report(done: int, total: int) -> None:
+            steps[k] = done / max(total, 1)
+            if progress:
+                progress(round(sum(steps) * 1000), parts * 1000)
+
+        return report
+
+    return split
+
+
 def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{max(1, round(seconds))} s"
@@ -85,12 +101,15 @@ class Item:
 
     @property
     def key(self) -> str:
-        """The prediction cache's key: ``img:<image id>``, or ``ann:<annotation id>`` for a crop.
+        """The prediction cache's key: ``img:<image id>``, ``ann:<annotation id>`` for an
+        annotation's crop, ``box:<image id>:<x,y,w,h>`` for any other region (a candidate object).
 
         Caches written before Items carried ids hold the same strings, so they stay valid."""
-        if self.annotation_id is None:
-            return f"img:{self.image_id}"
-        return f"ann:{self.annotation_id}"
+        if self.annotation_id is not None:
+            return f"ann:{self.annotation_id}"
+        if self.box is not None:
+            return f"box:{self.image_id}:" + ",".join(f"{v:.6g}" for v in self.box)
+        return f"img:{self.image_id}"
 
 
 class Prediction(NamedTuple):
@@ -435,6 +454,8 @@ def forward(model: LoadedModel, x, sizes: list[tuple[int, int]]) -> list:
 def _postprocess(model: LoadedModel, out, sizes: list[tuple[int, int]]) -> list:
     import torch
 
+    if model.features:
+        return list(out.cpu().numpy())
     if model.task == "classify":
         return list(torch.softmax(out, 1).cpu().numpy())
     # per-label scores (mean winning probability) on a 4x coarser grid: cheap, and only a summary

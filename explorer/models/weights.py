@@ -46,6 +46,8 @@ class LoadedModel:
         untrained: True when the weights are random (asked for explicitly).
         category_ids: for dataset label spaces, the dataset category id of each label (None for
             background).
+        features: the module returns a classifier's penultimate features, not its logits
+            (:func:`explorer.models.features.feature_model`).
     """
 
     name: str
@@ -60,6 +62,7 @@ class LoadedModel:
     preprocess: Preprocess
     category_ids: list[int | None] = field(default_factory=list)
     encoder: str | None = None
+    features: bool = False  # outputs are penultimate-layer features (models.features)
 
     @property
     def task(self) -> str:

@@ -1,0 +1,235 @@
+"""The object map: every non-crowd object as a point, placed by what a classifier sees in it.
+
+Each object's crop goes through the classifier up to its penultimate layer
+(:func:`explorer.models.features.feature_model`; the batch runner or the Ray engine, features
+stored in the prediction cache). The vectors are L2-normalised, reduced by PCA (to
+:data:`PCA_DIMS`, which keeps nearly all of their neighbourhoods and makes the rest fast), then to
+2-D by the chosen method (:data:`METHODS`: UMAP by default; t-SNE; or PCA's first two axes).
+Above :data:`FIT_LIMIT` objects UMAP learns the map on a seeded sample and places the others
+with ``transform``.
+
+The map (and the PCA vectors, for "more like this") is cached under ``<cache>/maps`` by dataset,
+model, weights, objects and method: asking again reads it back without running anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+
+from explorer.coco.index import CocoIndex
+from explorer.errors import ExplorerError
+from explorer.inference.cache import predict, store_for
+from explorer.inference.runner import Engine, Progress, items_for_crops
+from explorer.models.features import feature_model
+from explorer.models.weights import LoadedModel
+from explorer.paths import atomic_write_bytes, cache_dir
+
+Method = Literal["umap", "tsne", "pca"]
+METHODS: tuple[Method, ...] = get_args(Method)
+PCA_DIMS = 50
+FIT_LIMIT = 50_000  # UMAP fits on at most this many objects (seeded) and transforms the rest
+SEED = 0
+
+
+@dataclass(frozen=True)
+class ObjectMap:
+    """One row per non-crowd object whose crop could be read; ``x``, ``y`` its place."""
+
+    annotation_id: np.ndarray  # int64
+    image_id: np.ndarray
+    category_id: np.ndarray
+    area: np.ndarray  # float64, the annotation's area
+    x: np.ndarray  # float32
+    y: np.ndarray
+    vectors: np.ndarray  # (n, <= PCA_DIMS) float32, unit length: neighbours are found here
+    method: Method
+    from_cache: bool = False
+    unread: int = 0  # objects whose crop could not be read (not on the map)
+
+    def __len__(self) -> int:
+        return len(self.annotation_id)
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "annotation_id": self.annotation_id,
+                "image_id": self.image_id,
+                "category_id": self.category_id,
+                "area": self.area,
+                "x": self.x,
+                "y": self.y,
+            }
+        )
+
+    def neighbours(self, annotation_id: int, k: int = 12) -> np.ndarray:
+        """The ``k`` objects most like ``annotation_id`` in feature space (cosine), nearest
+        first, as annotation ids (itself left out).
+
+        Raises:
+            ExplorerError: the object is not on the map.
+        """
+        at = np.flatnonzero(self.annotation_id == annotation_id)
+        if not len(at):
+            raise ExplorerError(f"annotation {annotation_id} is not on the map")
+        sim = self.vectors @ self.vectors[at[0]]
+        sim[at[0]] = -np.inf
+        k = min(k, len(sim) - 1)
+        if k <= 0:
+            return np.zeros(0, np.int64)
+        top = np.argpartition(-sim, k - 1)[:k]
+        return self.annotation_id[top[np.argsort(-sim[top])]]
+
+
+def embed(
+    model: LoadedModel,
+    index: CocoIndex,
+    images_dir: Path | None,
+    image_rows=None,
+    method: Method = "umap",
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    workers: int = 2,
+    engine: Engine | None = None,
+) -> ObjectMap:
+    """The map of the non-crowd objects of ``image_rows`` (default: every image).
+
+    Raises:
+        ExplorerError: unknown method, or the model is not a classifier with a linear head.
+    """
+    if method not in METHODS:
+        raise ExplorerError(f"method {method!r}: choose one of {', '.join(METHODS)}")
+    features = feature_model(model)
+    rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
+    items = items_for_crops(index, rows)
+    key = _map_key(features, index, images_dir, [it.annotation_id for it in items], method)
+    cached = _read_map(key, method)
+    if cached is not None:
+        if progress:
+            progress(len(items), len(items))
+        return cached
+    got = {
+        it.annotation_id: out
+        for it, out, _ in predict(
+            features, index, images_dir, items, None, workers, progress, cancel, engine
+        )
+        if out is not None
+    }
+    ids = np.array([a for a in (it.annotation_id for it in items) if a in got], np.int64)
+    vectors = _reduced(np.stack([got[a] for a in ids]) if len(ids) else np.zeros((0, 1)))
+    xy = project(vectors, method)
+    result = _object_map(index, ids, vectors, xy, method, unread=len(items) - len(ids))
+    _write_map(key, result)
+    return result
+
+
+def _reduced(features: np.ndarray) -> np.ndarray:
+    """Unit-length features, reduced by PCA to at most :data:`PCA_DIMS` (unit length again)."""
+    x = features.astype(np.float32)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    dims = min(PCA_DIMS, len(x), x.shape[1])
+    if len(x) > dims > 0 and x.shape[1] > dims:
+        from sklearn.decomposition import PCA
+
+        x = PCA(dims, random_state=SEED, svd_solver="randomized").fit_transform(x)
+        x = x.astype(np.float32)
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x
+
+
+def project(vectors: np.ndarray, method: Method) -> np.ndarray:
+    """``(n, 2)`` float32 places for the vectors (seeded: the same input gives the same map)."""
+    n = len(vectors)
+    if n < 4 or method == "pca":  # too few points for a neighbourhood graph: PCA's two axes
+        out = np.zeros((n, 2), np.float32)
+        out[:, : min(2, vectors.shape[1])] = vectors[:, :2]
+        return out
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = min(30.0, (n - 1) / 3)
+        return (
+            TSNE(2, perplexity=perplexity, random_state=SEED, init="pca")
+            .fit_transform(vectors)
+            .astype(np.float32)
+        )
+    return _umap(vectors)
+
+
+def _umap(vectors: np.ndarray) -> np.ndarray:
+    import warnings
+
+    with warnings.catch_warnings():  # "n_jobs overridden by random_state": seeded on purpose
+        warnings.simplefilter("ignore")
+        from umap import UMAP
+
+        reducer = UMAP(n_neighbors=min(15, len(vectors) - 1), min_dist=0.1, random_state=SEED)
+        if len(vectors) <= FIT_LIMIT:
+            return reducer.fit_transform(vectors).astype(np.float32)
+        pick = np.random.default_rng(SEED).choice(len(vectors), FIT_LIMIT, replace=False)
+        reducer.fit(vectors[pick])
+        out = np.empty((len(vectors), 2), np.float32)
+        for k in range(0, len(vectors), FIT_LIMIT):
+            out[k : k + FIT_LIMIT] = reducer.transform(vectors[k : k + FIT_LIMIT])
+        return out
+
+
+def _object_map(
+    index: CocoIndex, ids: np.ndarray, vectors, xy, method: Method, unread: int
+) -> ObjectMap:
+    anns = index.annotations
+    order = np.argsort(anns["id"], kind="stable")
+    rows = order[np.searchsorted(anns["id"], ids, sorter=order)] if len(ids) else ids
+    return ObjectMap(
+        annotation_id=ids,
+        image_id=index.images["id"][anns["image_row"][rows]].astype(np.int64),
+        category_id=anns["category_id"][rows].astype(np.int64),
+        area=anns["area"][rows].astype(np.float64),
+        x=xy[:, 0].astype(np.float32),
+        y=xy[:, 1].astype(np.float32),
+        vectors=vectors,
+        method=method,
+        unread=unread,
+    )
+
+
+def _map_key(model: LoadedModel, index: CocoIndex, images_dir, ids: list, method: Method) -> str:
+    h = hashlib.sha1(store_for(model, index, images_dir).path.name.encode())
+    h.update(np.asarray(ids, np.int64).tobytes())
+    h.update(f"{method}|{PCA_DIMS}|{FIT_LIMIT}|{SEED}|v1".encode())
+    return h.hexdigest()[:24]
+
+
+def _read_map(key: str, method: Method) -> ObjectMap | None:
+    path = cache_dir("maps") / f"{key}.npz"
+    try:
+        with np.load(path) as z:
+            cols = {k: z[k] for k in z.files}
+        cols["unread"] = int(cols["unread"])
+        return ObjectMap(**cols, method=method, from_cache=True)
+    except (OSError, ValueError, KeyError, TypeError):  # absent, or a damaged file: build again
+        return None
+
+
+def _write_map(key: str, m: ObjectMap) -> None:
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        annotation_id=m.annotation_id,
+        image_id=m.image_id,
+        category_id=m.category_id,
+        area=m.area,
+        x=m.x,
+        y=m.y,
+        vectors=m.vectors,
+        unread=np.int64(m.unread),
+    )
+    atomic_write_bytes(cache_dir("maps") / f"{key}.npz", buf.getvalue())
