@@ -53,8 +53,9 @@ def plant(ann: Path, out: Path, seed: int, flip: float, delete: float, shift: fl
     shifted = polys[: round(shift * len(objs))]
     for a in shifted:
         dx = 0.5 * a["bbox"][2]
-        a["segmentation"] = [[v + dx if i % 2 == 0 else v for i, v in enumerate(p)]
-                             for p in a["segmentation"]]
+        a["segmentation"] = [
+            [v + dx if i % 2 == 0 else v for i, v in enumerate(p)] for p in a["segmentation"]
+        ]
     d["annotations"] = [a for a in d["annotations"] if a["id"] not in gone]
     out.write_text(json.dumps(d))
     return {
@@ -109,8 +110,10 @@ def cleanlab_ranking(classifier, index, images: Path, annotation_ids: list[int])
 
     space = _Space.of(classifier, classifier, index)
     items = items_for_crops(index, np.arange(index.num_images))
-    probs = {it.annotation_id: space.probabilities(out)
-             for it, out, _ in predict(classifier, index, images, items, workers=0)}
+    probs = {
+        it.annotation_id: space.probabilities(out)
+        for it, out, _ in predict(classifier, index, images, items, workers=0)
+    }
     anns = index.annotations
     row_of = {int(i): r for r, i in enumerate(anns["id"])}
     pos = {int(c): i for i, c in enumerate(space.ids)}
@@ -120,8 +123,10 @@ def cleanlab_ranking(classifier, index, images: Path, annotation_ids: list[int])
     labels = np.array([pos[int(anns["category_id"][row_of[a]])] for a in ids])
     issues = find_label_issues(labels, p, return_indices_ranked_by="self_confidence")
     quality = get_label_quality_scores(labels, p, method="self_confidence")
-    fixes = {ids[i]: int(space.ids[np.where(np.arange(len(pos)) == labels[i], -1, p[i]).argmax()])
-             for i in range(len(ids))}
+    fixes = {
+        ids[i]: int(space.ids[np.where(np.arange(len(pos)) == labels[i], -1, p[i]).argmax()])
+        for i in range(len(ids))
+    }
     return [ids[i] for i in issues], [ids[i] for i in np.argsort(quality, kind="stable")], fixes
 
 
@@ -133,20 +138,36 @@ def one_seed(args, seed: int) -> dict:
     runs, tmp = Path(args.runs), Path(args.tmp)
     sample = runs / "sample"
     noisy = tmp / f"noisy-{seed}.json"
-    planted = plant(sample / "annotations/instances_val2017.json", noisy, seed,
-                    args.flip, args.delete, args.shift)
+    planted = plant(
+        sample / "annotations/instances_val2017.json",
+        noisy,
+        seed,
+        args.flip,
+        args.delete,
+        args.shift,
+    )
     images = sample / "val2017"
     index = open_index(noisy, images=images)
-    classifier = load_model(str(runs / "cls"), None, args.device, dataset_categories=index.categories)
-    segmenter = load_model(str(runs / "seg"), None, args.device, dataset_categories=index.categories)
+    classifier = load_model(
+        str(runs / "cls"), None, args.device, dataset_categories=index.categories
+    )
+    segmenter = load_model(
+        str(runs / "seg"), None, args.device, dataset_categories=index.categories
+    )
     everything = mistakes.Settings(min_wrong_label=0.0, min_bad_mask=0.0, min_missing=0.0)
     result = mistakes.find_mistakes(classifier, segmenter, index, images, settings=everything)
     frame = mistakes.to_frame(result.rows)
     default = mistakes.Settings()
     flipped = {int(k): v for k, v in planted["flipped"].items()}
     wrong = frame[frame["kind"] == "wrong_label"]
-    out: dict = {"seed": seed, "planted": {"flipped": len(flipped), "deleted": len(planted["deleted"]),
-                                           "shifted": len(planted["shifted"])}}
+    out: dict = {
+        "seed": seed,
+        "planted": {
+            "flipped": len(flipped),
+            "deleted": len(planted["deleted"]),
+            "shifted": len(planted["shifted"]),
+        },
+    }
 
     def by(col_score):
         order = wrong.assign(s=col_score).sort_values("s", ascending=False)
@@ -162,15 +183,21 @@ def one_seed(args, seed: int) -> dict:
         "classifier alone": by(1 - wrong["classifier_annotated"].fillna(1)),
         "segmenter alone": by(1 - wrong["segmenter_annotated"].fillna(1)),
     }
-    non_crowd = [int(i) for i, c in zip(index.annotations["id"], index.annotations["iscrowd"],
-                                        strict=True) if not c]
+    non_crowd = [
+        int(i)
+        for i, c in zip(index.annotations["id"], index.annotations["iscrowd"], strict=True)
+        if not c
+    ]
     issues, ranked, fixes = cleanlab_ranking(classifier, index, images, non_crowd)
-    for name, ids in (("cleanlab find_label_issues", issues),
-                      ("cleanlab label quality, all ranked", ranked)):
+    for name, ids in (
+        ("cleanlab find_label_issues", issues),
+        ("cleanlab label quality, all ranked", ranked),
+    ):
         prec, rec = ranked_scores(ids, set(flipped))
         top = [a for a in ids[: len(flipped)] if a in flipped]
         out["wrong_label"][name] = {
-            "precision_at_k": prec, "recall_at_2k": rec,
+            "precision_at_k": prec,
+            "recall_at_2k": rec,
             "right_fix": float(np.mean([fixes[a] == flipped[a] for a in top])) if top else 0.0,
             "flagged": len(ids),
         }
@@ -182,8 +209,11 @@ def one_seed(args, seed: int) -> dict:
         out["bad_mask"] = {"precision_at_k": b_prec, "recall_at_2k": b_rec}
     out["rows_at_default_thresholds"] = {
         k: int(sum((frame["kind"] == k) & (frame["score"] >= t)))
-        for k, t in (("wrong_label", default.min_wrong_label), ("missing", default.min_missing),
-                     ("bad_mask", default.min_bad_mask))
+        for k, t in (
+            ("wrong_label", default.min_wrong_label),
+            ("missing", default.min_missing),
+            ("bad_mask", default.min_bad_mask),
+        )
     }
     return out
 
@@ -202,8 +232,10 @@ def main() -> None:
         args.tmp = tmp
         os.environ.setdefault("EXPLORER_CACHE", str(Path(tmp) / "cache"))
         results = [one_seed(args, s) for s in args.seeds]
-    print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
-          f"flip {args.flip} delete {args.delete} shift {args.shift}")
+    print(
+        f"# {platform.node()} {platform.processor() or platform.machine()}, "
+        f"flip {args.flip} delete {args.delete} shift {args.shift}"
+    )
     print(json.dumps(results, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

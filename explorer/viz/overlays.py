@@ -330,3 +330,37 @@ def heat_overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.55) -> np.n
     big = np.asarray(Image.fromarray(heat).resize((w, h), Image.BILINEAR))
     ramp = np.stack([np.linspace(0, 255, 256), np.zeros(256), np.linspace(255, 0, 256)], 1)
     return blend_labels(rgb, big, ramp.astype(np.uint8), alpha, skip=())
+
+
+def object_views(
+    rgb: np.ndarray,
+    box,
+    mask: np.ndarray | None,
+    labels: np.ndarray | None,
+    colours: np.ndarray,
+    side: int = 200,
+    context: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One object seen twice, cropped around ``box`` (grown by ``context``): the annotation
+    (``mask`` tinted, or only its box when None) and the segmenter's labels over the same crop
+    (the image alone when ``labels`` is None). Both letterboxed to ``side`` x ``side``."""
+    from PIL import Image, ImageDraw
+
+    from explorer.coco.images import crop_box
+
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = crop_box(box, w, h, context)
+    truth = rgb.copy()
+    if mask is not None and mask.shape == rgb.shape[:2]:
+        on = mask.astype(bool)
+        truth[on] = (truth[on] * 0.45 + np.array([255, 220, 0]) * 0.55).astype(np.uint8)
+    pil = Image.fromarray(truth)
+    bx, by, bw, bh = (float(v) for v in box)
+    ImageDraw.Draw(pil).rectangle([bx, by, bx + bw, by + bh], outline=(255, 220, 0), width=2)
+    truth = np.asarray(pil)
+    seen = (
+        rgb
+        if labels is None or labels.shape != rgb.shape[:2]
+        else blend_labels(rgb, labels, colours, 0.55)
+    )
+    return tuple(letterbox(v[y0:y1, x0:x1], side, side) for v in (truth, seen))

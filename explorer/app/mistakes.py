@@ -1,0 +1,174 @@
+"""The Mistakes page's pieces: filters, a card per suspected mistake, decisions and the export.
+
+Decisions ("not a mistake" / "confirmed") go to the reviews sidecar in the cache
+(:mod:`explorer.inference.reviews`); the export writes a corrected copy of the annotation file
+next to it (:mod:`explorer.coco.corrections`), never the file itself.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from explorer.coco import CocoIndex
+from explorer.coco import masks as coco_masks
+from explorer.coco.corrections import write_corrected
+from explorer.coco.sources import DatasetSource
+from explorer.errors import ExplorerError
+from explorer.inference import reviews
+from explorer.inference.cache import predict_image
+from explorer.inference.mistakes import KINDS
+from explorer.models.weights import LoadedModel
+from explorer.viz import overlays
+
+RESULT_KEY = "mistakes_result"  # the last table, for the Map page's "mistake score" colouring
+SHOW = ("to review", "confirmed", "not a mistake", "all")
+KIND_LABELS = {"wrong_label": "wrong label", "missing": "missing object", "bad_mask": "bad mask"}
+
+
+def names_of(index: CocoIndex) -> dict[int, str]:
+    return {int(c["id"]): str(c["name"]) for c in index.categories}
+
+
+def filtered(frame: pd.DataFrame, index: CocoIndex, decisions: dict, key: str) -> pd.DataFrame:
+    """The rows the page's filters keep (kind, category, score, decision), best first."""
+    counts = frame["kind"].value_counts()
+    a, b, c, d = st.columns([1.4, 1.6, 1, 1])
+    kind = a.radio(
+        "Kind",
+        KINDS,
+        format_func=lambda k: f"{KIND_LABELS[k]} ({counts.get(k, 0):,})",
+        key=f"{key}_kind",
+    )
+    names = names_of(index)
+    cats = b.multiselect(
+        "Categories (the suggested one)",
+        sorted(names, key=names.get),
+        format_func=names.get,
+        key=f"{key}_cats",
+    )
+    low = c.slider("Score at least", 0.0, 1.0, 0.5, 0.05, key=f"{key}_min")
+    show = d.radio("Show", SHOW, key=f"{key}_show")
+    keep = (frame["kind"] == kind) & (frame["score"] >= low)
+    if cats:
+        keep &= frame["category_id"].isin(cats)
+    out = frame[keep].sort_values("score", ascending=False)
+    state = out.apply(reviews.row_key, axis=1).map(decisions) if len(out) else out["kind"]
+    wanted = {"to review": None, "confirmed": "confirmed", "not a mistake": "reviewed"}
+    if show != "all":
+        target = wanted[show]
+        out = out[state.isna()] if target is None else out[state == target]
+    return out
+
+
+def _mask_of(index: CocoIndex, row) -> np.ndarray | None:
+    """The mask the card's left view shows: the annotation's, or the proposed region."""
+    from pycocotools import mask as mask_utils
+
+    if int(row["annotation_id"]) < 0:
+        if not row["suggested_rle"]:
+            return None
+        r = index.image_row(int(row["image_id"]))
+        h, w = int(index.images["height"][r]), int(index.images["width"][r])
+        return mask_utils.decode({"size": [h, w], "counts": str(row["suggested_rle"]).encode()})
+    ids = index.annotations["id"]
+    a = int(np.flatnonzero(ids == int(row["annotation_id"]))[0])
+    try:
+        return coco_masks.annotation_mask(index, a)
+    except ExplorerError:  # a box only: the box is drawn
+        return None
+
+
+def _evidence(row, names: dict[int, str]) -> str:
+    def pct(v) -> str:
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.0%}"
+
+    said = names.get(int(row["annotated_category_id"]), "")
+    sugg = names.get(int(row["category_id"]), "?")
+    if row["kind"] == "wrong_label":
+        return (
+            f"**{said} → {sugg}?** · classifier {pct(row['classifier_annotated'])} {said}, "
+            f"{pct(row['classifier_suggested'])} {sugg} · segmenter "
+            f"{pct(row['segmenter_annotated'])} / {pct(row['segmenter_suggested'])} of the mask"
+        )
+    if row["kind"] == "missing":
+        return (
+            f"**unannotated {sugg}?** · segmenter confidence {pct(row['segmenter_suggested'])}, "
+            f"classifier {pct(row['classifier_suggested'])} on the region"
+        )
+    return f"**{sugg}: mask off?** · overlap with the segmenter's region {pct(row['mask_iou'])}"
+
+
+def card(
+    source: DatasetSource,
+    index: CocoIndex,
+    segmenter: LoadedModel,
+    row,
+    decision: str | None,
+    key: str,
+) -> None:
+    """One suspected mistake: the annotation and the segmenter's view, the evidence, links and
+    the decision buttons."""
+    r = index.image_row(int(row["image_id"]))
+    try:
+        rgb, _ = overlays.load_image(index, source.images_dir, r)
+        _, out, _ = predict_image(segmenter, index, source.images_dir, r)
+    except ExplorerError as e:
+        st.warning(f"image {int(row['image_id'])}: {e}")
+        return
+    colours = overlays.label_colours(index, segmenter.category_of_label(index.categories))
+    labels = out[0] if out is not None else None
+    left, right = overlays.object_views(rgb, row["bbox"], _mask_of(index, row), labels, colours)
+    a, b = st.columns(2)
+    a.image(overlays.encode_jpeg(left), caption="annotation", output_format="JPEG")
+    b.image(overlays.encode_jpeg(right), caption="segmenter", output_format="JPEG")
+    st.markdown(f"{row['score']:.2f} · " + _evidence(row, names_of(index)))
+    what = f"annotation {int(row['annotation_id'])}" if row["annotation_id"] >= 0 else "region"
+    said = f" · **{decision}**" if decision else ""
+    st.caption(f"{what} on image {int(row['image_id'])}{said}")
+    c1, c2, c3 = st.columns(3)
+    c1.page_link(
+        "pages/browse.py", label="Browse", query_params={"image_id": str(int(row["image_id"]))}
+    )
+    k = reviews.row_key(row)
+    c2.button("Not a mistake", key=f"{key}_no", on_click=_decide, args=(source, k, "reviewed"))
+    c3.button("Confirm", key=f"{key}_yes", on_click=_decide, args=(source, k, "confirmed"))
+
+
+def _decide(source: DatasetSource, row_key: str, decision: str) -> None:
+    current = reviews.load(source.annotations).get(row_key)
+    reviews.decide(source.annotations, row_key, None if current == decision else decision)
+
+
+def export_block(source: DatasetSource, frame: pd.DataFrame, decisions: dict, key: str) -> None:
+    """Write the confirmed fixes as a corrected copy of the annotation file (a new file)."""
+    fixes = reviews.confirmed_fixes(frame, decisions)
+    original = Path(source.annotations)
+    st.caption(
+        f"{len(fixes)} confirmed fixes; decisions are kept in {reviews.reviews_path(original)} "
+        f"(the annotation file is never changed)"
+    )
+    name = st.text_input(
+        "New file name (next to the annotation file)",
+        f"{original.stem}.corrected.json",
+        key=f"{key}_name",
+    )
+    if not st.button("Write the corrected file", key=f"{key}_write", disabled=not fixes):
+        return
+    if not name or Path(name).name != name or not name.endswith(".json"):
+        st.error(f"{name!r}: a file name ending in .json, without folders")
+        return
+    try:
+        done = write_corrected(original, fixes, original.parent / name)
+    except ExplorerError as e:
+        st.error(str(e))
+        return
+    lost = f"; not found: {done['not_found']}" if done["not_found"] else ""
+    st.success(
+        f"Wrote {done['path']}: {done['relabelled']} relabelled, {done['remasked']} new masks, "
+        f"{done['added']} added{lost}"
+    )

@@ -1,0 +1,68 @@
+"""Mistakes: annotations a classifier and a segmenter both doubt, objects nobody annotated, masks
+that miss their object; ranked, reviewed, exported as a corrected copy."""
+
+import streamlit as st
+
+from explorer.app import dataset, evaluate, models
+from explorer.app import mistakes as view
+from explorer.inference import mistakes, reviews
+
+PER_PAGE = 8
+
+source, index = dataset.page_dataset()
+st.title("Mistakes")
+st.caption(
+    "Two models look at every annotation: the classifier at its crop, the segmenter at its "
+    "pixels. Where both doubt the label, it is probably wrong; where the segmenter finds a "
+    "category no annotation covers and the classifier agrees, an object is probably missing."
+)
+left, right = st.columns(2)
+with left:
+    st.markdown("**Classifier**")
+    classifier = models.model_picker("classify", "q1", source.annotations)
+with right:
+    st.markdown("**Segmenter**")
+    segmenter = models.model_picker("segment", "q2", source.annotations)
+if classifier is None or segmenter is None:
+    st.stop()
+
+result = evaluate.evaluate_on_filter(
+    "q",
+    source,
+    index,
+    (classifier, segmenter),
+    lambda rows, **kw: mistakes.find_mistakes(
+        classifier, segmenter, index, source.images_dir, rows, **kw
+    ),
+    button="Find mistakes in the current filter",
+    working="looking for mistakes",
+    what=" (the Browse filter)",
+    primary=True,
+)
+if result is None:
+    st.info("Press **Find mistakes**: predictions already made are reused from the cache.")
+    st.stop()
+
+frame = mistakes.to_frame(result.rows)
+st.session_state[view.RESULT_KEY] = frame
+st.caption(
+    f"{result.objects:,} objects, {result.judged:,} of a category a model can name"
+    + (f"; {len(result.unread)} images could not be read" if result.unread else "")
+)
+with st.expander("What the score means"):
+    st.markdown(mistakes.__doc__.split("\n\n", 1)[1].split("A model only counts")[0])
+
+decisions = reviews.load(source.annotations)
+shown = view.filtered(frame, index, decisions, "q")
+pages = max(1, -(-len(shown) // PER_PAGE))
+page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="q_page") if pages > 1 else 1
+st.caption(f"{len(shown):,} suspects match, best first")
+chunk = shown.iloc[(page - 1) * PER_PAGE : page * PER_PAGE]
+columns = st.columns(2)
+for n, (_, row) in enumerate(chunk.iterrows()):
+    with columns[n % 2].container(border=True):
+        decision = decisions.get(reviews.row_key(row))
+        view.card(source, index, segmenter, row, decision, f"q_card_{(page - 1) * PER_PAGE + n}")
+
+st.subheader("Export")
+view.export_block(source, frame, decisions, "q_export")
