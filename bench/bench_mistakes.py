@@ -56,6 +56,7 @@ def plant(ann: Path, out: Path, seed: int, flip: float, delete: float, shift: fl
         a["segmentation"] = [
             [v + dx if i % 2 == 0 else v for i, v in enumerate(p)] for p in a["segmentation"]
         ]
+        a["bbox"] = [a["bbox"][0] + dx, *a["bbox"][1:]]
     d["annotations"] = [a for a in d["annotations"] if a["id"] not in gone]
     out.write_text(json.dumps(d))
     return {

@@ -27,6 +27,30 @@ def sample_root(_cache_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def quick_runs(sample_root, tmp_path_factory) -> dict[str, Path]:
+    """A classifier and a segmenter trained on the sample with the quick presets (as a user
+    does; about 4 minutes on 2 cores): ``{"cls": run folder, "seg": run folder}``."""
+    from explorer.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("runs")
+    ann = sample_root / "annotations"
+    data = {
+        "coco": str(ann / "instances_train2017.json"),
+        "images": str(sample_root / "train2017"),
+        "val_coco": str(ann / "instances_val2017.json"),
+        "val_images": str(sample_root / "val2017"),
+        "device": "cpu",
+        "preset": "quick",
+    }
+    for task, model, name in (
+        ("classify", "alexnet-classic", "cls"),
+        ("segment", "smp-deeplabv3", "seg"),
+    ):
+        train(TrainConfig(task=task, model=model, out=str(root / name), **data))
+    return {"cls": root / "cls", "seg": root / "seg"}
+
+
+@pytest.fixture(scope="session")
 def alexnet_file(tmp_path_factory) -> Path:
     """A saved state_dict of torchvision's AlexNet (seeded random weights: none can be
     downloaded here), loaded through the same path as a user's file."""

@@ -14,8 +14,9 @@ an object is probably missing. Three kinds of rows (:data:`KINDS`):
   annotation of that category, at least ``min_area_fraction`` of the image. ``score`` is the
   mean of the segmenter's confidence in that category and the classifier's probability of it
   on the region's crop.
-* ``bad_mask`` — both models agree with the label, but the segmenter's region of that category
-  around the object overlaps the annotation's mask poorly: ``score = 1 - IoU``.
+* ``bad_mask`` — the label is believed (``q[annotated] >= 0.5``), the segmenter found the
+  category around the object (a region at least a quarter of the mask's size), but that region
+  overlaps the annotation's mask poorly: ``score = 1 - IoU``.
 
 A model only counts for categories it can name (the label-space rules of
 :mod:`explorer.inference.compare`); an object neither model can name is not judged. Every
@@ -177,7 +178,7 @@ def find_mistakes(
             unread.append({"image_id": it.image_id, "error": err or "not read"})
             continue
         image = _SegmentedImage.of(space, index, it.image_row, out)
-        found += [m for a in image.objects() if (m := _judge(space, image, a, crops, settings))]
+        found += [m for a in image.objects() for m in _judge(space, image, a, crops, settings)]
         regions += image.uncovered_regions(settings.min_area_fraction)
     found += _missing(classifier, space, index, images_dir, regions, settings, part(2), kw)
     judged = sum(
@@ -303,6 +304,8 @@ class _SegmentedImage:
         return out
 
 
+BELIEVED = 0.5  # the models' joint belief in a label above which its mask is questioned
+MIN_FOUND = 0.25  # bad_mask: the segmenter's region must be at least this share of the mask
 MAX_ATTACHED = 0.2  # a region whose rim lies more on an annotation of its category is its fringe
 
 
@@ -337,8 +340,9 @@ def _judge(
     k: int,
     crops: dict[int | None, Record | None],
     settings: Settings,
-) -> Mistake | None:
-    """Annotation ``k`` of the image as a ``wrong_label`` or ``bad_mask`` row, or None."""
+) -> list[Mistake]:
+    """Annotation ``k`` of the image: a ``wrong_label`` row, a ``bad_mask`` row (two separate
+    questions: a believed label whose mask is off), both or none."""
     anns = image.index.annotations
     a = int(image.ann_rows[k])
     c = int(image.positions[k])
@@ -346,7 +350,7 @@ def _judge(
     s, fg = image.shares(k) if space.seg_reach[c] else (None, 0.0)
     weights = (0.0 if p is None else 1.0, fg if s is not None else 0.0)
     if sum(weights) == 0:
-        return None
+        return []
     q = sum(w * v for w, v in zip(weights, (p, s), strict=True) if w) / sum(weights)
     reach = (space.cls_reach if p is not None else False) | (
         space.seg_reach if s is not None else False
@@ -354,22 +358,30 @@ def _judge(
     others = np.where(reach & (np.arange(space.n) != c), q, -1.0)
     best = int(others.argmax())
     row = _row(image, a, space, c, p, s, fg)
+    out: list[Mistake] = []
     if 1 - q[c] >= settings.min_wrong_label and others[best] >= 0:
-        return (
+        out.append(
             row | {"kind": "wrong_label", "score": float(1 - q[c])} | _suggested(space, best, p, s)
         )
-    box_only = coco_masks.box_only(image.index, np.array([a]))[0]
-    if s is None or box_only or s.argmax() != c or fg < 0.5:
-        return None
+    if q[c] >= BELIEVED and s is not None:
+        out += _bad_mask(image, k, row, settings)
+    return out
+
+
+def _bad_mask(image: _SegmentedImage, k: int, row: Mistake, settings: Settings) -> list[Mistake]:
+    if coco_masks.box_only(image.index, image.ann_rows[k : k + 1])[0]:
+        return []
     iou, predicted = image.region_iou(k, settings.box_context)
-    if 1 - iou < settings.min_bad_mask:
-        return None
-    return row | {
+    # a segmenter that found (almost) none of the category here missed the object: no opinion
+    if predicted.sum() < MIN_FOUND * image.masks[k].sum() or 1 - iou < settings.min_bad_mask:
+        return []
+    extra = {
         "kind": "bad_mask",
         "score": 1 - iou,
         "mask_iou": iou,
         "suggested_rle": _rle(predicted),
     }
+    return [row | extra]
 
 
 def _row(image, a: int, space: _Space, c: int, p, s, fg: float) -> Mistake:

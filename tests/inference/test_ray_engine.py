@@ -38,6 +38,21 @@ def test_crops_on_ray_equal_local(real, alexnet_file):
         assert np.abs(out - local[key]).max() < 1e-4
 
 
+def test_features_on_ray_equal_local(real, alexnet_file):
+    """The object map's features (penultimate layer) come the same from a Ray actor."""
+    from explorer.models.features import feature_model
+
+    index, images = real
+    model = feature_model(load_model("alexnet", str(alexnet_file)))
+    items = infer.items_for_crops(index, range(2))
+    local = {it.key: out for it, out, _ in infer.run(model, index, images, items, workers=0)}
+    remote = {p.item.key: p.output for p in ENGINE.run(model, index, images, items)}
+    assert set(remote) == set(local) and len(local) > 3
+    for key, out in remote.items():
+        assert out.shape == (4096,)  # AlexNet's penultimate layer, not its 1000 logits
+        assert np.abs(out - local[key]).max() < 1e-3 * max(1.0, np.abs(local[key]).max())
+
+
 def test_segmentation_on_ray_equals_local(real, mbv3_file):
     index, images = real
     model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
