@@ -139,6 +139,17 @@ def card(
     c3.button("Confirm", key=f"{key}_yes", on_click=_decide, args=(source, k, "confirmed"))
 
 
+def segmenter_legend(index: CocoIndex, segmenter: LoadedModel) -> None:
+    """The segmenter's colours (the right-hand views), one line."""
+    colours = overlays.label_colours(index, segmenter.category_of_label(index.categories))
+    labels = np.arange(len(segmenter.class_names))
+    entries = overlays.legend(labels, colours, segmenter.class_names)
+    st.markdown(
+        "Segmenter colours: " + overlays.legend_markdown(entries) + " · annotation in yellow",
+        unsafe_allow_html=True,
+    )
+
+
 def _decide(source: DatasetSource, row_key: str, decision: str) -> None:
     current = reviews.load(source.annotations).get(row_key)
     reviews.decide(source.annotations, row_key, None if current == decision else decision)
