@@ -66,7 +66,16 @@ def forget_browse_state() -> None:
         del st.session_state[key]
 
 
-BROWSE_FILTER_KEYS = ("b_cats", "b_supers", "b_match", "b_crowd", "b_inst", "b_size", "b_q")
+BROWSE_FILTER_KEYS = (
+    "b_cats",
+    "b_supers",
+    "b_match",
+    "b_crowd",
+    "b_inst",
+    "b_size",
+    "b_q",
+    "b_ids",  # the images chosen on the Map
+)
 
 
 def reset_browse_filters() -> None:

@@ -591,3 +591,15 @@ def test_choosing_sample_in_the_picker_does_not_generate_it_until_open(monkeypat
     next(b for b in at.button if b.label == "Open").click().run()
     assert current(at) == "current: sample val2017 (100 images)"
     assert (tmp_path / "sample" / ".complete").is_file()
+
+
+def test_browse_keeps_only_the_images_chosen_on_the_map(sample_root):
+    index = open_index(sample_root / "annotations" / "instances_val2017.json")
+    ids = [int(i) for i in index.images["id"][[4, 9]]]
+    at = run({"ids": f"{ids[0]},{ids[1]}"})
+    assert any("**2** of 100 images match" in m for m in texts(at.markdown))
+    assert any("Only the 2 images chosen on the Map" in c for c in texts(at.caption))
+    assert qp(at, "ids") == f"{ids[0]},{ids[1]}"
+    at.button(key="b_reset").click().run()
+    assert any("**100** of 100 images match" in m for m in texts(at.markdown))
+    assert not qp(at, "ids")
