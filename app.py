@@ -20,6 +20,7 @@ page = st.navigation(
         st.Page(PAGES / "classify.py", title="Classify", icon=":material/label:"),
         st.Page(PAGES / "segment.py", title="Segment", icon=":material/brush:"),
         st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
+        st.Page(PAGES / "map.py", title="Map", icon=":material/scatter_plot:"),
         st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
         st.Page(PAGES / "anatomy.py", title="Anatomy", icon=":material/neurology:"),
     ]

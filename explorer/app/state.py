@@ -13,7 +13,7 @@ prefix     page               prefix     page
 ``t_``     Train              ``k1_``    Compare's classifier picker
 ``open_``  Browse grid        ``k2_``    Compare's segmenter picker
 ``stop_``  Stop buttons of    ``dl_``    Download COCO form
-           evaluate_on_filter
+           evaluate_on_filter ``m_``     Map (its classifier picker too)
 =========  =================  =========  ==========================
 
 What one page leaves for another goes through the functions below, never a bare string.
