@@ -51,7 +51,8 @@ highlight = om.points_frame(omap, om.map_rows_of(omap, near), names) if len(near
 picked = om.map_chart(points, om.colouring(choice, omap, drawn, names, per_row), highlight, "m_map")
 unread = f"{omap.unread:,} objects whose crop could not be read are left out"
 notes = [om.sample_caption(len(drawn), len(omap)), unread if omap.unread else None]
-st.caption(" · ".join(n for n in notes if n) or f"{len(omap):,} objects")
+notes.append("click a point for more like this; the toolbar's box or lasso selects a region")
+st.caption(" · ".join(n for n in notes if n))
 om.hover_thumbnails(source, points["annotation_id"].to_numpy(), "m_hover")
 
 if picked.region and len(picked.annotation_ids):

@@ -365,7 +365,7 @@ def more_like_this(
         part = table.iloc[start : start + 7]
         for col, (_, r) in zip(st.columns(7), part.iterrows(), strict=False):
             crop = _crop_bytes(source, int(r["annotation_id"]))
-            label = "this one" if r["annotation_id"] == chosen else f"{r['similarity']:.2f}"
+            label = "this one" if r["annotation_id"] == chosen else f"{r['similarity']:.3f}"
             text = f"{r['category']} · {label}"
             if crop:
                 col.image(crop, caption=text, width="stretch")

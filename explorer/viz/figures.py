@@ -556,7 +556,9 @@ def object_map_figure(
     area, category) with ``customdata`` = annotation id, coloured by ``colouring``; a legend of
     empty traces for groups; ``highlight`` (rows like ``points``) drawn on top, bigger.
 
-    The axes mean nothing (a projection): no ticks, one unit as long across as up. The layout's
+    The axes mean nothing (a projection): no ticks, one unit as long across as up. No drag mode is
+    set: Streamlit then pans and a click selects its point (in box or lasso mode a click does not
+    select). The layout's
     ``meta`` is ``"object-map"`` (the hover thumbnails find the chart by it)."""
     fig = go.Figure()
     fig.add_trace(
@@ -636,7 +638,7 @@ def _add_highlight(fig: go.Figure, rows: pd.DataFrame) -> None:
             marker={
                 "size": 13,
                 "color": "rgba(0,0,0,0)",
-                "line": {"color": "#d62728", "width": 2.5},
+                "line": {"color": "#111111", "width": 2},
             },
         )
     )
@@ -648,7 +650,6 @@ def _map_layout(fig: go.Figure, c: MapColouring) -> None:
         **_LAYOUT,
         height=640,
         meta="object-map",
-        dragmode="lasso",
         hovermode="closest",
         legend={"title": {"text": c.title}, "itemsizing": "constant", "x": 1.02, "y": 1},
         xaxis=hidden,
