@@ -21,6 +21,7 @@ page = st.navigation(
         st.Page(PAGES / "segment.py", title="Segment", icon=":material/brush:"),
         st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
         st.Page(PAGES / "mistakes.py", title="Mistakes", icon=":material/rule:"),
+        st.Page(PAGES / "map.py", title="Map", icon=":material/scatter_plot:"),
         st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
         st.Page(PAGES / "anatomy.py", title="Anatomy", icon=":material/neurology:"),
     ]

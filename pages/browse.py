@@ -37,6 +37,7 @@ if url_now and url_now not in st.session_state.get("b_written", []):
         b_q=s.query,
         b_page=s.page,
         b_inst=s.instances or full_range,
+        b_ids=s.image_ids,
     )
     state.open_in_browse(s.image_id)
 st.session_state.setdefault("b_inst", full_range)
@@ -48,6 +49,11 @@ if inst_now != tuple(st.session_state["b_inst"]):
     st.session_state["b_inst"] = inst_now
 
 st.title("Browse")
+chosen_ids = tuple(st.session_state.get("b_ids", ()))
+if chosen_ids:
+    st.caption(
+        f"Only the {len(chosen_ids):,} images chosen on the Map (**Reset filters** shows all)"
+    )
 with st.expander("Filters", expanded=state.browse_image() is None):
     c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
     chosen = c1.multiselect(
@@ -88,6 +94,7 @@ view = url.BrowseState(
     size=size,
     query=query,
     page=int(st.session_state.get("b_page", 1)),
+    image_ids=chosen_ids,
 )
 rows = caches.filtered_image_rows(source.annotations, view.image_filter())
 state.set_browse_filter(view.image_filter())  # Distributions and the model pages follow it

@@ -13,7 +13,7 @@ prefix     page               prefix     page
 ``t_``     Train              ``k1_``    Compare's classifier picker
 ``open_``  Browse grid        ``k2_``    Compare's segmenter picker
 ``stop_``  Stop buttons of    ``dl_``    Download COCO form
-           evaluate_on_filter
+           evaluate_on_filter ``m_``     Map (its classifier picker too)
 =========  =================  =========  ==========================
 
 What one page leaves for another goes through the functions below, never a bare string.
@@ -66,7 +66,16 @@ def forget_browse_state() -> None:
         del st.session_state[key]
 
 
-BROWSE_FILTER_KEYS = ("b_cats", "b_supers", "b_match", "b_crowd", "b_inst", "b_size", "b_q")
+BROWSE_FILTER_KEYS = (
+    "b_cats",
+    "b_supers",
+    "b_match",
+    "b_crowd",
+    "b_inst",
+    "b_size",
+    "b_q",
+    "b_ids",  # the images chosen on the Map
+)
 
 
 def reset_browse_filters() -> None:

@@ -1,6 +1,6 @@
 """Page state <-> URL query string: parsing is forgiving (a bad value is dropped, not fatal).
 
-``?image_id=397133&cats=1,18&match=all&crowd=no&inst=2-10&size=large&q=0001&page=3``
+``?image_id=397133&cats=1,18&match=all&crowd=no&inst=2-10&size=large&q=0001&page=3&ids=1,2``
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class BrowseState:
     size: SizeClass | Literal["any"] = "any"
     query: str = ""
     page: int = 1
+    image_ids: tuple[int, ...] = ()  # only these images (chosen on the Map)
 
     def image_filter(self) -> ImageFilter:
         return ImageFilter(
@@ -54,6 +55,7 @@ class BrowseState:
             instances=self.instances,
             area=SIZE_RANGES.get(self.size),
             query=self.query,
+            image_ids=self.image_ids,
         )
 
     def with_(self, **changes) -> BrowseState:
@@ -74,6 +76,7 @@ def browse_from_query(q: dict[str, str]) -> BrowseState:
         size=q.get("size") if q.get("size") in SIZE_RANGES else "any",
         query=(q.get("q") or "")[:200],
         page=max(1, parse_id(q.get("page")) or 1),
+        image_ids=tuple(dict.fromkeys(_ints(q.get("ids")))),
     )
 
 
@@ -89,6 +92,7 @@ def browse_to_query(s: BrowseState) -> dict[str, str]:
         "size": "" if s.size == "any" else s.size,
         "q": s.query,
         "page": "" if s.page == 1 else str(s.page),
+        "ids": ",".join(map(str, s.image_ids)),
     }
     return {k: v for k, v in q.items() if v}
 

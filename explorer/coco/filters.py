@@ -27,6 +27,7 @@ class ImageFilter:
         area: (min, max) object area: an image matches when one of its annotations (of the
             chosen categories, if any) has an area in [min, max).
         query: an image id, or part of a file name (case-insensitive).
+        image_ids: only these images (ids; an id not in the dataset keeps nothing).
     """
 
     categories: tuple[int, ...] = ()
@@ -36,6 +37,7 @@ class ImageFilter:
     instances: tuple[int, int] | None = None
     area: tuple[float, float] | None = None
     query: str = ""
+    image_ids: tuple[int, ...] = ()
 
 
 def category_groups(index: CocoIndex, flt: ImageFilter) -> list[np.ndarray]:
@@ -77,4 +79,6 @@ def filter_images(index: CocoIndex, flt: ImageFilter) -> np.ndarray:
         by_id = index.images["id"] == int(query) if query.isdigit() else np.zeros(n, bool)
         names = np.char.lower(np.asarray(index.images["file_name"]))
         keep &= by_id | (np.char.find(names, query.lower()) >= 0)
+    if flt.image_ids:
+        keep &= np.isin(index.images["id"], np.asarray(flt.image_ids, np.int64))
     return np.flatnonzero(keep)

@@ -157,6 +157,11 @@ def test_every_page_opens_without_exception(app_url, page):
     no_exception(page)
     assert page.get_by_test_id("stPlotlyChart").count() >= 8
     shot(page, "distributions")
+    page.get_by_test_id("stSidebarNav").get_by_text("Map", exact=True).click()
+    page.get_by_role("heading", name="Map").wait_for(timeout=60_000)
+    settle(page)
+    no_exception(page)
+    shot(page, "map")
 
 
 def test_deep_link_and_interaction_keep_the_sidebar(app_url, page):

@@ -11,7 +11,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from explorer.app.url import INT64_MAX, browse_from_query, parse_id
+from explorer.app.url import (
+    INT64_MAX,
+    BrowseState,
+    browse_from_query,
+    browse_to_query,
+    parse_id,
+)
 from explorer.coco import open_index
 from tests.helpers import ROOT, tiny, write_coco
 
@@ -60,6 +66,15 @@ def test_parse_id_keeps_what_is_an_id():
 def test_browse_state_drops_what_is_not_a_number():
     s = browse_from_query({"image_id": "²", "cats": "1,١٢,²,3", "inst": "١-٩", "page": "١٢"})
     assert (s.image_id, s.categories, s.instances, s.page) == (None, (1, 3), None, 1)
+
+
+def test_browse_state_image_ids_round_trip_through_the_url():
+    s = browse_from_query({"ids": "397133, 12,x,12,²,7"})  # bad ones dropped, repeats once
+    assert s.image_ids == (397133, 12, 7)
+    assert browse_to_query(s) == {"ids": "397133,12,7"}
+    assert browse_from_query(browse_to_query(s)) == s
+    assert s.image_filter().image_ids == (397133, 12, 7)
+    assert "ids" not in browse_to_query(BrowseState())  # none: no parameter
 
 
 def test_server_config_hides_tracebacks_and_limits_uploads():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import sys
 
 import numpy as np
@@ -591,3 +593,71 @@ def test_choosing_sample_in_the_picker_does_not_generate_it_until_open(monkeypat
     next(b for b in at.button if b.label == "Open").click().run()
     assert current(at) == "current: sample val2017 (100 images)"
     assert (tmp_path / "sample" / ".complete").is_file()
+
+
+def test_browse_keeps_only_the_images_chosen_on_the_map(sample_root):
+    index = open_index(sample_root / "annotations" / "instances_val2017.json")
+    ids = [int(i) for i in index.images["id"][[4, 9]]]
+    at = run({"ids": f"{ids[0]},{ids[1]}"})
+    assert any("**2** of 100 images match" in m for m in texts(at.markdown))
+    assert any("Only the 2 images chosen on the Map" in c for c in texts(at.caption))
+    assert qp(at, "ids") == f"{ids[0]},{ids[1]}"
+    at.button(key="b_reset").click().run()
+    assert any("**100** of 100 images match" in m for m in texts(at.markdown))
+    assert not qp(at, "ids")
+
+
+def plotly_array(value) -> np.ndarray:
+    """An array of a figure's JSON (plotly 6+ writes numpy arrays as base64 ``bdata``)."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def test_map_page_on_the_sample(sample_root):
+    import time
+
+    from explorer.training import TrainConfig, runs, train
+
+    ann = sample_root / "annotations" / "instances_val2017.json"
+    train(
+        TrainConfig(
+            task="classify",
+            model="alexnet-classic",
+            epochs=1,
+            batch_size=32,
+            device="cpu",
+            workers=0,
+            coco=str(ann),
+            images=str(sample_root / "val2017"),
+            out=str(runs.runs_root() / "t-map"),
+        )
+    )
+    at = run({"q": "200015"})  # a Browse filter of one image
+    at.switch_page("pages/map.py").run()
+    assert not at.exception and texts(at.title) == ["Map"]
+    at.selectbox(key="m_model").set_value("run: t-map").run()
+    at.radio(key="m_method").set_value("pca").run()
+    t0 = time.perf_counter()
+    at.button(key="m_run").click().run()
+    drawn_in = time.perf_counter() - t0
+    assert not at.exception, [e.value for e in at.exception]
+    (chart,) = at.get("plotly_chart")
+    fig = json.loads(chart.proto.spec)
+    index = open_index(ann)
+    rows = index.annotation_rows(index.image_row(200015))
+    ids = {int(index.annotations["id"][a]) for a in rows if not index.annotations["iscrowd"][a]}
+    drawn = plotly_array(fig["data"][0]["customdata"])
+    assert set(drawn.tolist()) == ids and len(drawn) == len(ids)
+    assert fig["layout"]["meta"] == "object-map" and not fig["layout"]["xaxis"]["showticklabels"]
+    print(f"map drawn in {drawn_in:.1f} s")
+    at.selectbox(key="m_colour").set_value("object size").run()
+    assert not at.exception
+    at.selectbox(key="m_colour").set_value("model agreement").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    first = min(ids)
+    at.number_input(key="m_id").set_value(first).run()
+    assert not at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    near = plotly_array(fig["data"][-1]["customdata"])  # the highlight: it, then its neighbours
+    assert near[0] == first and len(near) == min(13, len(ids))

@@ -70,3 +70,14 @@ def test_crowd_instances_area_query(real):
     assert ids_of(index, filter_images(index, ImageFilter(query=str(some["id"])))) == {some["id"]}
     part = some["file_name"][4:10].upper()
     assert some["id"] in ids_of(index, filter_images(index, ImageFilter(query=part)))
+
+
+def test_image_ids_keep_only_those_images(real):
+    index, ref = real
+    some = sorted(ref.imgs)[3:8:2]
+    crowd = {a["image_id"] for a in ref.dataset["annotations"] if a["iscrowd"]}
+    assert ids_of(index, filter_images(index, ImageFilter(image_ids=tuple(some)))) == set(some)
+    both = ImageFilter(image_ids=tuple(some), crowd=False)  # with the other fields: all apply
+    assert ids_of(index, filter_images(index, both)) == set(some) - crowd
+    assert ids_of(index, filter_images(index, ImageFilter(image_ids=(-5,)))) == set()
+    assert ids_of(index, filter_images(index, ImageFilter(image_ids=()))) == set(ref.imgs)

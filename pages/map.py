@@ -1,0 +1,68 @@
+"""Map: every non-crowd object of the filter as a point, placed by what a classifier sees."""
+
+import streamlit as st
+
+from explorer.app import dataset, evaluate, models
+from explorer.app import object_map as om
+from explorer.inference import embeddings
+
+source, index = dataset.page_dataset()
+names = {int(c["id"]): c["name"] for c in index.categories}
+st.title("Map")
+st.caption(
+    "Each non-crowd object's crop through the classifier's penultimate layer, PCA to 50 "
+    "dimensions, then UMAP (or t-SNE, or PCA's first two axes) to two: objects close together "
+    "look alike to the model."
+)
+model = models.model_picker("classify", "m", source.annotations)
+if model is None:
+    st.stop()
+method = st.radio("Method", embeddings.METHODS, key="m_method", horizontal=True)
+omap = evaluate.evaluate_on_filter(
+    "m",
+    source,
+    index,
+    (model,),
+    lambda rows, **kw: embeddings.embed(model, index, source.images_dir, rows, method, **kw),
+    button="Draw the map",
+    working="reading the objects",
+    what=" (the Browse filter): every non-crowd object's crop",
+    primary=True,
+)
+if omap is None or omap.method != method:
+    st.info("Press **Draw the map**: a map drawn before is read back from the cache at once.")
+    st.stop()
+if not len(omap):
+    st.warning("No object on the map: the filter keeps no non-crowd object whose crop reads.")
+    st.stop()
+
+choice = om.colour_choice("m_colour")
+per_row = None
+if choice == om.BY_AGREEMENT:
+    per_row = om.agreement_codes(model, index, source, omap, "m_agreement")
+elif choice == om.BY_MISTAKE:
+    per_row = om.mistake_scores(omap, st.session_state.get(om.MISTAKES_RESULT))
+if choice in (om.BY_AGREEMENT, om.BY_MISTAKE) and per_row is None:
+    choice = om.BY_CATEGORY
+drawn = om.sample_rows(len(omap))
+points = om.points_frame(omap, drawn, names)
+near = om.near_ids(omap, st.session_state.get("m_id"))
+highlight = om.points_frame(omap, om.map_rows_of(omap, near), names) if len(near) else None
+picked = om.map_chart(points, om.colouring(choice, omap, drawn, names, per_row), highlight, "m_map")
+unread = f"{omap.unread:,} objects whose crop could not be read are left out"
+notes = [om.sample_caption(len(drawn), len(omap)), unread if omap.unread else None]
+notes.append("click a point for more like this; the toolbar's box or lasso selects a region")
+st.caption(" · ".join(n for n in notes if n))
+om.hover_thumbnails(source, points["annotation_id"].to_numpy(), "m_hover")
+
+if picked.region and len(picked.annotation_ids):
+    st.subheader("Selected")
+    om.selection_grid(source, omap, picked.annotation_ids, names, "m_sel")
+elif len(picked.annotation_ids) == 1 and not picked.region:
+    clicked = int(picked.annotation_ids[0])
+    if st.session_state.get("m_clicked") != clicked:  # a new click: its neighbours
+        st.session_state["m_clicked"] = st.session_state["m_id"] = clicked
+        st.rerun()
+
+st.subheader("More like this")
+om.more_like_this(source, omap, names, "m_id")
