@@ -150,7 +150,7 @@ def one_seed(args, seed: int) -> dict:
     images = sample / "val2017"
     index = open_index(noisy, images=images)
     classifier = load_model(
-        str(runs / "cls"), None, args.device, dataset_categories=index.categories
+        args.classifier or str(runs / "cls"), None, args.device, dataset_categories=index.categories
     )
     segmenter = load_model(
         str(runs / "seg"), None, args.device, dataset_categories=index.categories
@@ -227,6 +227,7 @@ def main() -> None:
     p.add_argument("--delete", type=float, default=0.06)
     p.add_argument("--shift", type=float, default=0.0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--classifier", help="another classifier run (default RUNS/cls)")
     p.add_argument("--json", help="write the results here too")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
