@@ -56,7 +56,9 @@ decisions = reviews.load(source.annotations)
 shown = view.filtered(frame, index, decisions, "q")
 pages = max(1, -(-len(shown) // PER_PAGE))
 page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="q_page") if pages > 1 else 1
-st.caption(f"{len(shown):,} suspects match, best first")
+st.caption(
+    f"{len(shown):,} {'suspect matches' if len(shown) == 1 else 'suspects match'}, best first"
+)
 view.segmenter_legend(index, segmenter)
 chunk = shown.iloc[(page - 1) * PER_PAGE : page * PER_PAGE]
 columns = st.columns(2)

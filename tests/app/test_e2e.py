@@ -275,3 +275,49 @@ def test_fast_slider_key_presses_all_count(app_url, page):
     values = page.get_by_test_id("stSlider").first.get_by_test_id("stSliderThumbValue")
     assert values.first.inner_text() == str(want)
     assert f"inst={want}-" in page.url
+
+
+@pytest.fixture(scope="module")
+def sample_url(_cache_dir, quick_runs, tmp_path_factory):
+    """The app on the embedded sample, with the quick-trained runs in its runs folder."""
+    import shutil
+
+    from explorer.training.runs import runs_root
+
+    for name, run in quick_runs.items():
+        target = runs_root() / f"e2e-{name}"
+        if not target.exists():
+            shutil.copytree(run, target)
+    env = {k: v for k, v in os.environ.items() if k not in ("EXPLORER_COCO", "EXPLORER_IMAGES")}
+    yield from serve(env, tmp_path_factory.mktemp("server") / "sample.log")
+
+
+def test_mistakes_and_map_with_trained_models(sample_url, page):
+    """Issue 15 in a real browser: the Mistakes page ranks suspects with the trained models and
+    a decision sticks; the Map draws every object of the sample."""
+    page.goto(sample_url + "/mistakes")
+    page.get_by_role("heading", name="Mistakes").wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("button", name="Find mistakes in the current filter").click()
+    page.get_by_text("suspects match").wait_for(timeout=180_000)
+    settle(page)
+    no_exception(page)
+    assert page.get_by_text("366 objects, 366 of a category a model can name").count() == 1
+    page.get_by_role("button", name="Confirm").first.click()
+    settle(page)
+    page.get_by_role("radio", name="confirmed").check(force=True)
+    settle(page)
+    assert page.get_by_text("1 suspect matches").count() == 1
+    assert page.get_by_text("1 confirmed fixes").count() == 1
+    no_exception(page)
+    shot(page, "mistakes")
+    page.goto(sample_url + "/map")
+    page.get_by_role("heading", name="Map").wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("radio", name="pca").check(force=True)
+    settle(page)
+    page.get_by_role("button", name="Draw the map").click()
+    page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=180_000)
+    settle(page)
+    no_exception(page)
+    shot(page, "map-trained")
