@@ -331,17 +331,7 @@ class _TrainProgress:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from explorer.inference import compare
 
-    index, images, rows, classifier, segmenter = _two_models(args)
-    report = compare.compare(
-        classifier,
-        segmenter,
-        index,
-        images,
-        rows,
-        progress=_progress("compare", args.quiet),
-        workers=args.workers,
-        engine=_engine(args),
-    )
+    report = _on_two_models(args, compare.compare, "compare")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report.to_json()))
@@ -379,20 +369,26 @@ def _two_models(args: argparse.Namespace):
     return index, images, select_image_rows(index, args.image_ids), *loaded
 
 
-def _cmd_mistakes(args: argparse.Namespace) -> int:
-    from explorer.inference import mistakes
-
+def _on_two_models(args: argparse.Namespace, run, label: str):
+    """``run(classifier, segmenter, index, images, rows, ...)`` on what the arguments name,
+    with a progress bar and the chosen engine."""
     index, images, rows, classifier, segmenter = _two_models(args)
-    result = mistakes.find_mistakes(
+    return run(
         classifier,
         segmenter,
         index,
         images,
         rows,
-        progress=_progress("mistakes", args.quiet),
+        progress=_progress(label, args.quiet),
         workers=args.workers,
         engine=_engine(args),
     )
+
+
+def _cmd_mistakes(args: argparse.Namespace) -> int:
+    from explorer.inference import mistakes
+
+    result = _on_two_models(args, mistakes.find_mistakes, "mistakes")
     out = Path(args.out)
     atomic_write_table(mistakes.to_frame(result.rows), out)
     counts = ", ".join(f"{n} {kind}" for kind, n in result.counts().items())

@@ -14,12 +14,7 @@ st.caption(
     "Each non-crowd object: the classifier's answer on its crop, the segmenter's majority label "
     "inside its true mask, both mapped into the dataset's categories."
 )
-st.markdown("**Classifier**")
-classifier = models.model_picker("classify", "k1", source.annotations)
-st.markdown("**Segmenter**")
-segmenter = models.model_picker("segment", "k2", source.annotations)
-if classifier is None or segmenter is None:
-    st.stop()
+classifier, segmenter = models.two_model_pickers("k", source.annotations)
 
 report = evaluate.evaluate_on_filter(
     "k",

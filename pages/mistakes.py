@@ -16,15 +16,7 @@ st.caption(
     "pixels. Where both doubt the label, it is probably wrong; where the segmenter finds a "
     "category no annotation covers and the classifier agrees, an object is probably missing."
 )
-left, right = st.columns(2)
-with left:
-    st.markdown("**Classifier**")
-    classifier = models.model_picker("classify", "q1", source.annotations)
-with right:
-    st.markdown("**Segmenter**")
-    segmenter = models.model_picker("segment", "q2", source.annotations)
-if classifier is None or segmenter is None:
-    st.stop()
+classifier, segmenter = models.two_model_pickers("q", source.annotations)
 
 result = evaluate.evaluate_on_filter(
     "q",

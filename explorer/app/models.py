@@ -214,6 +214,21 @@ def model_picker(task: Task, key: str, annotations: str) -> LoadedModel | None:
     return pick_model(task, key, annotations).model
 
 
+def two_model_pickers(key: str, annotations: str) -> tuple[LoadedModel, LoadedModel]:
+    """A classifier and a segmenter side by side (pickers ``<key>1`` and ``<key>2``); the page
+    stops here until both are loaded."""
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Classifier**")
+        classifier = model_picker("classify", f"{key}1", annotations)
+    with right:
+        st.markdown("**Segmenter**")
+        segmenter = model_picker("segment", f"{key}2", annotations)
+    if classifier is None or segmenter is None:
+        st.stop()
+    return classifier, segmenter
+
+
 def model_page(title: str, task: Task, key: str):
     """The head of a model page: dataset, title, model picker; stops the page without a model."""
     source, index = page_dataset()

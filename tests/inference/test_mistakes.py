@@ -126,47 +126,21 @@ def test_cli_writes_the_table_and_refuses_a_segmenter_as_classifier(
     noisy, quick_runs, sample_root, tmp_path
 ):
     ann = sample_root / "annotations/instances_val2017.json"
-    common = ["--coco", ann, "--images", sample_root / "val2017", "--device", "cpu", "--quiet"]
+    data = ["--coco", ann, "--images", sample_root / "val2017", "--device", "cpu", "--quiet"]
+
+    def mistakes_cli(classifier, *more):
+        return cli(
+            "mistakes", *data, "--classifier", classifier, "--segmenter", quick_runs["seg"], *more
+        )
+
     out = tmp_path / "m.parquet"
-    r = cli(
-        "mistakes",
-        *common,
-        "--classifier",
-        quick_runs["cls"],
-        "--segmenter",
-        quick_runs["seg"],
-        "--image-ids",
-        200015,
-        200028,
-        "--out",
-        out,
-    )
+    r = mistakes_cli(quick_runs["cls"], "--image-ids", 200015, 200028, "--out", out)
     assert r.returncode == 0, r.stderr
     table = pd.read_parquet(out)
     assert tuple(table.columns) == mistakes.COLUMNS
     assert set(table["image_id"]) <= {200015, 200028}
-    bad = cli(
-        "mistakes",
-        *common,
-        "--classifier",
-        quick_runs["seg"],
-        "--segmenter",
-        quick_runs["seg"],
-        "--out",
-        out,
-    )
+    bad = mistakes_cli(quick_runs["seg"], "--out", out)
     assert bad.returncode == 2 and "not a classifier" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
-    odd = cli(
-        "mistakes",
-        *common,
-        "--classifier",
-        quick_runs["cls"],
-        "--segmenter",
-        quick_runs["seg"],
-        "--image-ids",
-        200015,
-        "--out",
-        tmp_path / "m.xlsx",
-    )
+    odd = mistakes_cli(quick_runs["cls"], "--image-ids", 200015, "--out", tmp_path / "m.xlsx")
     assert odd.returncode == 2 and "m.xlsx" in odd.stderr
