@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from explorer.errors import ExplorerError, storage_error
-from explorer.paths import atomic_write_table
+from explorer.paths import atomic_write_table, check_table_path
 from explorer.types import COCO_HOST, COCO_SPLITS, DEVICES, TASKS
 
 
@@ -388,8 +388,8 @@ def _on_two_models(args: argparse.Namespace, run, label: str):
 def _cmd_mistakes(args: argparse.Namespace) -> int:
     from explorer.inference import mistakes
 
+    out = check_table_path(args.out)
     result = _on_two_models(args, mistakes.find_mistakes, "mistakes")
-    out = Path(args.out)
     atomic_write_table(mistakes.to_frame(result.rows), out)
     counts = ", ".join(f"{n} {kind}" for kind, n in result.counts().items())
     print(
@@ -402,6 +402,7 @@ def _cmd_mistakes(args: argparse.Namespace) -> int:
 def _cmd_embed(args: argparse.Namespace) -> int:
     from explorer.inference import embeddings
 
+    out = check_table_path(args.out)
     index, images, rows, model = _model_and_data(args)
     if model.task != "classify":
         raise ExplorerError(
@@ -417,7 +418,6 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         workers=args.workers,
         engine=_engine(args),
     )
-    out = Path(args.out)
     atomic_write_table(result.to_frame(), out)
     where = "from the cache" if result.from_cache else f"{args.method} on {model.display_name}"
     unread = f"; {result.unread} crops not read" if result.unread else ""

@@ -150,6 +150,18 @@ class NotARegularFile(OSError):
 TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl")
 
 
+def check_table_path(path: str | os.PathLike) -> Path:
+    """``path`` when :func:`atomic_write_table` can write it (checked before long work).
+
+    Raises:
+        ExplorerError: another suffix.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise ExplorerError(f"{path}: write one of {', '.join(TABLE_SUFFIXES)}")
+    return path
+
+
 def atomic_write_table(frame, path: Path) -> None:
     """A pandas DataFrame as Parquet, CSV or JSON lines (by ``path``'s suffix), written
     atomically (its folder created).
@@ -159,10 +171,8 @@ def atomic_write_table(frame, path: Path) -> None:
     """
     import io
 
-    path = Path(path)
+    path = check_table_path(path)
     suffix = path.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise ExplorerError(f"{path}: write one of {', '.join(TABLE_SUFFIXES)}")
     buf = io.BytesIO()
     if suffix == ".csv":
         frame.to_csv(buf, index=False)
