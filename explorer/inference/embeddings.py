@@ -2,11 +2,11 @@
 
 Each object's crop goes through the classifier up to its penultimate layer
 (:func:`explorer.models.features.feature_model`; the batch runner or the Ray engine, features
-stored in the prediction cache). The vectors are L2-normalised, reduced by PCA (to
-:data:`PCA_DIMS`, which keeps nearly all of their neighbourhoods and makes the rest fast), then to
-2-D by the chosen method (:data:`METHODS`: UMAP by default; t-SNE; or PCA's first two axes).
-Above :data:`FIT_LIMIT` objects UMAP learns the map on a seeded sample and places the others
-with ``transform``.
+stored in the prediction cache, read :data:`CHUNK` at a time). The vectors are L2-normalised,
+reduced by PCA (to :data:`PCA_DIMS`, which keeps nearly all of their neighbourhoods and makes the
+rest fast), then to 2-D by the chosen method (:data:`METHODS`: UMAP by default; t-SNE; or
+PCA's first two axes). Above :data:`FIT_LIMIT` objects PCA and UMAP learn on a seeded sample and
+place the others with ``transform`` (only the 50-D vectors of all objects are held in memory).
 
 The map (and the PCA vectors, for "more like this") is cached under ``<cache>/maps`` by dataset,
 model, weights, objects and method: asking again reads it back without running anything.
@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -34,7 +35,8 @@ from explorer.paths import atomic_write_bytes, cache_dir
 Method = Literal["umap", "tsne", "pca"]
 METHODS: tuple[Method, ...] = get_args(Method)
 PCA_DIMS = 50
-FIT_LIMIT = 50_000  # UMAP fits on at most this many objects (seeded) and transforms the rest
+FIT_LIMIT = 50_000  # PCA and UMAP fit on at most this many objects (seeded), transform the rest
+CHUNK = 20_000  # features read or computed at a time
 SEED = 0
 
 
@@ -116,32 +118,83 @@ def embed(
         if progress:
             progress(len(items), len(items))
         return cached
-    got = {
-        it.annotation_id: out
-        for it, out, _ in predict(
-            features, index, images_dir, items, None, workers, progress, cancel, engine
-        )
-        if out is not None
-    }
-    ids = np.array([a for a in (it.annotation_id for it in items) if a in got], np.int64)
-    vectors = _reduced(np.stack([got[a] for a in ids]) if len(ids) else np.zeros((0, 1)))
+    kw = {"workers": workers, "cancel": cancel, "engine": engine}
+    ids, vectors = _pca_vectors(features, index, images_dir, items, progress, kw)
     xy = project(vectors, method)
     result = _object_map(index, ids, vectors, xy, method, unread=len(items) - len(ids))
     _write_map(key, result)
     return result
 
 
+def _features(features, index, images_dir, items, progress, kw) -> Iterator[tuple[int, Any]]:
+    """``(annotation id, feature vector)`` of every readable item, :data:`CHUNK` items at a
+    time through the prediction cache (all of train2017's at once would not fit in memory)."""
+    for k in range(0, len(items), CHUNK):
+        part = items[k : k + CHUNK]
+        shifted = (lambda d, _t, k=k: progress(k + d, len(items))) if progress else None
+        for it, out, _ in predict(features, index, images_dir, part, progress=shifted, **kw):
+            if out is not None:
+                yield it.annotation_id, out
+
+
+def _pca_vectors(features, index, images_dir, items, progress, kw) -> tuple[np.ndarray, Any]:
+    """The readable objects' ids (in item order) and their unit-length PCA vectors. PCA is
+    fitted on at most :data:`FIT_LIMIT` of them (seeded); above that a second pass through the
+    cache projects the rest, a chunk at a time."""
+    every = np.array([it.annotation_id for it in items], np.int64)
+    fit = set(_seeded(every, FIT_LIMIT).tolist())
+    kept: dict[int, np.ndarray] = {}
+    read: list[int] = []
+    for a, out in _features(features, index, images_dir, items, progress, kw):
+        read.append(a)
+        if a in fit:
+            kept[a] = np.asarray(out, np.float16)
+    ids = every[np.isin(every, read)]
+    if len(kept) == len(ids):
+        return ids, _reduced(np.stack([kept[a] for a in ids]) if len(ids) else np.zeros((0, 1)))
+    pca = _fitted_pca(np.stack(list(kept.values())))
+    got: dict[int, np.ndarray] = {}
+    batch: list[tuple[int, Any]] = []
+    for pair in _features(features, index, images_dir, items, None, kw):
+        batch.append(pair)
+        if len(batch) == CHUNK:
+            got |= _projected(pca, batch)
+            batch = []
+    got |= _projected(pca, batch)
+    return ids, np.stack([got[a] for a in ids])
+
+
+def _seeded(values: np.ndarray, limit: int) -> np.ndarray:
+    if len(values) <= limit:
+        return values
+    return np.random.default_rng(SEED).choice(values, limit, replace=False)
+
+
+def _unit(x) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _fitted_pca(sample: np.ndarray):
+    from sklearn.decomposition import PCA
+
+    dims = min(PCA_DIMS, len(sample), sample.shape[1])
+    return PCA(dims, random_state=SEED, svd_solver="randomized").fit(_unit(sample))
+
+
+def _projected(pca, batch: list[tuple[int, Any]]) -> dict[int, np.ndarray]:
+    if not batch:
+        return {}
+    vectors = _unit(pca.transform(_unit(np.stack([v for _, v in batch]))))
+    return {a: v for (a, _), v in zip(batch, vectors, strict=True)}
+
+
 def _reduced(features: np.ndarray) -> np.ndarray:
     """Unit-length features, reduced by PCA to at most :data:`PCA_DIMS` (unit length again)."""
-    x = features.astype(np.float32)
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = _unit(features)
     dims = min(PCA_DIMS, len(x), x.shape[1])
     if len(x) > dims > 0 and x.shape[1] > dims:
-        from sklearn.decomposition import PCA
-
-        x = PCA(dims, random_state=SEED, svd_solver="randomized").fit_transform(x)
-        x = x.astype(np.float32)
-        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x = _unit(_fitted_pca(x).transform(x))
     return x
 
 

@@ -123,3 +123,15 @@ def test_cli_embed_writes_the_map(quick_runs, sample_root, tmp_path):
         timeout=600,
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_above_the_fit_limit_pca_and_umap_learn_on_a_sample_and_place_the_rest(val, monkeypatch):
+    """train2017's 860k objects go through a fit on a seeded sample and chunked transforms;
+    the same path, with the limits scaled down to the sample."""
+    index, images, model = val
+    monkeypatch.setattr(embeddings, "FIT_LIMIT", 150)
+    monkeypatch.setattr(embeddings, "CHUNK", 100)
+    m = embeddings.embed(model, index, images, method="umap", workers=0)
+    assert len(m) == 366 and not m.from_cache
+    assert np.isfinite(m.x).all() and np.allclose(np.linalg.norm(m.vectors, axis=1), 1, atol=1e-3)
+    assert knn_agreement(m) >= 0.85
