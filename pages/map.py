@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer.app import dataset, evaluate, models
+from explorer.app import dataset, evaluate, models, state
 from explorer.app import object_map as om
 from explorer.inference import embeddings
 
@@ -41,7 +41,7 @@ per_row = None
 if choice == om.BY_AGREEMENT:
     per_row = om.agreement_codes(model, index, source, omap, "m_agreement")
 elif choice == om.BY_MISTAKE:
-    per_row = om.mistake_scores(omap, st.session_state.get(om.MISTAKES_RESULT))
+    per_row = om.mistake_scores(omap, state.mistakes_table())
 if choice in (om.BY_AGREEMENT, om.BY_MISTAKE) and per_row is None:
     choice = om.BY_CATEGORY
 drawn = om.sample_rows(len(omap))

@@ -3,7 +3,7 @@ that miss their object; ranked, reviewed, exported as a corrected copy."""
 
 import streamlit as st
 
-from explorer.app import dataset, evaluate, models
+from explorer.app import dataset, evaluate, models, state
 from explorer.app import mistakes as view
 from explorer.inference import mistakes, reviews
 
@@ -36,7 +36,7 @@ if result is None:
     st.stop()
 
 frame = mistakes.to_frame(result.rows)
-st.session_state[view.RESULT_KEY] = frame
+state.set_mistakes_table(frame)
 st.caption(
     f"{result.objects:,} objects, {result.judged:,} of a category a model can name"
     + (f"; {len(result.unread)} images could not be read" if result.unread else "")

@@ -25,7 +25,6 @@ from explorer.inference.mistakes import KINDS
 from explorer.models.weights import LoadedModel
 from explorer.viz import overlays
 
-RESULT_KEY = "mistakes_result"  # the last table, for the Map page's "mistake score" colouring
 SHOW = ("to review", "confirmed", "not a mistake", "all")
 KIND_LABELS = {"wrong_label": "wrong label", "missing": "missing object", "bad_mask": "bad mask"}
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, evaluate, url
+from explorer.app import caches, evaluate, state, url
 from explorer.coco import CocoIndex
 from explorer.coco.sources import DatasetSource
 from explorer.errors import ExplorerError
@@ -36,7 +36,6 @@ BY_CATEGORY, BY_SIZE, BY_AGREEMENT, BY_MISTAKE = (
     "model agreement",
     "mistake score",
 )
-MISTAKES_RESULT = "mistakes_result"  # the Mistakes page's DataFrame: annotation_id, kind, score
 AGREES, DISAGREES, NO_LABEL = 1, 0, -1
 
 
@@ -220,7 +219,7 @@ def _crop_bytes(source: DatasetSource, annotation_id: int) -> bytes | None:
 def colour_choice(key: str) -> str:
     """The colouring selectbox; mistake score only when the Mistakes page left a result."""
     options = [BY_CATEGORY, BY_SIZE, BY_AGREEMENT]
-    if st.session_state.get(MISTAKES_RESULT) is not None:
+    if state.mistakes_table() is not None:
         options.append(BY_MISTAKE)
     choice = st.selectbox("Colour by", options, key=key)
     if BY_MISTAKE not in options:

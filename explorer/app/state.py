@@ -14,6 +14,8 @@ prefix     page               prefix     page
 ``open_``  Browse grid        ``k2_``    Compare's segmenter picker
 ``stop_``  Stop buttons of    ``dl_``    Download COCO form
            evaluate_on_filter ``m_``     Map (its classifier picker too)
+``q_``     Mistakes           ``q1_``    Mistakes' classifier picker
+``q2_``    Mistakes' segmenter picker
 =========  =================  =========  ==========================
 
 What one page leaves for another goes through the functions below, never a bare string.
@@ -30,6 +32,7 @@ DATASET = "dataset_source"
 BROWSE_FILTER = "b_filter"
 BROWSE_IMAGE = "b_image"
 BROWSE_PREFIXES = ("b_", "d_")
+MISTAKES = "mistakes_result"
 
 
 def current_source() -> DatasetSource | None:
@@ -88,3 +91,13 @@ def reset_browse_filters() -> None:
 def turn_browse_page(step: int) -> None:
     """Browse's grid one page on or back (the page box clamps it)."""
     st.session_state["b_page"] = max(1, int(st.session_state.get("b_page", 1)) + step)
+
+
+def mistakes_table():
+    """The last table the Mistakes page found (a DataFrame of ``mistakes.COLUMNS``), or None:
+    the Map colours objects by its scores."""
+    return st.session_state.get(MISTAKES)
+
+
+def set_mistakes_table(frame) -> None:
+    st.session_state[MISTAKES] = frame
