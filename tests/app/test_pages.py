@@ -661,3 +661,62 @@ def test_map_page_on_the_sample(sample_root):
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     near = plotly_array(fig["data"][-1]["customdata"])  # the highlight: it, then its neighbours
     assert near[0] == first and len(near) == min(13, len(ids))
+
+
+def test_mistakes_page_finds_decides_and_exports(sample_root, tmp_path, monkeypatch):
+    """Two tiny runs on a one-image filter: the page lists suspects (whatever such weak models
+    doubt), a decision lands in the sidecar, the export writes a new file and never the
+    original, and the Map can colour by the table."""
+    import shutil
+
+    from explorer.app import state
+    from explorer.inference import reviews
+    from explorer.training import TrainConfig, runs, train
+
+    ann = tmp_path / "val.json"
+    shutil.copy(sample_root / "annotations" / "instances_val2017.json", ann)
+    before = ann.read_bytes()
+    data = {"coco": str(ann), "images": str(sample_root / "val2017"), "epochs": 1}
+    data |= {"device": "cpu", "workers": 0}
+    for task, model, name in (
+        ("classify", "alexnet-classic", "t-qc"),
+        ("segment", "smp-deeplabv3", "t-qs"),
+    ):
+        extra = (
+            {"encoder": "resnet18", "image_size": 64, "batch_size": 8} if task == "segment" else {}
+        )
+        train(
+            TrainConfig(task=task, model=model, out=str(runs.runs_root() / name), **data, **extra)
+        )
+    import os
+
+    os.environ["EXPLORER_COCO"], os.environ["EXPLORER_IMAGES"] = (
+        str(ann),
+        str(sample_root / "val2017"),
+    )
+    at = run({"q": "200015"})
+    at.switch_page("pages/mistakes.py").run()
+    assert not at.exception and texts(at.title) == ["Mistakes"]
+    at.selectbox(key="q1_model").set_value("run: t-qc").run()
+    at.selectbox(key="q2_model").set_value("run: t-qs").run()
+    at.button(key="q_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.endswith("of a category a model can name") for c in texts(at.caption))
+    at.radio(key="q_show").set_value("all").run()
+    at.slider(key="q_min").set_value(0.0).run()
+    assert not at.exception
+    confirm = [b for b in at.button if b.key and b.key.endswith("_yes")]
+    if not confirm:  # nothing of this kind: try the others
+        for kind in ("missing", "bad_mask"):
+            at.radio(key="q_kind").set_value(kind).run()
+            confirm = [b for b in at.button if b.key and b.key.endswith("_yes")]
+            if confirm:
+                break
+    assert confirm, "the tiny models doubted nothing at score >= 0"
+    confirm[0].click().run()
+    assert list(reviews.load(ann).values()) == ["confirmed"]
+    at.button(key="q_export_write").click().run()
+    assert not at.exception and len(at.success) == 1, [e.value for e in at.error]
+    assert ann.read_bytes() == before
+    assert (tmp_path / "val.corrected.json").is_file()
+    assert state.MISTAKES in at.session_state  # the table is left for the Map
