@@ -122,7 +122,7 @@ def _no_weights(name: str, task: Task, key: str) -> None:
         "untrained (random) weights.",
         icon=":material/info:",
     )
-    a, b = st.columns([1, 3])
+    a, b = st.columns(2)  # half a page each: the link's label stays whole in a half-width picker
     a.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 
     def untrained() -> None:
