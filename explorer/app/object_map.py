@@ -27,6 +27,7 @@ from explorer.viz.figures import MapColouring, object_map_figure
 
 MAX_POINTS = 50_000  # drawn at most (a seeded sample above); neighbours use every object
 HOVER_LIMIT = 1_500  # hover thumbnails for at most this many drawn points
+HOVER_SECONDS = 3.0  # time a rerun may spend making new hover thumbnails
 GRID_LIMIT = 200  # crops shown for a selection
 NEIGHBOURS = 12
 SEED = 0
@@ -304,16 +305,23 @@ def hover_thumbnails(source: DatasetSource, annotation_ids: np.ndarray, key: str
     """Floating crops that follow the mouse over the map (plotly's hover label shows no image):
     a page-side script listens to the chart's hover events; the crops of the first
     :data:`HOVER_LIMIT` drawn points travel as the component's data."""
+    import time
+
     ids = annotation_ids[:HOVER_LIMIT].tolist()
-    urls = {
-        str(a): caches.crop_data_url(source.annotations, source.images, int(a), side=96)
-        for a in ids
-    }
+    # each new crop decodes its whole image (~25 ms for a COCO photo): a rerun spends at most
+    # HOVER_SECONDS on new ones and the next rerun goes on from the cached ones
+    deadline = time.monotonic() + HOVER_SECONDS
+    urls: dict[str, str] = {}
+    for a in ids:
+        if time.monotonic() > deadline:
+            break
+        urls[str(a)] = caches.crop_data_url(source.annotations, source.images, int(a), side=96)
     _hover_component()(data={"urls": urls}, key=key)
-    if len(annotation_ids) > HOVER_LIMIT:
+    if len(urls) < len(annotation_ids):
+        more = " (more with each rerun)" if len(urls) < len(ids) else ""
         st.caption(
-            f"Hover thumbnails for the first {HOVER_LIMIT:,} of the {len(annotation_ids):,} "
-            "drawn points; click a point to see any object."
+            f"Hover thumbnails for {len(urls):,} of the {len(annotation_ids):,} drawn points"
+            f"{more}; click a point to see any object."
         )
 
 
