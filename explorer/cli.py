@@ -392,11 +392,27 @@ def _cmd_mistakes(args: argparse.Namespace) -> int:
     result = _on_two_models(args, mistakes.find_mistakes, "mistakes")
     atomic_write_table(mistakes.to_frame(result.rows), out)
     counts = ", ".join(f"{n} {kind}" for kind, n in result.counts().items())
+    _print_top_suspects(result.rows, result.names)
     print(
         f"{result.objects} objects ({result.judged} a model can name): {counts} -> {out}"
         + (f"; {len(result.unread)} images not read" if result.unread else "")
     )
     return 0
+
+
+def _print_top_suspects(rows: list, names: dict[int, str], per_kind: int = 3) -> None:
+    """The best-ranked few of each kind, one line each (the table has them all)."""
+    seen: dict[str, int] = {}
+    for r in rows:  # ranked within each kind
+        if seen.get(r["kind"], 0) >= per_kind:
+            continue
+        seen[r["kind"]] = seen.get(r["kind"], 0) + 1
+        what = f"annotation {r['annotation_id']}" if r["annotation_id"] >= 0 else "a region"
+        box = ", ".join(f"{v:.0f}" for v in r["bbox"])
+        print(
+            f"  {r['kind']:<11} {r['score']:.2f}  image {r['image_id']}, {what} [{box}] "
+            f"-> {names.get(r['category_id'], '?')} ({r['category_id']})"
+        )
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
@@ -780,10 +796,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's exit
+        return code
     except ExplorerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `... | head` closed the pipe: stop quietly, as Python's docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as e:  # a full disk met by a writer that does not name its folder
         full = storage_error(Path(e.filename).parent if e.filename else "a folder", e)
         if full is None:

@@ -97,3 +97,23 @@ def test_cli_predict_says_why_a_segmenter_wrote_nothing(sample_root, tmp_path):
     r = run_cli("evaluate", *common, *model, "--image-ids", *ids, "--quiet")
     assert r.returncode == 0, r.stderr
     assert "note: 7 categories have no VOC class of the same name, not scored: circle" in r.stderr
+
+
+def test_a_closed_pipe_ends_quietly(sample_root):
+    """``python -m explorer stats ... | true``: the reader is gone before anything is written;
+    no traceback, no "Exception ignored" at exit."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    ann = sample_root / "annotations" / "instances_val2017.json"
+    r = subprocess.run(
+        f"'{sys.executable}' -m explorer stats --coco '{ann}' | true; echo $?",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert r.stderr == "", r.stderr

@@ -92,6 +92,7 @@ class Result:
     unread: list[dict] = field(default_factory=list)  # {"image_id", "error"}: images not read
     classifier: str = ""
     segmenter: str = ""
+    names: dict[int, str] = field(default_factory=dict)  # category id -> name
 
     def counts(self) -> dict[Kind, int]:
         return {k: sum(r["kind"] == k for r in self.rows) for k in KINDS}
@@ -192,6 +193,7 @@ def find_mistakes(
         unread=unread,
         classifier=classifier.display_name,
         segmenter=segmenter.display_name,
+        names={int(c["id"]): str(c["name"]) for c in index.categories},
     )
 
 
@@ -247,7 +249,7 @@ class _SegmentedImage:
     def image_id(self) -> int:
         return int(self.index.images["id"][self.image_row])
 
-    def objects(self) -> range:
+    def objects(self) -> list[int]:
         """Indices (into ``ann_rows``) of the non-crowd annotations."""
         crowd = self.index.annotations["iscrowd"][self.ann_rows].astype(bool)
         return [k for k in range(len(self.ann_rows)) if not crowd[k]]
