@@ -153,7 +153,7 @@ def one_seed(args, seed: int) -> dict:
         args.classifier or str(runs / "cls"), None, args.device, dataset_categories=index.categories
     )
     segmenter = load_model(
-        str(runs / "seg"), None, args.device, dataset_categories=index.categories
+        args.segmenter or str(runs / "seg"), None, args.device, dataset_categories=index.categories
     )
     everything = mistakes.Settings(min_wrong_label=0.0, min_bad_mask=0.0, min_missing=0.0)
     result = mistakes.find_mistakes(classifier, segmenter, index, images, settings=everything)
@@ -228,6 +228,7 @@ def main() -> None:
     p.add_argument("--shift", type=float, default=0.0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--classifier", help="another classifier run (default RUNS/cls)")
+    p.add_argument("--segmenter", help="another segmenter run (default RUNS/seg)")
     p.add_argument("--json", help="write the results here too")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
