@@ -561,19 +561,7 @@ def object_map_figure(
     select). The layout's
     ``meta`` is ``"object-map"`` (the hover thumbnails find the chart by it)."""
     fig = go.Figure()
-    fig.add_trace(
-        go.Scattergl(
-            x=points["x"].to_numpy(),
-            y=points["y"].to_numpy(),
-            mode="markers",
-            customdata=points["annotation_id"].to_numpy(),
-            hovertext=_map_hover(points),
-            hoverinfo="text",
-            marker=_map_marker(colouring),
-            showlegend=False,
-            name="objects",
-        )
-    )
+    fig.add_trace(_points_trace(points, _map_marker(colouring), "objects", showlegend=False))
     groups = colouring.names if colouring.values is None and colouring.names else {}
     colours = _group_colours(colouring) if groups else {}
     for code, name in groups.items():
@@ -625,23 +613,25 @@ def _map_marker(c: MapColouring) -> dict:
     return {"size": 5, "color": per_point, "opacity": 0.8}
 
 
-def _add_highlight(fig: go.Figure, rows: pd.DataFrame) -> None:
-    fig.add_trace(
-        go.Scattergl(
-            x=rows["x"].to_numpy(),
-            y=rows["y"].to_numpy(),
-            mode="markers",
-            customdata=rows["annotation_id"].to_numpy(),
-            hovertext=_map_hover(rows),
-            hoverinfo="text",
-            name="more like this",
-            marker={
-                "size": 13,
-                "color": "rgba(0,0,0,0)",
-                "line": {"color": "#111111", "width": 2},
-            },
-        )
+def _points_trace(rows: pd.DataFrame, marker: dict, name: str, **kw) -> go.Scattergl:
+    """Map rows as WebGL markers whose customdata is the annotation id (what a selection
+    returns and the hover thumbnails look up)."""
+    return go.Scattergl(
+        x=rows["x"].to_numpy(),
+        y=rows["y"].to_numpy(),
+        mode="markers",
+        customdata=rows["annotation_id"].to_numpy(),
+        hovertext=_map_hover(rows),
+        hoverinfo="text",
+        marker=marker,
+        name=name,
+        **kw,
     )
+
+
+def _add_highlight(fig: go.Figure, rows: pd.DataFrame) -> None:
+    ring = {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "#111111", "width": 2}}
+    fig.add_trace(_points_trace(rows, ring, "more like this"))
 
 
 def _map_layout(fig: go.Figure, c: MapColouring) -> None:
