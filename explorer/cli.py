@@ -420,10 +420,6 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
     out = check_table_path(args.out)
     index, images, rows, model = _model_and_data(args)
-    if model.task != "classify":
-        raise ExplorerError(
-            f"--model {model.name}: a {model.task} model; the map needs a classifier"
-        )
     result = embeddings.embed(
         model,
         index,
