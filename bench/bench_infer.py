@@ -99,7 +99,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from explorer.inference import runner as infer
+    from explorer.inference.outputs import codec_for
     from explorer.models import choose_device, load_model
 
     device = choose_device(args.device)
@@ -123,7 +123,7 @@ def main() -> None:
             : max(8, args.images // (4 if name == "deeplabv3-resnet50" and device == "cpu" else 1))
         ]
         naive(model, few[:2], device)  # warm-up
-        batch = BATCH[name] or infer.default_batch_size(model.task, device)
+        batch = BATCH[name] or codec_for(model).default_batch_size(device)
         runner(model, few[:batch], batch, 0)
         slow = naive(model, few, device)
         fast = runner(model, few, batch, args.workers)

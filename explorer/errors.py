@@ -39,6 +39,19 @@ class StorageError(ExplorerError):
     """A folder cannot be written: the disk is full, over its quota, or read-only."""
 
 
+class WeightsError(ExplorerError):
+    """Weights are absent, cannot be downloaded, or do not fit the architecture."""
+
+
+class Cancelled(ExplorerError):
+    """The user stopped the work (a Stop button, a cancel flag, Ctrl-C); what was finished is
+    kept (stored predictions, downloaded files)."""
+
+
+class Stopped(Cancelled):
+    """A training run stopped on request: resumable from its ``last.pt``."""
+
+
 # why a write failed -> what the user is told; anything else is a bug and keeps its traceback
 _STORAGE_ERRNOS = {
     errno.ENOSPC: "the disk is full",

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
-import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TypeAlias
-
-import numpy as np
 
 from explorer.coco.index import CocoIndex
 from explorer.errors import StorageError
+from explorer.inference.outputs import codec_for
 from explorer.inference.runner import (
     Engine,
     Item,
@@ -38,14 +34,7 @@ from explorer.inference.runner import (
 from explorer.models.weights import LoadedModel
 from explorer.paths import cache_dir
 
-TOP_K = 10  # a classifier's record keeps its 10 best labels, not all 1000 probabilities
 FLUSH_EVERY = 64  # records written per transaction while a run goes on
-
-Record: TypeAlias = tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, dict[int, float]] | np.ndarray
-"""A decoded cache record: a classifier's ``(top label indices, their probabilities)``, best
-first; a segmenter's ``(labels uint8 HxW, mean winning probability per label)``; a feature
-model's vector (float32)."""
-
 
 class PredictionStore:
     """A key -> bytes store in one SQLite file (safe across threads and processes)."""
@@ -108,36 +97,6 @@ def store_for(model: LoadedModel, index: CocoIndex, images_dir: Path | None) -> 
     return PredictionStore(cache_dir("predictions") / f"{name}.sqlite")
 
 
-def _encode(model: LoadedModel, output) -> bytes:
-    if model.features:  # half precision: features of 860k objects stay a few GB
-        return np.asarray(output, np.float16).tobytes()
-    if model.task == "classify":
-        order = np.argsort(-output)[:TOP_K]
-        return np.concatenate(
-            [order.astype(np.float32), output[order].astype(np.float32)]
-        ).tobytes()
-    from PIL import Image
-
-    labels, scores = output
-    buf = io.BytesIO()
-    Image.fromarray(labels, mode="L").save(buf, format="PNG", compress_level=1)
-    head = json.dumps({str(k): v for k, v in scores.items()}).encode()
-    return len(head).to_bytes(4, "little") + head + buf.getvalue()
-
-
-def _decode(model: LoadedModel, blob: bytes) -> Record:
-    if model.features:
-        return np.frombuffer(blob, np.float16).astype(np.float32)
-    if model.task == "classify":
-        v = np.frombuffer(blob, np.float32)
-        return v[: len(v) // 2].astype(np.int64), v[len(v) // 2 :]
-    from PIL import Image
-
-    n = int.from_bytes(blob[:4], "little")
-    scores = {int(k): v for k, v in json.loads(blob[4 : 4 + n]).items()}
-    return np.asarray(Image.open(io.BytesIO(blob[4 + n :]))), scores
-
-
 def predict(
     model: LoadedModel,
     index: CocoIndex,
@@ -153,12 +112,12 @@ def predict(
     the model's answers for the rest (stored as they come), from this process or from
     ``engine`` (``workers`` are this process's loader workers). Outputs are :data:`Record`
     values."""
-    store = store_for(model, index, images_dir)
+    store, codec = store_for(model, index, images_dir), codec_for(model)
     cached = store.get_many([it.key for it in items])
     todo = [it for it in items if it.key not in cached]
     for it in items:
         if it.key in cached:
-            yield Prediction(it, _decode(model, cached[it.key]), None)
+            yield Prediction(it, codec.decode(cached[it.key]), None)
     done = len(items) - len(todo)
     if progress:
         progress(done, len(items))
@@ -188,17 +147,18 @@ def _store_as_they_come(
 ) -> Iterator[Prediction]:
     """Encode and store each new output, yielding its decoded record (what a later call gets);
     what is done is stored even when the run stops half-way."""
+    codec = codec_for(model)
     pending: dict[str, bytes] = {}
     try:
         for it, out, err in fresh:
             if out is None:
                 yield Prediction(it, None, err)
                 continue
-            blob = _encode(model, out)
+            blob = codec.encode(out)
             pending[it.key] = blob
             if len(pending) >= FLUSH_EVERY:
                 store.put_many(pending)
                 pending = {}
-            yield Prediction(it, _decode(model, blob), None)
+            yield Prediction(it, codec.decode(blob), None)
     finally:
         store.put_many(pending)

@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from explorer.coco.index import CocoIndex
-from explorer.errors import ExplorerError
+from explorer.errors import Cancelled, ExplorerError
+from explorer.inference.outputs import codec_for
 from explorer.inference.runner import (
-    Cancelled,
     Item,
     Prediction,
     Progress,
-    default_batch_size,
     forward,
     item_files,
     load_input,
@@ -94,7 +93,7 @@ class RayEngine:
         ds = ds.map_batches(
             _Predictor,
             fn_constructor_kwargs={"model_ref": model_ref, "device": device},
-            batch_size=batch_size or default_batch_size(model.task, device),
+            batch_size=batch_size or codec_for(model).default_batch_size(device),
             batch_format="numpy",
             concurrency=max(1, min(self.workers, len(rows))),
             num_cpus=ACTOR_CPUS,
@@ -102,7 +101,10 @@ class RayEngine:
         )
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             yield from zip(
-                batch["n"].tolist(), _outputs_of(model, batch), batch["error"].tolist(), strict=True
+                batch["n"].tolist(),
+                codec_for(model).from_columns(batch, [bool(e) for e in batch["error"]]),
+                batch["error"].tolist(),
+                strict=True,
             )
 
 
@@ -171,43 +173,7 @@ class _Predictor:
             sizes = [(int(batch["w"][k]), int(batch["h"][k])) for k in ks]
             for k, o in zip(ks, forward(self.model, stacked, sizes), strict=True):
                 out[k] = o
-        return {"n": batch["n"], "error": np.array(errors), **_columns(self.model.task, out)}
-
-
-def _columns(task: str, outputs: list) -> dict[str, np.ndarray]:
-    """Outputs as columns Ray can carry: probabilities (classify), or labels and their scores
-    as JSON (segment); an item without output has empty ones."""
-    import json
-
-    if task == "classify":
-        width = max((len(o) for o in outputs if o is not None), default=0)
-        empty = np.full(width, np.nan, np.float32)
-        return {"probs": np.stack([empty if o is None else o for o in outputs])}
-    none = (np.zeros((0, 0), np.uint8), {})
-    pairs = [none if o is None else o for o in outputs]
-    return {
-        "labels": np.array([p[0].tobytes() for p in pairs], dtype=object),
-        "labels_shape": np.array([p[0].shape for p in pairs], dtype=np.int64),
-        "scores": np.array([json.dumps(p[1]) for p in pairs]),
-    }
-
-
-def _outputs_of(model: LoadedModel, batch: dict) -> list:
-    """The :data:`explorer.inference.runner.Output` of each row of a result batch."""
-    import json
-
-    bad = [bool(e) for e in batch["error"]]
-    if model.task == "classify":
-        return [
-            None if b else np.asarray(p, np.float32)
-            for b, p in zip(bad, batch["probs"], strict=True)
-        ]
-    return [
-        None if b else (_unpacked(lab, sh, np.uint8), {int(k): v for k, v in json.loads(s).items()})
-        for b, lab, sh, s in zip(
-            bad, batch["labels"], batch["labels_shape"], batch["scores"], strict=True
-        )
-    ]
+        return {"n": batch["n"], "error": np.array(errors), **codec_for(self.model).columns(out)}
 
 
 _CONNECT_LOCK = threading.Lock()

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias
 import numpy as np
 
 from explorer.coco.images import crop_box, load_rgb, read_image_bytes, resolve_image_path
-from explorer.errors import ExplorerError
+from explorer.errors import Cancelled, ExplorerError
+from explorer.inference.outputs import codec_for
 
 if TYPE_CHECKING:  # the runner itself needs no index (bench/bench_infer.py runs it on bare files)
     from explorer.coco.index import CocoIndex
@@ -33,9 +34,6 @@ GPU_LOCK = threading.Lock()
 Progress: TypeAlias = Callable[[int, int], None]
 """Called with (items done, items in all) after each batch."""
 
-Output: TypeAlias = np.ndarray | tuple[np.ndarray, dict[int, float]]
-"""A classifier's probability vector (float32), or a segmenter's ``(labels, scores)``: labels
-uint8 HxW at the original image size, scores the mean winning probability per label."""
 
 
 class Rate:
@@ -84,10 +82,6 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"
-
-
-class Cancelled(ExplorerError):
-    """The user stopped a run."""
 
 
 @dataclass(frozen=True)
@@ -362,7 +356,7 @@ def _loader(
     """A DataLoader over the readable items whose batches hold inputs of one size."""
     import torch
 
-    batch_size = batch_size or default_batch_size(model.task, model.device)
+    batch_size = batch_size or codec_for(model).default_batch_size(model.device)
     in_sizes = [
         model.preprocess.output_size(h, w)
         if it.box is None or model.preprocess.crop
@@ -386,13 +380,6 @@ def _one_thread(_worker: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-def default_batch_size(task: str, device: str) -> int:
-    """Big batches feed a GPU; on a CPU, segmentation activations at 520 px outgrow the caches."""
-    if device.startswith("cuda"):
-        return 256 if task == "classify" else 16
-    return 32 if task == "classify" else 2
 
 
 def _decode_on_gpu(
@@ -442,39 +429,10 @@ def forward(model: LoadedModel, x, sizes: list[tuple[int, int]]) -> list:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 out = model.module(x)
             out = logits(out)
-            return _postprocess(model, out.float(), sizes)
+            return codec_for(model).postprocess(out.float(), sizes)
     except torch.cuda.OutOfMemoryError:
         if len(x) == 1:
             raise ExplorerError("the GPU ran out of memory even for one image") from None
         torch.cuda.empty_cache()
         half = len(x) // 2
         return forward(model, x[:half], sizes[:half]) + forward(model, x[half:], sizes[half:])
-
-
-def _postprocess(model: LoadedModel, out, sizes: list[tuple[int, int]]) -> list:
-    import torch
-
-    if model.features:
-        return list(out.cpu().numpy())
-    if model.task == "classify":
-        return list(torch.softmax(out, 1).cpu().numpy())
-    # per-label scores (mean winning probability) on a 4x coarser grid: cheap, and only a summary
-    coarse = torch.softmax(out[:, :, ::4, ::4], 1).max(1)
-    results = []
-    for k, (w, h) in enumerate(sizes):
-        labels = at_image_size(out[k], (w, h)).argmax(0)
-        prob, small = coarse.values[k].flatten(), coarse.indices[k].flatten()
-        sums = torch.zeros(out.shape[1], device=out.device).index_add_(0, small, prob)
-        counts = torch.bincount(small, minlength=out.shape[1]).clamp(min=1)
-        scores = {int(c): float(sums[c] / counts[c]) for c in torch.unique(labels).tolist()}
-        results.append((labels.to(torch.uint8).cpu().numpy(), scores))
-    return results
-
-
-def at_image_size(scores, size: tuple[int, int]):
-    """One image's (C, h, w) segmentation scores resized to its own ``size`` (width, height),
-    as every prediction is made: bilinear, corners not aligned."""
-    import torch.nn.functional as F
-
-    w, h = size
-    return F.interpolate(scores[None], size=(h, w), mode="bilinear", align_corners=False)[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from explorer.errors import ExplorerError
+from explorer.models.tasks import task_kind
 from explorer.models.weights import LoadedModel
 
 
@@ -47,7 +48,7 @@ def feature_model(model: LoadedModel) -> LoadedModel:
     Raises:
         ExplorerError: the model is not a classifier, or has no linear last layer.
     """
-    if model.task != "classify":
+    if not task_kind(model.task).scores_per_image:
         raise ExplorerError(
             f"{model.name}: features come from a classifier, not a {model.task} model"
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.coco.labels import VOC_NAMES, dataset_label_map
-from explorer.errors import ExplorerError
+from explorer.errors import WeightsError
 from explorer.models.preprocess import Preprocess
 from explorer.models.registry import (
     ModelSpec,
@@ -24,14 +24,11 @@ from explorer.models.registry import (
     list_models,
     published_weights,
 )
+from explorer.models.tasks import task_kind
 from explorer.paths import cache_dir
 
 UNTRAINED = "untrained"
 CHECKPOINT_FORMAT = "coco-explorer-checkpoint/1"
-
-
-class WeightsError(ExplorerError):
-    """Weights are absent, cannot be downloaded, or do not fit the architecture."""
 
 
 @dataclass
@@ -316,9 +313,11 @@ def _labels(
     """Class names and, for dataset label spaces, the category id of each output label."""
     ckpt = source.checkpoint
     if spec.label_space == "dataset" and source.state is None and dataset_categories:
-        background = [None] if spec.task == "segment" else []
-        names = ["background"] * len(background) + [c["name"] for c in dataset_categories]
-        return names, background + [c["id"] for c in dataset_categories]
+        kind = task_kind(spec.task)
+        return (
+            kind.class_names([c["name"] for c in dataset_categories]),
+            kind.class_category_ids([c["id"] for c in dataset_categories]),
+        )
     return _class_names(spec, ckpt, source.state), list((ckpt or {}).get("category_ids", []))
 
 

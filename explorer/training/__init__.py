@@ -14,7 +14,7 @@ def __getattr__(name: str):
 
         return getattr(config, name)
     if name == "Stopped":
-        from explorer.training.events import Stopped
+        from explorer.errors import Stopped
 
         return Stopped
     if name == "train":

@@ -84,7 +84,3 @@ class EpochEnd:
 
 
 Event = Loading | Step | EpochEnd
-
-
-class Stopped(Exception):
-    """A run stopped on request (Ctrl-C, the Stop button): resumable."""

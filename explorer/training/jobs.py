@@ -16,9 +16,9 @@ import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from explorer.errors import ExplorerError
+from explorer.errors import ExplorerError, Stopped
 from explorer.training.config import TrainConfig
-from explorer.training.events import EpochEnd, EpochRecord, Event, Stopped
+from explorer.training.events import EpochEnd, EpochRecord, Event
 from explorer.types import JobStatus
 
 

@@ -14,9 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
-from explorer.errors import ExplorerError
+from explorer.errors import ExplorerError, Stopped
 from explorer.training.config import TrainConfig
-from explorer.training.events import Stopped
 
 
 def _interrupt(signum, frame) -> None:

@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from explorer.coco.index import open_index
-from explorer.errors import ExplorerError
+from explorer.errors import ExplorerError, Stopped, WeightsError
 from explorer.models import create_model, get_spec, logits
 from explorer.models.device import choose_device, cpu_threads
 from explorer.models.preprocess import Preprocess
 from explorer.models.registry import ModelSpec
-from explorer.models.weights import CHECKPOINT_FORMAT, WeightsError, load_model
+from explorer.models.weights import CHECKPOINT_FORMAT, load_model
 from explorer.paths import atomic_write_bytes, remove_stale_temporaries, storage_guard
 from explorer.training import data, distributed, runs, validation
 from explorer.training.config import TrainConfig
@@ -40,7 +40,6 @@ from explorer.training.events import (
     Loading,
     Step,
     StepRecord,
-    Stopped,
 )
 from explorer.training.schedules import cosine_lr, poly_lr
 from explorer.types import IGNORE_LABEL, JobStatus

@@ -21,8 +21,8 @@ from explorer.coco import masks
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
+from explorer.inference.outputs import at_image_size
 from explorer.inference.runner import (
-    at_image_size,
     decoded_inputs,
     item_files,
     items_for_crops,

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.coco.download.annotations import fetch_instances
-from explorer.coco.download.http import Cancelled, Client, HostUnreachable, RetryPolicy
+from explorer.coco.download.http import Client, HostUnreachable, RetryPolicy
 from explorer.coco.download.images import fetch_images
 from explorer.coco.download.progress import Progress, Tally
 from explorer.coco.download.subset import select
-from explorer.errors import ExplorerError
+from explorer.errors import Cancelled, ExplorerError
 from explorer.paths import atomic_write_bytes, storage_guard
 from explorer.types import COCO_HOST, COCO_SPLITS, CocoSplit
 

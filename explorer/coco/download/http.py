@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from explorer.errors import DownloadError
+from explorer.errors import Cancelled, DownloadError
 from explorer.paths import storage_guard, temporary_path
 
 CHUNK = 1 << 16
@@ -51,10 +51,6 @@ class RetryPolicy:
     def wait(self, attempt: int) -> float:
         """Seconds to wait after failed try number ``attempt`` (0-based)."""
         return min(self.max_wait, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
-
-
-class Cancelled(DownloadError):
-    """The download was stopped (Ctrl-C, the app's Stop, a fatal error in another worker)."""
 
 
 class HostUnreachable(DownloadError):
