@@ -4,6 +4,7 @@ import streamlit as st
 
 from explorer.app import caches, dataset, models
 from explorer.models import anatomy
+from explorer.models.tasks import task_kind
 from explorer.types import TASKS
 from explorer.viz import figures, overlays
 
@@ -21,6 +22,7 @@ task = st.radio(
     key="a_task",
     format_func={"classify": "classifier (AlexNet)", "segment": "segmenter (DeepLabV3)"}.get,
 )
+kind = task_kind(task)
 choice = models.pick_model(task, "a", source.annotations)
 model = choice.model
 image_id = models.chosen_image(index, "a")
@@ -33,9 +35,9 @@ if image_id is not None and source.images_dir is not None:
 h, w = choice.input_size(rgb)
 if model is not None and rgb is not None:
     x = anatomy.model_input(model, rgb)
-    rows = anatomy.layer_table(model.module, h, w, softmax=task == "classify")
+    rows = anatomy.layer_table(model.module, h, w, softmax=kind.scores_per_image)
 else:
-    rows = caches.architecture_rows(choice.name, choice.encoder, h, w, task == "classify")
+    rows = caches.architecture_rows(choice.name, choice.encoder, h, w, kind.scores_per_image)
 
 st.subheader(f"Layers at {h}x{w} input")
 table = figures.layer_table(rows)
@@ -119,7 +121,7 @@ if pools:
 
 st.subheader("Output")
 out = acts["__output__"][0]
-if task == "classify":
+if kind.scores_per_image:
     top, probs = anatomy.top_classes(out, 10)
     names = [model.class_names[t] for t in top]
     st.plotly_chart(figures.softmax_bars(names, probs), key="a_softmax")

@@ -111,3 +111,47 @@ def test_the_cli_starts_without_heavy_imports():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+TASK_HOMES = {
+    LIBRARY / "models" / "tasks.py",  # what every layer knows of a task
+    LIBRARY / "training" / "tasks.py",  # how a task trains
+    LIBRARY / "inference" / "outputs.py",  # what a task's model outputs are
+}
+
+
+def _task_comparisons(tree: ast.AST) -> list[int]:
+    """Lines comparing anything with a task's name (``task == "classify"``, ``in ("segment",)``)."""
+    from explorer.types import TASKS
+
+    def names(node: ast.AST) -> set[str]:
+        consts = [n for n in ast.walk(node) if isinstance(n, ast.Constant)]
+        return {c.value for c in consts if isinstance(c.value, str)} & set(TASKS)
+
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare)
+        and any(names(side) for side in [node.left, *node.comparators])
+    ]
+
+
+def test_no_branch_on_a_task_name_outside_the_task_objects():
+    """What differs between tasks is asked of its registered objects (models.tasks,
+    training.tasks, inference.outputs): a new task is one object in each, not an edit of every
+    file that says ``if task == "classify"``."""
+    files = [*LIBRARY.rglob("*.py"), *(ROOT / "pages").glob("*.py"), ROOT / "app.py"]
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in files
+        if path not in TASK_HOMES
+        for line in _task_comparisons(ast.parse(path.read_text()))
+    ]
+    assert not found
+
+
+def test_the_task_check_sees_a_branch():
+    """The scan above is not blind: it finds the forms a branch on a task takes."""
+    code = 'a = m.task == "classify"\nb = "segment" != t\nc = task in ("classify", "x")\n'
+    assert _task_comparisons(ast.parse(code)) == [1, 2, 3]
+    assert _task_comparisons(ast.parse('kind = task_kind(task)\nd = x == "other"\n')) == []

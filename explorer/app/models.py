@@ -18,6 +18,7 @@ from explorer.app.dataset import page_dataset
 from explorer.app.url import parse_id
 from explorer.coco import CocoIndex
 from explorer.errors import ExplorerError
+from explorer.models.tasks import task_kind
 from explorer.models.weights import LoadedModel
 from explorer.paths import atomic_write_bytes, cache_dir
 from explorer.types import DEVICES, Task
@@ -116,7 +117,7 @@ def _no_weights(name: str, task: Task, key: str) -> None:
         if get_spec(name).weights_enum
         else "it has no published weights"
     )
-    kind = "classifier" if task == "classify" else "segmenter"
+    kind = task_kind(task).noun
     st.info(
         f"No trained {kind} here yet and {why}: train one on your data, or try the page with "
         "untrained (random) weights.",

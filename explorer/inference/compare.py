@@ -21,7 +21,8 @@ import numpy as np
 
 from explorer.coco import masks as coco_masks
 from explorer.coco.index import CocoIndex
-from explorer.inference.cache import Record, predict
+from explorer.inference.cache import predict
+from explorer.inference.outputs import Record
 from explorer.inference.runner import (
     Engine,
     Progress,
@@ -29,6 +30,7 @@ from explorer.inference.runner import (
     items_for_images,
     split_progress,
 )
+from explorer.models.tasks import task_kind
 from explorer.models.weights import LoadedModel
 from explorer.types import SIZE_RANGES, SizeClass, size_class
 
@@ -297,7 +299,7 @@ def _majority(lab: _Labels, labels: np.ndarray | None, mask: np.ndarray) -> tupl
     votes = np.bincount(labels[mask.astype(bool)], minlength=len(lab.seg_map))
     top = int(votes.argmax())
     # a segmenter's label 0 is background, which no dataset category is
-    is_background = lab.segmenter.task == "segment" and top == 0
+    is_background = task_kind(lab.segmenter.task).background and top == 0
     cat = BACKGROUND if is_background else _mapped(lab.seg_map, top)
     return lab.segmenter.class_names[top], cat, float(votes[top] / votes.sum())
 
@@ -337,7 +339,7 @@ def _present(lab: _Labels, labels: np.ndarray, fraction: float) -> list[str]:
     found = {
         _name(lab.names, _mapped(lab.seg_map, k))
         for k in np.flatnonzero(frac >= fraction)
-        if k != 0 or lab.segmenter.task != "segment"
+        if k != 0 or not task_kind(lab.segmenter.task).background
     }
     return sorted(found - {"no counterpart"})
 

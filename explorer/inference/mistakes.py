@@ -36,7 +36,8 @@ import numpy as np
 from explorer.coco import masks as coco_masks
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
-from explorer.inference.cache import Record, predict
+from explorer.inference.cache import predict
+from explorer.inference.outputs import Record
 from explorer.inference.runner import (
     Engine,
     Item,
@@ -45,6 +46,7 @@ from explorer.inference.runner import (
     items_for_images,
     split_progress,
 )
+from explorer.models.tasks import task_kind
 from explorer.models.weights import LoadedModel
 
 Kind = Literal["wrong_label", "missing", "bad_mask"]
@@ -123,7 +125,7 @@ class _Space:
         def lut(model: LoadedModel) -> np.ndarray:
             mapped = model.category_of_label(cats)
             out = np.array([n + 1 if m is None else pos[m] for m in mapped], np.int64)
-            if model.task == "segment" and len(out):
+            if task_kind(model.task).background and len(out):
                 out[0] = n  # a segmenter's label 0 is background
             return out
 
@@ -200,8 +202,7 @@ def find_mistakes(
 def _check_models(classifier: LoadedModel, segmenter: LoadedModel) -> None:
     for m, want in ((classifier, "classify"), (segmenter, "segment")):
         if m.task != want:
-            role = "classifier" if want == "classify" else "segmenter"
-            raise ExplorerError(f"{m.name}: a {m.task} model, not a {role}")
+            raise ExplorerError(f"{m.name}: a {m.task} model, not a {task_kind(want).noun}")
 
 
 def _kept_rows(index: CocoIndex, image_rows: np.ndarray) -> np.ndarray:

@@ -8,22 +8,11 @@ from typing import Any
 
 from explorer.errors import ExplorerError
 from explorer.models.registry import get_spec, list_models
+from explorer.training.tasks import train_task
 from explorer.types import TASKS, Task
 
 PRESET_NAMES = ("quick",)
 """quick: each record's ``quick`` recipe (measured on the embedded sample, docs/BENCHMARKS.md)."""
-
-DEFAULTS: dict[Task, dict[str, Any]] = {
-    "classify": {"epochs": 30, "batch_size": 64, "lr": 3e-4, "image_size": 227},
-    "segment": {
-        "epochs": 60,
-        "batch_size": 16,
-        "lr": 1e-3,
-        "image_size": 256,
-        "encoder": "resnet34",
-    },
-}
-
 
 def task_models(task: Task) -> tuple[str, ...]:
     """The models a task can train, in the order a newcomer should try them: those that learn
@@ -81,7 +70,7 @@ class TrainConfig:
             raise ExplorerError(
                 f"{self.model} cannot be trained for {self.task}; valid: {', '.join(models)}"
             )
-        base = {**DEFAULTS[self.task], **preset_settings(self.preset, self.model)}
+        base = {**train_task(self.task).defaults, **preset_settings(self.preset, self.model)}
         values = asdict(self)
         for k, v in base.items():
             if values.get(k) is None:

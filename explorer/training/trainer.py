@@ -15,22 +15,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from explorer.coco.index import open_index
 from explorer.errors import ExplorerError, Stopped, WeightsError
-from explorer.models import create_model, get_spec, logits
+from explorer.models import create_model, get_spec
 from explorer.models.device import choose_device, cpu_threads
 from explorer.models.preprocess import Preprocess
 from explorer.models.registry import ModelSpec
 from explorer.models.weights import CHECKPOINT_FORMAT, load_model
 from explorer.paths import atomic_write_bytes, remove_stale_temporaries, storage_guard
-from explorer.training import data, distributed, runs, validation
+from explorer.training import data, distributed, runs
 from explorer.training.config import TrainConfig
 from explorer.training.distributed import World
 from explorer.training.events import (
@@ -41,18 +39,8 @@ from explorer.training.events import (
     Step,
     StepRecord,
 )
-from explorer.training.schedules import cosine_lr, poly_lr
+from explorer.training.tasks import Split, StepInputs, train_task
 from explorer.types import IGNORE_LABEL, JobStatus
-
-CROP_LOAD = 256
-"""Side of the stored crops for 227/224 px inputs: training takes random crops of them,
-validation the centre; smaller inputs keep the same 1.14 ratio (:func:`crop_load`)."""
-
-
-def crop_load(image_size: int) -> int:
-    """Side the crops are decoded to for a classifier input of ``image_size``."""
-    return CROP_LOAD if image_size > 200 else int(image_size * 1.14)
-
 
 _MEMORY_FORMAT = torch.channels_last
 """Convolutions run faster on NHWC tensors on CPUs and GPUs alike (bench/bench_train.py)."""
@@ -130,14 +118,13 @@ class Session:
     def __init__(self, cfg: TrainConfig, run: Path, progress, stop, world: World, device: str):
         self.cfg, self.run_dir, self.progress, self.stop = cfg, run, progress, stop
         self.world, self.device = world, device
+        self.task = train_task(get_spec(cfg.model).task)
         torch.set_num_threads(max(1, cpu_threads() // world.size))
         self._split()
         self.categories = self.train_index.categories
         self.category_ids = [c["id"] for c in self.categories]
-        names = [c["name"] for c in self.categories]
-        seg = cfg.task == "segment"
-        self.class_names = ["background"] + names if seg else names
-        self.class_category_ids = ([None] if seg else []) + self.category_ids
+        self.class_names = self.task.kind.class_names([c["name"] for c in self.categories])
+        self.class_category_ids = self.task.kind.class_category_ids(self.category_ids)
         self.notes: list[str] = []
         self.model = self._build_model().to(self.device, memory_format=_MEMORY_FORMAT)
         self.net = self._parallel(self.model)  # what trains; self.model is what is saved
@@ -146,7 +133,7 @@ class Session:
         # AlexNet's 58M parameters (docs/BENCHMARKS.md)
         fused = self.device.split(":")[0] in ("cpu", "cuda")
         self.optimizer = torch.optim.AdamW(
-            params, lr=cfg.lr, weight_decay=0.05 if not seg else 1e-4, fused=fused
+            params, lr=cfg.lr, weight_decay=self.task.weight_decay, fused=fused
         )
         self.epoch, self.step, self.best, self.best_epoch = 0, 0, -1.0, -1
         self.planned = cfg.epochs  # fewer when the time budget cannot fit them all
@@ -246,7 +233,7 @@ class Session:
             "step": self.step,
             "best": self.best,
             "best_epoch": self.best_epoch,
-            "metric": "val_acc" if self.cfg.task == "classify" else "val_miou",
+            "metric": self.task.metric.name,
         }
 
     def write_status(self, status: JobStatus, message: str = "") -> None:
@@ -256,40 +243,20 @@ class Session:
 
     # ------------------------------------------------------------------ data
 
-    def _load(self) -> tuple[data.Tensors, data.Tensors]:
+    def _load(self) -> tuple[data.Tensors, object]:
+        """The training examples and the validation set, as the run's task reads them."""
         cfg = self.cfg
-        if cfg.task == "classify":
-            what = "crops"
-            load = partial(data.load_crops, size=crop_load(cfg.image_size), min_area=cfg.min_area)
-        else:
-            what = "images"
-            load = partial(data.load_segmentation, size=cfg.image_size)
-        tr = load(
-            self.train_index,
-            Path(cfg.images),
-            self.category_ids,
-            workers=cfg.workers,
-            progress=self._reporter(f"training {what}"),
-            image_rows=self.train_rows,
+        train = Split(self.train_index, Path(cfg.images), self.train_rows)
+        val = Split(self.val_index, Path(cfg.val_images or cfg.images), self.val_rows)
+        what = self.task.examples
+        tr = self.task.load_train(
+            cfg, train, self.category_ids, self._reporter(f"training {what}")
         )
-        va = (
-            validation.load_crop_set(
-                self.val_index,
-                Path(cfg.val_images or cfg.images),
-                self.val_rows,
-                self.category_ids,
-                self.inference_preprocess(),
-                progress=self._reporter("validation crops"),
-            )
-            if cfg.task == "classify"
-            else validation.load_image_set(
-                self.val_index,
-                Path(cfg.val_images or cfg.images),
-                self.val_rows,
-                data.class_lut(self.category_ids),
-                self.inference_preprocess(),
-                progress=self._reporter("validation images"),
-            )
+        va = self.task.load_val(
+            val,
+            self.category_ids,
+            self.inference_preprocess(),
+            self._reporter(f"validation {what}"),
         )
         for s in tr.skipped + va.skipped:
             self.notes.append(f"skipped: {s}")
@@ -302,19 +269,13 @@ class Session:
 
     # ------------------------------------------------------------------ loop
 
-    def _preprocess_record(self) -> dict:
-        """How inference must read images for this model: saved in every checkpoint."""
-        cfg = self.cfg
-        if cfg.task == "classify":
-            return {"resize": crop_load(cfg.image_size), "crop": cfg.image_size}
-        return {"resize": cfg.image_size, "square": True}
-
     def inference_preprocess(self) -> Preprocess:
-        return Preprocess(**self._preprocess_record())
+        """How inference must read images for this model (saved in every checkpoint)."""
+        return Preprocess(**self.task.preprocess_record(self.cfg))
 
     def _checkpoint(self, with_state: bool) -> dict:
         cfg = self.cfg
-        prep = self._preprocess_record()
+        prep = self.task.preprocess_record(cfg)
         ckpt = {
             "format": CHECKPOINT_FORMAT,
             "model": cfg.model,
@@ -425,7 +386,7 @@ class Session:
         steps = max(1, len(train_set.images) // (self.cfg.batch_size * self.world.size))
         return _EpochPlan(
             steps_per_epoch=steps,
-            schedule=cosine_lr if self.cfg.task == "classify" else poly_lr,
+            schedule=self.task.schedule,
             warmup=steps // 2,
             class_weights=self._class_weights(train_set) if self.cfg.class_weights else None,
         )
@@ -502,8 +463,8 @@ class Session:
 
     def _end_epoch(self, record: EpochRecord) -> None:
         """Checkpoints (best.pt when the score improved, always last.pt), status, event."""
-        score = record["val_acc"] if self.cfg.task == "classify" else record["val_miou"]
-        better = score > self.best
+        score = record[self.task.metric.name]
+        better = self.task.metric.improves(score, self.best, self.best_epoch)
         if better:
             self.best, self.best_epoch = score, self.epoch
         if not self.world.main:
@@ -541,30 +502,8 @@ class Session:
 
     def _train_step(self, train_set: data.Tensors, idx, gen, weights) -> float:
         """One optimiser step on the examples ``idx``; returns the loss."""
-        cfg = self.cfg
-        cuda = self.device.startswith("cuda")
-        if cfg.task == "classify":
-            x = data.normalise(data.augment_crops(train_set.images[idx], cfg.image_size, gen))
-            # AMP on CUDA (bf16: no scaler)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out = self.net(x.to(self.device, memory_format=_MEMORY_FORMAT))
-            loss = F.cross_entropy(
-                out.float(),
-                train_set.targets[idx].to(self.device),
-                weight=weights,
-                label_smoothing=0.1,
-            )
-        else:
-            x, y = data.augment_segmentation(
-                train_set.images[idx], train_set.targets[idx].clone(), gen
-            )
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out = self.net(data.normalise(x).to(self.device, memory_format=_MEMORY_FORMAT))
-            out = logits(out).float()  # losses in fp32
-            y = y.to(self.device)
-            loss = F.cross_entropy(out, y, weight=weights, ignore_index=IGNORE_LABEL)
-            if cfg.dice:
-                loss = loss + _dice_loss(out, y, len(self.class_names))
+        step = StepInputs(train_set, idx, gen, weights, self.device, len(self.class_names))
+        loss = self.task.loss(self.net, self.cfg, step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -572,15 +511,11 @@ class Session:
 
     @torch.inference_mode()
     def evaluate(self, val_set) -> dict[str, float]:
-        """Validation loss and score over the whole validation set (each process scoring its
-        share): ``val_acc`` of exactly the crops ``evaluate`` scores, read the same way
-        (:mod:`explorer.training.validation`), or ``val_miou`` and ``val_pixel_acc``."""
+        """Validation loss and scores over the whole validation set, each process scoring its
+        share (:mod:`explorer.training.validation`: exactly what ``evaluate`` scores, read the
+        same way)."""
         self.model.eval()
-        if self.cfg.task == "classify":
-            return validation.score_crops(
-                self.model, val_set, self.inference_preprocess(), self.device, self.world
-            )
-        return validation.score_images(
+        return self.task.evaluate(
             self.model,
             val_set,
             self.inference_preprocess(),
@@ -588,16 +523,6 @@ class Session:
             self.device,
             self.world,
         )
-
-
-def _dice_loss(scores, target, n: int) -> torch.Tensor:
-    """Soft multiclass Dice on the non-ignored pixels (computed in fp32)."""
-    keep = (target != IGNORE_LABEL).unsqueeze(1).float()
-    prob = torch.softmax(scores.float(), 1) * keep
-    onehot = F.one_hot(target.clamp(max=n - 1), n).permute(0, 3, 1, 2).float() * keep
-    inter = (prob * onehot).sum((0, 2, 3))
-    union = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
-    return 1 - ((2 * inter + 1) / (union + 1)).mean()
 
 
 def train(
