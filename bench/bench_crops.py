@@ -44,10 +44,12 @@ def plain(model, index, images: Path, items, batch: int) -> float:
 
 
 def runner(model, index, images: Path, items, batch: int, workers: int) -> float:
+    from explorer.coco.dataset import Dataset
     from explorer.inference import runner as infer
+    from explorer.inference.options import RunOptions
 
     t = time.perf_counter()
-    n = sum(1 for _ in infer.run(model, index, images, items, batch, workers))
+    n = sum(1 for _ in infer.run(model, Dataset(index, images), items, RunOptions(batch, workers)))
     assert n == len(items)
     return n / (time.perf_counter() - t)
 

@@ -34,6 +34,7 @@ def knn(points: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
 
 def one(run: str, sample: str, method: str) -> dict:
     from explorer.coco import open_index
+    from explorer.coco.dataset import Dataset
     from explorer.inference import embeddings
     from explorer.models import load_model
 
@@ -43,7 +44,9 @@ def one(run: str, sample: str, method: str) -> dict:
     items = embeddings.items_for_crops(index, np.arange(index.num_images))
     got = {
         it.annotation_id: out
-        for it, out, _ in embeddings.predict(features, index, Path(sample) / "val2017", items)
+        for it, out, _ in embeddings.predict(
+            features, Dataset(index, Path(sample) / "val2017"), items
+        )
     }
     ids = [it.annotation_id for it in items]
     x = np.stack([got[a] for a in ids])

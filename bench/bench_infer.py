@@ -79,13 +79,12 @@ def naive(model, paths: list[str], device: str) -> float:
 
 def runner(model, paths: list[str], batch: int, workers: int) -> float:
     from explorer.inference import runner as infer
+    from explorer.inference.options import RunOptions
 
     items = [infer.Item(image_row=n, image_id=n) for n in range(len(paths))]  # whole images
     sizes = [(640, 480)] * len(paths)
     t = time.perf_counter()
-    n = sum(
-        1 for _ in infer.run_paths(model, items, paths, sizes, batch_size=batch, workers=workers)
-    )
+    n = sum(1 for _ in infer.run_paths(model, items, paths, sizes, RunOptions(batch, workers)))
     assert n == len(paths)
     return n / (time.perf_counter() - t)
 

@@ -105,15 +105,17 @@ def cleanlab_ranking(classifier, index, images: Path, annotation_ids: list[int])
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
+    from explorer.coco.dataset import Dataset
     from explorer.inference.cache import predict
     from explorer.inference.mistakes import _Space
+    from explorer.inference.options import RunOptions
     from explorer.inference.runner import items_for_crops
 
     space = _Space.of(classifier, classifier, index)
     items = items_for_crops(index, np.arange(index.num_images))
     probs = {
         it.annotation_id: space.probabilities(out)
-        for it, out, _ in predict(classifier, index, images, items, workers=0)
+        for it, out, _ in predict(classifier, Dataset(index, images), items, RunOptions(workers=0))
     }
     anns = index.annotations
     row_of = {int(i): r for r, i in enumerate(anns["id"])}
@@ -133,7 +135,9 @@ def cleanlab_ranking(classifier, index, images: Path, annotation_ids: list[int])
 
 def one_seed(args, seed: int) -> dict:
     from explorer.coco import open_index
+    from explorer.coco.dataset import Dataset
     from explorer.inference import mistakes
+    from explorer.inference.pair import ModelPair
     from explorer.models import load_model
 
     runs, tmp = Path(args.runs), Path(args.tmp)
@@ -156,7 +160,9 @@ def one_seed(args, seed: int) -> dict:
         args.segmenter or str(runs / "seg"), None, args.device, dataset_categories=index.categories
     )
     everything = mistakes.Settings(min_wrong_label=0.0, min_bad_mask=0.0, min_missing=0.0)
-    result = mistakes.find_mistakes(classifier, segmenter, index, images, settings=everything)
+    result = mistakes.find_mistakes(
+        ModelPair(classifier, segmenter), Dataset(index, images), settings=everything
+    )
     frame = mistakes.to_frame(result.rows)
     default = mistakes.Settings()
     flipped = {int(k): v for k, v in planted["flipped"].items()}

@@ -20,21 +20,16 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from explorer.coco.index import CocoIndex
+from explorer.coco.dataset import Dataset
 from explorer.errors import StorageError
+from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.outputs import codec_for
-from explorer.inference.runner import (
-    Engine,
-    Item,
-    Prediction,
-    Progress,
-    items_for_images,
-    run,
-)
+from explorer.inference.runner import Item, LocalEngine, Prediction, items_for_images
 from explorer.models.weights import LoadedModel
 from explorer.paths import cache_dir
 
 FLUSH_EVERY = 64  # records written per transaction while a run goes on
+
 
 class PredictionStore:
     """A key -> bytes store in one SQLite file (safe across threads and processes)."""
@@ -80,11 +75,11 @@ class PredictionStore:
                 db.executemany("INSERT OR REPLACE INTO p VALUES (?, ?)", list(items.items()))
 
 
-def store_for(model: LoadedModel, index: CocoIndex, images_dir: Path | None) -> PredictionStore:
+def store_for(model: LoadedModel, dataset: Dataset) -> PredictionStore:
     """The store of this model's predictions on this dataset (created when new)."""
-    images = os.path.realpath(images_dir) if images_dir else ""
+    images = os.path.realpath(dataset.images) if dataset.images else ""
     parts = [
-        index.fingerprint,
+        dataset.index.fingerprint,
         images,
         model.name,
         model.encoder or "",
@@ -99,46 +94,36 @@ def store_for(model: LoadedModel, index: CocoIndex, images_dir: Path | None) -> 
 
 def predict(
     model: LoadedModel,
-    index: CocoIndex,
-    images_dir: Path | None,
+    dataset: Dataset,
     items: Sequence[Item],
-    batch_size: int | None = None,
-    workers: int = 2,
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
-    engine: Engine | None = None,
+    options: RunOptions = DEFAULT_OPTIONS,
 ) -> Iterator[Prediction]:
     """Like :func:`explorer.inference.runner.run` but through the cache: cached items first, then
-    the model's answers for the rest (stored as they come), from this process or from
-    ``engine`` (``workers`` are this process's loader workers). Outputs are :data:`Record`
-    values."""
-    store, codec = store_for(model, index, images_dir), codec_for(model)
+    the model's answers for the rest (stored as they come), from ``options.engine`` (None: this
+    process). Outputs are :data:`~explorer.inference.outputs.Record` values."""
+    store, codec = store_for(model, dataset), codec_for(model)
     cached = store.get_many([it.key for it in items])
     todo = [it for it in items if it.key not in cached]
     for it in items:
         if it.key in cached:
             yield Prediction(it, codec.decode(cached[it.key]), None)
     done = len(items) - len(todo)
+    progress = options.progress
     if progress:
         progress(done, len(items))
     if not todo:
         return
     shifted = (lambda d, t: progress(done + d, len(items))) if progress else None
-    if engine is None:
-        fresh = run(model, index, images_dir, todo, batch_size, workers, shifted, cancel)
-    else:
-        fresh = engine.run(model, index, images_dir, todo, batch_size, shifted, cancel)
+    engine = options.engine or LocalEngine()
+    fresh = engine.run(model, dataset, todo, options.reporting(shifted))
     yield from _store_as_they_come(model, store, fresh)
 
 
-def predict_image(
-    model: LoadedModel, index: CocoIndex, images_dir: Path | None, image_row: int
-) -> Prediction:
+def predict_image(model: LoadedModel, dataset: Dataset, image_row: int) -> Prediction:
     """One whole image through the cache, in the calling thread (a page showing one image
     needs no worker processes)."""
-    (prediction,) = predict(
-        model, index, images_dir, items_for_images(index, [image_row]), workers=0
-    )
+    items = items_for_images(dataset.index, [image_row])
+    (prediction,) = predict(model, dataset, items, RunOptions(workers=0))
     return prediction
 
 

@@ -10,13 +10,14 @@ name are ``not_comparable``, never wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, TypedDict
 
 import numpy as np
 
+from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.inference.cache import predict
+from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.runner import Item, items_for_crops, items_for_images
 from explorer.models.weights import LoadedModel
 
@@ -44,28 +45,27 @@ class CategoryAccuracy:
 
 def classification_table(
     model: LoadedModel,
-    index: CocoIndex,
-    images_dir: Path | None,
+    dataset: Dataset,
     crops: bool,
     image_rows=None,
-    **kw,
+    options: RunOptions = DEFAULT_OPTIONS,
 ):
     """A pandas DataFrame, one row per image (or per non-crowd annotation with ``crops``).
 
     Columns: image_id, [annotation_id, true_category_id, true_category], top1..top5 label and
     probability, label_index (top-1), mapped_category_id / mapped_category (the top-1 label in the
     dataset's categories; empty when there is no counterpart), model, weights, untrained, error.
-    ``kw`` goes to :func:`~explorer.inference.cache.predict` (batch_size, workers, progress, ...).
     """
     import pandas as pd
 
+    index = dataset.index
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
     items = items_for_crops(index, rows) if crops else items_for_images(index, rows)
     mapping = model.category_of_label(index.categories)
     names = {c["id"]: c["name"] for c in index.categories}
     ann_row = _annotation_rows(index, rows) if crops else {}
     records = []
-    for it, out, err in predict(model, index, images_dir, items, **kw):
+    for it, out, err in predict(model, dataset, items, options):
         rec: dict = {"image_id": it.image_id}
         if crops:
             rec.update(_truth_columns(index, names, it, ann_row))

@@ -11,21 +11,20 @@ Rows and tallies are JSON-shaped ``TypedDict`` values, so the report needs no co
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Literal, TypedDict, get_args
 
 import numpy as np
 
 from explorer.coco import masks as coco_masks
+from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.inference.cache import predict
+from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.outputs import Record
+from explorer.inference.pair import ModelPair
 from explorer.inference.runner import (
-    Engine,
-    Progress,
     items_for_crops,
     items_for_images,
     split_progress,
@@ -182,45 +181,47 @@ class _Labels:
         )
 
 
+@dataclass(frozen=True)
+class CompareSettings:
+    """What the per-image rows report: a category is "present" in the segmentation when it
+    covers at least ``present_fraction`` of the image; the classifier's ``top_k`` labels."""
+
+    present_fraction: float = 0.02
+    top_k: int = 5
+
+
 def compare(
-    classifier: LoadedModel,
-    segmenter: LoadedModel,
-    index: CocoIndex,
-    images_dir: Path | None,
+    models: ModelPair,
+    dataset: Dataset,
     image_rows=None,
-    present_fraction: float = 0.02,
-    top_k: int = 5,
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
-    workers: int = 2,
-    engine: Engine | None = None,
+    settings: CompareSettings = CompareSettings(),  # noqa: B008 - frozen: safe to share
+    options: RunOptions = DEFAULT_OPTIONS,
 ) -> Report:
     """The :class:`Report` on ``image_rows`` (default: every image).
 
     Every prediction goes through the prediction cache: comparing again runs no model.
     """
+    index = dataset.index
+    classifier, segmenter = models.classifier, models.segmenter
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
     lab = _Labels.of(classifier, segmenter, index)
-    part = split_progress(progress, 3)
-    kw = {"workers": workers, "cancel": cancel, "engine": engine}
+    part = split_progress(options.progress, 3)
     crop_items, image_items = items_for_crops(index, rows), items_for_images(index, rows)
     crops = {
         it.annotation_id: out
-        for it, out, _ in predict(classifier, index, images_dir, crop_items, progress=part(0), **kw)
+        for it, out, _ in predict(classifier, dataset, crop_items, options.reporting(part(0)))
     }
     whole = {
         it.image_row: out
-        for it, out, _ in predict(
-            classifier, index, images_dir, image_items, progress=part(1), **kw
-        )
+        for it, out, _ in predict(classifier, dataset, image_items, options.reporting(part(1)))
     }
     objects: list[ObjectRow] = []
     images: list[ImageRow] = []
-    for it, out, err in predict(segmenter, index, images_dir, image_items, progress=part(2), **kw):
+    for it, out, err in predict(segmenter, dataset, image_items, options.reporting(part(2))):
         labels = out[0] if out is not None else None
         objects += _object_rows(lab, index, it.image_row, labels, crops)
         w = whole.get(it.image_row)
-        images.append(_image_row(lab, index, it.image_row, labels, w, err, top_k, present_fraction))
+        images.append(_image_row(lab, index, it.image_row, labels, w, err, settings))
     return Report(
         summary=summarise(objects),
         objects=objects,
@@ -311,17 +312,16 @@ def _image_row(
     labels: np.ndarray | None,
     whole: Record | None,
     err: str | None,
-    top_k: int,
-    present_fraction: float,
+    settings: CompareSettings,
 ) -> ImageRow:
     cats = index.annotations["category_id"][index.annotation_rows(image_row)]
     truth = sorted({lab.names[int(x)] for x in cats})
     cls_top = (
         []
         if whole is None
-        else [_name(lab.names, _mapped(lab.cls_map, int(t))) for t in whole[0][:top_k]]
+        else [_name(lab.names, _mapped(lab.cls_map, int(t))) for t in whole[0][: settings.top_k]]
     )
-    present = [] if labels is None else _present(lab, labels, present_fraction)
+    present = [] if labels is None else _present(lab, labels, settings.present_fraction)
     return {
         "image_id": int(index.images["id"][image_row]),
         "true_categories": truth,

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
 
+from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
 from explorer.inference.cache import predict, store_for
-from explorer.inference.runner import Engine, Progress, items_for_crops
+from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
+from explorer.inference.runner import items_for_crops
 from explorer.models.features import feature_model
 from explorer.models.weights import LoadedModel
 from explorer.paths import atomic_write_bytes, cache_dir
@@ -93,14 +93,10 @@ class ObjectMap:
 
 def embed(
     model: LoadedModel,
-    index: CocoIndex,
-    images_dir: Path | None,
+    dataset: Dataset,
     image_rows=None,
     method: Method = "umap",
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
-    workers: int = 2,
-    engine: Engine | None = None,
+    options: RunOptions = DEFAULT_OPTIONS,
 ) -> ObjectMap:
     """The map of the non-crowd objects of ``image_rows`` (default: every image).
 
@@ -109,35 +105,35 @@ def embed(
     """
     if method not in METHODS:
         raise ExplorerError(f"method {method!r}: choose one of {', '.join(METHODS)}")
-    features = feature_model(model)
+    features, index, progress = feature_model(model), dataset.index, options.progress
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
     items = items_for_crops(index, rows)
-    key = _map_key(features, index, images_dir, [it.annotation_id for it in items], method)
+    key = _map_key(features, dataset, [it.annotation_id for it in items], method)
     cached = _read_map(key, method)
     if cached is not None:
         if progress:
             progress(len(items), len(items))
         return cached
-    kw = {"workers": workers, "cancel": cancel, "engine": engine}
-    ids, vectors = _pca_vectors(features, index, images_dir, items, progress, kw)
+    ids, vectors = _pca_vectors(features, dataset, items, options)
     xy = project(vectors, method)
     result = _object_map(index, ids, vectors, xy, method, unread=len(items) - len(ids))
     _write_map(key, result)
     return result
 
 
-def _features(features, index, images_dir, items, progress, kw) -> Iterator[tuple[int, Any]]:
+def _features(features, dataset: Dataset, items, options: RunOptions) -> Iterator[tuple[int, Any]]:
     """``(annotation id, feature vector)`` of every readable item, :data:`CHUNK` items at a
     time through the prediction cache (all of train2017's at once would not fit in memory)."""
+    progress = options.progress
     for k in range(0, len(items), CHUNK):
         part = items[k : k + CHUNK]
         shifted = (lambda d, _t, k=k: progress(k + d, len(items))) if progress else None
-        for it, out, _ in predict(features, index, images_dir, part, progress=shifted, **kw):
+        for it, out, _ in predict(features, dataset, part, options.reporting(shifted)):
             if out is not None:
                 yield it.annotation_id, out
 
 
-def _pca_vectors(features, index, images_dir, items, progress, kw) -> tuple[np.ndarray, Any]:
+def _pca_vectors(features, dataset: Dataset, items, options: RunOptions) -> tuple[np.ndarray, Any]:
     """The readable objects' ids (in item order) and their unit-length PCA vectors. PCA is
     fitted on at most :data:`FIT_LIMIT` of them (seeded); above that a second pass through the
     cache projects the rest, a chunk at a time."""
@@ -145,7 +141,7 @@ def _pca_vectors(features, index, images_dir, items, progress, kw) -> tuple[np.n
     fit = set(_seeded(every, FIT_LIMIT).tolist())
     kept: dict[int, np.ndarray] = {}
     read: list[int] = []
-    for a, out in _features(features, index, images_dir, items, progress, kw):
+    for a, out in _features(features, dataset, items, options):
         read.append(a)
         if a in fit:
             kept[a] = np.asarray(out, np.float16)
@@ -155,7 +151,7 @@ def _pca_vectors(features, index, images_dir, items, progress, kw) -> tuple[np.n
     pca = _fitted_pca(np.stack(list(kept.values())))
     got: dict[int, np.ndarray] = {}
     batch: list[tuple[int, Any]] = []
-    for pair in _features(features, index, images_dir, items, None, kw):
+    for pair in _features(features, dataset, items, options.reporting(None)):
         batch.append(pair)
         if len(batch) == CHUNK:
             got |= _projected(pca, batch)
@@ -254,8 +250,8 @@ def _object_map(
     )
 
 
-def _map_key(model: LoadedModel, index: CocoIndex, images_dir, ids: list, method: Method) -> str:
-    h = hashlib.sha1(store_for(model, index, images_dir).path.name.encode())
+def _map_key(model: LoadedModel, dataset: Dataset, ids: list, method: Method) -> str:
+    h = hashlib.sha1(store_for(model, dataset).path.name.encode())
     h.update(np.asarray(ids, np.int64).tobytes())
     h.update(f"{method}|{PCA_DIMS}|{FIT_LIMIT}|{SEED}|v1".encode())
     return h.hexdigest()[:24]

@@ -26,22 +26,21 @@ prediction goes through the prediction cache: finding mistakes again runs no mod
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal, TypedDict, get_args
 
 import numpy as np
 
 from explorer.coco import masks as coco_masks
+from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
 from explorer.inference.cache import predict
+from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.outputs import Record
+from explorer.inference.pair import ModelPair
 from explorer.inference.runner import (
-    Engine,
     Item,
-    Progress,
     items_for_crops,
     items_for_images,
     split_progress,
@@ -144,46 +143,41 @@ class _Space:
 
 
 def find_mistakes(
-    classifier: LoadedModel,
-    segmenter: LoadedModel,
-    index: CocoIndex,
-    images_dir: Path | None,
+    models: ModelPair,
+    dataset: Dataset,
     image_rows=None,
     settings: Settings = Settings(),
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
-    workers: int = 2,
-    engine: Engine | None = None,
+    options: RunOptions = DEFAULT_OPTIONS,
 ) -> Result:
     """Suspected mistakes on ``image_rows`` (default: every image), ranked within each kind.
 
     Raises:
         ExplorerError: a model has the wrong task, or neither model can name any category.
     """
-    _check_models(classifier, segmenter)
+    index, classifier, segmenter = dataset.index, models.classifier, models.segmenter
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
     space = _Space.of(classifier, segmenter, index)
     if not (space.cls_reach.any() or space.seg_reach.any()):
         raise ExplorerError("neither model can name any of the dataset's categories")
-    part = split_progress(progress, 3)
-    kw = {"workers": workers, "cancel": cancel, "engine": engine}
+    part = split_progress(options.progress, 3)
     crop_items = items_for_crops(index, rows)
     crops = {
         it.annotation_id: out
-        for it, out, _ in predict(classifier, index, images_dir, crop_items, progress=part(0), **kw)
+        for it, out, _ in predict(classifier, dataset, crop_items, options.reporting(part(0)))
     }
     found: list[Mistake] = []
     regions: list[_Region] = []
     unread: list[dict] = []
     image_items = items_for_images(index, rows)
-    for it, out, err in predict(segmenter, index, images_dir, image_items, progress=part(1), **kw):
+    for it, out, err in predict(segmenter, dataset, image_items, options.reporting(part(1))):
         if out is None:
             unread.append({"image_id": it.image_id, "error": err or "not read"})
             continue
         image = _SegmentedImage.of(space, index, it.image_row, out)
         found += [m for a in image.objects() for m in _judge(space, image, a, crops, settings)]
         regions += image.uncovered_regions(settings.min_area_fraction)
-    found += _missing(classifier, space, index, images_dir, regions, settings, part(2), kw)
+    missing = _missing(classifier, space, dataset, regions, options.reporting(part(2)))
+    found += [m for m in missing if m["score"] >= settings.min_missing]
     judged = sum(
         bool(space.cls_reach[p] or space.seg_reach[p])
         for p in _positions(space, index.annotations["category_id"][_kept_rows(index, rows)])
@@ -197,12 +191,6 @@ def find_mistakes(
         segmenter=segmenter.display_name,
         names={int(c["id"]): str(c["name"]) for c in index.categories},
     )
-
-
-def _check_models(classifier: LoadedModel, segmenter: LoadedModel) -> None:
-    for m, want in ((classifier, "classify"), (segmenter, "segment")):
-        if m.task != want:
-            raise ExplorerError(f"{m.name}: a {m.task} model, not a {task_kind(want).noun}")
 
 
 def _kept_rows(index: CocoIndex, image_rows: np.ndarray) -> np.ndarray:
@@ -446,26 +434,19 @@ class _Region:
 def _missing(
     classifier: LoadedModel,
     space: _Space,
-    index: CocoIndex,
-    images_dir: Path | None,
+    dataset: Dataset,
     regions: list[_Region],
-    settings: Settings,
-    progress: Progress,
-    kw: dict,
+    options: RunOptions,
 ) -> list[Mistake]:
-    """``missing`` rows: each region, with the classifier's opinion of its crop."""
+    """``missing`` rows: each region, with the classifier's opinion of its crop (the caller
+    keeps those whose score reaches its minimum)."""
     items = [Item(r.image_row, r.image_id, r.bbox) for r in regions]
-    seen = {
-        it.key: out
-        for it, out, _ in predict(classifier, index, images_dir, items, progress=progress, **kw)
-    }
+    seen = {it.key: out for it, out, _ in predict(classifier, dataset, items, options)}
     out: list[Mistake] = []
     for r, it in zip(regions, items, strict=True):
         p = space.probabilities(seen.get(it.key)) if space.cls_reach[r.position] else None
         evidence = [r.confidence] + ([] if p is None else [float(p[r.position])])
         score = float(np.mean(evidence))
-        if score < settings.min_missing:
-            continue
         out.append(
             {
                 "kind": "missing",

@@ -19,17 +19,16 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from explorer.coco.index import CocoIndex
-from explorer.errors import Cancelled, ExplorerError
+from explorer.coco.dataset import Dataset
+from explorer.errors import ExplorerError
+from explorer.inference.options import RunOptions
 from explorer.inference.outputs import codec_for
 from explorer.inference.runner import (
     Item,
     Prediction,
-    Progress,
     forward,
     item_files,
     load_input,
@@ -55,17 +54,11 @@ class RayEngine:
     gpus_per_worker: float = 0.0
 
     def run(
-        self,
-        model: LoadedModel,
-        index: CocoIndex,
-        images_dir: Path | None,
-        items: Sequence[Item],
-        batch_size: int | None = None,
-        progress: Progress | None = None,
-        cancel: threading.Event | None = None,
+        self, model: LoadedModel, dataset: Dataset, items: Sequence[Item], options: RunOptions
     ) -> Iterator[Prediction]:
-        """Like :func:`explorer.inference.runner.run`, on the cluster."""
-        paths, sizes = item_files(index, images_dir, items)
+        """Like :func:`explorer.inference.runner.run`, on the cluster (``options.workers``, this
+        process's loader workers, are not used: the cluster's read tasks decode)."""
+        paths, sizes = item_files(dataset, items)
         done = 0
         for n, p in enumerate(paths):
             if not isinstance(p, str):
@@ -74,13 +67,12 @@ class RayEngine:
         rows = [_row(n, p, sizes[n], items[n]) for n, p in enumerate(paths) if isinstance(p, str)]
         if not rows:
             return
-        for n, output, error in self._outputs(model, rows, batch_size):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("stopped by the user")
+        for n, output, error in self._outputs(model, rows, options.batch_size):
+            options.check_cancel()
             done += 1
             yield Prediction(items[n], output, error or None)
-            if progress:
-                progress(done, len(items))
+            if options.progress:
+                options.progress(done, len(items))
 
     def _outputs(self, model: LoadedModel, rows: list[dict], batch_size: int | None):
         ray = connect(self.address)

@@ -16,24 +16,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from explorer.coco.images import crop_box, load_rgb, read_image_bytes, resolve_image_path
-from explorer.errors import Cancelled, ExplorerError
+from explorer.errors import ExplorerError
+from explorer.inference.options import DEFAULT_OPTIONS, Progress, RunOptions
 from explorer.inference.outputs import codec_for
 
 if TYPE_CHECKING:  # the runner itself needs no index (bench/bench_infer.py runs it on bare files)
+    from explorer.coco.dataset import Dataset
     from explorer.coco.index import CocoIndex
     from explorer.models.weights import LoadedModel
 
 GPU_LOCK = threading.Lock()
-
-Progress: TypeAlias = Callable[[int, int], None]
-"""Called with (items done, items in all) after each batch."""
-
 
 
 class Rate:
@@ -116,24 +113,6 @@ class Prediction(NamedTuple):
     item: Item
     output: Any
     error: str | None
-
-
-class Engine(Protocol):
-    """Where models run when not in this process (this process is :func:`run`, the default
-    everywhere an ``engine`` is None): :class:`explorer.inference.ray_engine.RayEngine`."""
-
-    def run(
-        self,
-        model: LoadedModel,
-        index: CocoIndex,
-        images_dir: Path | None,
-        items: Sequence[Item],
-        batch_size: int | None,
-        progress: Progress | None,
-        cancel: threading.Event | None,
-    ) -> Iterator[Prediction]:
-        """Like :func:`run`: a :class:`Prediction` with an :data:`Output` for every item."""
-        ...
 
 
 class _Inputs:
@@ -253,28 +232,34 @@ def items_for_crops(index: CocoIndex, image_rows, include_crowd: bool = False) -
 
 def run(
     model: LoadedModel,
-    index: CocoIndex,
-    images_dir: Path | None,
+    dataset: Dataset,
     items: Sequence[Item],
-    batch_size: int | None = None,
-    workers: int = 2,
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
+    options: RunOptions = DEFAULT_OPTIONS,
 ) -> Iterator[Prediction]:
     """Yield a :class:`Prediction` for every item, in batches (not in the items' order).
 
-    Its ``output`` is an :data:`Output`; ``error`` says why an item could not be read (its output
-    is then None).
+    Its ``output`` is an :data:`~explorer.inference.outputs.Output`; ``error`` says why an item
+    could not be read (its output is then None).
 
     Raises:
-        Cancelled: ``cancel`` was set.
+        Cancelled: ``options.cancel`` was set.
     """
-    paths, sizes = item_files(index, images_dir, items)
-    yield from run_paths(model, items, paths, sizes, batch_size, workers, progress, cancel)
+    paths, sizes = item_files(dataset, items)
+    yield from run_paths(model, items, paths, sizes, options)
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """This process: :func:`run` (images decoded by ``options.workers`` loader processes)."""
+
+    def run(
+        self, model: LoadedModel, dataset: Dataset, items: Sequence[Item], options: RunOptions
+    ) -> Iterator[Prediction]:
+        return run(model, dataset, items, options)
 
 
 def item_files(
-    index: CocoIndex, images_dir: Path | None, items: Sequence[Item]
+    dataset: Dataset, items: Sequence[Item]
 ) -> tuple[list[str | Exception], list[tuple[int, int]]]:
     """Each item's image file (or the error saying why it has none) and annotated (width,
     height).
@@ -282,6 +267,7 @@ def item_files(
     Raises:
         ExplorerError: no image folder at all.
     """
+    index, images_dir = dataset.index, dataset.images
     if images_dir is None:
         raise ExplorerError("no image folder: predictions need the images (--images DIR)")
     paths: list[str | Exception] = []
@@ -303,24 +289,21 @@ def run_paths(
     items: Sequence[Item],
     paths: Sequence[str | Exception],
     sizes: list[tuple[int, int]],
-    batch_size: int | None = None,
-    workers: int = 2,
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
+    options: RunOptions = DEFAULT_OPTIONS,
 ) -> Iterator[Prediction]:
     """:func:`run` on image files: ``paths[i]`` (or an exception saying why there is none) of
     annotated size ``sizes[i]`` = (width, height); ``items[i].box`` crops."""
     errors = {n: str(p) for n, p in enumerate(paths) if not isinstance(p, str)}
     files = [p if isinstance(p, str) else "" for p in paths]
     gpu_decode = _can_decode_on_gpu(model.device, items, files)
-    loader = _loader(model, items, files, sizes, batch_size, workers, errors, gpu_decode)
+    inputs = _Inputs(items, files, sizes, model.preprocess, raw_bytes=gpu_decode)
+    loader = _loader(model, inputs, options, errors)
     on_cpu = _Inputs(items, files, sizes, model.preprocess)  # the fallback of GPU decoding
     for n, err in errors.items():
         yield Prediction(items[n], None, err)
     done = len(errors)
     for x, idx, bad in loader:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("stopped by the user")
+        options.check_cancel()
         if gpu_decode and idx:
             x, idx, more = _decode_on_gpu(x, idx, sizes, model.preprocess, model.device, on_cpu)
             bad = bad + more
@@ -330,8 +313,8 @@ def run_paths(
             for i, out in zip(idx, forward(model, x, [sizes[i] for i in idx]), strict=True):
                 yield Prediction(items[i], out, None)
         done += len(idx) + len(bad)
-        if progress:
-            progress(done, len(items))
+        if options.progress:
+            options.progress(done, len(items))
 
 
 def _can_decode_on_gpu(device: str, items: Sequence[Item], files: list[str]) -> bool:
@@ -343,20 +326,13 @@ def _can_decode_on_gpu(device: str, items: Sequence[Item], files: list[str]) -> 
     )
 
 
-def _loader(
-    model: LoadedModel,
-    items: Sequence[Item],
-    files: list[str],
-    sizes: list[tuple[int, int]],
-    batch_size: int | None,
-    workers: int,
-    skip: dict[int, str],
-    gpu_decode: bool,
-):
-    """A DataLoader over the readable items whose batches hold inputs of one size."""
+def _loader(model: LoadedModel, inputs: _Inputs, options: RunOptions, skip: dict[int, str]):
+    """A DataLoader over the readable items (those not in ``skip``) whose batches hold inputs
+    of one size."""
     import torch
 
-    batch_size = batch_size or codec_for(model).default_batch_size(model.device)
+    items, sizes = inputs.items, inputs.sizes
+    batch_size = options.batch_size or codec_for(model).default_batch_size(model.device)
     in_sizes = [
         model.preprocess.output_size(h, w)
         if it.box is None or model.preprocess.crop
@@ -366,9 +342,9 @@ def _loader(
     order = [n for n in range(len(items)) if n not in skip]
     batches = [[order[k] for k in b] for b in _batches([in_sizes[n] for n in order], batch_size)]
     return torch.utils.data.DataLoader(
-        _Inputs(items, files, sizes, model.preprocess, raw_bytes=gpu_decode),
+        inputs,
         batch_sampler=batches,
-        num_workers=workers if len(items) > 8 else 0,
+        num_workers=options.workers if len(items) > 8 else 0,
         collate_fn=_collate,
         pin_memory=model.device.startswith("cuda"),
         worker_init_fn=_one_thread,

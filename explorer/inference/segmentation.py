@@ -8,16 +8,17 @@ them like torchvision's segmentation reference (see :mod:`explorer.inference.met
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypedDict
 
 import numpy as np
 
 from explorer.coco import masks as coco_masks
+from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.coco.labels import VOC_NAMES, voc_label_of, voc_labels, without_counterpart
 from explorer.inference.cache import predict
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
+from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.runner import items_for_images
 from explorer.models.weights import LoadedModel
 from explorer.types import MaskLabels
@@ -133,21 +134,19 @@ def _voc_values(model: LoadedModel, index: CocoIndex, mapping: list) -> np.ndarr
 
 def evaluate_segmentation(
     model: LoadedModel,
-    index: CocoIndex,
-    images_dir: Path | None,
+    dataset: Dataset,
     image_rows,
     labels: MaskLabels | None = None,
-    **kw,
+    options: RunOptions = DEFAULT_OPTIONS,
 ) -> SegmentationEvaluation:
     """Pixel accuracy, mean IoU, per-class IoU and the confusion matrix over ``image_rows``
     (in the :func:`eval_space` of ``labels``); predictions are compared at the original image
-    size. ``kw`` goes to :func:`~explorer.inference.cache.predict`."""
+    size."""
+    index = dataset.index
     ev = eval_space(model, index, labels)
     conf = np.zeros((ev.n, ev.n), np.int64)
     count = 0
-    for it, out, _err in predict(
-        model, index, images_dir, items_for_images(index, image_rows), **kw
-    ):
+    for it, out, _err in predict(model, dataset, items_for_images(index, image_rows), options):
         if out is None:
             continue
         target, _ = coco_masks.semantic_mask(index, it.image_row, ev.space)

@@ -18,6 +18,8 @@ from explorer.coco import masks as coco_masks
 from explorer.coco.images import crop_box, load_rgb, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
+from explorer.inference.options import RunOptions
+from explorer.training.tasks import Split
 from explorer.types import IGNORE_LABEL
 
 
@@ -108,21 +110,14 @@ def _gather(dataset, workers: int, progress=None) -> list:
 
 
 def load_crops(
-    index: CocoIndex,
-    images_dir: Path,
-    category_ids: list[int],
-    size: int,
-    min_area: float = 64.0,
-    workers: int = 2,
-    progress=None,
-    image_rows=None,
+    split: Split, category_ids: list[int], size: int, min_area: float, options: RunOptions
 ) -> Tensors:
-    """The classification crops of a dataset (of ``image_rows``), as uint8 (N, 3, size, size) and
-    class indices."""
+    """The classification crops of the split's images (objects of at least ``min_area``), as
+    uint8 (N, 3, size, size) and class indices, decoded by ``options.workers`` processes."""
+    index, images_dir = split.dataset.index, split.images
     rows = crop_rows(index, min_area)
     a = index.annotations
-    if image_rows is not None:
-        rows = rows[np.isin(a["image_row"][rows], image_rows)]
+    rows = rows[np.isin(a["image_row"][rows], split.rows)]
     cls_of = {c: i for i, c in enumerate(category_ids)}
     rows = np.array([r for r in rows if int(a["category_id"][r]) in cls_of], dtype=np.int64)
     img_rows = a["image_row"][rows]
@@ -130,8 +125,8 @@ def load_crops(
     sizes = [(int(index.images["width"][r]), int(index.images["height"][r])) for r in img_rows]
     items = _gather(
         _CropItems(paths, sizes, [tuple(b) for b in a["bbox"][rows].tolist()], size),
-        workers,
-        progress,
+        options.workers,
+        options.progress,
     )
     keep = [i for i, (x, _) in enumerate(items) if x is not None]
     if not keep:
@@ -154,21 +149,14 @@ def class_lut(category_ids: list[int]) -> np.ndarray:
 
 
 def load_segmentation(
-    index: CocoIndex,
-    images_dir: Path,
-    category_ids: list[int],
-    size: int,
-    workers: int = 2,
-    progress=None,
-    image_rows=None,
+    split: Split, category_ids: list[int], size: int, options: RunOptions
 ) -> Tensors:
-    """The images (``image_rows``, default all) resized to ``size`` x ``size`` with their masks in
-    class indices."""
-    rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
+    """The split's images resized to ``size`` x ``size`` with their masks in class indices."""
+    index, rows = split.dataset.index, np.asarray(split.rows)
     items = _gather(
-        _SegItems(index, rows, _paths(index, images_dir, rows), size, class_lut(category_ids)),
-        workers,
-        progress,
+        _SegItems(index, rows, _paths(index, split.images, rows), size, class_lut(category_ids)),
+        options.workers,
+        options.progress,
     )
     keep = [i for i, it in enumerate(items) if it[0] is not None]
     if not keep:

@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
+from explorer.inference.options import RunOptions
 from explorer.models.tasks import TaskKind, task_kind
 from explorer.training.schedules import cosine_lr, poly_lr
 
 if TYPE_CHECKING:
     import torch
 
-    from explorer.coco.index import CocoIndex
     from explorer.models.preprocess import Preprocess
     from explorer.training.config import TrainConfig
     from explorer.training.data import Tensors
@@ -51,11 +52,16 @@ class Metric:
 
 @dataclass(frozen=True)
 class Split:
-    """One side of a run's data: an index, its image folder and the image rows it uses."""
+    """One side of a run's data: a dataset and the image rows it uses."""
 
-    index: CocoIndex
-    images: Path
+    dataset: Dataset
     rows: np.ndarray
+
+    @property
+    def images(self) -> Path:
+        """The image folder (a run always has one)."""
+        assert self.dataset.images is not None
+        return self.dataset.images
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,6 @@ class TrainTask(Protocol):
         model: torch.nn.Module,
         val_set: Any,
         preprocess: Preprocess,
-        num_classes: int,
         device: str,
         world: World,
     ) -> dict[str, float]:
@@ -150,23 +155,15 @@ class Classification:
     def load_train(self, cfg, split: Split, category_ids: list[int], progress) -> Tensors:
         from explorer.training import data
 
+        options = RunOptions(workers=cfg.workers, progress=progress)
         return data.load_crops(
-            split.index,
-            split.images,
-            category_ids,
-            size=crop_load(cfg.image_size),
-            min_area=cfg.min_area,
-            workers=cfg.workers,
-            progress=progress,
-            image_rows=split.rows,
+            split, category_ids, crop_load(cfg.image_size), cfg.min_area, options
         )
 
     def load_val(self, split: Split, category_ids: list[int], preprocess, progress):
         from explorer.training import validation
 
-        return validation.load_crop_set(
-            split.index, split.images, split.rows, category_ids, preprocess, progress=progress
-        )
+        return validation.load_crop_set(split, category_ids, preprocess, progress)
 
     def loss(self, net, cfg, step: StepInputs):
         import torch
@@ -186,7 +183,7 @@ class Classification:
             label_smoothing=0.1,
         )
 
-    def evaluate(self, model, val_set, preprocess, num_classes, device, world):
+    def evaluate(self, model, val_set, preprocess, device, world):
         from explorer.training import validation
 
         return validation.score_crops(model, val_set, preprocess, device, world)
@@ -219,27 +216,13 @@ class Segmentation:
     def load_train(self, cfg, split: Split, category_ids: list[int], progress) -> Tensors:
         from explorer.training import data
 
-        return data.load_segmentation(
-            split.index,
-            split.images,
-            category_ids,
-            size=cfg.image_size,
-            workers=cfg.workers,
-            progress=progress,
-            image_rows=split.rows,
-        )
+        options = RunOptions(workers=cfg.workers, progress=progress)
+        return data.load_segmentation(split, category_ids, cfg.image_size, options)
 
     def load_val(self, split: Split, category_ids: list[int], preprocess, progress):
         from explorer.training import data, validation
 
-        return validation.load_image_set(
-            split.index,
-            split.images,
-            split.rows,
-            data.class_lut(category_ids),
-            preprocess,
-            progress=progress,
-        )
+        return validation.load_image_set(split, data.class_lut(category_ids), preprocess, progress)
 
     def loss(self, net, cfg, step: StepInputs):
         import torch
@@ -261,10 +244,10 @@ class Segmentation:
             loss = loss + dice_loss(out, y, step.num_classes)
         return loss
 
-    def evaluate(self, model, val_set, preprocess, num_classes, device, world):
+    def evaluate(self, model, val_set, preprocess, device, world):
         from explorer.training import validation
 
-        return validation.score_images(model, val_set, preprocess, num_classes, device, world)
+        return validation.score_images(model, val_set, preprocess, device, world)
 
 
 def dice_loss(scores, target, n: int):

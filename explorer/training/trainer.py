@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.coco.dataset import Dataset
 from explorer.coco.index import open_index
 from explorer.errors import ExplorerError, Stopped, WeightsError
 from explorer.models import create_model, get_spec
@@ -246,12 +247,10 @@ class Session:
     def _load(self) -> tuple[data.Tensors, object]:
         """The training examples and the validation set, as the run's task reads them."""
         cfg = self.cfg
-        train = Split(self.train_index, Path(cfg.images), self.train_rows)
-        val = Split(self.val_index, Path(cfg.val_images or cfg.images), self.val_rows)
+        train = Split(Dataset(self.train_index, Path(cfg.images)), self.train_rows)
+        val = Split(Dataset(self.val_index, Path(cfg.val_images or cfg.images)), self.val_rows)
         what = self.task.examples
-        tr = self.task.load_train(
-            cfg, train, self.category_ids, self._reporter(f"training {what}")
-        )
+        tr = self.task.load_train(cfg, train, self.category_ids, self._reporter(f"training {what}"))
         va = self.task.load_val(
             val,
             self.category_ids,
@@ -519,7 +518,6 @@ class Session:
             self.model,
             val_set,
             self.inference_preprocess(),
-            len(self.class_names),
             self.device,
             self.world,
         )

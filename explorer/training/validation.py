@@ -11,13 +11,13 @@ counted exactly once, whatever the number of processes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from explorer.coco import masks
+from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
 from explorer.inference.metrics import confusion_matrix, segmentation_scores
@@ -32,6 +32,8 @@ from explorer.models.outputs import logits
 from explorer.models.preprocess import Preprocess
 from explorer.training import distributed
 from explorer.training.distributed import World
+from explorer.training.tasks import Split
+from explorer.types import IGNORE_LABEL
 
 # the inference runner's batches on a CPU: the same batches give the same floats
 BATCH = 32
@@ -48,25 +50,21 @@ class CropSet:
 
 
 def load_crop_set(
-    index: CocoIndex,
-    images_dir: Path,
-    image_rows: np.ndarray,
-    category_ids: list[int],
-    preprocess: Preprocess,
-    progress=None,
+    split: Split, category_ids: list[int], preprocess: Preprocess, progress=None
 ) -> CropSet:
-    """Every non-crowd object of ``image_rows`` whose category is a class (what ``evaluate``
-    scores), read like the inference runner reads it."""
+    """Every non-crowd object of the split's images whose category is a class (what
+    ``evaluate`` scores), read like the inference runner reads it."""
+    index = split.dataset.index
     class_of = {c: i for i, c in enumerate(category_ids)}
     anns = index.annotations
     row_of = dict(zip(anns["id"].tolist(), range(len(anns["id"])), strict=True))
     items, targets = [], []
-    for it in items_for_crops(index, image_rows):
+    for it in items_for_crops(index, split.rows):
         category = int(anns["category_id"][row_of[it.annotation_id]])
         if category in class_of:
             items.append(it)
             targets.append(class_of[category])
-    xs, kept, skipped = _read(index, images_dir, items, preprocess, progress)
+    xs, kept, skipped = _read(split.dataset, items, preprocess, progress)
     if not xs:
         raise ExplorerError(f"{index.path}: no readable object crops to validate on")
     ys = [targets[n] for n in kept]
@@ -74,11 +72,11 @@ def load_crop_set(
 
 
 def _read(
-    index: CocoIndex, images_dir: Path, items: list, preprocess: Preprocess, progress
+    dataset: Dataset, items: list, preprocess: Preprocess, progress
 ) -> tuple[list[torch.Tensor], list[int], list[str]]:
     """The items' uint8 inputs as the inference runner reads them (the preprocessing's
     geometry), which items they are, and why the others could not be read."""
-    paths, sizes = item_files(index, images_dir, items)
+    paths, sizes = item_files(dataset, items)
     skipped = [str(p) for p in paths if not isinstance(p, str)]
     readable = [n for n, p in enumerate(paths) if isinstance(p, str)]
     inputs = decoded_inputs(
@@ -131,18 +129,20 @@ class ImageSet:
     lut: np.ndarray
     skipped: list[str]
 
+    @property
+    def num_classes(self) -> int:
+        """Classes the masks are scored in (background and every category the lut maps)."""
+        return int(self.lut[self.lut != IGNORE_LABEL].max()) + 1
+
 
 def load_image_set(
-    index: CocoIndex,
-    images_dir: Path,
-    image_rows: np.ndarray,
-    lut: np.ndarray,
-    preprocess: Preprocess,
-    progress=None,
+    split: Split, lut: np.ndarray, preprocess: Preprocess, progress=None
 ) -> ImageSet:
-    """The images of ``image_rows`` read like the inference runner reads them."""
-    items = items_for_images(index, image_rows)
-    xs, kept, skipped = _read(index, images_dir, items, preprocess, progress)
+    """The split's images read like the inference runner reads them; ``lut`` maps their
+    masks' COCO values to class rows."""
+    index = split.dataset.index
+    items = items_for_images(index, split.rows)
+    xs, kept, skipped = _read(split.dataset, items, preprocess, progress)
     if not xs:
         raise ExplorerError(f"{index.path}: no readable images to validate on")
     rows = [items[n].image_row for n in kept]
@@ -151,10 +151,11 @@ def load_image_set(
 
 @torch.inference_mode()
 def score_images(
-    model, images: ImageSet, preprocess: Preprocess, n_classes: int, device: str, world: World
+    model, images: ImageSet, preprocess: Preprocess, device: str, world: World
 ) -> dict[str, float]:
     """``val_loss``, ``val_miou`` and ``val_pixel_acc`` at each image's own size (what
     ``evaluate`` scores), this process scoring its share."""
+    n_classes = images.num_classes
     mine = distributed.shard(world, len(images.rows))
     conf = np.zeros((n_classes, n_classes), np.int64)
     loss = 0.0

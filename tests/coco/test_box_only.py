@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from explorer.coco import masks, open_index
+from explorer.coco.dataset import Dataset
 from explorer.inference import compare
+from explorer.inference.options import RunOptions
+from explorer.inference.pair import ModelPair
 from explorer.models import UNTRAINED, load_model
 from explorer.viz import overlays
 from tests.helpers import tiny
@@ -65,7 +68,9 @@ def test_compare_judges_every_object_of_a_detection_file(detections):
         "smp-deeplabv3", UNTRAINED, encoder="resnet18", dataset_categories=index.categories
     )
     rows = np.arange(3)
-    report = compare.compare(cls, seg, index, images, rows, workers=0)
+    report = compare.compare(
+        ModelPair(cls, seg), Dataset(index, images), rows, options=RunOptions(workers=0)
+    )
     non_crowd = [
         a for r in rows for a in index.annotation_rows(r) if not index.annotations["iscrowd"][a]
     ]

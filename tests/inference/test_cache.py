@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from explorer.inference import cache, classification
+from explorer.coco.dataset import Dataset
+from explorer.inference import classification
+from explorer.inference import runner as infer_runner
+from explorer.inference.options import RunOptions
 from explorer.models import (
     load_model,
 )
@@ -14,11 +17,11 @@ def test_cache_answers_without_running_the_model(real, alexnet_file, monkeypatch
     index, images = real
     model = load_model("alexnet", str(alexnet_file))
     first = classification.classification_table(
-        model, index, images, crops=True, image_rows=[0, 1], workers=0
+        model, Dataset(index, images), crops=True, image_rows=[0, 1], options=RunOptions(workers=0)
     )
-    monkeypatch.setattr(cache, "run", lambda *a, **k: pytest.fail("the model ran again"))
+    monkeypatch.setattr(infer_runner, "run", lambda *a, **k: pytest.fail("the model ran again"))
     again = classification.classification_table(
-        model, index, images, crops=True, image_rows=[0, 1], workers=0
+        model, Dataset(index, images), crops=True, image_rows=[0, 1], options=RunOptions(workers=0)
     )
     assert first.equals(again) and len(first) == sum(
         not index.annotations["iscrowd"][a] for r in (0, 1) for a in index.annotation_rows(r)

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 
 from explorer.coco import open_index
-from explorer.inference import compare
+from explorer.coco.dataset import Dataset
+from explorer.inference import compare, runner
+from explorer.inference.options import RunOptions
+from explorer.inference.pair import ModelPair
 from explorer.models import UNTRAINED, load_model
+
+W0 = RunOptions(workers=0)  # decoding in this process: the tests stay light
 
 
 def test_outcomes_by_hand():
@@ -70,7 +75,9 @@ def test_report_on_the_sample_adds_up_and_repeats_from_cache(sample_root, monkey
         "smp-deeplabv3", UNTRAINED, encoder="resnet18", dataset_categories=index.categories
     )
     rows = np.arange(6)
-    report = compare.compare(cls, seg, index, sample_root / "val2017", rows, workers=0)
+    report = compare.compare(
+        ModelPair(cls, seg), Dataset(index, sample_root / "val2017"), rows, options=W0
+    )
     non_crowd = [
         a for r in rows for a in index.annotation_rows(r) if not index.annotations["iscrowd"][a]
     ]
@@ -87,10 +94,11 @@ def test_report_on_the_sample_adds_up_and_repeats_from_cache(sample_root, monkey
         right_s = o["segmenter_category"] == o["true_category"]
         assert o["outcome"] == compare.outcome(1, 1 if right_c else 2, 1 if right_s else 2, True)
         assert 0 <= o["segmenter_coverage"] <= 1
-    import explorer.inference.cache as cache_module
 
-    monkeypatch.setattr(cache_module, "run", lambda *a, **k: pytest.fail("a model ran again"))
-    again = compare.compare(cls, seg, index, sample_root / "val2017", rows, workers=0)
+    monkeypatch.setattr(runner, "run", lambda *a, **k: pytest.fail("a model ran again"))
+    again = compare.compare(
+        ModelPair(cls, seg), Dataset(index, sample_root / "val2017"), rows, options=W0
+    )
     assert json.dumps(again.summary) == json.dumps(s)
     by_id = sorted(report.objects, key=lambda o: o["annotation_id"])  # a run yields in batches
     assert sorted(again.objects, key=lambda o: o["annotation_id"]) == by_id
@@ -100,7 +108,9 @@ def test_voc_segmenter_on_a_dataset_without_voc_classes_is_not_comparable(sample
     index = open_index(sample_root / "annotations" / "instances_val2017.json")
     cls = load_model("alexnet-classic", UNTRAINED, dataset_categories=index.categories)
     seg = load_model("deeplabv3-mobilenet-v3-large", UNTRAINED)
-    report = compare.compare(cls, seg, index, sample_root / "val2017", [0, 1], workers=0)
+    report = compare.compare(
+        ModelPair(cls, seg), Dataset(index, sample_root / "val2017"), [0, 1], options=W0
+    )
     s = report.summary
     assert s["not_comparable"] == s["objects"] > 0  # circles and stars have no VOC counterpart
     assert not any(c["segmenter"] for c in report.coverage)
@@ -113,7 +123,9 @@ def test_report_json_keeps_its_keys_and_order(sample_root):
     seg = load_model("deeplabv3-mobilenet-v3-large", UNTRAINED)
     data = json.loads(
         json.dumps(
-            compare.compare(cls, seg, index, sample_root / "val2017", [0], workers=0).to_json()
+            compare.compare(
+                ModelPair(cls, seg), Dataset(index, sample_root / "val2017"), [0], options=W0
+            ).to_json()
         )
     )
     assert list(data) == [

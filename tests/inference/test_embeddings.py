@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 from explorer.coco import open_index
+from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
-from explorer.inference import cache, embeddings
+from explorer.inference import cache, embeddings, runner
+from explorer.inference.options import RunOptions
 from explorer.inference.runner import items_for_crops
 from explorer.models import load_model
 from explorer.models.features import feature_model
@@ -41,7 +43,9 @@ def knn_agreement(m: embeddings.ObjectMap, k: int = 5) -> float:
 @pytest.mark.parametrize("method", ["umap", "pca"])
 def test_one_point_per_object_and_meaningful_neighbourhoods(val, method):
     index, images, model = val
-    m = embeddings.embed(model, index, images, method=method, workers=0)
+    m = embeddings.embed(
+        model, Dataset(index, images), method=method, options=RunOptions(workers=0)
+    )
     anns = index.annotations
     want = sorted(int(i) for i, c in zip(anns["id"], anns["iscrowd"], strict=True) if not c)
     assert sorted(m.annotation_id.tolist()) == want and m.unread == 0
@@ -58,16 +62,20 @@ def test_one_point_per_object_and_meaningful_neighbourhoods(val, method):
 
 def test_a_second_call_comes_from_the_cache(val, monkeypatch):
     index, images, model = val
-    first = embeddings.embed(model, index, images, method="pca", workers=0)
-    monkeypatch.setattr(cache, "run", lambda *a, **k: pytest.fail("the model ran again"))
-    again = embeddings.embed(model, index, images, method="pca", workers=0)
+    first = embeddings.embed(
+        model, Dataset(index, images), method="pca", options=RunOptions(workers=0)
+    )
+    monkeypatch.setattr(runner, "run", lambda *a, **k: pytest.fail("the model ran again"))
+    again = embeddings.embed(
+        model, Dataset(index, images), method="pca", options=RunOptions(workers=0)
+    )
     assert again.from_cache and np.array_equal(again.x, first.x)
     assert np.array_equal(again.annotation_id, first.annotation_id)
 
 
 def test_more_like_this_finds_the_same_category(val):
     index, images, model = val
-    m = embeddings.embed(model, index, images, method="pca", workers=0)
+    m = embeddings.embed(model, Dataset(index, images), method="pca", options=RunOptions(workers=0))
     cat = dict(zip(m.annotation_id.tolist(), m.category_id.tolist(), strict=True))
     same = []
     for a in m.annotation_id[::25]:
@@ -81,12 +89,10 @@ def test_more_like_this_finds_the_same_category(val):
 
 def test_features_are_the_penultimate_layer_and_cached_apart(val):
     index, images, model = val
-    features = feature_model(model)
-    assert (
-        cache.store_for(features, index, images).path != cache.store_for(model, index, images).path
-    )
+    features, dataset = feature_model(model), Dataset(index, images)
+    assert cache.store_for(features, dataset).path != cache.store_for(model, dataset).path
     items = items_for_crops(index, [0])
-    (_, out, _), *_ = cache.predict(features, index, images, items, workers=0)
+    (_, out, _), *_ = cache.predict(features, dataset, items, RunOptions(workers=0))
     assert out.shape == (4096,) and (out >= 0).all()  # after AlexNet's last ReLU
 
 
@@ -94,9 +100,9 @@ def test_a_segmenter_has_no_map(quick_runs, val):
     index, images, _ = val
     seg = load_model(str(quick_runs["seg"]), None, "cpu", dataset_categories=index.categories)
     with pytest.raises(ExplorerError, match="from a classifier"):
-        embeddings.embed(seg, index, images)
+        embeddings.embed(seg, Dataset(index, images))
     with pytest.raises(ExplorerError, match="choose one of"):
-        embeddings.embed(val[2], index, images, method="mds")
+        embeddings.embed(val[2], Dataset(index, images), method="mds")
 
 
 def test_cli_embed_writes_the_map(quick_runs, sample_root, tmp_path):
@@ -131,7 +137,9 @@ def test_above_the_fit_limit_pca_and_umap_learn_on_a_sample_and_place_the_rest(v
     index, images, model = val
     monkeypatch.setattr(embeddings, "FIT_LIMIT", 150)
     monkeypatch.setattr(embeddings, "CHUNK", 100)
-    m = embeddings.embed(model, index, images, method="umap", workers=0)
+    m = embeddings.embed(
+        model, Dataset(index, images), method="umap", options=RunOptions(workers=0)
+    )
     assert len(m) == 366 and not m.from_cache
     assert np.isfinite(m.x).all() and np.allclose(np.linalg.norm(m.vectors, axis=1), 1, atol=1e-3)
     assert knn_agreement(m) >= 0.85

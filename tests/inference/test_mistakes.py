@@ -13,8 +13,11 @@ import pytest
 
 from bench.bench_mistakes import missing_scores, plant, ranked_scores
 from explorer.coco import open_index
+from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
-from explorer.inference import cache, mistakes
+from explorer.inference import mistakes, runner
+from explorer.inference.options import RunOptions
+from explorer.inference.pair import ModelPair
 from explorer.inference.runner import Item
 from explorer.models import load_model
 from tests.helpers import ROOT
@@ -31,7 +34,12 @@ def noisy(quick_runs, sample_root, tmp_path_factory):
     cls = load_model(str(quick_runs["cls"]), None, "cpu", dataset_categories=index.categories)
     seg = load_model(str(quick_runs["seg"]), None, "cpu", dataset_categories=index.categories)
     everything = mistakes.Settings(min_wrong_label=0, min_bad_mask=0, min_missing=0)
-    result = mistakes.find_mistakes(cls, seg, index, images, settings=everything, workers=0)
+    result = mistakes.find_mistakes(
+        ModelPair(cls, seg),
+        Dataset(index, images),
+        settings=everything,
+        options=RunOptions(workers=0),
+    )
     return planted, index, images, cls, seg, mistakes.to_frame(result.rows), result
 
 
@@ -84,9 +92,14 @@ def test_a_second_run_reads_the_cache(noisy, monkeypatch):
     def no_model(*a, **k):
         raise AssertionError("the model ran again")
 
-    monkeypatch.setattr(cache, "run", no_model)
+    monkeypatch.setattr(runner, "run", no_model)
     everything = mistakes.Settings(min_wrong_label=0, min_bad_mask=0, min_missing=0)
-    again = mistakes.find_mistakes(cls, seg, index, images, settings=everything, workers=0)
+    again = mistakes.find_mistakes(
+        ModelPair(cls, seg),
+        Dataset(index, images),
+        settings=everything,
+        options=RunOptions(workers=0),
+    )
     pd.testing.assert_frame_equal(mistakes.to_frame(again.rows), frame)
 
 
@@ -95,7 +108,9 @@ def test_a_classifier_that_cannot_name_the_categories_does_not_count(noisy, alex
     _, index, images, _, seg, _, _ = noisy
     imagenet = load_model("alexnet", str(alexnet_file), "cpu")
     rows = np.arange(10)
-    result = mistakes.find_mistakes(imagenet, seg, index, images, rows, workers=0)
+    result = mistakes.find_mistakes(
+        ModelPair(imagenet, seg), Dataset(index, images), rows, options=RunOptions(workers=0)
+    )
     assert result.judged > 0
     assert all(math.isnan(r["classifier_annotated"]) for r in result.rows if r["kind"] != "missing")
 
@@ -109,7 +124,7 @@ def test_region_crops_have_their_own_cache_keys():
 def test_wrong_task_is_an_error(noisy):
     _, index, images, cls, seg, _, _ = noisy
     with pytest.raises(ExplorerError, match="not a classifier"):
-        mistakes.find_mistakes(seg, seg, index, images)
+        ModelPair(seg, seg)
 
 
 def cli(*args):

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from explorer.coco.dataset import Dataset
 from explorer.coco.labels import dataset_label_map
 from explorer.inference import embeddings, mistakes
+from explorer.inference.options import RunOptions
+from explorer.inference.pair import ModelPair
 from explorer.models import load_model
 
 ROWS = np.arange(6)
@@ -17,7 +20,9 @@ def test_only_categories_a_model_can_name_are_judged(real, alexnet_file, mbv3_fi
     index, images = real
     cls = load_model("alexnet", str(alexnet_file), "cpu")
     seg = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file), "cpu")
-    result = mistakes.find_mistakes(cls, seg, index, images, ROWS, workers=0)
+    result = mistakes.find_mistakes(
+        ModelPair(cls, seg), Dataset(index, images), ROWS, options=RunOptions(workers=0)
+    )
     cats = index.categories
     reach = {m for m in dataset_label_map("imagenet", cls.class_names, cats) if m is not None}
     reach |= {m for m in dataset_label_map("voc", seg.class_names, cats) if m is not None}
@@ -35,7 +40,7 @@ def test_only_categories_a_model_can_name_are_judged(real, alexnet_file, mbv3_fi
 def test_the_map_of_real_objects_has_one_point_each(real, alexnet_file):
     index, images = real
     cls = load_model("alexnet", str(alexnet_file), "cpu")
-    m = embeddings.embed(cls, index, images, ROWS, method="pca", workers=0)
+    m = embeddings.embed(cls, Dataset(index, images), ROWS, "pca", RunOptions(workers=0))
     anns = index.annotations
     kept = {
         int(anns["id"][a])

@@ -8,9 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
+from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.inference import runner as infer
 from explorer.inference.cache import predict
+from explorer.inference.options import RunOptions
 from explorer.models import load_model
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -r requirements.txt)")
@@ -29,8 +31,11 @@ def test_crops_on_ray_equal_local(real, alexnet_file):
     index, images = real
     model = load_model("alexnet", str(alexnet_file))
     items = infer.items_for_crops(index, range(3))
-    local = {it.key: out for it, out, _ in infer.run(model, index, images, items, workers=0)}
-    remote = {p.item.key: p for p in ENGINE.run(model, index, images, items)}
+    local = {
+        it.key: out
+        for it, out, _ in infer.run(model, Dataset(index, images), items, RunOptions(workers=0))
+    }
+    remote = {p.item.key: p for p in ENGINE.run(model, Dataset(index, images), items, RunOptions())}
     assert set(remote) == set(local) and len(local) > 10
     for key, (_, out, err) in remote.items():
         assert err is None
@@ -45,8 +50,13 @@ def test_features_on_ray_equal_local(real, alexnet_file):
     index, images = real
     model = feature_model(load_model("alexnet", str(alexnet_file)))
     items = infer.items_for_crops(index, range(2))
-    local = {it.key: out for it, out, _ in infer.run(model, index, images, items, workers=0)}
-    remote = {p.item.key: p.output for p in ENGINE.run(model, index, images, items)}
+    local = {
+        it.key: out
+        for it, out, _ in infer.run(model, Dataset(index, images), items, RunOptions(workers=0))
+    }
+    remote = {
+        p.item.key: p.output for p in ENGINE.run(model, Dataset(index, images), items, RunOptions())
+    }
     assert set(remote) == set(local) and len(local) > 3
     for key, out in remote.items():
         assert out.shape == (4096,)  # AlexNet's penultimate layer, not its 1000 logits
@@ -57,8 +67,13 @@ def test_segmentation_on_ray_equals_local(real, mbv3_file):
     index, images = real
     model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
     items = infer.items_for_images(index, range(2))
-    local = {it.key: out for it, out, _ in infer.run(model, index, images, items, workers=0)}
-    remote = {p.item.key: p.output for p in ENGINE.run(model, index, images, items)}
+    local = {
+        it.key: out
+        for it, out, _ in infer.run(model, Dataset(index, images), items, RunOptions(workers=0))
+    }
+    remote = {
+        p.item.key: p.output for p in ENGINE.run(model, Dataset(index, images), items, RunOptions())
+    }
     assert set(remote) == set(local)
     for key, (labels, scores) in remote.items():
         assert labels.shape == local[key][0].shape
@@ -74,12 +89,17 @@ def test_unreadable_image_is_a_record_and_the_cache_resumes(real, alexnet_file, 
     broken = folder / str(index.images["file_name"][1])
     broken.write_bytes(b"not an image")
     model = load_model("alexnet", str(alexnet_file))
-    first = {p.item.image_row: p for p in predict(model, index, folder, items, engine=ENGINE)}
+    first = {
+        p.item.image_row: p
+        for p in predict(model, Dataset(index, folder), items, RunOptions(engine=ENGINE))
+    }
     assert first[1].output is None and "not an image" in first[1].error
     assert first[0].output is not None and first[2].output is not None
     # what is cached is not asked again: an engine that cannot even connect is not called
     unreachable = RayEngine(address="ray://127.0.0.1:1")
-    again = list(predict(model, index, folder, [items[0], items[2]], engine=unreachable))
+    again = list(
+        predict(model, Dataset(index, folder), [items[0], items[2]], RunOptions(engine=unreachable))
+    )
     assert [p.item.image_row for p in again] == [0, 2]
     for p in again:
         assert np.allclose(p.output[1], first[p.item.image_row].output[1])

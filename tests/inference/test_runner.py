@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from explorer.coco import open_index
+from explorer.coco.dataset import Dataset
+from explorer.errors import Cancelled
 from explorer.inference import runner as infer
+from explorer.inference.options import RunOptions
 from explorer.models import (
     UNTRAINED,
     load_model,
@@ -23,12 +26,12 @@ def test_runner_batches_equal_single_images(real, mbv3_file):
     batched = {
         it.image_row: out
         for it, out, _ in infer.run(
-            model, index, images, infer.items_for_images(index, rows), batch_size=4
+            model, Dataset(index, images), infer.items_for_images(index, rows), RunOptions(4)
         )
     }
     for r in rows:
         ((_, single, _),) = infer.run(
-            model, index, images, infer.items_for_images(index, [r]), batch_size=1
+            model, Dataset(index, images), infer.items_for_images(index, [r]), RunOptions(1)
         )
         assert np.array_equal(single[0], batched[r][0])
         assert single[0].shape == (index.images["height"][r], index.images["width"][r])
@@ -64,15 +67,13 @@ def test_cancel_stops_a_run(real, alexnet_file):
     model = load_model("alexnet", str(alexnet_file))
     stop = threading.Event()
     stop.set()
-    with pytest.raises(infer.Cancelled):
+    with pytest.raises(Cancelled):
         list(
             infer.run(
                 model,
-                index,
-                images,
+                Dataset(index, images),
                 infer.items_for_images(index, range(4)),
-                workers=0,
-                cancel=stop,
+                RunOptions(workers=0, cancel=stop),
             )
         )
 
@@ -122,11 +123,14 @@ def test_crops_decode_each_image_once(real, alexnet_file, monkeypatch):
     decoded = []
     real_load = infer.load_rgb
     monkeypatch.setattr(infer, "load_rgb", lambda p, s: decoded.append(p) or real_load(p, s))
-    got = {it.annotation_id: out for it, out, _ in infer.run(model, index, images, items, 16, 0)}
+    got = {
+        it.annotation_id: out
+        for it, out, _ in infer.run(model, Dataset(index, images), items, RunOptions(16, 0))
+    }
     assert len(decoded) == len({it.image_row for it in items})
     # the same outputs as one crop at a time
     for it in items[:: max(1, len(items) // 5)]:
-        ((_, single, _),) = infer.run(model, index, images, [it], 1, 0)
+        ((_, single, _),) = infer.run(model, Dataset(index, images), [it], RunOptions(1, 0))
         np.testing.assert_allclose(single, got[it.annotation_id], rtol=1e-4, atol=1e-6)
 
 
@@ -143,7 +147,9 @@ def test_progress_advances_per_batch_with_a_rate_and_time_left(sample_root):
         seen.append(rate(done, total))
 
     items = infer.items_for_images(index, range(6))
-    list(infer.run(model, index, sample_root / "val2017", items, 2, 0, progress))
+    list(
+        infer.run(model, Dataset(index, sample_root / "val2017"), items, RunOptions(2, 0, progress))
+    )
     # one call per batch (batches of at most 2 images of one size), counts rising to the end
     done = [int(t.split(" of ")[0]) for t in seen]
     assert len(seen) >= 3 and done == sorted(set(done)) and done[-1] == 6 and seen[-1] == "6 of 6"

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 
 from explorer.coco import masks
+from explorer.coco.dataset import Dataset
 from explorer.coco.labels import (
     VOC_COCO_IDS,
     VOC_NAMES,
 )
 from explorer.inference import cache, segmentation
 from explorer.inference import runner as infer
+from explorer.inference.options import RunOptions
 from explorer.models import (
     load_model,
 )
@@ -27,7 +29,7 @@ def test_segmentation_results_round_trip_through_pycocotools(real, mbv3_file):
     results = []
     labels_of = {}
     for it, (labels, scores), _ in cache.predict(
-        model, index, images, infer.items_for_images(index, rows)
+        model, Dataset(index, images), infer.items_for_images(index, rows)
     ):
         results += segmentation.coco_results(model, index, it.image_row, labels, scores)
         labels_of[int(index.images["id"][it.image_row])] = labels
@@ -48,10 +50,10 @@ def test_evaluate_agrees_with_a_hand_count(real, mbv3_file):
     index, images = real
     model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
     rows = [0, 1, 2, 3]
-    ev = segmentation.evaluate_segmentation(model, index, images, rows, "voc")
+    ev = segmentation.evaluate_segmentation(model, Dataset(index, images), rows, "voc")
     correct = total = 0
     for it, (labels, _), _ in cache.predict(
-        model, index, images, infer.items_for_images(index, rows)
+        model, Dataset(index, images), infer.items_for_images(index, rows)
     ):
         target, _ = masks.semantic_mask(index, it.image_row, "voc")
         keep = target != 255
@@ -71,7 +73,7 @@ def test_voc_model_on_the_sample_scores_no_shape_as_a_voc_class(sample_root, mbv
     assert space.space == "voc" and space.scorable == 0
     assert space.no_counterpart == [c["name"] for c in index.categories]
     ev = segmentation.evaluate_segmentation(
-        model, index, sample_root / "val2017", [0, 1], workers=0
+        model, Dataset(index, sample_root / "val2017"), [0, 1], options=RunOptions(workers=0)
     )
     truth_rows = np.array(ev["confusion"]).sum(1)
     assert truth_rows[0] > 0 and not truth_rows[1:].any()  # only background is true

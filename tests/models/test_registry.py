@@ -12,8 +12,10 @@ import torch
 from torch import nn
 
 from explorer.coco import open_index
+from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.inference import classification
+from explorer.inference.options import RunOptions
 from explorer.models import (
     ModelSpec,
     QuickPreset,
@@ -93,7 +95,7 @@ def test_a_registered_toy_model_trains_and_predicts(toy, sample_root, tmp_path):
     names = [c["name"] for c in index.categories]
     assert model.name == TOY and model.class_names == names and not model.untrained
     table = classification.classification_table(
-        model, index, sample_root / "val2017", True, [0, 1], workers=0
+        model, Dataset(index, sample_root / "val2017"), True, [0, 1], RunOptions(workers=0)
     )
     assert len(table) and table["mapped_category"].isin(names).all()
 

@@ -7,11 +7,13 @@ import torch
 import torchvision
 
 from explorer.coco import open_index
+from explorer.coco.dataset import Dataset
 from explorer.coco.labels import (
     VOC_NAMES,
 )
 from explorer.errors import ExplorerError
 from explorer.inference import classification
+from explorer.inference.options import RunOptions
 from explorer.models import (
     UNTRAINED,
     WeightsError,
@@ -130,7 +132,7 @@ def test_untrained_dataset_models_take_the_dataset_classes(sample_root):
     assert seg.class_names == ["background"] + [c["name"] for c in index.categories]
     cls = load_model("alexnet-classic", UNTRAINED, dataset_categories=index.categories)
     table = classification.classification_table(
-        cls, index, sample_root / "val2017", True, [0], workers=0
+        cls, Dataset(index, sample_root / "val2017"), True, [0], RunOptions(workers=0)
     )
     assert set(table["mapped_category"]) <= {c["name"] for c in index.categories}
     assert table["untrained"].all()

@@ -10,7 +10,9 @@ import sys
 import numpy as np
 
 from explorer.coco import open_index
+from explorer.coco.dataset import Dataset
 from explorer.inference.classification import classification_scores, classification_table
+from explorer.inference.options import RunOptions
 from explorer.models import load_model
 from explorer.training import distributed, runs
 from tests.helpers import ROOT, train_command
@@ -49,7 +51,9 @@ def test_torchrun_two_processes_write_one_run_that_evaluate_agrees_with(tiny_dat
     best = max(x["val_acc"] for x in rows if x["kind"] == "epoch")
     index = open_index(tiny_data["val_coco"])
     model = load_model(str(run / "best.pt"), device="cpu")
-    table = classification_table(model, index, ROOT / tiny_data["val_images"], True, workers=0)
+    table = classification_table(
+        model, Dataset(index, ROOT / tiny_data["val_images"]), True, options=RunOptions(workers=0)
+    )
     assert classification_scores(model, table, index.categories)["top1"] == best
 
 

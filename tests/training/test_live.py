@@ -8,7 +8,9 @@ import time
 
 import pytest
 
+from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
+from explorer.inference.options import RunOptions
 from explorer.models import load_model
 from explorer.training import runs, train
 from explorer.training.events import EpochEnd, Step
@@ -68,7 +70,9 @@ def test_alexnet_classic_at_a_smaller_size_reports_what_evaluate_finds(tiny_data
     # evaluation decodes the crops as training did: resized to 109 (96 x 1.14), centre 96
     assert (model.preprocess.resize, model.preprocess.crop) == (109, 96)
     index = open_index(tiny_data["val_coco"])
-    table = classification_table(model, index, Path(tiny_data["val_images"]), True, workers=0)
+    table = classification_table(
+        model, Dataset(index, Path(tiny_data["val_images"])), True, options=RunOptions(workers=0)
+    )
     scores = classification_scores(model, table, index.categories)
     (epoch,) = [r for r in runs.read_metrics(run) if r["kind"] == "epoch"]
     assert scores["objects"] > 0 and scores["top1"] == pytest.approx(epoch["val_acc"], abs=1e-9)

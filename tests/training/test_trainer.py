@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from explorer.coco import open_index
+from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.inference.classification import classification_table
+from explorer.inference.options import RunOptions
 from explorer.inference.segmentation import evaluate_segmentation
 from explorer.models import get_spec, load_model
 from explorer.training import Stopped, TrainConfig, runs, train
@@ -87,7 +89,7 @@ def test_classify_run_end_to_end(tiny_data, tmp_path):
         and not model.untrained
     )
     table = classification_table(
-        model, index, ROOT / tiny_data["val_images"], True, [0, 1], workers=0
+        model, Dataset(index, ROOT / tiny_data["val_images"]), True, [0, 1], RunOptions(workers=0)
     )
     assert len(table) and table["mapped_category"].isin(config["class_names"]).all()
 
@@ -121,12 +123,13 @@ def test_segment_run_end_to_end(tiny_data, tmp_path):
         and model.preprocess.resize == 64
     )
     index = open_index(tiny_data["val_coco"])
-    ev = evaluate_segmentation(model, index, ROOT / tiny_data["val_images"], [0, 1], workers=0)
+    val = Dataset(index, ROOT / tiny_data["val_images"])
+    ev = evaluate_segmentation(model, val, [0, 1], options=RunOptions(workers=0))
     assert ev["labels"] == "coco" and ev["images"] == 2 and 0 <= ev["pixel_acc"] <= 1
     # the run's validation is what evaluate gives for its best.pt on the whole split (the
     # training copy keeps its weights channels-last: a few pixels of float noise at most)
     rows = np.arange(index.num_images)
-    whole = evaluate_segmentation(model, index, ROOT / tiny_data["val_images"], rows, workers=0)
+    whole = evaluate_segmentation(model, val, rows, options=RunOptions(workers=0))
     best = max(epoch_lines(run), key=lambda e: e["val_miou"])
     assert abs(best["val_miou"] - whole["miou"]) < 1e-5
     assert abs(best["val_pixel_acc"] - whole["pixel_acc"]) < 1e-5
