@@ -66,13 +66,13 @@ def main() -> None:
 
     from explorer.coco import open_index
     from explorer.inference.runner import items_for_crops
-    from explorer.models import choose_device, load_model
+    from explorer.models import UNTRAINED, choose_device, load_model
 
     index = open_index(TINY / "annotations" / "instances_val2017.json")
     images = TINY / "val2017"
     items = items_for_crops(index, np.arange(index.num_images))
     device = choose_device(args.device)
-    model = load_model("alexnet", "untrained", device)
+    model = load_model("alexnet", UNTRAINED, device)
     print(
         f"machine: {platform.node()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
         f"device {device}; {len(items)} crops of {index.num_images} images, batch {args.batch}, "

@@ -36,10 +36,10 @@ def one(run: str, sample: str, method: str) -> dict:
     from explorer.coco import open_index
     from explorer.coco.dataset import Dataset
     from explorer.inference import embeddings
-    from explorer.models import load_model
+    from explorer.models import PUBLISHED, load_model
 
     index = open_index(Path(sample) / "annotations/instances_val2017.json")
-    model = load_model(run, None, "cpu", dataset_categories=index.categories)
+    model = load_model(run, PUBLISHED, "cpu", dataset_categories=index.categories)
     features = embeddings.feature_model(model)
     items = embeddings.items_for_crops(index, np.arange(index.num_images))
     got = {

@@ -99,7 +99,7 @@ def main() -> None:
     import torch
 
     from explorer.inference.outputs import codec_for
-    from explorer.models import choose_device, load_model
+    from explorer.models import UNTRAINED, choose_device, load_model
 
     device = choose_device(args.device)
     if device.startswith("cuda"):
@@ -117,7 +117,7 @@ def main() -> None:
         f"{'speed-up':>10}{'TFLOP/s':>9}"
     )
     for name in args.models.split(","):
-        model = load_model(name, "untrained", device)
+        model = load_model(name, UNTRAINED, device)
         few = paths[
             : max(8, args.images // (4 if name == "deeplabv3-resnet50" and device == "cpu" else 1))
         ]

@@ -138,7 +138,7 @@ def one_seed(args, seed: int) -> dict:
     from explorer.coco.dataset import Dataset
     from explorer.inference import mistakes
     from explorer.inference.pair import ModelPair
-    from explorer.models import load_model
+    from explorer.models import PUBLISHED, load_model
 
     runs, tmp = Path(args.runs), Path(args.tmp)
     sample = runs / "sample"
@@ -154,10 +154,16 @@ def one_seed(args, seed: int) -> dict:
     images = sample / "val2017"
     index = open_index(noisy, images=images)
     classifier = load_model(
-        args.classifier or str(runs / "cls"), None, args.device, dataset_categories=index.categories
+        args.classifier or str(runs / "cls"),
+        PUBLISHED,
+        args.device,
+        dataset_categories=index.categories,
     )
     segmenter = load_model(
-        args.segmenter or str(runs / "seg"), None, args.device, dataset_categories=index.categories
+        args.segmenter or str(runs / "seg"),
+        PUBLISHED,
+        args.device,
+        dataset_categories=index.categories,
     )
     everything = mistakes.Settings(min_wrong_label=0.0, min_bad_mask=0.0, min_missing=0.0)
     result = mistakes.find_mistakes(

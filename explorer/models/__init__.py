@@ -13,15 +13,29 @@ from explorer.models.registry import (
     register,
     unregister,
 )
-from explorer.models.weights import UNTRAINED, LoadedModel, WeightsError, load_model
+from explorer.models.weights import (
+    PUBLISHED,
+    UNTRAINED,
+    LoadedModel,
+    Published,
+    Untrained,
+    WeightsChoice,
+    WeightsFile,
+    load_model,
+    weights_choice,
+)
 
 __all__ = [
+    "PUBLISHED",
     "SMP_ENCODERS",
     "UNTRAINED",
     "LoadedModel",
+    "Published",
+    "Untrained",
+    "WeightsChoice",
+    "WeightsFile",
     "ModelSpec",
     "QuickPreset",
-    "WeightsError",
     "choose_device",
     "create_model",
     "get_spec",
@@ -30,4 +44,5 @@ __all__ = [
     "logits",
     "register",
     "unregister",
+    "weights_choice",
 ]

@@ -27,8 +27,46 @@ from explorer.models.registry import (
 from explorer.models.tasks import task_kind
 from explorer.paths import cache_dir
 
-UNTRAINED = "untrained"
 CHECKPOINT_FORMAT = "coco-explorer-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class Published:
+    """The model's published weights (torchvision's), downloaded into torch hub's folder when
+    absent and ``download`` allows it."""
+
+    download: bool = True
+
+
+@dataclass(frozen=True)
+class Untrained:
+    """Random weights, asked for by name (seeded: the same every time), labelled UNTRAINED
+    wherever a model's outputs are shown."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A state_dict file, a COCO Explorer checkpoint, or a training run folder (its best.pt,
+    else its last.pt)."""
+
+    path: Path
+
+
+WeightsChoice = Published | Untrained | WeightsFile
+PUBLISHED = Published()
+UNTRAINED = Untrained()
+UNTRAINED_WORD = "untrained"
+"""What a user types for :class:`Untrained` (``--weights untrained``)."""
+
+
+def weights_choice(text: str | Path | None) -> WeightsChoice:
+    """The choice a user's words name: nothing → published, ``untrained`` → random weights,
+    anything else a weights path (a CLI ``--weights``, the app's picker)."""
+    if text is None or str(text) == "":
+        return PUBLISHED
+    if str(text) == UNTRAINED_WORD:
+        return UNTRAINED
+    return WeightsFile(Path(text))
 
 
 @dataclass
@@ -186,7 +224,7 @@ def _fit(module, state: dict, source: str, name: str) -> None:
     module.load_state_dict(state, strict=True)
 
 
-def resolve_weights_path(weights: str) -> Path:
+def resolve_weights_path(weights: str | Path) -> Path:
     """A weights argument that is a path: a file, or a training run folder (its best.pt)."""
     path = Path(weights).expanduser()
     if path.is_dir():
@@ -219,10 +257,9 @@ class _Source:
 
 def load_model(
     name: str,
-    weights: str | None = None,
+    weights: WeightsChoice = PUBLISHED,
     device: str = "cpu",
     encoder: str | None = None,
-    download: bool = True,
     dataset_categories: list[dict] | None = None,
 ) -> LoadedModel:
     """Build a registry model and fill its weights.
@@ -230,30 +267,34 @@ def load_model(
     Args:
         name: a registry name, or a path to a training checkpoint / run folder (its own name
             and classes are read from it).
-        weights: None = the published weights; ``"untrained"`` = random init (labelled so
-            everywhere); else a state_dict file, checkpoint file or run folder.
+        weights: :class:`Published` (by default), :class:`Untrained` (random init, labelled so
+            everywhere) or a :class:`WeightsFile` (a state_dict, checkpoint or run folder).
         device: a resolved device (see ``explorer.models.device.choose_device``).
         encoder: the encoder of models built around one, given without a checkpoint.
-        download: try to download absent published weights.
         dataset_categories: the classes of an untrained dataset-class model (``alexnet-classic``,
             ``smp-*``): the dataset's categories (segmenters get a background class first).
 
     Raises:
         ExplorerError / WeightsError: unknown name, absent weights, or weights that do not fit.
     """
-    if weights is None and name not in list_models() and Path(name).expanduser().exists():
-        name, weights = "", name  # a checkpoint given as the model
+    if (
+        isinstance(weights, Published)
+        and name not in list_models()
+        and Path(name).expanduser().exists()
+    ):
+        name, weights = "", WeightsFile(Path(name))  # a checkpoint given as the model
     source = _given_weights(name, weights)
     name = name or source.model
     if not name:
-        raise WeightsError(f"{weights}: cannot tell which model this is")
+        raise WeightsError(f"{name or source.label}: cannot tell which model this is")
     spec = get_spec(name)
-    if weights is None:
-        source = _published(spec, download)
+    if isinstance(weights, Published):
+        source = _published(spec, weights.download)
     ckpt = source.checkpoint or {}
     encoder = ckpt.get("encoder") or encoder or spec.default_encoder
     class_names, category_ids = _labels(spec, source, dataset_categories)
-    module = _filled_module(spec, source, len(class_names), encoder, str(weights or source.label))
+    origin = str(weights.path) if isinstance(weights, WeightsFile) else source.label
+    module = _filled_module(spec, source, len(class_names), encoder, origin)
     _to_device(module, device)
     return LoadedModel(
         name=name,
@@ -264,20 +305,20 @@ def load_model(
         label_space=ckpt.get("label_space", spec.label_space),
         weights_label=source.label,
         weights_key=source.key,
-        untrained=weights == UNTRAINED,
+        untrained=isinstance(weights, Untrained),
         preprocess=Preprocess(**ckpt["preprocess"]) if ckpt.get("preprocess") else spec.preprocess,
         category_ids=category_ids,
         encoder=encoder if spec.encoders else None,
     )
 
 
-def _given_weights(name: str, weights: str | None) -> _Source:
-    """Random weights, a weights file or a checkpoint (None: the published ones, read later)."""
-    if weights == UNTRAINED:
+def _given_weights(name: str, weights: WeightsChoice) -> _Source:
+    """Random weights, a weights file or a checkpoint (published ones are read later)."""
+    if isinstance(weights, Untrained):
         return _Source(None, None, "untrained (random init)", "untrained:seed0")
-    if weights is None:
+    if isinstance(weights, Published):
         return _Source(None, None, "", "")
-    path = resolve_weights_path(weights)
+    path = resolve_weights_path(weights.path)
     loaded = _torch_load(path)
     key = f"file:{file_key(path)}"
     if isinstance(loaded, dict) and loaded.get("format") == CHECKPOINT_FORMAT:

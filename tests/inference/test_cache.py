@@ -9,13 +9,14 @@ from explorer.inference import classification
 from explorer.inference import runner as infer_runner
 from explorer.inference.options import RunOptions
 from explorer.models import (
+    WeightsFile,
     load_model,
 )
 
 
 def test_cache_answers_without_running_the_model(real, alexnet_file, monkeypatch):
     index, images = real
-    model = load_model("alexnet", str(alexnet_file))
+    model = load_model("alexnet", WeightsFile(alexnet_file))
     first = classification.classification_table(
         model, Dataset(index, images), crops=True, image_rows=[0, 1], options=RunOptions(workers=0)
     )

@@ -16,7 +16,7 @@ from explorer.errors import ExplorerError
 from explorer.inference import cache, embeddings, runner
 from explorer.inference.options import RunOptions
 from explorer.inference.runner import items_for_crops
-from explorer.models import load_model
+from explorer.models import PUBLISHED, load_model
 from explorer.models.features import feature_model
 from tests.helpers import ROOT
 
@@ -25,7 +25,9 @@ from tests.helpers import ROOT
 def val(quick_runs, sample_root):
     ann = sample_root / "annotations/instances_val2017.json"
     index = open_index(ann, images=sample_root / "val2017")
-    model = load_model(str(quick_runs["cls"]), None, "cpu", dataset_categories=index.categories)
+    model = load_model(
+        str(quick_runs["cls"]), PUBLISHED, "cpu", dataset_categories=index.categories
+    )
     return index, sample_root / "val2017", model
 
 
@@ -98,7 +100,7 @@ def test_features_are_the_penultimate_layer_and_cached_apart(val):
 
 def test_a_segmenter_has_no_map(quick_runs, val):
     index, images, _ = val
-    seg = load_model(str(quick_runs["seg"]), None, "cpu", dataset_categories=index.categories)
+    seg = load_model(str(quick_runs["seg"]), PUBLISHED, "cpu", dataset_categories=index.categories)
     with pytest.raises(ExplorerError, match="from a classifier"):
         embeddings.embed(seg, Dataset(index, images))
     with pytest.raises(ExplorerError, match="choose one of"):

@@ -19,7 +19,7 @@ from explorer.inference import mistakes, runner
 from explorer.inference.options import RunOptions
 from explorer.inference.pair import ModelPair
 from explorer.inference.runner import Item
-from explorer.models import load_model
+from explorer.models import PUBLISHED, WeightsFile, load_model
 from tests.helpers import ROOT
 
 
@@ -31,8 +31,8 @@ def noisy(quick_runs, sample_root, tmp_path_factory):
     planted = plant(sample_root / "annotations/instances_val2017.json", path, 7, 0.06, 0.06, 0.06)
     images = sample_root / "val2017"
     index = open_index(path, images=images)
-    cls = load_model(str(quick_runs["cls"]), None, "cpu", dataset_categories=index.categories)
-    seg = load_model(str(quick_runs["seg"]), None, "cpu", dataset_categories=index.categories)
+    cls = load_model(str(quick_runs["cls"]), PUBLISHED, "cpu", dataset_categories=index.categories)
+    seg = load_model(str(quick_runs["seg"]), PUBLISHED, "cpu", dataset_categories=index.categories)
     everything = mistakes.Settings(min_wrong_label=0, min_bad_mask=0, min_missing=0)
     result = mistakes.find_mistakes(
         ModelPair(cls, seg),
@@ -106,7 +106,7 @@ def test_a_second_run_reads_the_cache(noisy, monkeypatch):
 def test_a_classifier_that_cannot_name_the_categories_does_not_count(noisy, alexnet_file):
     """ImageNet's AlexNet has no label for the sample's shapes: only the segmenter judges."""
     _, index, images, _, seg, _, _ = noisy
-    imagenet = load_model("alexnet", str(alexnet_file), "cpu")
+    imagenet = load_model("alexnet", WeightsFile(alexnet_file), "cpu")
     rows = np.arange(10)
     result = mistakes.find_mistakes(
         ModelPair(imagenet, seg), Dataset(index, images), rows, options=RunOptions(workers=0)

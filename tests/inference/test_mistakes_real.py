@@ -11,15 +11,15 @@ from explorer.coco.labels import dataset_label_map
 from explorer.inference import embeddings, mistakes
 from explorer.inference.options import RunOptions
 from explorer.inference.pair import ModelPair
-from explorer.models import load_model
+from explorer.models import WeightsFile, load_model
 
 ROWS = np.arange(6)
 
 
 def test_only_categories_a_model_can_name_are_judged(real, alexnet_file, mbv3_file):
     index, images = real
-    cls = load_model("alexnet", str(alexnet_file), "cpu")
-    seg = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file), "cpu")
+    cls = load_model("alexnet", WeightsFile(alexnet_file), "cpu")
+    seg = load_model("deeplabv3-mobilenet-v3-large", WeightsFile(mbv3_file), "cpu")
     result = mistakes.find_mistakes(
         ModelPair(cls, seg), Dataset(index, images), ROWS, options=RunOptions(workers=0)
     )
@@ -39,7 +39,7 @@ def test_only_categories_a_model_can_name_are_judged(real, alexnet_file, mbv3_fi
 
 def test_the_map_of_real_objects_has_one_point_each(real, alexnet_file):
     index, images = real
-    cls = load_model("alexnet", str(alexnet_file), "cpu")
+    cls = load_model("alexnet", WeightsFile(alexnet_file), "cpu")
     m = embeddings.embed(cls, Dataset(index, images), ROWS, "pca", RunOptions(workers=0))
     anns = index.annotations
     kept = {

@@ -13,7 +13,7 @@ from explorer.errors import ExplorerError
 from explorer.inference import runner as infer
 from explorer.inference.cache import predict
 from explorer.inference.options import RunOptions
-from explorer.models import load_model
+from explorer.models import WeightsFile, load_model
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -r requirements.txt)")
 from explorer.inference.ray_engine import RayEngine  # noqa: E402
@@ -29,7 +29,7 @@ def _cluster():
 
 def test_crops_on_ray_equal_local(real, alexnet_file):
     index, images = real
-    model = load_model("alexnet", str(alexnet_file))
+    model = load_model("alexnet", WeightsFile(alexnet_file))
     items = infer.items_for_crops(index, range(3))
     local = {
         it.key: out
@@ -48,7 +48,7 @@ def test_features_on_ray_equal_local(real, alexnet_file):
     from explorer.models.features import feature_model
 
     index, images = real
-    model = feature_model(load_model("alexnet", str(alexnet_file)))
+    model = feature_model(load_model("alexnet", WeightsFile(alexnet_file)))
     items = infer.items_for_crops(index, range(2))
     local = {
         it.key: out
@@ -65,7 +65,7 @@ def test_features_on_ray_equal_local(real, alexnet_file):
 
 def test_segmentation_on_ray_equals_local(real, mbv3_file):
     index, images = real
-    model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
+    model = load_model("deeplabv3-mobilenet-v3-large", WeightsFile(mbv3_file))
     items = infer.items_for_images(index, range(2))
     local = {
         it.key: out
@@ -88,7 +88,7 @@ def test_unreadable_image_is_a_record_and_the_cache_resumes(real, alexnet_file, 
     items = infer.items_for_images(index, range(3))
     broken = folder / str(index.images["file_name"][1])
     broken.write_bytes(b"not an image")
-    model = load_model("alexnet", str(alexnet_file))
+    model = load_model("alexnet", WeightsFile(alexnet_file))
     first = {
         p.item.image_row: p
         for p in predict(model, Dataset(index, folder), items, RunOptions(engine=ENGINE))

@@ -15,13 +15,14 @@ from explorer.inference import runner as infer
 from explorer.inference.options import RunOptions
 from explorer.models import (
     UNTRAINED,
+    WeightsFile,
     load_model,
 )
 
 
 def test_runner_batches_equal_single_images(real, mbv3_file):
     index, images = real
-    model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
+    model = load_model("deeplabv3-mobilenet-v3-large", WeightsFile(mbv3_file))
     rows = list(range(6))
     batched = {
         it.image_row: out
@@ -41,7 +42,7 @@ def test_gpu_decode_path_matches_on_cpu(real, alexnet_file):
     """The JPEG-bytes path (used on CUDA) gives the same inputs as the PIL path (run on the CPU
     here)."""
     index, images = real
-    model = load_model("alexnet", str(alexnet_file))
+    model = load_model("alexnet", WeightsFile(alexnet_file))
     items = infer.items_for_images(index, range(3))
     paths = [str(images / index.images["file_name"][i]) for i in range(3)]
     sizes = [(int(index.images["width"][i]), int(index.images["height"][i])) for i in range(3)]
@@ -64,7 +65,7 @@ def test_gpu_decode_path_matches_on_cpu(real, alexnet_file):
 
 def test_cancel_stops_a_run(real, alexnet_file):
     index, images = real
-    model = load_model("alexnet", str(alexnet_file))
+    model = load_model("alexnet", WeightsFile(alexnet_file))
     stop = threading.Event()
     stop.set()
     with pytest.raises(Cancelled):
@@ -116,7 +117,7 @@ def test_cuda_out_of_memory_halves_the_batch(monkeypatch):
 def test_crops_decode_each_image_once(real, alexnet_file, monkeypatch):
     """Issue 12: each crop decoded its whole JPEG again (804 decodes for 80 images)."""
     index, images = real
-    model = load_model("alexnet", str(alexnet_file))
+    model = load_model("alexnet", WeightsFile(alexnet_file))
     rows = list(range(12))
     items = infer.items_for_crops(index, rows)
     assert len(items) > 3 * len(rows)  # several objects per image

@@ -16,6 +16,7 @@ from explorer.inference import cache, segmentation
 from explorer.inference import runner as infer
 from explorer.inference.options import RunOptions
 from explorer.models import (
+    WeightsFile,
     load_model,
 )
 from tests.helpers import pycoco, tiny
@@ -23,7 +24,7 @@ from tests.helpers import pycoco, tiny
 
 def test_segmentation_results_round_trip_through_pycocotools(real, mbv3_file):
     index, images = real
-    model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
+    model = load_model("deeplabv3-mobilenet-v3-large", WeightsFile(mbv3_file))
     ref = pycoco(tiny("val2017")[0])
     rows = [0, 1, 2]
     results = []
@@ -48,7 +49,7 @@ def test_segmentation_results_round_trip_through_pycocotools(real, mbv3_file):
 
 def test_evaluate_agrees_with_a_hand_count(real, mbv3_file):
     index, images = real
-    model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
+    model = load_model("deeplabv3-mobilenet-v3-large", WeightsFile(mbv3_file))
     rows = [0, 1, 2, 3]
     ev = segmentation.evaluate_segmentation(model, Dataset(index, images), rows, "voc")
     correct = total = 0
@@ -68,7 +69,7 @@ def test_voc_model_on_the_sample_scores_no_shape_as_a_voc_class(sample_root, mbv
     from explorer.coco import open_index
 
     index = open_index(sample_root / "annotations" / "instances_val2017.json")
-    model = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
+    model = load_model("deeplabv3-mobilenet-v3-large", WeightsFile(mbv3_file))
     space = segmentation.eval_space(model, index)
     assert space.space == "voc" and space.scorable == 0
     assert space.no_counterpart == [c["name"] for c in index.categories]

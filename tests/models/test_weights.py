@@ -11,12 +11,13 @@ from explorer.coco.dataset import Dataset
 from explorer.coco.labels import (
     VOC_NAMES,
 )
-from explorer.errors import ExplorerError
+from explorer.errors import ExplorerError, WeightsError
 from explorer.inference import classification
 from explorer.inference.options import RunOptions
 from explorer.models import (
     UNTRAINED,
-    WeightsError,
+    Published,
+    WeightsFile,
     choose_device,
     create_model,
     list_models,
@@ -52,13 +53,13 @@ def test_alexnet_classic_layout():
 
 
 def test_weights_from_a_saved_state_dict(alexnet_file, mbv3_file):
-    m = load_model("alexnet", str(alexnet_file))
+    m = load_model("alexnet", WeightsFile(alexnet_file))
     ref = torchvision.models.alexnet()
     ref.load_state_dict(torch.load(alexnet_file, weights_only=True))
     x = torch.randn(1, 3, 224, 224)
     assert torch.allclose(m.module(x), ref.eval()(x))
     assert m.weights_label == "file alexnet.pth" and not m.untrained and len(m.class_names) == 1000
-    seg = load_model("deeplabv3-mobilenet-v3-large", str(mbv3_file))
+    seg = load_model("deeplabv3-mobilenet-v3-large", WeightsFile(mbv3_file))
     assert seg.module.aux_classifier is None and seg.class_names == list(VOC_NAMES)
 
 
@@ -68,12 +69,12 @@ def test_mismatched_and_bad_files_give_clear_errors(alexnet_file, tmp_path):
         match=r"does not fit deeplabv3-mobilenet-v3-large; missing keys: .*"
         r"unexpected keys: features\.0\.weight",
     ):
-        load_model("deeplabv3-mobilenet-v3-large", str(alexnet_file))
+        load_model("deeplabv3-mobilenet-v3-large", WeightsFile(alexnet_file))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="not a loadable weights file"):
-        load_model("alexnet", str(tmp_path / "junk.pth"))
+        load_model("alexnet", WeightsFile(tmp_path / "junk.pth"))
     with pytest.raises(WeightsError, match="weights file not found"):
-        load_model("alexnet", str(tmp_path / "none.pth"))
+        load_model("alexnet", WeightsFile(tmp_path / "none.pth"))
 
 
 def test_weights_only_refuses_pickled_code(tmp_path):
@@ -83,7 +84,7 @@ def test_weights_only_refuses_pickled_code(tmp_path):
 
     torch.save({"x": Evil()}, tmp_path / "evil.pth")
     with pytest.raises(WeightsError) as e:
-        load_model("alexnet", str(tmp_path / "evil.pth"))
+        load_model("alexnet", WeightsFile(tmp_path / "evil.pth"))
     # one line, and no advice to turn the safety off (PyTorch's own message advises it)
     assert str(e.value) == (
         f"{tmp_path / 'evil.pth'}: not a plain weights file: it holds Python objects that are "
@@ -94,7 +95,7 @@ def test_weights_only_refuses_pickled_code(tmp_path):
 def test_absent_published_weights_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     with pytest.raises(WeightsError) as e:
-        load_model("deeplabv3-resnet50", download=False)
+        load_model("deeplabv3-resnet50", Published(download=False))
     assert "deeplabv3_resnet50_coco-cd0a2569.pth" in str(e.value) and str(tmp_path / "th") in str(
         e.value
     )
@@ -108,7 +109,7 @@ def test_published_weights_found_in_torch_home(monkeypatch, tmp_path, alexnet_fi
     dest = tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(alexnet_file.read_bytes())
-    m = load_model("alexnet", download=False)
+    m = load_model("alexnet", Published(download=False))
     assert m.weights_label == "published AlexNet_Weights.IMAGENET1K_V1"
 
 
