@@ -153,9 +153,9 @@ def label_space_tables():
 
 def weights_stamp(weights: str) -> str:
     """Changes when a weights file is rewritten (a run's best.pt after each better epoch)."""
-    from explorer.models.weights import UNTRAINED, file_key, resolve_weights_path
+    from explorer.models.weights import WeightsFile, file_key, resolve_weights_path, weights_choice
 
-    if not weights or weights == UNTRAINED:
+    if not isinstance(weights_choice(weights), WeightsFile):
         return ""
     try:
         return file_key(resolve_weights_path(weights))
@@ -166,12 +166,18 @@ def weights_stamp(weights: str) -> str:
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def load_model(name: str, weights: str, device: str, encoder: str, annotations: str, stamp: str):
     """A model, once per (name, weights, device, encoder, weights stamp) per process, shared by
-    all sessions. ``annotations`` gives an untrained dataset-class model its classes."""
+    all sessions (keyed by strings: ``weights`` as a user gives it, see ``weights_choice``).
+    ``annotations`` gives an untrained dataset-class model its classes."""
     from explorer.models import load_model as load
+    from explorer.models import weights_choice
 
     categories = get_index(annotations).categories if annotations else None
     return load(
-        name, weights or None, device, encoder=encoder or None, dataset_categories=categories
+        name,
+        weights_choice(weights),
+        device,
+        encoder=encoder or None,
+        dataset_categories=categories,
     )
 
 

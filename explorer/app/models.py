@@ -78,8 +78,7 @@ def _weights_choice(name: str, key: str, choice_column, path_column) -> tuple[st
     """``(choice, weights argument)``: the radio's choice (None: nothing chosen yet, when the
     published weights are not on this machine) and the weights it asks for ('' = published,
     '' too for "File" without a path yet)."""
-    from explorer.models import UNTRAINED
-    from explorer.models.weights import published_here
+    from explorer.models.weights import UNTRAINED_WORD, published_here
 
     choice = choice_column.radio(
         "Weights",
@@ -98,7 +97,7 @@ def _weights_choice(name: str, key: str, choice_column, path_column) -> tuple[st
         placeholder="runs/… or alexnet.pth",
     )
     if choice != _FILE:
-        return choice, UNTRAINED if choice == _UNTRAINED else ""
+        return choice, UNTRAINED_WORD if choice == _UNTRAINED else ""
     upload = st.file_uploader(
         "…or upload a weights file (.pth / .pt)", type=["pth", "pt"], key=f"{key}_upload"
     )
@@ -134,7 +133,8 @@ def _no_weights(name: str, task: Task, key: str) -> None:
 
 def _registry_model(name: str, task: Task, key: str, device: str, annotations: str):
     """The weights widgets of a registry model and the model they load (or None, said why)."""
-    from explorer.models import UNTRAINED, get_spec
+    from explorer.models import get_spec
+    from explorer.models.weights import UNTRAINED_WORD
 
     c2, c3 = st.columns([3, 4])
     choice, weights = _weights_choice(name, key, c2, c3)
@@ -149,7 +149,7 @@ def _registry_model(name: str, task: Task, key: str, device: str, annotations: s
     if choice == _FILE and not weights:
         st.info("Give a weights file or a training run folder.")
         return None
-    learns_classes = spec.label_space == "dataset" and weights == UNTRAINED
+    learns_classes = spec.label_space == "dataset" and weights == UNTRAINED_WORD
     model = _load(name, weights, device, encoder, annotations if learns_classes else "")
     if model is None:
         return None

@@ -13,6 +13,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NotRequired, TypedDict
 
 from explorer.coco.labels import VOC_NAMES, dataset_label_map
 from explorer.errors import WeightsError
@@ -28,6 +29,26 @@ from explorer.models.tasks import task_kind
 from explorer.paths import cache_dir
 
 CHECKPOINT_FORMAT = "coco-explorer-checkpoint/1"
+
+
+class Checkpoint(TypedDict):
+    """A COCO Explorer checkpoint (``best.pt``, ``last.pt``): the weights and everything a
+    loader needs to read the model's outputs honestly; ``last.pt`` adds the optimiser."""
+
+    format: str
+    model: str
+    encoder: str | None
+    task: str
+    label_space: str
+    class_names: list[str]
+    category_ids: list[int | None]
+    preprocess: dict[str, Any]
+    state_dict: dict[str, Any]
+    epoch: int
+    step: int
+    best: float
+    best_epoch: int
+    optimizer: NotRequired[dict[str, Any]]
 
 
 @dataclass(frozen=True)

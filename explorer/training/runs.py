@@ -19,11 +19,66 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
 
 from explorer.errors import ExplorerError, StorageError
-from explorer.paths import atomic_file, atomic_write_json, cache_dir, storage_guard
+from explorer.paths import (
+    atomic_file,
+    atomic_write_bytes,
+    atomic_write_json,
+    cache_dir,
+    storage_guard,
+)
+from explorer.types import JobStatus
+
+if TYPE_CHECKING:
+    from explorer.models.weights import Checkpoint
+    from explorer.training.events import EpochRecord, StepRecord
+
+
+class RunStatus(TypedDict):
+    """``status.json``: where a run stands (rewritten after every epoch and at its end)."""
+
+    status: JobStatus
+    message: str
+    epoch: int
+    planned_epochs: int
+    asked_epochs: int
+    budget_note: str
+    started: float
+    seconds: float
+    step: int
+    best: float
+    best_epoch: int
+    metric: str
+    updated: NotRequired[float]
+
+
+class DatasetRecord(TypedDict):
+    """``config.json``'s ``dataset``: which files a run trained and validated on."""
+
+    train: str
+    train_fingerprint: str
+    val: str
+    val_fingerprint: str
+    train_images: int
+    val_images: int
+
+
+class RunConfig(TypedDict):
+    """``config.json``: every setting of a run and what it was trained on, written once."""
+
+    settings: dict[str, Any]
+    dataset: DatasetRecord
+    class_names: list[str]
+    category_ids: list[int | None]
+    device: str
+    world_size: int
+    versions: dict[str, str]
+    notes: list[str]
+    created: float
 
 
 def runs_root() -> Path:
@@ -35,7 +90,7 @@ def default_out(task: str, model: str) -> Path:
     return runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{task}-{model}"
 
 
-def save_checkpoint(obj: dict, path: Path) -> None:
+def save_checkpoint(obj: Checkpoint, path: Path) -> None:
     """torch.save through a temporary name: a crash never leaves half a checkpoint; Ctrl-C or
     SIGTERM (torchrun stopping its workers) waits until it is written, so the epoch is kept
     and the run ends "stopped", not torn."""
@@ -68,14 +123,14 @@ def _signals_held():
             signal.raise_signal(received[0])
 
 
-def write_status(run: Path, status: dict) -> None:
+def write_status(run: Path, status: RunStatus) -> None:
     """Write ``status.json``; an end status ("failed", "stopped", ...) is written even on a full
     disk, so that a run that ended never stays "running".
 
     Raises:
         StorageError: the disk is full (an end status: not even the in-place write fitted).
     """
-    body = {**status, "updated": time.time()}
+    body: RunStatus = {**status, "updated": time.time()}
     try:
         atomic_write_json(run / "status.json", body)
     except StorageError:
@@ -87,8 +142,71 @@ def write_status(run: Path, status: dict) -> None:
             (run / "status.json").write_text(json.dumps(body, indent=1))
 
 
-def write_config(run: Path, config: dict) -> None:
+def write_config(run: Path, config: RunConfig) -> None:
     atomic_write_json(run / "config.json", config)
+
+
+class RunLogs:
+    """``metrics.jsonl`` and TensorBoard, written side by side (a full disk: StorageError).
+
+    ``purge_step``: a resumed run's step, from which TensorBoard forgets what the killed run
+    wrote after its last checkpoint.
+    """
+
+    def __init__(self, run: Path, purge_step: int | None):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run = run
+        with storage_guard(run):
+            self.writer = SummaryWriter(str(run), purge_step=purge_step)
+            self.metrics = open(run / "metrics.jsonl", "a")
+
+    def step(self, record: StepRecord) -> None:
+        # flushed (not fsynced) line by line: the live curves read the file while the run writes
+        with storage_guard(self.run):
+            self.metrics.write(json.dumps(record) + "\n")
+            self.metrics.flush()
+            self.writer.add_scalar("train/loss_step", record["train_loss"], record["step"])
+
+    def epoch(self, record: EpochRecord) -> None:
+        with storage_guard(self.run):
+            self.metrics.write(json.dumps(record) + "\n")
+            self.metrics.flush()
+            for k, v in record.items():
+                if k.startswith(("train_", "val_")):
+                    self.writer.add_scalar(f"epoch/{k}", v, record["step"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        with storage_guard(self.run):
+            try:
+                self.metrics.close()
+            finally:
+                self.writer.close()
+
+
+class NoLogs(RunLogs):
+    """What the processes other than rank 0 write: nothing."""
+
+    def __init__(self) -> None:
+        pass
+
+    def step(self, record: StepRecord) -> None:
+        pass
+
+    def epoch(self, record: EpochRecord) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def cut_metrics(run: Path, step: int, epoch: int) -> None:
+    """Keep the metrics.jsonl lines up to ``step`` and ``epoch`` (a resumed run continues an
+    unbroken history from its last checkpoint); torn lines go too."""
+    kept = [r for r in read_metrics(run) if r["step"] <= step and r.get("epoch", 0) <= epoch]
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    atomic_write_bytes(run / "metrics.jsonl", text.encode())
 
 
 def versions() -> dict:

@@ -9,7 +9,6 @@ bookkeeping. What differs between models is asked of their registry record.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import threading
 import time
@@ -27,8 +26,8 @@ from explorer.models import create_model, get_spec
 from explorer.models.device import choose_device, cpu_threads
 from explorer.models.preprocess import Preprocess
 from explorer.models.registry import ModelSpec
-from explorer.models.weights import CHECKPOINT_FORMAT, load_model
-from explorer.paths import atomic_write_bytes, remove_stale_temporaries, storage_guard
+from explorer.models.weights import CHECKPOINT_FORMAT, Checkpoint, load_model
+from explorer.paths import remove_stale_temporaries
 from explorer.training import data, distributed, runs
 from explorer.training.config import TrainConfig
 from explorer.training.distributed import World
@@ -38,7 +37,6 @@ from explorer.training.events import (
     Event,
     Loading,
     Step,
-    StepRecord,
 )
 from explorer.training.tasks import Split, StepInputs, train_task
 from explorer.types import IGNORE_LABEL, JobStatus
@@ -55,57 +53,6 @@ class _EpochPlan:
     schedule: Callable[[float, int, int, int], float]
     warmup: int
     class_weights: torch.Tensor | None
-
-
-class _Logs:
-    """``metrics.jsonl`` and TensorBoard, written side by side (a full disk: StorageError)."""
-
-    def __init__(self, run: Path, purge_step: int | None):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.run = run
-        with storage_guard(run):
-            self.writer = SummaryWriter(str(run), purge_step=purge_step)
-            self.metrics = open(run / "metrics.jsonl", "a")
-
-    def step(self, record: StepRecord) -> None:
-        # flushed (not fsynced) line by line: the live curves read the file while the run writes
-        with storage_guard(self.run):
-            self.metrics.write(json.dumps(record) + "\n")
-            self.metrics.flush()
-            self.writer.add_scalar("train/loss_step", record["train_loss"], record["step"])
-
-    def epoch(self, record: EpochRecord) -> None:
-        with storage_guard(self.run):
-            self.metrics.write(json.dumps(record) + "\n")
-            self.metrics.flush()
-            for k, v in record.items():
-                if k.startswith(("train_", "val_")):
-                    self.writer.add_scalar(f"epoch/{k}", v, record["step"])
-            self.writer.flush()
-
-    def close(self) -> None:
-        with storage_guard(self.run):
-            try:
-                self.metrics.close()
-            finally:
-                self.writer.close()
-
-
-class _NoLogs(_Logs):
-    """What the processes other than rank 0 write: nothing."""
-
-    def __init__(self) -> None:
-        pass
-
-    def step(self, record: StepRecord) -> None:
-        pass
-
-    def epoch(self, record: EpochRecord) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class Session:
@@ -203,7 +150,7 @@ class Session:
         if spec.pretrained_note:
             self.notes.append(spec.pretrained_note)
 
-    def describe(self) -> dict:
+    def describe(self) -> runs.RunConfig:
         return {
             "settings": {k: v for k, v in vars(self.cfg).items()},
             "dataset": {
@@ -223,7 +170,7 @@ class Session:
             "created": time.time(),
         }
 
-    def status(self) -> dict:
+    def status(self, status: JobStatus, message: str = "") -> runs.RunStatus:
         return {
             "epoch": self.epoch,
             "planned_epochs": self.planned,
@@ -235,12 +182,14 @@ class Session:
             "best": self.best,
             "best_epoch": self.best_epoch,
             "metric": self.task.metric.name,
+            "status": status,
+            "message": message,
         }
 
     def write_status(self, status: JobStatus, message: str = "") -> None:
         if not self.world.main:
             return
-        runs.write_status(self.run_dir, {**self.status(), "status": status, "message": message})
+        runs.write_status(self.run_dir, self.status(status, message))
 
     # ------------------------------------------------------------------ data
 
@@ -272,10 +221,10 @@ class Session:
         """How inference must read images for this model (saved in every checkpoint)."""
         return Preprocess(**self.task.preprocess_record(self.cfg))
 
-    def _checkpoint(self, with_state: bool) -> dict:
+    def _checkpoint(self, with_state: bool) -> Checkpoint:
         cfg = self.cfg
         prep = self.task.preprocess_record(cfg)
-        ckpt = {
+        ckpt: Checkpoint = {
             "format": CHECKPOINT_FORMAT,
             "model": cfg.model,
             "encoder": cfg.encoder,
@@ -302,16 +251,8 @@ class Session:
         path = self.run_dir / "last.pt"
         if path.is_file():
             self._load_last(path)
-        if not self.world.main:
-            return
-        # torn lines are skipped (read_metrics); the unfinished epoch is dropped here
-        kept = [
-            r
-            for r in runs.read_metrics(self.run_dir)
-            if r["step"] <= self.step and r.get("epoch", 0) <= self.epoch
-        ]
-        text = "".join(json.dumps(r) + "\n" for r in kept)
-        atomic_write_bytes(self.run_dir / "metrics.jsonl", text.encode())
+        if self.world.main:  # the unfinished epoch's lines go
+            runs.cut_metrics(self.run_dir, self.step, self.epoch)
 
     def _load_last(self, path: Path) -> None:
         try:
@@ -337,7 +278,7 @@ class Session:
         train_set, val_set = self._load()
         plan = self._plan(train_set)
         main = self.world.main
-        logs = _Logs(self.run_dir, self.step if resume else None) if main else _NoLogs()
+        logs = runs.RunLogs(self.run_dir, self.step if resume else None) if main else runs.NoLogs()
         try:
             while self.epoch < self.planned:
                 epoch_start = time.perf_counter()
@@ -391,7 +332,7 @@ class Session:
         )
 
     def train_one_epoch(
-        self, train_set: data.Tensors, plan: _EpochPlan, logs: _Logs
+        self, train_set: data.Tensors, plan: _EpochPlan, logs: runs.RunLogs
     ) -> tuple[list[float], float]:
         """One pass over the training set; returns the step losses and the last learning rate."""
         cfg = self.cfg
@@ -443,7 +384,9 @@ class Session:
         sampler.set_epoch(self.epoch)
         return torch.tensor(list(sampler))
 
-    def _log_step(self, logs: _Logs, plan: _EpochPlan, batch, loss, lr, images_per_s) -> None:
+    def _log_step(
+        self, logs: runs.RunLogs, plan: _EpochPlan, batch, loss, lr, images_per_s
+    ) -> None:
         """The step's metrics.jsonl line (on disk at once) and its progress event."""
         logs.step(
             {
