@@ -154,11 +154,23 @@ def summarise(objects: list[ObjectRow]) -> Summary:
 
 
 @dataclass(frozen=True)
+class CompareSettings:
+    """What the per-image rows report: a category is "present" in the segmentation when it
+    covers at least ``present_fraction`` of the image; the classifier's ``top_k`` labels."""
+
+    present_fraction: float = 0.02
+    top_k: int = 5
+
+
+@dataclass(frozen=True)
 class _Labels:
-    """The two models and how their labels meet the dataset's categories."""
+    """The two models, the dataset, how the models' labels meet its categories, and what the
+    per-image rows report."""
 
     classifier: LoadedModel
     segmenter: LoadedModel
+    index: CocoIndex
+    settings: CompareSettings
     names: dict[int, str]  # dataset category id -> name
     cls_map: list[int | None]  # model label -> dataset category id (None: no counterpart)
     seg_map: list[int | None]
@@ -166,28 +178,21 @@ class _Labels:
     seg_reach: frozenset[int]
 
     @classmethod
-    def of(cls, classifier: LoadedModel, segmenter: LoadedModel, index: CocoIndex) -> _Labels:
+    def of(cls, models: ModelPair, index: CocoIndex, settings: CompareSettings) -> _Labels:
         cats = index.categories
-        cls_map = classifier.category_of_label(cats)
-        seg_map = segmenter.category_of_label(cats)
+        cls_map = models.classifier.category_of_label(cats)
+        seg_map = models.segmenter.category_of_label(cats)
         return cls(
-            classifier,
-            segmenter,
+            models.classifier,
+            models.segmenter,
+            index,
+            settings,
             {c["id"]: c["name"] for c in cats},
             cls_map,
             seg_map,
             frozenset(m for m in cls_map if m is not None),
             frozenset(m for m in seg_map if m is not None),
         )
-
-
-@dataclass(frozen=True)
-class CompareSettings:
-    """What the per-image rows report: a category is "present" in the segmentation when it
-    covers at least ``present_fraction`` of the image; the classifier's ``top_k`` labels."""
-
-    present_fraction: float = 0.02
-    top_k: int = 5
 
 
 def compare(
@@ -204,7 +209,7 @@ def compare(
     index = dataset.index
     classifier, segmenter = models.classifier, models.segmenter
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
-    lab = _Labels.of(classifier, segmenter, index)
+    lab = _Labels.of(models, index, settings)
     part = split_progress(options.progress, 3)
     crop_items, image_items = items_for_crops(index, rows), items_for_images(index, rows)
     crops = {
@@ -219,9 +224,8 @@ def compare(
     images: list[ImageRow] = []
     for it, out, err in predict(segmenter, dataset, image_items, options.reporting(part(2))):
         labels = out[0] if out is not None else None
-        objects += _object_rows(lab, index, it.image_row, labels, crops)
-        w = whole.get(it.image_row)
-        images.append(_image_row(lab, index, it.image_row, labels, w, err, settings))
+        objects += _object_rows(lab, it.image_row, labels, crops)
+        images.append(_image_row(lab, it.image_row, labels, whole.get(it.image_row), err))
     return Report(
         summary=summarise(objects),
         objects=objects,
@@ -237,35 +241,29 @@ def compare(
 
 def _object_rows(
     lab: _Labels,
-    index: CocoIndex,
     image_row: int,
     labels: np.ndarray | None,
     crops: dict[int | None, Record | None],
 ) -> list[ObjectRow]:
     """The rows of an image's non-crowd annotations (``labels``: its segmentation, if read)."""
+    index = lab.index
     anns = index.annotations
     ann_rows = index.annotation_rows(image_row)
     # a box-only annotation (a detection export) is judged by the segmenter inside its box
     inst, kept, _ = coco_masks.instance_masks(
         index, image_row, ann_rows[~anns["iscrowd"][ann_rows]], boxes=True
     )
-    image_id = int(index.images["id"][image_row])
     return [
-        _object_row(lab, index, a, image_id, mask, labels, crops.get(int(anns["id"][a])))
+        _object_row(lab, a, mask, labels, crops.get(int(anns["id"][a])))
         for mask, a in zip(inst, kept.tolist(), strict=True)
     ]
 
 
 def _object_row(
-    lab: _Labels,
-    index: CocoIndex,
-    ann: int,
-    image_id: int,
-    mask: np.ndarray,
-    labels: np.ndarray | None,
-    crop: Record | None,
+    lab: _Labels, ann: int, mask: np.ndarray, labels: np.ndarray | None, crop: Record | None
 ) -> ObjectRow:
-    anns = index.annotations
+    anns = lab.index.annotations
+    image_id = int(lab.index.images["id"][anns["image_row"][ann]])
     truth = int(anns["category_id"][ann])
     cls_cat = _mapped(lab.cls_map, int(crop[0][0])) if crop is not None else NO_COUNTERPART
     seg_label, seg_cat, cover = _majority(lab, labels, mask)
@@ -307,13 +305,12 @@ def _majority(lab: _Labels, labels: np.ndarray | None, mask: np.ndarray) -> tupl
 
 def _image_row(
     lab: _Labels,
-    index: CocoIndex,
     image_row: int,
     labels: np.ndarray | None,
     whole: Record | None,
     err: str | None,
-    settings: CompareSettings,
 ) -> ImageRow:
+    index, settings = lab.index, lab.settings
     cats = index.annotations["category_id"][index.annotation_rows(image_row)]
     truth = sorted({lab.names[int(x)] for x in cats})
     cls_top = (

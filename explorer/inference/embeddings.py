@@ -14,6 +14,7 @@ model, weights, objects and method: asking again reads it back without running a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from collections.abc import Iterator
@@ -116,7 +117,8 @@ def embed(
         return cached
     ids, vectors = _pca_vectors(features, dataset, items, options)
     xy = project(vectors, method)
-    result = _object_map(index, ids, vectors, xy, method, unread=len(items) - len(ids))
+    result = _object_map(index, ids, vectors, xy, method)
+    result = dataclasses.replace(result, unread=len(items) - len(ids))
     _write_map(key, result)
     return result
 
@@ -231,9 +233,7 @@ def _umap(vectors: np.ndarray) -> np.ndarray:
         return out
 
 
-def _object_map(
-    index: CocoIndex, ids: np.ndarray, vectors, xy, method: Method, unread: int
-) -> ObjectMap:
+def _object_map(index: CocoIndex, ids: np.ndarray, vectors, xy, method: Method) -> ObjectMap:
     anns = index.annotations
     order = np.argsort(anns["id"], kind="stable")
     rows = order[np.searchsorted(anns["id"], ids, sorter=order)] if len(ids) else ids
@@ -246,7 +246,6 @@ def _object_map(
         y=xy[:, 1].astype(np.float32),
         vectors=vectors,
         method=method,
-        unread=unread,
     )
 
 

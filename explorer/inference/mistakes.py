@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict, get_args
+from typing import Literal, NamedTuple, TypedDict, get_args
 
 import numpy as np
 
@@ -348,7 +348,7 @@ def _judge(
     )
     others = np.where(reach & (np.arange(space.n) != c), q, -1.0)
     best = int(others.argmax())
-    row = _row(image, a, space, c, p, s, fg)
+    row = _row(image, a, space, c, _Evidence(p, s, fg))
     out: list[Mistake] = []
     if 1 - q[c] >= settings.min_wrong_label and others[best] >= 0:
         out.append(
@@ -375,7 +375,18 @@ def _bad_mask(image: _SegmentedImage, k: int, row: Mistake, settings: Settings) 
     return [row | extra]
 
 
-def _row(image, a: int, space: _Space, c: int, p, s, fg: float) -> Mistake:
+class _Evidence(NamedTuple):
+    """What the models said of one object: the classifier's probabilities and the segmenter's
+    shares per dataset position (None: that model cannot name the category), and how much of
+    the mask the segmenter calls foreground."""
+
+    classifier: np.ndarray | None
+    segmenter: np.ndarray | None
+    foreground: float
+
+
+def _row(image, a: int, space: _Space, c: int, evidence: _Evidence) -> Mistake:
+    p, s, fg = evidence
     anns = image.index.annotations
     return {
         "kind": "wrong_label",

@@ -305,7 +305,7 @@ def run_paths(
     for x, idx, bad in loader:
         options.check_cancel()
         if gpu_decode and idx:
-            x, idx, more = _decode_on_gpu(x, idx, sizes, model.preprocess, model.device, on_cpu)
+            x, idx, more = _decode_on_gpu(x, idx, model.device, on_cpu)
             bad = bad + more
         for err, i in bad:
             yield Prediction(items[i], None, err)
@@ -358,11 +358,10 @@ def _one_thread(_worker: int) -> None:
     torch.set_num_threads(1)
 
 
-def _decode_on_gpu(
-    raw: list, idx: list[int], sizes: list[tuple[int, int]], preprocess, device: str, on_cpu
-):
+def _decode_on_gpu(raw: list, idx: list[int], device: str, on_cpu: _Inputs):
     """Batch-decode JPEG bytes on the GPU and preprocess there; an item the GPU cannot decode, or
-    whose pixels do not have the annotated size (EXIF rotation), goes through the CPU loader.
+    whose pixels do not have the annotated size (EXIF rotation), goes through the CPU loader
+    ``on_cpu`` (whose sizes and preprocessing are the items').
 
     Returns ``(batch, kept indices, [(error, index), ...])``.
     """
@@ -378,6 +377,7 @@ def _decode_on_gpu(
             images = decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:  # one bad file fails the batch: let the CPU loader sort them out
         images = [None] * len(raw)
+    sizes, preprocess = on_cpu.sizes, on_cpu.preprocess
     good, kept, bad = [], [], []
     for im, i in zip(images, idx, strict=True):
         w, h = sizes[i]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -55,6 +56,24 @@ class _EpochPlan:
     class_weights: torch.Tensor | None
 
 
+class _StepDone(NamedTuple):
+    """What one optimiser step measured."""
+
+    loss: float
+    lr: float
+    images_per_s: float
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """How a run is watched and stopped: ``progress`` gets each
+    :mod:`explorer.training.events` event; setting ``stop`` stops the run after the current
+    step (resumable)."""
+
+    progress: Callable[[Event], None] | None = None
+    stop: threading.Event | None = None
+
+
 class Session:
     """One run: its data split, classes, model and optimiser, and where the loop stands.
 
@@ -63,8 +82,9 @@ class Session:
     only rank 0 writes the run folder.
     """
 
-    def __init__(self, cfg: TrainConfig, run: Path, progress, stop, world: World, device: str):
-        self.cfg, self.run_dir, self.progress, self.stop = cfg, run, progress, stop
+    def __init__(self, cfg: TrainConfig, run: Path, control: RunControl, world: World, device: str):
+        self.cfg, self.run_dir = cfg, run
+        self.progress, self.stop = control.progress, control.stop
         self.world, self.device = world, device
         self.task = train_task(get_spec(cfg.model).task)
         torch.set_num_threads(max(1, cpu_threads() // world.size))
@@ -366,7 +386,7 @@ class Session:
             now, tick = tick, time.perf_counter()
             self.step_seconds.append(tick - now)
             rate = len(idx) * self.world.size / max(tick - now, 1e-6)
-            self._log_step(logs, plan, b + 1, loss, lr, rate)
+            self._log_step(logs, plan, b + 1, _StepDone(loss, lr, rate))
         return losses, lr
 
     def _epoch_order(self, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -384,10 +404,9 @@ class Session:
         sampler.set_epoch(self.epoch)
         return torch.tensor(list(sampler))
 
-    def _log_step(
-        self, logs: runs.RunLogs, plan: _EpochPlan, batch, loss, lr, images_per_s
-    ) -> None:
+    def _log_step(self, logs: runs.RunLogs, plan: _EpochPlan, batch: int, done: _StepDone) -> None:
         """The step's metrics.jsonl line (on disk at once) and its progress event."""
+        loss, lr, images_per_s = done
         logs.step(
             {
                 "kind": "step",
@@ -487,12 +506,15 @@ def train(
     world = distributed.from_environment()
     device = distributed.start(world, choose_device(cfg.device))
     try:
-        return _train(cfg, progress if world.main else None, stop, resume, world, device)
+        control = RunControl(progress if world.main else None, stop)
+        return _train(cfg, control, resume, world, device)
     finally:
         distributed.finish(world)
 
 
-def _train(cfg, progress, stop, resume, world: World, device: str) -> Path:
+def _train(
+    cfg: TrainConfig, control: RunControl, resume: str | None, world: World, device: str
+) -> Path:
     made = None
     if world.main:  # rank 0 names (and checks) the run folder; the others take its answer
         try:
@@ -505,7 +527,7 @@ def _train(cfg, progress, stop, resume, world: World, device: str) -> Path:
         raise made
     cfg, run = made
     torch.manual_seed(cfg.seed)
-    session = Session(cfg, run, progress, stop, world, device)
+    session = Session(cfg, run, control, world, device)
     if resume:
         session.started -= runs.trained_seconds(run)  # the duration counts every resumption
     elif world.main:

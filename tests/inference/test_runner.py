@@ -48,18 +48,14 @@ def test_gpu_decode_path_matches_on_cpu(real, alexnet_file):
     sizes = [(int(index.images["width"][i]), int(index.images["height"][i])) for i in range(3)]
     pil = infer._Inputs(items, paths, sizes, model.preprocess)
     raw = infer._Inputs(items, paths, sizes, model.preprocess, raw_bytes=True)
-    batch, kept, bad = infer._decode_on_gpu(
-        [raw[i][0] for i in range(3)], [0, 1, 2], sizes, model.preprocess, "cpu", pil
-    )
+    batch, kept, bad = infer._decode_on_gpu([raw[i][0] for i in range(3)], [0, 1, 2], "cpu", pil)
     assert kept == [0, 1, 2] and not bad
     for i in range(3):
         assert (
             pil[i][0] - batch[i]
         ).abs().max() < 0.1  # libjpeg versions may differ by a few levels
     corrupt = torch.frombuffer(bytearray(b"\xff\xd8 not a jpeg"), dtype=torch.uint8)
-    batch, kept, bad = infer._decode_on_gpu(
-        [corrupt, raw[1][0]], [0, 1], sizes, model.preprocess, "cpu", pil
-    )
+    batch, kept, bad = infer._decode_on_gpu([corrupt, raw[1][0]], [0, 1], "cpu", pil)
     assert kept == [0, 1] and not bad  # the bad bytes fell back to the (good) file on disk
 
 
