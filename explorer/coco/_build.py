@@ -28,7 +28,7 @@ from explorer.coco._records import (
     typed_records,
 )
 from explorer.coco._schema import Category, Image, TopLevel
-from explorer.coco.annotation_kind import AnnotationKind, Tables
+from explorer.coco.annotation_kind import BY_IMAGE, IMAGE_ROW, AnnotationKind, Tables
 from explorer.coco.health import Finding
 from explorer.errors import DatasetError
 from explorer.paths import NotARegularFile, open_regular
@@ -268,7 +268,7 @@ def _build(path: Path, kind: AnnotationKind, blob_path: Path, size_of: SizeOf | 
     tables = Tables(images, categories, data if in_source else blob_path.read_bytes())
     table = _validated_table(kind, parsed, tables, problems)
     del parsed
-    counts = np.bincount(table["image_row"], minlength=len(images["id"]))
+    counts = np.bincount(table[IMAGE_ROW.name], minlength=len(images["id"]))
     images[kind.image_start] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     findings = list(problems.items.values()) + kind.findings(images, table, categories)
     return Built(images, {kind.name: table}, categories, findings, written_ids, in_source)
@@ -283,12 +283,14 @@ def _validated_table(
     columns = {**parsed, **checked.derived}
     keep = checked.keep
     table = {}
-    for c in kind.columns[:-1]:  # all but BY_IMAGE, made here
+    for c in kind.columns:
+        if c == BY_IMAGE:  # made here, below
+            continue
         values = columns[c.name] if keep.all() else columns[c.name][keep]
         if values.dtype != c.dtype or values.shape[1:] != c.row_shape:
             raise TypeError(f"{kind.name}.{c.name}: {values.dtype}, declared {c.dtype}")
         table[c.name] = values
-    table[kind.columns[-1].name] = stable_order(table["image_row"])
+    table[BY_IMAGE.name] = stable_order(table[IMAGE_ROW.name])
     return table
 
 

@@ -27,6 +27,7 @@ FORMAT_VERSION = 4  # 2: box-only annotations (seg_kind 3), RLE counts checked i
 # 4: columns stored per annotation kind (<kind>_<column>.npy), the kinds named in meta.json
 STALE_BUILD_SECONDS = 600
 BLOB = "segmentations.bin"
+META = "meta.json"  # written last: a folder that has it is complete
 
 
 def build_folder(
@@ -93,7 +94,7 @@ def write(out: Path, path: Path, built: Built) -> None:
         "health": built.findings,
         "written_image_ids": built.written_image_ids,
     }
-    (out / "meta.json").write_text(json.dumps(meta))
+    (out / META).write_text(json.dumps(meta))
 
 
 def load(folder: Path) -> Built:
@@ -103,7 +104,7 @@ def load(folder: Path) -> Built:
         OSError, ValueError, KeyError: a folder of another format, damaged, or naming a kind
             no longer registered.
     """
-    meta = json.loads((folder / "meta.json").read_text())
+    meta = json.loads((folder / META).read_text())
     if meta.get("format") != FORMAT_VERSION:
         raise ValueError("cache format changed")
     held = [kinds.get(name) for name in meta["kinds"]]

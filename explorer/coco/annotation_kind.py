@@ -84,9 +84,9 @@ class RecordField:
 
     def schema_entry(self, loose: bool) -> tuple:
         """The field as ``msgspec.defstruct`` takes it."""
-        default = self.loose_missing if loose and self.loose_missing is not REQUIRED else (
-            self.missing
-        )
+        default = self.missing
+        if loose and self.loose_missing is not REQUIRED:
+            default = self.loose_missing
         typ = self.loose if loose else self.fast
         return (self.name, typ) if default is REQUIRED else (self.name, typ, default)
 

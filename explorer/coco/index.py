@@ -191,7 +191,7 @@ def _open(
             f"{path}: cannot create the index cache ({e.strerror}); set EXPLORER_CACHE"
         ) from None
     final = root / fp
-    from_cache = use_cache and (final / "meta.json").is_file()
+    from_cache = use_cache and (final / _cache.META).is_file()
     if not from_cache:
         _cache.remove_stale_builds(root)
         kind = kinds.get(INSTANCES.name)  # the one kind an annotation file is read as, for now
