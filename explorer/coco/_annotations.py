@@ -2,8 +2,9 @@
 
 The array is cut into *spans* of whole records (byte ranges of the file). Each span is decoded
 typed with msgspec on its own, turned into columns and dropped, so no more than one span's
-records exist as Python objects at a time. Segmentations stay raw JSON text, addressed by their
-(offset, length) in the file.
+records exist as Python objects at a time. What the columns are and how each field is decoded is
+the annotation kind's declaration (``annotation_kind``); raw fields (segmentations) stay JSON
+text, addressed by their (offset, length) in the file (:func:`raw_text`).
 
 Spans are found two ways:
 
@@ -20,21 +21,21 @@ On a multi-core machine the second half of the spans is decoded in a forked proc
 from __future__ import annotations
 
 import ctypes
-import itertools
 import os
 import pickle
 import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from operator import attrgetter
 from typing import BinaryIO
 
 import msgspec
 import numpy as np
 
-from explorer.coco._build import FileBytes, _column, _record_id, id_column
-from explorer.coco._schema import Annotation, LooseAnnotation
+from explorer.coco._records import FileBytes, Problems, record_id
+from explorer.coco.annotation_kind import AnnotationKind, Column, RecordField, SpanContext
 
 SPAN_BYTES = 12 << 20  # about 25k COCO annotations: fine enough to balance two processes
 _BOUNDARY = re.compile(rb"\}\s*,\s*\{")
@@ -138,67 +139,74 @@ def spans_from_raws(
     return spans
 
 
-_IDS = ("id", "image_id", "category_id")
-_NUMBERS = (("iscrowd", np.int64), ("area", np.float64))
-_COLUMNS = (*_IDS, *(name for name, _ in _NUMBERS), "bbox", "seg_offset", "seg_length", "seg_first")
-
-
 def parse_spans(
+    kind: AnnotationKind,
     spans: list[tuple[int, int]],
-    data: bytes,
-    problems,
-    seg_out: BinaryIO | None = None,
-    seg_written: int = 0,
+    data: FileBytes,
+    problems: Problems,
+    text_out: BinaryIO | None = None,
 ) -> dict[str, np.ndarray]:
-    """Decode the records of ``spans`` into columns, in file order.
+    """Decode the records of ``spans`` into ``kind``'s parsed columns, in file order.
 
-    Returns ``id``, ``image_id``, ``category_id``, ``iscrowd``, ``area``, ``bbox``, and where
-    each raw segmentation lies: ``seg_offset``/``seg_length`` into ``data``, or, when
-    ``seg_out`` is given, into the blob streamed to it; ``seg_first`` is its first byte.
-    Records that do not fit the schema are skipped and added to ``problems``.
+    Each field of the kind is decoded by its own decoder, in declared order. Raw fields (see
+    :func:`raw_text`) are addressed in ``data``, or, when ``text_out`` is given, in the blob
+    streamed to it. Records that do not fit the schema are skipped and added to ``problems``.
 
     Raises:
         SpanError: a span is not a run of whole JSON records.
     """
-    decode = _SpanDecoder(problems)
-    data_np = np.frombuffer(data, np.uint8)
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in _COLUMNS}
+    decode = _SpanDecoder(kind, problems)
+    parts: dict[str, list[np.ndarray]] = {c.name: [] for c in kind.parsed}
+    written = 0
     for start, stop in spans:
         with _bracketed(data, start, stop) as buffer:
             chunk = decode(buffer, start, stop)
+            attempt = partial(SpanContext, data, start, text_out=text_out, written=written)
             try:
-                numbers = _number_columns(chunk)
-            except OverflowError:  # an id or iscrowd beyond int64: redo it record by record
+                span = _decode_fields(kind, chunk, attempt(Problems()))
+            except OverflowError:  # an integer beyond int64: redo the span record by record
                 chunk = decode.loose(buffer)
-                numbers = _number_columns(chunk)
-        n = len(chunk)
-        for name, column in numbers.items():
-            cols[name].append(column)
-        segs = list(map(attrgetter("segmentation"), chunk))
-        cols["bbox"].append(_boxes(chunk, segs, problems))
-        lengths = np.fromiter(map(len, segs), np.int64, n)
-        if seg_out is not None:
-            offsets, first = _stream(segs, lengths, seg_out)
-            cols["seg_offset"].append(seg_written + offsets)
-            seg_written += int(lengths.sum())
-        else:
-            offsets, lengths = _offsets_in_file(segs, lengths, data, start)
-            cols["seg_offset"].append(offsets)
-            first = np.where(lengths > 0, data_np[offsets], ord("n"))
-        cols["seg_length"].append(lengths)
-        cols["seg_first"].append(first)
-    out = {
-        k: (
-            np.concatenate(v)
-            if v
-            else np.zeros((0, 4) if k == "bbox" else 0, np.uint8 if k == "seg_first" else np.int64)
-        )
-        for k, v in cols.items()
-    }
-    # no area given: the box's (w*h), as most tools compute it for boxes
-    no_area = np.isnan(out["area"])
-    out["area"][no_area] = out["bbox"][no_area, 2] * out["bbox"][no_area, 3]
+                span = _decode_fields(kind, chunk, attempt(Problems()))
+        for blob in span.pending:  # what the raw fields address, once the whole span decoded
+            text_out.write(blob)
+            written += len(blob)
+        problems.merge(span.problems.items)
+        for name, values in span.columns.items():
+            parts[name].append(values)
+    return {c.name: _joined(c, parts[c.name]) for c in kind.parsed}
+
+
+def _decode_fields(kind: AnnotationKind, chunk: list, span: SpanContext) -> SpanContext:
+    for f in kind.fields:
+        values = f.decode(f, chunk, span)
+        if len(values) != len(f.columns):
+            raise TypeError(f"{kind.name}.{f.name}: {len(values)} columns, declared otherwise")
+        span.columns.update((c.name, v) for c, v in zip(f.columns, values, strict=True))
+    return span
+
+
+def _joined(column: Column, parts: list[np.ndarray]) -> np.ndarray:
+    out = np.concatenate(parts) if parts else column.empty()
+    if out.dtype != column.dtype or out.shape[1:] != column.row_shape:
+        raise TypeError(f"column {column.name}: {out.dtype} {out.shape[1:]}, declared otherwise")
     return out
+
+
+def raw_text(field: RecordField, chunk: list, span: SpanContext) -> tuple[np.ndarray, ...]:
+    """Decoder of a field kept as raw JSON text (a segmentation): where each record's text lies
+    (offset, length) and its first byte (what kind of JSON value it is). The text is only read
+    for the few records a user looks at; decoding it all is most of pycocotools' load time.
+
+    A field the record leaves out has length 0 and first byte "n", like ``null``.
+    """
+    raws = list(map(attrgetter(field.name), chunk))
+    lengths = np.fromiter(map(len, raws), np.int64, len(raws))
+    if span.text_out is not None:
+        offsets, first = _stream(raws, lengths, span)
+        return offsets, lengths, first
+    offsets, lengths = _offsets_in_file(raws, lengths, span.data, span.start)
+    first = np.where(lengths > 0, np.frombuffer(span.data, np.uint8)[offsets], ord("n"))
+    return offsets, lengths, first.astype(np.uint8, copy=False)
 
 
 @contextmanager
@@ -216,63 +224,18 @@ def _bracketed(data: FileBytes, start: int, stop: int) -> Iterator[memoryview]:
         data[ends[0]], data[ends[1]] = saved
 
 
-def _number_columns(chunk: list) -> dict[str, np.ndarray]:
-    columns = {name: id_column(chunk, name) for name in _IDS}
-    columns.update((name, _column(chunk, name, dtype)) for name, dtype in _NUMBERS)
-    return columns
-
-
-def _boxes(chunk: list, segs: list, problems) -> np.ndarray:
-    """The n x 4 box column. Keypoint files write ``"bbox": []``: such a box is derived from
-    the polygon when there is one, else zeros; both are reported."""
-    n = len(chunk)
-    boxes = list(map(attrgetter("bbox"), chunk))
-    sizes = np.fromiter(map(len, boxes), np.int64, n)
-    if (sizes == 4).all():
-        return np.fromiter(itertools.chain.from_iterable(boxes), np.float64, 4 * n).reshape(n, 4)
-    out = np.zeros((n, 4))
-    for i in range(n):
-        if sizes[i] == 4:
-            out[i] = boxes[i]
-            continue
-        out[i] = _polygon_box(bytes(segs[i]))
-        derived = out[i].any()
-        problems.add(
-            "box_from_polygon" if derived else "no_box",
-            "annotations without a box: box derived from their polygon"
-            if derived
-            else "annotations without a box or polygon (box left at zeros)",
-            chunk[i].id,
-            "info" if derived else "warning",
-        )
-    return out
-
-
-def _polygon_box(raw: bytes) -> tuple[float, float, float, float]:
-    """The x y w h box around a polygon segmentation; zeros when it is not one."""
-    try:
-        parts = msgspec.json.decode(raw, type=list[list[float]])
-        xy = np.concatenate([np.asarray(p[: len(p) // 2 * 2]) for p in parts]).reshape(-1, 2)
-    except (msgspec.DecodeError, ValueError):
-        return (0.0, 0.0, 0.0, 0.0)
-    if not len(xy) or not np.isfinite(xy).all():
-        return (0.0, 0.0, 0.0, 0.0)
-    lo, hi = xy.min(0), xy.max(0)
-    return (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
-
-
 class _SpanDecoder:
-    """Decodes one span (as a JSON array) into Annotation records, typed in one call; when a
-    record does not fit that schema, one record at a time as LooseAnnotation (:meth:`loose`),
+    """Decodes one span (as a JSON array) into the kind's records, typed in one call; when a
+    record does not fit that schema, one record at a time as its loose record (:meth:`loose`),
     skipping and reporting the ones that fit neither. A panoptic record stops the parse."""
 
-    def __init__(self, problems) -> None:
+    def __init__(self, kind: AnnotationKind, problems: Problems) -> None:
         self.problems = problems
-        self.chunk = msgspec.json.Decoder(list[Annotation])
+        self.chunk = msgspec.json.Decoder(list[kind.record])
         self.raws = msgspec.json.Decoder(list[msgspec.Raw])
-        self.one = msgspec.json.Decoder(LooseAnnotation)
+        self.one = msgspec.json.Decoder(kind.loose_record)
 
-    def __call__(self, buffer: bytes, start: int, stop: int) -> list[Annotation]:
+    def __call__(self, buffer: bytes, start: int, stop: int) -> list:
         try:
             return self.chunk.decode(buffer)
         except msgspec.ValidationError:
@@ -281,7 +244,7 @@ class _SpanDecoder:
             raise SpanError(f"span {start}-{stop}: {e}") from None
         return self.loose(buffer)
 
-    def loose(self, buffer: bytes) -> list[LooseAnnotation]:
+    def loose(self, buffer: bytes) -> list:
         chunk = []
         for raw in self.raws.decode(buffer):
             try:
@@ -295,18 +258,20 @@ class _SpanDecoder:
                 self.problems.add(
                     "bad_annotation_record",
                     "annotation records that do not fit the COCO schema (skipped)",
-                    {"id": _record_id(raw), "error": str(e)},
+                    {"id": record_id(raw), "error": str(e)},
                 )
         return chunk
 
 
-def _stream(segs: list, lengths: np.ndarray, seg_out: BinaryIO) -> tuple[np.ndarray, np.ndarray]:
-    """Write the raw segmentations to ``seg_out``; return their offsets in what was written
-    and their first bytes."""
-    blob = b"".join(segs)
-    offsets = np.cumsum(lengths) - lengths
-    first = np.frombuffer(blob, np.uint8)[offsets] if len(segs) else lengths[:0].astype(np.uint8)
-    seg_out.write(blob)
+def _stream(raws: list, lengths: np.ndarray, span: SpanContext) -> tuple[np.ndarray, np.ndarray]:
+    """Queue the raw texts for the blob (written once the span is done); return their offsets
+    in the blob and their first bytes."""
+    blob = b"".join(raws)
+    offsets = np.cumsum(lengths) - lengths + span.written + sum(map(len, span.pending))
+    first = np.frombuffer(blob, np.uint8)[np.cumsum(lengths) - lengths] if len(raws) else (
+        lengths[:0].astype(np.uint8)
+    )
+    span.pending.append(blob)
     return offsets, first
 
 

@@ -1,7 +1,8 @@
 """Findings about a dataset's quality, computed on the columnar tables.
 
 A :class:`Finding` is JSON-shaped (``stats --json`` prints it as it is). Errors are found while
-parsing (see ``_build.Problems``); the rest here.
+parsing (see ``_records.Problems``); the rest here, those about one annotation kind's kept
+records called as that kind's findings (see ``explorer.coco.instances``).
 """
 
 from __future__ import annotations

@@ -1,54 +1,28 @@
 """The COCO index: columnar, cached on disk, near-instant to reopen.
 
-``open_index(path)`` parses a COCO instances JSON once (see ``_build``) and caches the columns
-as ``.npy`` files plus one blob of raw segmentation text under ``<cache>/index/<fingerprint>/``.
-A reopen memory-maps them. The fingerprint covers the file's real path, size and mtime, so a
-changed file is re-read.
+``open_index(path)`` parses a COCO instances JSON once (``_build``) and caches the columns
+as ``.npy`` files plus one blob of raw segmentation text under ``<cache>/index/<fingerprint>/``
+(``_cache``). A reopen memory-maps them. The fingerprint covers the file's real path, size and
+mtime, so a changed file is re-read. Which columns there are is the annotation kinds'
+declaration (``annotation_kind``, ``kinds``): one table per kind.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
-from explorer.coco import _annotations, _build, health
-from explorer.coco._schema import TopLevel
+from explorer.coco import _build, _cache, health, kinds
 from explorer.coco.images import displayed_size, resolve_image_path
+from explorer.coco.instances import INSTANCES
 from explorer.errors import DatasetError, ExplorerError
 from explorer.paths import cache_dir
-
-# The share of the annotations this process decodes while a forked child decodes the rest: a
-# bit under half, as it also parses the images meanwhile and the child pickles its columns.
-_OWN_SHARE = 0.46
-FORMAT_VERSION = 3  # 2: box-only annotations (seg_kind 3), RLE counts checked in full;
-# 3: the unused-category finding names its categories, image ids written as strings are kept
-T = TypeVar("T")
-_IMAGE_COLUMNS = ("id", "width", "height", "file_name", "ann_start")
-_ANN_COLUMNS = (
-    "id",
-    "image_id",
-    "image_row",
-    "category_id",
-    "category_row",
-    "iscrowd",
-    "area",
-    "bbox",
-    "seg_offset",
-    "seg_length",
-    "seg_kind",
-    "by_image",
-)
 
 
 class _SegmentationText:
@@ -88,11 +62,13 @@ class CocoIndex:
         images: columns ``id``, ``width``, ``height``, ``file_name`` and ``ann_start`` (the
             annotations of image row ``r`` are
             ``annotations["by_image"][ann_start[r]:ann_start[r+1]]``).
-        annotations: columns ``id``, ``image_id``, ``image_row``, ``category_id``,
-            ``category_row``, ``iscrowd`` (bool), ``area``, ``bbox`` (n x 4, x y w h),
-            ``seg_offset``/``seg_length``/``seg_kind`` (0 polygon, 1 RLE, 2 uncompressed RLE,
-            3 box only: no segmentation, or an image of unknown size)
-            and ``by_image`` (annotation rows sorted by image row).
+        tables: one table of columns per annotation kind, by the kind's name; each holds the
+            columns its kind declares (see ``explorer.coco.kinds``).
+        annotations: the instances kind's table (``tables["instances"]``): columns ``id``,
+            ``image_id``, ``image_row``, ``category_id``, ``category_row``, ``iscrowd`` (bool),
+            ``area``, ``bbox`` (n x 4, x y w h), ``seg_offset``/``seg_length``/``seg_kind``
+            (0 polygon, 1 RLE, 2 uncompressed RLE, 3 box only: no segmentation, or an image of
+            unknown size) and ``by_image`` (annotation rows sorted by image row).
         categories: list of ``{"id", "name", "supercategory"}`` dicts, in file order.
         health: findings (see ``explorer.coco.health``).
         written_image_ids: image ids written as strings that are not numbers, as written, by
@@ -103,13 +79,17 @@ class CocoIndex:
     path: Path
     fingerprint: str
     images: dict[str, np.ndarray]
-    annotations: dict[str, np.ndarray]
+    tables: dict[str, dict[str, np.ndarray]]
     categories: list[dict]
     health: list[health.Finding]
     load_seconds: float
     from_cache: bool
     _segmentations: _SegmentationText = field(repr=False)
     written_image_ids: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def annotations(self) -> dict[str, np.ndarray]:
+        return self.tables[INSTANCES.name]
 
     @property
     def num_images(self) -> int:
@@ -132,7 +112,7 @@ class CocoIndex:
 
     def image_label(self, image_id: int) -> str:
         """An image id as the file wrote it: a string id that is not a number was given a
-        number (see ``_build.string_id``), and is shown as written."""
+        number (see ``_records.string_id``), and is shown as written."""
         return self.written_image_ids.get(str(int(image_id)), str(int(image_id)))
 
     def annotation_rows(self, image_row: int) -> np.ndarray:
@@ -157,7 +137,7 @@ class CocoIndex:
 def fingerprint(path: Path) -> str:
     """Hash of the file's real path, size and mtime (and the cache format)."""
     st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|v{FORMAT_VERSION}"
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|v{_cache.FORMAT_VERSION}"
     return hashlib.sha1(key.encode()).hexdigest()[:20]
 
 
@@ -211,10 +191,13 @@ def _open(
             f"{path}: cannot create the index cache ({e.strerror}); set EXPLORER_CACHE"
         ) from None
     final = root / fp
-    from_cache = use_cache and (final / "meta.json").is_file()
+    from_cache = use_cache and (final / _cache.META).is_file()
     if not from_cache:
-        _remove_stale_builds(root)
-        final = _build_folder(path, root, fp, use_cache, size_of)
+        _cache.remove_stale_builds(root)
+        kind = kinds.get(INSTANCES.name)  # the one kind an annotation file is read as, for now
+        final = _cache.build_folder(
+            path, root, fp, use_cache, lambda blob: _build.build(path, kind, blob, size_of)
+        )
     try:
         return _load(path, fp, final, t0, from_cache)
     except (OSError, ValueError, KeyError) as e:
@@ -224,285 +207,23 @@ def _open(
         return _open(path, fp, size_of, use_cache, t0)
     finally:
         # without the cache the arrays stay mapped and no folder is kept
-        if not use_cache and not (final / "segmentations.bin").exists():
+        if not use_cache and not (final / _cache.BLOB).exists():
             shutil.rmtree(final, ignore_errors=True)
 
 
-STALE_BUILD_SECONDS = 600
-
-
-def _remove_stale_builds(root: Path) -> None:
-    """Remove the temporary folders of builds killed midway (``.<fingerprint>-*``), once they
-    are older than any build runs; a build still running elsewhere is younger and kept."""
-    now = time.time()
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.name.startswith(".") or "-" not in entry.name:
-            continue
-        try:
-            if entry.is_dir(follow_symlinks=False) and (
-                now - entry.stat(follow_symlinks=False).st_mtime > STALE_BUILD_SECONDS
-            ):
-                shutil.rmtree(entry.path, ignore_errors=True)
-        except OSError:
-            pass
-
-
-def _build_folder(
-    path: Path, root: Path, fp: str, use_cache: bool, size_of: _build.SizeOf | None
-) -> Path:
-    """Build the index of ``path`` in a temporary folder under ``root`` and return where it
-    ended: ``root / fp`` when caching (renamed there atomically), else the temporary folder."""
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{fp}-", dir=root))
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot write its index under {root} ({e.strerror})") from None
-    try:
-        try:
-            _build_into(path, tmp, size_of)
-        except OSError as e:
-            raise DatasetError(f"{path}: could not build its index ({e})") from None
-        except _annotations.NotInstancesError as e:
-            raise DatasetError(f"{path}: {e}") from None
-        except UnicodeDecodeError as e:
-            raise DatasetError(f"{path}: not valid UTF-8 text ({e.reason})") from None
-        except RecursionError:
-            raise DatasetError(f"{path}: JSON nested too deeply to be COCO") from None
-        if not use_cache:
-            return tmp
-        try:
-            os.rename(tmp, root / fp)
-        except OSError:  # another process won the race: use its copy
-            shutil.rmtree(tmp, ignore_errors=True)
-        return root / fp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _load(path: Path, fp: str, folder: Path, t0: float, from_cache: bool) -> CocoIndex:
-    meta = json.loads((folder / "meta.json").read_text())
-    if meta.get("format") != FORMAT_VERSION:
-        raise ValueError("cache format changed")
-    images = {k: np.load(folder / f"image_{k}.npy", mmap_mode="r") for k in _IMAGE_COLUMNS}
-    anns = {k: np.load(folder / f"ann_{k}.npy", mmap_mode="r") for k in _ANN_COLUMNS}
-    text_path = path if meta["segmentations"] == "source" else folder / "segmentations.bin"
+    stored = _cache.load(folder)
+    text_path = path if stored.in_source else folder / _cache.BLOB
     st = text_path.stat()
-    text = _SegmentationText(text_path, st.st_size, st.st_mtime_ns)
     return CocoIndex(
         path=path,
         fingerprint=fp,
-        images=images,
-        annotations=anns,
-        categories=meta["categories"],
-        health=meta["health"],
+        images=stored.images,
+        tables=stored.tables,
+        categories=stored.categories,
+        health=stored.findings,
         load_seconds=time.perf_counter() - t0,
         from_cache=from_cache,
-        _segmentations=text,
-        written_image_ids=meta.get("written_image_ids", {}),
+        _segmentations=_SegmentationText(text_path, st.st_size, st.st_mtime_ns),
+        written_image_ids=stored.written_image_ids,
     )
-
-
-def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Row in ``keys`` (unique) of each query, -1 where absent."""
-    if not len(keys) or not len(queries):
-        return np.full(len(queries), -1, dtype=np.int64)
-    lo, hi = int(keys.min()), int(keys.max())
-    if hi - lo <= 16 * len(keys) + 4096:  # COCO ids are dense enough for a direct table
-        table = np.full(hi - lo + 1, -1, dtype=np.int64)
-        table[keys - lo] = np.arange(len(keys))
-        inside = (queries >= lo) & (queries <= hi)
-        return np.where(inside, table[np.where(inside, queries - lo, 0)], -1)
-    order = np.argsort(keys, kind="stable")
-    ks = keys[order]
-    pos = np.minimum(np.searchsorted(ks, queries), len(ks) - 1)
-    return np.where(ks[pos] == queries, order[pos], -1)
-
-
-def _parse_annotations(
-    path: Path,
-    data: _build.FileBytes,
-    problems: _build.Problems,
-    blob_path: Path,
-    parse_top: Callable[[TopLevel, _build.Problems], T],
-) -> tuple[T, dict[str, np.ndarray], bool]:
-    """Decode the top level and the annotation columns, the fast way when it can.
-
-    Returns ``(parse_top(top, problems), annotation columns, in_source)``; ``in_source`` tells
-    whether segmentation offsets address the JSON itself (else the blob written to
-    ``blob_path``). ``parse_top`` runs while the forked child decodes its half.
-    """
-    in_source = _annotations.raw_layout_ok()
-    located = _annotations.locate_spans(data) if in_source else None
-    if located:
-        start, stop, spans = located
-        # the child takes a bit more than half: this process also parses images meanwhile
-        half = int(
-            np.searchsorted(np.cumsum([b - a for a, b in spans]), _OWN_SHARE * (stop - start))
-        )
-        half = min(max(half, 1), len(spans) - 1)
-
-        def second_half():
-            mine = _build.Problems()
-            return _annotations.parse_spans(spans[half:], data, mine), mine.items
-
-        child = _annotations.ForkedCall(second_half)
-        attempt = _build.Problems()
-        try:
-            top = _build.decode_top_level(path, data[:start] + data[stop:])
-            if top.annotations:
-                raise _annotations.SpanError("the cut was not the top-level annotations array")
-            parsed_top = parse_top(top, attempt)
-            del top
-            first = _annotations.parse_spans(spans[:half], data, attempt)
-            second, their_problems = child.result()
-        except (_annotations.SpanError, DatasetError):
-            pass  # the guess was wrong: decode the whole file below
-        else:
-            for items in (attempt.items, their_problems):
-                problems.merge(items)
-            return parsed_top, _annotations.concat([first, second]), True
-        finally:
-            child.discard()
-    top = _build.decode_top_level(path, data)
-    spans = _annotations.spans_from_raws(top.annotations, data)
-    parsed_top = parse_top(top, problems)
-    del top
-    with nullcontext() if in_source else open(blob_path, "wb") as seg_out:
-        anns = _annotations.parse_spans(spans, data, problems, seg_out)
-    return parsed_top, anns, in_source
-
-
-def _build_into(path: Path, out: Path, size_of: _build.SizeOf | None = None) -> None:
-    problems = _build.Problems()
-    data = _build.read_file(path)
-    blob_path = out / "segmentations.bin"
-
-    def parse_top(top: TopLevel, problems: _build.Problems):
-        return _build.parse_images(top.images, problems, size_of), _build.parse_categories(
-            top.categories, problems
-        )
-
-    parsed_top, anns, in_source = _parse_annotations(path, data, problems, blob_path, parse_top)
-    (images, written_ids), categories = parsed_top
-    segment_text = data if in_source else blob_path.read_bytes()
-
-    image_row, category_row = _resolve_rows(anns, images, categories, problems)
-    keep = (image_row >= 0) & (category_row >= 0)
-    kind = _segmentation_kinds(
-        anns, segment_text, images["height"], images["width"], image_row, keep, problems
-    )
-    anns.update(
-        image_row=image_row.astype(np.int32),
-        category_row=category_row.astype(np.int32),
-        iscrowd=anns["iscrowd"] != 0,
-        seg_kind=kind,
-    )
-    table = {k: anns[k] if keep.all() else anns[k][keep] for k in _ANN_COLUMNS if k != "by_image"}
-    table["by_image"] = _stable_order(table["image_row"])
-    counts = np.bincount(table["image_row"], minlength=len(images["id"]))
-    images["ann_start"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-    findings = list(problems.items.values()) + health.table_findings(
-        images, table, categories, table["seg_kind"] == _build.SEG_BOX
-    )
-    _write_folder(out, path, images, table, categories, findings, in_source, written_ids)
-
-
-def _stable_order(rows: np.ndarray) -> np.ndarray:
-    """``np.argsort(rows, kind="stable")`` for non-negative int32 rows, as two radix sorts of
-    16-bit halves (numpy sorts 16-bit keys by radix): 3x faster on 860k annotations."""
-    order = np.argsort((rows & 0xFFFF).astype(np.uint16), kind="stable")
-    if len(rows) and int(rows.max()) >> 16:
-        order = order[np.argsort((rows[order] >> 16).astype(np.uint16), kind="stable")]
-    return order.astype(np.int64)
-
-
-def _resolve_rows(
-    anns: dict[str, np.ndarray],
-    images: dict[str, np.ndarray],
-    categories: list[dict],
-    problems: _build.Problems,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each annotation's image row and category row (-1 where unknown, reported)."""
-    image_row = _lookup(images["id"], anns["image_id"])
-    cat_ids = np.array([c["id"] for c in categories], dtype=np.int64)
-    category_row = _lookup(cat_ids, anns["category_id"])
-    problems.add_rows(
-        "annotation_unknown_image",
-        "annotations whose image_id is not in 'images' (skipped)",
-        np.flatnonzero(image_row < 0),
-        lambda i: {"id": int(anns["id"][i]), "image_id": int(anns["image_id"][i])},
-    )
-    problems.add_rows(
-        "annotation_unknown_category",
-        "annotations whose category_id is not in 'categories' (skipped)",
-        np.flatnonzero((image_row >= 0) & (category_row < 0)),
-        lambda i: {"id": int(anns["id"][i]), "category_id": int(anns["category_id"][i])},
-    )
-    return image_row, category_row
-
-
-def _segmentation_kinds(
-    anns: dict[str, np.ndarray],
-    segment_text: bytes,
-    heights: np.ndarray,
-    widths: np.ndarray,
-    image_row: np.ndarray,
-    keep: np.ndarray,
-    problems: _build.Problems,
-) -> np.ndarray:
-    """Each annotation's ``seg_kind``, told by its first byte and refined by the cheap checks
-    of the kept ones; clears ``keep`` where a segmentation is bad."""
-    kind = np.full(len(keep), _build.SEG_UNKNOWN, np.uint8)
-    kind[anns["seg_first"] == ord("[")] = _build.SEG_POLYGON
-    kind[anns["seg_first"] == ord("{")] = _build.SEG_RLE
-    kind[anns["seg_first"] == ord("n")] = _build.SEG_BOX  # null, or no segmentation at all
-    kind[(anns["seg_length"] == 2) & (kind == _build.SEG_POLYGON)] = _build.SEG_BOX  # "[]"
-    if len(widths):  # an image of unknown size: a mask has no size to be drawn at
-        kind[keep & (widths[np.maximum(image_row, 0)] == 0)] = _build.SEG_BOX
-    rows = np.flatnonzero(keep)
-    sub_kind = kind[rows]
-    ok = _build.check_segmentations(
-        lambda i: segment_text[
-            anns["seg_offset"][i] : anns["seg_offset"][i] + anns["seg_length"][i]
-        ],
-        rows,
-        sub_kind,
-        heights[image_row[rows]],
-        widths[image_row[rows]],
-        anns["id"][rows],
-        anns["seg_length"][rows],
-        problems,
-    )
-    kind[rows] = sub_kind
-    keep[rows] = ok
-    return kind
-
-
-def _write_folder(
-    out: Path,
-    path: Path,
-    images: dict[str, np.ndarray],
-    table: dict[str, np.ndarray],
-    categories: list[dict],
-    findings: list[dict],
-    in_source: bool,
-    written_ids: dict[str, str],
-) -> None:
-    for k in _IMAGE_COLUMNS:
-        np.save(out / f"image_{k}.npy", images[k])
-    for k in _ANN_COLUMNS:
-        np.save(out / f"ann_{k}.npy", table[k])
-    meta = {
-        "format": FORMAT_VERSION,
-        "source": str(path.resolve()),
-        "segmentations": "source" if in_source else "blob",
-        "categories": categories,
-        "health": findings,
-        "written_image_ids": written_ids,
-    }
-    (out / "meta.json").write_text(json.dumps(meta))

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from explorer.coco._build import SEG_BOX, SEG_POLYGON, checked_rle, polygon_parts
 from explorer.coco.index import CocoIndex
 from explorer.coco.labels import voc_labels
+from explorer.coco.segmentations import SEG_BOX, SEG_POLYGON, checked_rle, polygon_parts
 from explorer.errors import ExplorerError, SegmentationError
 from explorer.types import IGNORE_LABEL
 
@@ -24,8 +24,8 @@ def annotation_rle(index: CocoIndex, ann_row: int) -> dict:
     """The compressed RLE of one annotation, at its image's size.
 
     Nothing reaches pycocotools unchecked (its C code trusts its input): polygons must be
-    finite numbers near the image (``_build.polygon_parts``), RLE counts must cover the image
-    exactly (``_build.checked_rle``).
+    finite numbers near the image (``segmentations.polygon_parts``), RLE counts must cover the image
+    exactly (``segmentations.checked_rle``).
 
     Raises:
         SegmentationError: the annotation is a box only (no segmentation, or an image of

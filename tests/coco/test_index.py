@@ -73,7 +73,7 @@ def test_damaged_cache_is_rebuilt(tmp_path, sample_root):
     expected = np.array(first.annotations["bbox"])
     from explorer.paths import cache_dir
 
-    damaged = cache_dir("index") / first.fingerprint / "ann_bbox.npy"
+    damaged = cache_dir("index") / first.fingerprint / "instances_bbox.npy"
     del first  # its arrays map the file we damage
     damaged.unlink()
     damaged.write_bytes(b"garbage")
@@ -211,8 +211,8 @@ def test_stale_temporary_index_folders_are_removed(tmp_path, monkeypatch):
 
 
 def test_stable_order_equals_a_stable_argsort_past_16_bits():
-    from explorer.coco.index import _stable_order
+    from explorer.coco._build import stable_order
 
     rows = np.random.default_rng(0).integers(0, 200_000, 50_000).astype(np.int32)
-    assert (_stable_order(rows) == np.argsort(rows, kind="stable")).all()
-    assert _stable_order(rows[:0]).tolist() == []
+    assert (stable_order(rows) == np.argsort(rows, kind="stable")).all()
+    assert stable_order(rows[:0]).tolist() == []
