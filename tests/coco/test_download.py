@@ -132,10 +132,10 @@ def test_progress_bars_count_images_and_megabytes(tmp_path):
     """The CLI's bars (drawn only on a terminal), fed by the library from its workers."""
     import io
 
-    from explorer.cli import _DownloadBars
+    from explorer.cli.progress import DownloadBars
 
     out = io.StringIO()
-    bars = _DownloadBars(out)
+    bars = DownloadBars(out)
     with coco_host(tmp_path) as (url, _):
         download_coco(tmp_path / "d", "val2017", base_url=url, policy=FAST, on_progress=bars)
     bars.close()

@@ -1,0 +1,165 @@
+"""What the model commands share: their argument groups (a dataset and one model, or a dataset,
+a classifier and a segmenter; where the model runs) and the loading of what those arguments
+name (the dataset, its image folder, the chosen image rows, the models, the engine).
+
+The library is imported inside the loaders, so that building the parser stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from explorer.cli.progress import progress_callback
+from explorer.errors import ExplorerError
+from explorer.types import DEVICES
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """A dataset and one model (predict, evaluate, embed), the images to run, and the engine."""
+    p.add_argument("--coco", required=True, help="COCO instances JSON")
+    p.add_argument("--images", required=True, help="image folder")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a registry name (alexnet, deeplabv3-resnet50, ...) or a "
+        "training run folder / checkpoint",
+    )
+    p.add_argument(
+        "--weights",
+        help="a weights file or run folder; 'untrained' for random weights "
+        "(default: the published weights)",
+    )
+    p.add_argument("--encoder", help="smp encoder (smp-* models without a checkpoint)")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="default: 32 / 2 (classify / segment) on a CPU, 256 / 16 on CUDA",
+    )
+    p.add_argument("--image-ids", type=int, nargs="+", help="only these images")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_engine_args(p)
+
+
+def add_two_model_args(p: argparse.ArgumentParser) -> None:
+    """A dataset, a classifier and a segmenter (compare, mistakes)."""
+    p.add_argument("--coco", required=True, help="COCO instances JSON")
+    p.add_argument("--images", required=True, help="image folder")
+    p.add_argument("--classifier", required=True, help="a registry name or a training run folder")
+    p.add_argument("--segmenter", required=True, help="a registry name or a training run folder")
+    p.add_argument(
+        "--classifier-weights", help="weights file, or 'untrained' (default: published / the run's)"
+    )
+    p.add_argument(
+        "--segmenter-weights", help="weights file, or 'untrained' (default: published / the run's)"
+    )
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--image-ids", type=int, nargs="+", help="only these images")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_engine_args(p)
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """Where the models run: this process or a Ray cluster, and how many workers."""
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where the model runs: this process, or a Ray cluster",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="auto (the cluster running here) or ray://HOST:10001; default: "
+        "$EXPLORER_RAY_ADDRESS, else a new local cluster",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="local: DataLoader worker processes; ray: model actors (default 2)",
+    )
+    p.add_argument(
+        "--gpus-per-worker", type=float, default=0.0, help="ray: GPUs per model actor (0: CPU)"
+    )
+
+
+def model_and_data(args: argparse.Namespace):
+    """Open the dataset and load the model the arguments name."""
+    from explorer.coco import open_index
+    from explorer.coco.export import select_image_rows
+    from explorer.models import choose_device, load_model
+
+    index = open_index(args.coco, images=args.images)
+    images = Path(args.images) if args.images else None
+    if images is not None and not images.is_dir():
+        raise ExplorerError(f"{images}: image folder not found")
+    rows = select_image_rows(index, args.image_ids)
+    model = load_model(
+        args.model,
+        args.weights,
+        choose_device(args.device),
+        encoder=args.encoder,
+        dataset_categories=index.categories,
+    )
+    if model.untrained:
+        print(
+            f"warning: {args.model} is UNTRAINED (random weights): its outputs mean nothing",
+            file=sys.stderr,
+        )
+    return index, images, rows, model
+
+
+def two_models(args: argparse.Namespace):
+    """The dataset, its image folder, the image rows and the ``--classifier`` / ``--segmenter``
+    models the arguments name (a warning for each untrained one)."""
+    from explorer.coco import open_index
+    from explorer.coco.export import select_image_rows
+    from explorer.models import choose_device, load_model
+
+    index = open_index(args.coco, images=args.images)
+    images = Path(args.images)
+    if not images.is_dir():
+        raise ExplorerError(f"{images}: image folder not found")
+    device = choose_device(args.device)
+    loaded = []
+    for role, want in (("classifier", "classify"), ("segmenter", "segment")):
+        name, weights = getattr(args, role), getattr(args, f"{role}_weights")
+        m = load_model(name, weights, device, dataset_categories=index.categories)
+        if m.task != want:
+            raise ExplorerError(f"--{role} {m.name}: a {m.task} model, not a {role}")
+        if m.untrained:
+            print(f"warning: the {role} is UNTRAINED (random weights)", file=sys.stderr)
+        loaded.append(m)
+    return index, images, select_image_rows(index, args.image_ids), *loaded
+
+
+def on_two_models(args: argparse.Namespace, run, label: str):
+    """``run(classifier, segmenter, index, images, rows, ...)`` on what the arguments name,
+    with a progress bar and the chosen engine."""
+    index, images, rows, classifier, segmenter = two_models(args)
+    return run(
+        classifier,
+        segmenter,
+        index,
+        images,
+        rows,
+        progress=progress_callback(label, args.quiet),
+        workers=args.workers,
+        engine=engine(args),
+    )
+
+
+def engine(args: argparse.Namespace):
+    """The engine the arguments ask for: None runs in this process."""
+    if args.engine == "local":
+        return None
+    from explorer.inference.ray_engine import ENV_ADDRESS, RayEngine
+
+    return RayEngine(
+        address=args.ray_address or os.environ.get(ENV_ADDRESS) or None,
+        workers=max(1, args.workers),
+        gpus_per_worker=args.gpus_per_worker,
+    )
