@@ -86,70 +86,77 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def model_and_data(args: argparse.Namespace):
-    """Open the dataset and load the model the arguments name."""
-    from explorer.coco import open_index
-    from explorer.coco.export import select_image_rows
-    from explorer.models import choose_device, load_model
+def _dataset(args: argparse.Namespace):
+    """The ``--coco`` dataset with its ``--images`` folder (which must exist)."""
+    from explorer.coco.dataset import Dataset
 
-    index = open_index(args.coco, images=args.images)
     images = Path(args.images) if args.images else None
     if images is not None and not images.is_dir():
         raise ExplorerError(f"{images}: image folder not found")
-    rows = select_image_rows(index, args.image_ids)
+    return Dataset.open(args.coco, images)
+
+
+def model_and_data(args: argparse.Namespace):
+    """``(dataset, image rows, model)``: the dataset and the model the arguments name."""
+    from explorer.coco.export import select_image_rows
+    from explorer.models import choose_device, load_model, weights_choice
+
+    dataset = _dataset(args)
     model = load_model(
         args.model,
-        args.weights,
+        weights_choice(args.weights),
         choose_device(args.device),
         encoder=args.encoder,
-        dataset_categories=index.categories,
+        dataset_categories=dataset.index.categories,
     )
     if model.untrained:
         print(
             f"warning: {args.model} is UNTRAINED (random weights): its outputs mean nothing",
             file=sys.stderr,
         )
-    return index, images, rows, model
+    return dataset, select_image_rows(dataset.index, args.image_ids), model
 
 
 def two_models(args: argparse.Namespace):
-    """The dataset, its image folder, the image rows and the ``--classifier`` / ``--segmenter``
-    models the arguments name (a warning for each untrained one)."""
-    from explorer.coco import open_index
+    """``(dataset, image rows, ModelPair)``: the dataset and the ``--classifier`` /
+    ``--segmenter`` models the arguments name (a warning for each untrained one)."""
     from explorer.coco.export import select_image_rows
-    from explorer.models import choose_device, load_model
+    from explorer.inference.pair import ModelPair
+    from explorer.models import choose_device, load_model, weights_choice
 
-    index = open_index(args.coco, images=args.images)
-    images = Path(args.images)
-    if not images.is_dir():
-        raise ExplorerError(f"{images}: image folder not found")
+    dataset = _dataset(args)
     device = choose_device(args.device)
-    loaded = []
-    for role, want in (("classifier", "classify"), ("segmenter", "segment")):
-        name, weights = getattr(args, role), getattr(args, f"{role}_weights")
-        m = load_model(name, weights, device, dataset_categories=index.categories)
-        if m.task != want:
-            raise ExplorerError(f"--{role} {m.name}: a {m.task} model, not a {role}")
+    loaded = {}
+    for role in ("classifier", "segmenter"):
+        name, weights = getattr(args, role), weights_choice(getattr(args, f"{role}_weights"))
+        loaded[role] = load_model(
+            name, weights, device, dataset_categories=dataset.index.categories
+        )
+    pair = ModelPair(**loaded)  # its check names the model that is in the wrong place
+    for role, m in loaded.items():
         if m.untrained:
             print(f"warning: the {role} is UNTRAINED (random weights)", file=sys.stderr)
-        loaded.append(m)
-    return index, images, select_image_rows(index, args.image_ids), *loaded
+    return dataset, select_image_rows(dataset.index, args.image_ids), pair
+
+
+def run_options(args: argparse.Namespace, label: str):
+    """How the command's models run: batch size, loader workers, a progress bar (unless
+    ``--quiet``) and the engine."""
+    from explorer.inference.options import RunOptions
+
+    return RunOptions(
+        batch_size=getattr(args, "batch_size", None),
+        workers=args.workers,
+        progress=progress_callback(label, args.quiet),
+        engine=engine(args),
+    )
 
 
 def on_two_models(args: argparse.Namespace, run, label: str):
-    """``run(classifier, segmenter, index, images, rows, ...)`` on what the arguments name,
-    with a progress bar and the chosen engine."""
-    index, images, rows, classifier, segmenter = two_models(args)
-    return run(
-        classifier,
-        segmenter,
-        index,
-        images,
-        rows,
-        progress=progress_callback(label, args.quiet),
-        workers=args.workers,
-        engine=engine(args),
-    )
+    """``run(models, dataset, rows, options=...)`` on what the arguments name, with a progress
+    bar and the chosen engine."""
+    dataset, rows, pair = two_models(args)
+    return run(pair, dataset, rows, options=run_options(args, label))
 
 
 def engine(args: argparse.Namespace):

@@ -8,11 +8,17 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from explorer.cli.command import Command
-from explorer.cli.loading import add_model_args, engine, model_and_data
-from explorer.cli.progress import progress_callback
+from explorer.cli.loading import add_model_args, model_and_data, run_options
 from explorer.errors import ExplorerError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from explorer.coco.dataset import Dataset
+    from explorer.inference.options import RunOptions
 
 
 def _args_predict(p: argparse.ArgumentParser) -> None:
@@ -26,29 +32,27 @@ def _args_predict(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    index, images, rows, model = model_and_data(args)
-    out = Path(args.out)
-    kw = {
-        "batch_size": args.batch_size,
-        "workers": args.workers,
-        "progress": progress_callback("predict", args.quiet),
-        "engine": engine(args),
-    }
-    if model.task == "classify":
-        _write_table(model, index, images, rows, args.crops, out, kw)
-    elif args.crops:
-        raise ExplorerError("--crops is for classifiers; a segmenter predicts whole images")
-    else:
-        _write_coco_results(model, index, images, rows, out, kw)
+    dataset, rows, model = model_and_data(args)
+    _PREDICTIONS[model.task](model, _Run(dataset, rows, run_options(args, "predict")), args)
     return 0
 
 
-def _write_table(model, index, images, rows, crops: bool, out: Path, kw: dict) -> None:
+class _Run(NamedTuple):
+    """What a model command runs on, and how."""
+
+    dataset: Dataset
+    rows: np.ndarray
+    options: RunOptions
+
+
+def _write_table(model, run: _Run, args: argparse.Namespace) -> None:
+    """A classifier's predictions as a table, one row per image (or per crop)."""
     from explorer.inference.classification import classification_table
 
+    out = Path(args.out)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise ExplorerError(f"{out}: a classifier writes .parquet or .csv")
-    table = classification_table(model, index, images, crops, rows, **kw)
+    table = classification_table(model, run.dataset, args.crops, run.rows, run.options)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".parquet":
         table.to_parquet(out, index=False)
@@ -58,13 +62,17 @@ def _write_table(model, index, images, rows, crops: bool, out: Path, kw: dict) -
     print(f"wrote {len(table)} rows to {out}" + (f" ({bad} unreadable images)" if bad else ""))
 
 
-def _write_coco_results(model, index, images, rows, out: Path, kw: dict) -> None:
+def _write_coco_results(model, run: _Run, args: argparse.Namespace) -> None:
+    """A segmenter's predictions as COCO results (one RLE per category and image)."""
     from explorer.inference.cache import predict
     from explorer.inference.runner import items_for_images
     from explorer.inference.segmentation import coco_results
 
+    if args.crops:
+        raise ExplorerError("--crops is for classifiers; a segmenter predicts whole images")
+    out, index, rows = Path(args.out), run.dataset.index, run.rows
     results, unreadable = [], []
-    for it, output, err in predict(model, index, images, items_for_images(index, rows), **kw):
+    for it, output, err in predict(model, run.dataset, items_for_images(index, rows), run.options):
         if output is None:
             unreadable.append(err)
             continue
@@ -100,27 +108,19 @@ def _args_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    index, images, rows, model = model_and_data(args)
-    kw = {
-        "batch_size": args.batch_size,
-        "workers": args.workers,
-        "progress": progress_callback("evaluate", args.quiet),
-        "engine": engine(args),
-    }
-    if model.task == "segment":
-        result = _evaluate_segmenter(model, index, images, rows, args.labels, args.json, kw)
-    else:
-        result = _evaluate_classifier(model, index, images, rows, args.json, kw)
+    dataset, rows, model = model_and_data(args)
+    run = _Run(dataset, rows, run_options(args, "evaluate"))
+    result = _EVALUATIONS[model.task](model, run, args)
     if args.json:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")
     return 0
 
 
-def _evaluate_segmenter(model, index, images, rows, labels, as_json: bool, kw: dict) -> Mapping:
+def _evaluate_segmenter(model, run: _Run, args: argparse.Namespace) -> Mapping:
     from explorer.inference.segmentation import evaluate_segmentation
 
-    result = evaluate_segmentation(model, index, images, rows, labels, **kw)
+    result = evaluate_segmentation(model, run.dataset, run.rows, args.labels, run.options)
     missing = result["no_counterpart"]
     if missing:
         scope = "VOC class" if result["labels"] == "voc" else "label in the model"
@@ -130,7 +130,7 @@ def _evaluate_segmenter(model, index, images, rows, labels, as_json: bool, kw: d
             + (" ..." if len(missing) > 10 else ""),
             file=sys.stderr,
         )
-    if not as_json:
+    if not args.json:
         print(
             f"{model.display_name} on {result['images']} images ({result['labels']} labels): "
             f"pixel accuracy {result['pixel_acc']:.4f}, mean IoU {result['miou']:.4f}"
@@ -140,17 +140,17 @@ def _evaluate_segmenter(model, index, images, rows, labels, as_json: bool, kw: d
     return result
 
 
-def _evaluate_classifier(model, index, images, rows, as_json: bool, kw: dict) -> Mapping:
+def _evaluate_classifier(model, run: _Run, args: argparse.Namespace) -> Mapping:
     from explorer.inference.classification import classification_scores, classification_table
 
-    table = classification_table(model, index, images, True, rows, **kw)
+    table = classification_table(model, run.dataset, True, run.rows, run.options)
     result = {
-        **classification_scores(model, table, index.categories),
+        **classification_scores(model, table, run.dataset.index.categories),
         "model": model.name,
         "weights": model.weights_label,
         "untrained": model.untrained,
     }
-    if not as_json:
+    if not args.json:
         print(
             f"{model.display_name}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
             f"{result['objects']} objects ({result['not_comparable']} of categories it cannot "
@@ -184,6 +184,10 @@ def _cmd_anatomy(args: argparse.Namespace) -> int:
     print(anatomy.format_table(rows))
     return 0
 
+
+# what each task's model writes and scores: a new task adds its pair here
+_PREDICTIONS = {"classify": _write_table, "segment": _write_coco_results}
+_EVALUATIONS = {"classify": _evaluate_classifier, "segment": _evaluate_segmenter}
 
 PREDICT = Command(
     "predict", "run a classifier or a segmenter over the dataset", _args_predict, _cmd_predict

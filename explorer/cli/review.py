@@ -12,11 +12,10 @@ from explorer.cli.command import Command
 from explorer.cli.loading import (
     add_model_args,
     add_two_model_args,
-    engine,
     model_and_data,
     on_two_models,
+    run_options,
 )
-from explorer.cli.progress import progress_callback
 from explorer.paths import atomic_write_table, check_table_path
 
 
@@ -89,17 +88,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from explorer.inference import embeddings
 
     out = check_table_path(args.out)
-    index, images, rows, model = model_and_data(args)
-    result = embeddings.embed(
-        model,
-        index,
-        images,
-        rows,
-        method=args.method,
-        progress=progress_callback("features", args.quiet),
-        workers=args.workers,
-        engine=engine(args),
-    )
+    dataset, rows, model = model_and_data(args)
+    result = embeddings.embed(model, dataset, rows, args.method, run_options(args, "features"))
     atomic_write_table(result.to_frame(), out)
     where = "from the cache" if result.from_cache else f"{args.method} on {model.display_name}"
     unread = f"; {result.unread} crops not read" if result.unread else ""
