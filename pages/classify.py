@@ -6,7 +6,8 @@ from explorer.app import caches, evaluate, models
 from explorer.errors import ExplorerError
 from explorer.inference import classification
 from explorer.inference.cache import predict_image
-from explorer.viz import figures, overlays
+from explorer.viz import overlays
+from explorer.viz.figures.predictions import accuracy_by_category, topk_bars
 
 MARKS = {"right": "✓", "wrong": "✗", "not comparable": "—", "unreadable": "unreadable"}
 
@@ -34,7 +35,7 @@ if image_id is not None:
         right.error(err)
     else:
         top, prob = whole[0][:5], whole[1][:5]
-        chart = figures.topk_bars(
+        chart = topk_bars(
             [model.class_names[t] for t in top],
             [float(p) for p in prob],
             [names.get(mapping[t], "") if mapping[t] is not None else "" for t in top],
@@ -103,4 +104,4 @@ if table is not None:
             "cover these categories."
         )
     accuracy = classification.accuracy_per_category(model, table, index.categories)
-    st.plotly_chart(figures.accuracy_by_category(accuracy), key="c_acc")
+    st.plotly_chart(accuracy_by_category(accuracy), key="c_acc")

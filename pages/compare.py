@@ -6,7 +6,8 @@ import streamlit as st
 from explorer.app import caches, dataset, evaluate, models
 from explorer.inference import compare
 from explorer.inference.cache import predict_image
-from explorer.viz import figures, overlays
+from explorer.viz import overlays
+from explorer.viz.figures.compare import accuracy_by_size, agreement_by_category, model_confusion
 
 source, index = dataset.page_dataset()
 st.title("Compare")
@@ -48,10 +49,10 @@ c1.caption(
     f"{s['objects']:,} objects; {s['not_comparable']:,} not comparable (a model has no label for "
     "the true category)"
 )
-c2.plotly_chart(figures.agreement_by_category(report.per_category), key="k_cats")
+c2.plotly_chart(agreement_by_category(report.per_category), key="k_cats")
 c3, c4 = st.columns(2)
-c3.plotly_chart(figures.model_confusion(report.confusion), key="k_conf")
-c4.plotly_chart(figures.accuracy_by_size(report.by_size), key="k_size")
+c3.plotly_chart(model_confusion(report.confusion), key="k_conf")
+c4.plotly_chart(accuracy_by_size(report.by_size), key="k_size")
 
 st.subheader("Disagreements")
 objects = pd.DataFrame(report.objects)

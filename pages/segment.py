@@ -9,7 +9,8 @@ from explorer.errors import ExplorerError
 from explorer.inference import segmentation
 from explorer.inference.cache import predict_image
 from explorer.types import IGNORE_LABEL
-from explorer.viz import figures, overlays
+from explorer.viz import overlays
+from explorer.viz.figures.predictions import confusion_heatmap, iou_bars
 
 source, index, model = models.model_page("Segment", "segment", "s")
 images = source.images_dir
@@ -110,7 +111,7 @@ if image_id is not None:
             f"This image: pixel accuracy **{ev['pixel_acc']:.3f}**, mean IoU **{ev['miou']:.3f}**"
             f" ({space.upper()} labels)"
         )
-        st.plotly_chart(figures.iou_bars(present, "IoU per class, this image"), key="s_img_iou")
+        st.plotly_chart(iou_bars(present, "IoU per class, this image"), key="s_img_iou")
 
 st.subheader("Evaluate the current Browse filter")
 if not labels_met.scorable:
@@ -137,7 +138,5 @@ if ev is not None:
         st.info("No image of the filter could be read: nothing to score.")
     else:
         c1, c2 = st.columns(2)
-        c1.plotly_chart(
-            figures.confusion_heatmap(ev["classes"], np.array(ev["confusion"])), key="s_conf"
-        )
-        c2.plotly_chart(figures.iou_bars(ev["per_class_iou"]), key="s_iou")
+        c1.plotly_chart(confusion_heatmap(ev["classes"], np.array(ev["confusion"])), key="s_conf")
+        c2.plotly_chart(iou_bars(ev["per_class_iou"]), key="s_iou")

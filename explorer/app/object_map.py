@@ -23,7 +23,7 @@ from explorer.inference.cache import predict
 from explorer.inference.embeddings import ObjectMap
 from explorer.inference.runner import items_for_crops
 from explorer.models.weights import LoadedModel
-from explorer.viz.figures import MapColouring, object_map_figure
+from explorer.viz.figures.object_map import MapColouring, object_map_figure
 
 MAX_POINTS = 50_000  # drawn at most (a seeded sample above); neighbours use every object
 HOVER_LIMIT = 1_500  # hover thumbnails for at most this many drawn points

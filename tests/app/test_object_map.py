@@ -9,7 +9,7 @@ import pytest
 
 from explorer.app import object_map as om
 from explorer.coco import open_index
-from explorer.viz.figures import object_map_figure
+from explorer.viz.figures.object_map import object_map_figure
 
 
 @pytest.fixture(scope="module")
