@@ -1,15 +1,16 @@
-"""The Map page's parts: the object map drawn, coloured, sampled, hovered, selected, searched.
+"""The Map page's Streamlit components: the colouring choice, the agreement codes computed once
+per map, the chart, the hover thumbnails, the selection grid, "more like this".
 
-The data stays columnar (numpy arrays, a DataFrame of the drawn points): a map may hold most of
-a million objects. The pure helpers (sampling, colourings, tables) take no Streamlit; each
-visual component is one function with a ``key``.
+What they show is computed in the library: the drawn points, colourings and the selection read
+back in :mod:`explorer.viz.figures.object_map`, lookups and neighbours in
+:mod:`explorer.inference.map_queries`, the agreement codes in
+:func:`explorer.inference.classification.agreement`. Each component is one function with a
+``key``.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,202 +20,30 @@ from explorer.app import caches, evaluate, state, url
 from explorer.coco import CocoIndex
 from explorer.coco.sources import DatasetSource
 from explorer.errors import ExplorerError
-from explorer.inference.cache import predict
+from explorer.inference.classification import agreement
 from explorer.inference.embeddings import ObjectMap
-from explorer.inference.runner import items_for_crops
+from explorer.inference.map_queries import map_rows_of, neighbour_table, objects_table
 from explorer.models.weights import LoadedModel
-from explorer.viz.figures.object_map import MapColouring, object_map_figure
+from explorer.viz.figures.object_map import (
+    BY_AGREEMENT,
+    BY_CATEGORY,
+    BY_MISTAKE,
+    BY_SIZE,
+    MapColouring,
+    Picked,
+    hover_caption,
+    object_map_figure,
+    picked_from,
+)
 
-MAX_POINTS = 50_000  # drawn at most (a seeded sample above); neighbours use every object
 HOVER_LIMIT = 1_500  # hover thumbnails for at most this many drawn points
 HOVER_SECONDS = 3.0  # time a rerun may spend making new hover thumbnails
 GRID_LIMIT = 200  # crops shown for a selection
-NEIGHBOURS = 12
-SEED = 0
-BY_CATEGORY, BY_SIZE, BY_AGREEMENT, BY_MISTAKE = (
-    "category",
-    "object size",
-    "model agreement",
-    "mistake score",
-)
-AGREES, DISAGREES, NO_LABEL = 1, 0, -1
-
-
-def sample_rows(n: int, limit: int = MAX_POINTS) -> np.ndarray:
-    """The map rows drawn: all of them up to ``limit``, else a seeded sample (sorted)."""
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(SEED).choice(n, limit, replace=False))
-
-
-def sample_caption(shown: int, total: int) -> str | None:
-    """What the chart shows when it is a sample (None when it shows everything)."""
-    if shown >= total:
-        return None
-    return f"showing {shown:,} of {total:,} objects, a seeded sample (neighbours use all)"
-
-
-def points_frame(m: ObjectMap, rows: np.ndarray, names: dict[int, str]) -> pd.DataFrame:
-    """The drawn points, one row per map row in ``rows``."""
-    cats = m.category_id[rows]
-    return pd.DataFrame(
-        {
-            "x": m.x[rows],
-            "y": m.y[rows],
-            "annotation_id": m.annotation_id[rows],
-            "image_id": m.image_id[rows],
-            "area": m.area[rows],
-            "category_id": cats,
-            "category": pd.Categorical.from_codes(
-                *_category_codes(cats, names)
-            ),  # a category column: one string per name, not per point
-        }
-    )
-
-
-def _category_codes(cats: np.ndarray, names: dict[int, str]):
-    ids = np.array(sorted(names), np.int64)
-    labels = [names[i] for i in ids]
-    at = np.searchsorted(ids, cats)
-    known = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == cats) if len(ids) else at < 0
-    return np.where(known, at, len(labels)), [*labels, "?"]
-
-
-def map_rows_of(m: ObjectMap, annotation_ids) -> np.ndarray:
-    """Map rows of these annotation ids (ids not on the map left out), in the given order."""
-    ids = np.asarray(annotation_ids, np.int64)
-    order = np.argsort(m.annotation_id, kind="stable")
-    at = np.searchsorted(m.annotation_id, ids, sorter=order)
-    at = np.minimum(at, max(len(order) - 1, 0))
-    rows = order[at] if len(order) else np.zeros(0, np.int64)
-    return rows[m.annotation_id[rows] == ids] if len(rows) else rows
-
-
-def mistake_scores(m: ObjectMap, mistakes: pd.DataFrame | None) -> np.ndarray:
-    """Per map row, the highest score of a mistake found on that object (0 where none)."""
-    out = np.zeros(len(m), np.float64)
-    if mistakes is None or not len(mistakes):
-        return out
-    best = mistakes.groupby("annotation_id")["score"].max()
-    rows = map_rows_of(m, best.index.to_numpy())
-    on_map = np.isin(best.index.to_numpy(), m.annotation_id)
-    out[rows] = best.to_numpy()[on_map]
-    return out
-
-
-def agreement(
-    model: LoadedModel, index: CocoIndex, images_dir: Path | None, m: ObjectMap, **kw
-) -> np.ndarray:
-    """Per map row: :data:`AGREES` when the classifier's top-1 on the crop is the annotated
-    category, :data:`DISAGREES` when it is another, :data:`NO_LABEL` when the model has no label
-    for the annotated category (or no answer). Predictions come through the cache."""
-    order = np.argsort(index.images["id"], kind="stable")
-    ids = np.unique(m.image_id)
-    rows = np.sort(order[np.searchsorted(index.images["id"], ids, sorter=order)])
-    mapping = model.category_of_label(index.categories)
-    nameable = {c for c in mapping if c is not None}
-    top1 = {
-        it.annotation_id: mapping[int(out[0][0])]
-        for it, out, _ in predict(model, index, images_dir, items_for_crops(index, rows), **kw)
-        if out is not None
-    }
-    codes = np.full(len(m), NO_LABEL, np.int64)
-    for i, (a, c) in enumerate(zip(m.annotation_id.tolist(), m.category_id.tolist(), strict=True)):
-        if a in top1 and c in nameable:
-            codes[i] = AGREES if top1[a] == c else DISAGREES
-    return codes
-
-
-AGREEMENT_NAMES = {AGREES: "agrees", DISAGREES: "disagrees", NO_LABEL: "no label for it"}
-AGREEMENT_COLOURS = {AGREES: "#2ca02c", DISAGREES: "#d62728", NO_LABEL: "#bbbbbb"}
-
-
-def colouring(
-    choice: str, m: ObjectMap, rows: np.ndarray, names: dict[int, str], per_row=None
-) -> MapColouring:
-    """The colouring of the drawn ``rows``; ``per_row`` is the agreement codes or the mistake
-    scores of every map row, for those two choices."""
-    if choice == BY_SIZE:
-        return MapColouring("area (px²)", values=m.area[rows], log=True)
-    if choice == BY_AGREEMENT:
-        return MapColouring(
-            "model agreement",
-            codes=per_row[rows],
-            names=AGREEMENT_NAMES,
-            colours=AGREEMENT_COLOURS,
-        )
-    if choice == BY_MISTAKE:
-        return MapColouring("mistake score", values=per_row[rows])
-    present = set(np.unique(m.category_id).tolist())
-    return MapColouring(
-        "category",
-        codes=m.category_id[rows],
-        names={c: n for c, n in names.items() if c in present},
-    )
-
-
-@dataclass(frozen=True)
-class Picked:
-    """What the chart's selection says: the annotation ids chosen, and whether by a box or
-    lasso (a region) or by clicking one point."""
-
-    annotation_ids: np.ndarray
-    region: bool
-
-
-def picked_from(selection) -> Picked:
-    """The chart's selection (Streamlit's dict-like) as annotation ids of map points (legend
-    traces carry none)."""
-    if not selection:
-        return Picked(np.zeros(0, np.int64), False)
-    ids = [p.get("customdata") for p in selection.get("points", []) or []]
-    ids = np.array([int(i) for i in ids if isinstance(i, int | float)], np.int64)
-    region = bool(selection.get("box") or selection.get("lasso"))
-    return Picked(pd.unique(ids), region)
-
-
-def objects_table(m: ObjectMap, rows: np.ndarray, names: dict[int, str]) -> pd.DataFrame:
-    """One line per map row: annotation id, image id, category name, area."""
-    return pd.DataFrame(
-        {
-            "annotation_id": m.annotation_id[rows],
-            "image_id": m.image_id[rows],
-            "category": [names.get(int(c), "?") for c in m.category_id[rows]],
-            "area": np.round(m.area[rows], 0),
-        }
-    )
-
-
-def neighbour_table(
-    m: ObjectMap, annotation_id: int, names: dict[int, str], k: int = NEIGHBOURS
-) -> pd.DataFrame:
-    """The object itself, then its ``k`` nearest neighbours in feature space, nearest first,
-    with their cosine similarity to it.
-
-    Raises:
-        ExplorerError: the object is not on the map.
-    """
-    near = m.neighbours(annotation_id, k)
-    rows = map_rows_of(m, np.concatenate([[annotation_id], near]))
-    table = objects_table(m, rows, names)
-    table["similarity"] = np.round(m.vectors[rows] @ m.vectors[rows[0]], 3)
-    return table
-
-
-def near_ids(m: ObjectMap, annotation_id: int | None, k: int = NEIGHBOURS) -> np.ndarray:
-    """The object and its ``k`` neighbours (nothing when none is chosen or it is not on the
-    map): what the chart highlights."""
-    if annotation_id is None or not np.isin(annotation_id, m.annotation_id):
-        return np.zeros(0, np.int64)
-    return np.concatenate([[int(annotation_id)], m.neighbours(int(annotation_id), k)])
 
 
 def _crop_bytes(source: DatasetSource, annotation_id: int) -> bytes | None:
     data = caches.crop_data_url(source.annotations, source.images, annotation_id, side=96)
     return base64.b64decode(data.split(",", 1)[1]) if data else None
-
-
-# -- components (Streamlit) ---------------------------------------------------------------------
 
 
 def colour_choice(key: str) -> str:
@@ -317,12 +146,9 @@ def hover_thumbnails(source: DatasetSource, annotation_ids: np.ndarray, key: str
             break
         urls[str(a)] = caches.crop_data_url(source.annotations, source.images, int(a), side=96)
     _hover_component()(data={"urls": urls}, key=key)
-    if len(urls) < len(annotation_ids):
-        more = " (more with each rerun)" if len(urls) < len(ids) else ""
-        st.caption(
-            f"Hover thumbnails for {len(urls):,} of the {len(annotation_ids):,} drawn points"
-            f"{more}; click a point to see any object."
-        )
+    caption = hover_caption(len(urls), len(ids), len(annotation_ids))
+    if caption:
+        st.caption(caption)
 
 
 def selection_grid(
@@ -357,7 +183,8 @@ def more_like_this(
     source: DatasetSource, m: ObjectMap, names: dict[int, str], key: str
 ) -> pd.DataFrame | None:
     """The chosen object (``<key>`` number input, or the last point clicked) and its
-    :data:`NEIGHBOURS` nearest neighbours as a grid of crops; returns their table."""
+    :data:`~explorer.inference.map_queries.NEIGHBOURS` nearest neighbours as a grid of crops;
+    returns their table."""
     chosen = st.number_input(
         "Annotation id (or click a point)", min_value=0, value=None, step=1, key=key
     )

@@ -1,16 +1,32 @@
 """The object map's figure (the Map page): every object a point, coloured by a group or a
-number, with the neighbours of the chosen one ringed."""
+number, with the neighbours of the chosen one ringed; and what the page draws of a map: the
+points (a seeded sample above :data:`MAX_POINTS`), their colouring, captions, and the selection
+read back as annotation ids."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from explorer.inference.classification import AGREES, DISAGREES, NO_LABEL
 from explorer.viz.figures.layout import LAYOUT
 from explorer.viz.overlays import hex_colour, palette
+
+if TYPE_CHECKING:
+    from explorer.inference.embeddings import ObjectMap
+
+MAX_POINTS = 50_000  # drawn at most (a seeded sample above); neighbours use every object
+SEED = 0
+BY_CATEGORY, BY_SIZE, BY_AGREEMENT, BY_MISTAKE = (
+    "category",
+    "object size",
+    "model agreement",
+    "mistake score",
+)
 
 
 @dataclass(frozen=True)
@@ -122,3 +138,106 @@ def _map_layout(fig: go.Figure, c: MapColouring) -> None:
         xaxis=hidden,
         yaxis={**hidden, "scaleanchor": "x", "scaleratio": 1},
     )
+
+
+# -- what the page draws of a map ----------------------------------------------------------------
+
+
+def sample_rows(n: int, limit: int = MAX_POINTS) -> np.ndarray:
+    """The map rows drawn: all of them up to ``limit``, else a seeded sample (sorted)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(SEED).choice(n, limit, replace=False))
+
+
+def sample_caption(shown: int, total: int) -> str | None:
+    """What the chart shows when it is a sample (None when it shows everything)."""
+    if shown >= total:
+        return None
+    return f"showing {shown:,} of {total:,} objects, a seeded sample (neighbours use all)"
+
+
+def hover_caption(made: int, wanted: int, drawn: int) -> str | None:
+    """What the hover thumbnails cover when not every drawn point has one: ``made`` crops of the
+    ``wanted`` (the first drawn points, up to a limit) of ``drawn`` (None when all have one)."""
+    if made >= drawn:
+        return None
+    more = " (more with each rerun)" if made < wanted else ""
+    return (
+        f"Hover thumbnails for {made:,} of the {drawn:,} drawn points"
+        f"{more}; click a point to see any object."
+    )
+
+
+def points_frame(m: ObjectMap, rows: np.ndarray, names: dict[int, str]) -> pd.DataFrame:
+    """The drawn points, one row per map row in ``rows``."""
+    cats = m.category_id[rows]
+    return pd.DataFrame(
+        {
+            "x": m.x[rows],
+            "y": m.y[rows],
+            "annotation_id": m.annotation_id[rows],
+            "image_id": m.image_id[rows],
+            "area": m.area[rows],
+            "category_id": cats,
+            "category": pd.Categorical.from_codes(
+                *_category_codes(cats, names)
+            ),  # a category column: one string per name, not per point
+        }
+    )
+
+
+def _category_codes(cats: np.ndarray, names: dict[int, str]):
+    ids = np.array(sorted(names), np.int64)
+    labels = [names[i] for i in ids]
+    at = np.searchsorted(ids, cats)
+    known = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == cats) if len(ids) else at < 0
+    return np.where(known, at, len(labels)), [*labels, "?"]
+
+
+AGREEMENT_NAMES = {AGREES: "agrees", DISAGREES: "disagrees", NO_LABEL: "no label for it"}
+AGREEMENT_COLOURS = {AGREES: "#2ca02c", DISAGREES: "#d62728", NO_LABEL: "#bbbbbb"}
+
+
+def colouring(
+    choice: str, m: ObjectMap, rows: np.ndarray, names: dict[int, str], per_row=None
+) -> MapColouring:
+    """The colouring of the drawn ``rows``; ``per_row`` is the agreement codes or the mistake
+    scores of every map row, for those two choices."""
+    if choice == BY_SIZE:
+        return MapColouring("area (px²)", values=m.area[rows], log=True)
+    if choice == BY_AGREEMENT:
+        return MapColouring(
+            "model agreement",
+            codes=per_row[rows],
+            names=AGREEMENT_NAMES,
+            colours=AGREEMENT_COLOURS,
+        )
+    if choice == BY_MISTAKE:
+        return MapColouring("mistake score", values=per_row[rows])
+    present = set(np.unique(m.category_id).tolist())
+    return MapColouring(
+        "category",
+        codes=m.category_id[rows],
+        names={c: n for c, n in names.items() if c in present},
+    )
+
+
+@dataclass(frozen=True)
+class Picked:
+    """What the chart's selection says: the annotation ids chosen, and whether by a box or
+    lasso (a region) or by clicking one point."""
+
+    annotation_ids: np.ndarray
+    region: bool
+
+
+def picked_from(selection) -> Picked:
+    """The chart's selection (Streamlit's dict-like) as annotation ids of map points (legend
+    traces carry none)."""
+    if not selection:
+        return Picked(np.zeros(0, np.int64), False)
+    ids = [p.get("customdata") for p in selection.get("points", []) or []]
+    ids = np.array([int(i) for i in ids if isinstance(i, int | float)], np.int64)
+    region = bool(selection.get("box") or selection.get("lasso"))
+    return Picked(pd.unique(ids), region)
