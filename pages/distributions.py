@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, dataset, state, url
+from explorer.app import caches, dataset, state
+from explorer.coco.view_state import BrowseState, browse_to_query
 from explorer.viz.figures.distributions import (
     category_bars,
     category_sunburst,
@@ -57,7 +58,7 @@ for col, key, title in (
     )
     clicked = clicked_category(event.selection if event else None)
     if clicked is not None:
-        query = url.browse_to_query(url.BrowseState(categories=(clicked,)))
+        query = browse_to_query(BrowseState(categories=(clicked,)))
         st.switch_page("pages/browse.py", query_params=query)
 
 left, right = st.columns(2)

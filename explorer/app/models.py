@@ -15,8 +15,8 @@ import streamlit as st
 
 from explorer.app import caches, state
 from explorer.app.dataset import page_dataset
-from explorer.app.url import parse_id
 from explorer.coco import CocoIndex
+from explorer.coco.view_state import parse_id
 from explorer.errors import ExplorerError
 from explorer.models.weights import LoadedModel
 from explorer.paths import atomic_write_bytes, cache_dir

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, evaluate, state, url
+from explorer.app import caches, evaluate, state
 from explorer.coco import CocoIndex
 from explorer.coco.sources import DatasetSource
+from explorer.coco.view_state import BrowseState, browse_to_query
 from explorer.errors import ExplorerError
 from explorer.inference.classification import agreement
 from explorer.inference.embeddings import ObjectMap
@@ -175,7 +176,7 @@ def selection_grid(
         column_config={"object": st.column_config.ImageColumn("object", width="small")},
     )
     if st.button("Open these images in Browse", key=f"{key}_browse", disabled=not images):
-        query = url.browse_to_query(url.BrowseState(image_ids=images))
+        query = browse_to_query(BrowseState(image_ids=images))
         st.switch_page("pages/browse.py", query_params=query)
 
 
