@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer.app import caches, dataset, models
+from explorer.app import caches, dataset_picker, model_picker
 from explorer.models import anatomy
 from explorer.types import TASKS
 from explorer.viz import overlays
@@ -13,7 +13,7 @@ from explorer.viz.figures.anatomy import (
     softmax_bars,
 )
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
 st.title("Anatomy")
 st.caption(
     "Feature maps get smaller and more abstract layer by layer; ReLU turns negative responses "
@@ -27,9 +27,9 @@ task = st.radio(
     key="a_task",
     format_func={"classify": "classifier (AlexNet)", "segment": "segmenter (DeepLabV3)"}.get,
 )
-choice = models.pick_model(task, "a", source.annotations)
+choice = model_picker.pick_model(task, "a", source.annotations)
 model = choice.model
-image_id = models.chosen_image(index, "a")
+image_id = model_picker.chosen_image(index, "a")
 rgb = None
 if image_id is not None and source.images_dir is not None:
     rgb, note = overlays.load_image(index, source.images_dir, index.image_row(image_id))

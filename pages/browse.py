@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, dataset, state, url
+from explorer.app import caches, dataset_picker, state, url
 from explorer.coco.view_state import BrowseState, browse_from_query, browse_to_query
 from explorer.types import SIZE_RANGES, Crowd, MatchMode
 from explorer.viz import overlays
 
 PAGES = Path(__file__).resolve().parent
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
 cats = {c["id"]: c for c in index.categories}
 supers = sorted({c["supercategory"] for c in index.categories})
 per_image = np.diff(index.images["ann_start"])

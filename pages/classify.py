@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer.app import caches, evaluate, models
+from explorer.app import caches, model_picker, run_on_filter
 from explorer.errors import ExplorerError
 from explorer.inference import classification
 from explorer.inference.cache import predict_image
@@ -11,12 +11,12 @@ from explorer.viz.figures.predictions import accuracy_by_category, topk_bars
 
 MARKS = {"right": "✓", "wrong": "✗", "not comparable": "—", "unreadable": "unreadable"}
 
-source, index, model = models.model_page("Classify", "classify", "c")
+source, index, model = model_picker.model_page("Classify", "classify", "c")
 images = source.images_dir
 mapping = model.category_of_label(index.categories)
 names = {c["id"]: c["name"] for c in index.categories}
 
-image_id = models.chosen_image(index, "c")
+image_id = model_picker.chosen_image(index, "c")
 if image_id is not None:
     row = index.image_row(image_id)
     left, right = st.columns([1, 1])
@@ -79,7 +79,7 @@ if image_id is not None:
         st.caption("✓ right, ✗ wrong, — the model has no label for this category (not counted).")
 
 st.subheader("On the current Browse filter")
-table = evaluate.evaluate_on_filter(
+table = run_on_filter.evaluate_on_filter(
     "c",
     source,
     index,

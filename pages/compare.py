@@ -3,21 +3,21 @@
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, dataset, evaluate, models
+from explorer.app import caches, dataset_picker, model_picker, run_on_filter
 from explorer.inference import compare
 from explorer.inference.cache import predict_image
 from explorer.viz import overlays
 from explorer.viz.figures.compare import accuracy_by_size, agreement_by_category, model_confusion
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
 st.title("Compare")
 st.caption(
     "Each non-crowd object: the classifier's answer on its crop, the segmenter's majority label "
     "inside its true mask, both mapped into the dataset's categories."
 )
-classifier, segmenter = models.two_model_pickers("k", source.annotations)
+classifier, segmenter = model_picker.two_model_pickers("k", source.annotations)
 
-report = evaluate.evaluate_on_filter(
+report = run_on_filter.evaluate_on_filter(
     "k",
     source,
     index,

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, dataset, state
+from explorer.app import caches, dataset_picker, state
 from explorer.coco.view_state import BrowseState, browse_to_query
 from explorer.viz.figures.distributions import (
     category_bars,
@@ -17,7 +17,7 @@ from explorer.viz.figures.distributions import (
     size_class_bars,
 )
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
 st.title("Distributions")
 
 c1, c2, c3 = st.columns([2, 1, 1])

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from explorer.app import dataset, evaluate, models, state
-from explorer.app import object_map as om
+from explorer.app import dataset_picker, model_picker, run_on_filter, state
+from explorer.app import map_widgets as om
 from explorer.inference import embeddings
 from explorer.inference.map_queries import map_rows_of, mistake_scores, near_ids
 from explorer.viz.figures.object_map import (
@@ -16,7 +16,7 @@ from explorer.viz.figures.object_map import (
     sample_rows,
 )
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
 names = {int(c["id"]): c["name"] for c in index.categories}
 st.title("Map")
 st.caption(
@@ -24,11 +24,11 @@ st.caption(
     "dimensions, then UMAP (or t-SNE, or PCA's first two axes) to two: objects close together "
     "look alike to the model."
 )
-model = models.model_picker("classify", "m", source.annotations)
+model = model_picker.model_picker("classify", "m", source.annotations)
 if model is None:
     st.stop()
 method = st.radio("Method", embeddings.METHODS, key="m_method", horizontal=True)
-omap = evaluate.evaluate_on_filter(
+omap = run_on_filter.evaluate_on_filter(
     "m",
     source,
     index,

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from explorer.app import evaluate, models
+from explorer.app import model_picker, run_on_filter
 from explorer.coco import masks
 from explorer.errors import ExplorerError
 from explorer.inference import segmentation
@@ -12,7 +12,7 @@ from explorer.types import IGNORE_LABEL
 from explorer.viz import overlays
 from explorer.viz.figures.predictions import confusion_heatmap, iou_bars
 
-source, index, model = models.model_page("Segment", "segment", "s")
+source, index, model = model_picker.model_page("Segment", "segment", "s")
 images = source.images_dir
 labels_met = segmentation.eval_space(model, index)
 space, to_eval = labels_met.space, labels_met.to_eval
@@ -32,7 +32,7 @@ elif missing:
         + (" …" if len(missing) > 12 else "")
     )
 
-image_id = models.chosen_image(index, "s")
+image_id = model_picker.chosen_image(index, "s")
 if image_id is not None:
     row = index.image_row(image_id)
     try:
@@ -117,7 +117,7 @@ st.subheader("Evaluate the current Browse filter")
 if not labels_met.scorable:
     st.caption("Nothing to score with this model on this dataset (see above).")
     st.stop()
-ev = evaluate.evaluate_on_filter(
+ev = run_on_filter.evaluate_on_filter(
     "s",
     source,
     index,

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, dataset
-from explorer.app import training as tr
+from explorer.app import caches, dataset_picker
+from explorer.app import training_monitor as tr
 from explorer.coco.sources import training_split
 from explorer.errors import ExplorerError
 from explorer.models import get_spec
@@ -16,7 +16,7 @@ from explorer.training.jobs import visible_gpus
 from explorer.types import DEVICES, TASKS
 from explorer.viz.figures.curves import training_curves
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
 jobs = caches.job_queue()
 st.title("Train")
 

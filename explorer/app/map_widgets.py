@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, evaluate, state
+from explorer.app import caches, run_on_filter, state
 from explorer.coco import CocoIndex
 from explorer.coco.sources import DatasetSource
 from explorer.coco.view_state import BrowseState, browse_to_query
@@ -66,7 +66,7 @@ def agreement_codes(
     saved = st.session_state.get(key)
     if saved is not None and saved[0] is m:
         return saved[1]
-    codes = evaluate.run_with_progress(
+    codes = run_on_filter.run_with_progress(
         "classifying the crops", agreement, model, index, source.images_dir, m
     )
     if codes is not None:
