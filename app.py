@@ -28,8 +28,8 @@ page = st.navigation(
 )
 st.set_page_config(page_title="COCO Explorer", page_icon=":material/search:", layout="wide")
 
-from explorer.app import dataset  # noqa: E402  (after the navigation is out)
+from explorer.app import dataset_picker  # noqa: E402  (after the navigation is out)
 
-with dataset.app_frame(page.title):
-    dataset.dataset_sidebar()
+with dataset_picker.app_frame(page.title):
+    dataset_picker.dataset_sidebar()
     page.run()

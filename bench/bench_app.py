@@ -121,7 +121,7 @@ def page_turn(index) -> Result:
 def distribution_figures(index) -> list:
     """Every statistic and figure of the Distributions page."""
     from explorer.coco import stats
-    from explorer.viz import figures as charts
+    from explorer.viz.figures import distributions as charts
 
     c = stats.category_counts(index)
     g = stats.box_geometry(index)

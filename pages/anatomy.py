@@ -2,13 +2,19 @@
 
 import streamlit as st
 
-from explorer.app import caches, dataset, models
+from explorer.app import caches, dataset_picker, model_picker
 from explorer.models import anatomy
 from explorer.models.tasks import task_kind
 from explorer.types import TASKS
-from explorer.viz import figures, overlays
+from explorer.viz import overlays
+from explorer.viz.figures.anatomy import (
+    feature_map_sizes,
+    layer_table,
+    relu_histogram,
+    softmax_bars,
+)
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
 st.title("Anatomy")
 st.caption(
     "Feature maps get smaller and more abstract layer by layer; ReLU turns negative responses "
@@ -23,9 +29,9 @@ task = st.radio(
     format_func={"classify": "classifier (AlexNet)", "segment": "segmenter (DeepLabV3)"}.get,
 )
 kind = task_kind(task)
-choice = models.pick_model(task, "a", source.annotations)
+choice = model_picker.pick_model(task, "a", source.annotations)
 model = choice.model
-image_id = models.chosen_image(index, "a")
+image_id = model_picker.chosen_image(index, "a")
 rgb = None
 if image_id is not None and source.images_dir is not None:
     rgb, note = overlays.load_image(index, source.images_dir, index.image_row(image_id))
@@ -40,7 +46,7 @@ else:
     rows = caches.architecture_rows(choice.name, choice.encoder, h, w, kind.scores_per_image)
 
 st.subheader(f"Layers at {h}x{w} input")
-table = figures.layer_table(rows)
+table = layer_table(rows)
 st.dataframe(table, hide_index=True, key="a_table", height=38 + 35 * min(len(table), 30))
 st.caption(
     f"{len(rows)} layers, {sum(r.params for r in rows):,} parameters, "
@@ -55,7 +61,7 @@ if model is None or rgb is None:
     )
     st.stop()
 maps = [(i, r) for i, r in enumerate(rows) if len(r.out_shape) == 3]
-st.plotly_chart(figures.feature_map_sizes(maps), key="a_sizes")
+st.plotly_chart(feature_map_sizes(maps), key="a_sizes")
 convs = [(i, r) for i, r in maps if r.kind == "conv"]
 pools = [(i, r) for i, r in maps if r.kind in ("max", "avg")]
 acts = anatomy.capture(model.module, x, [r.name for _, r in maps])
@@ -101,7 +107,7 @@ if convs:
         anatomy.tile([before[c], after[c]], columns=2, cell=200),
         caption="channel before and after ReLU",
     )
-    hist = figures.relu_histogram(before[c].cpu().numpy(), after[c].cpu().numpy())
+    hist = relu_histogram(before[c].cpu().numpy(), after[c].cpu().numpy())
     b.plotly_chart(hist, key="a_hist")
 
 if pools:
@@ -124,7 +130,7 @@ out = acts["__output__"][0]
 if kind.scores_per_image:
     top, probs = anatomy.top_classes(out, 10)
     names = [model.class_names[t] for t in top]
-    st.plotly_chart(figures.softmax_bars(names, probs), key="a_softmax")
+    st.plotly_chart(softmax_bars(names, probs), key="a_softmax")
 else:
     present, scores = anatomy.class_score_maps(out, 8)
     cls = st.selectbox(

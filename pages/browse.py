@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, dataset, state, url
+from explorer.app import caches, dataset_picker, state, url
+from explorer.coco.view_state import BrowseState, browse_from_query, browse_to_query
 from explorer.types import SIZE_RANGES, Crowd, MatchMode
 from explorer.viz import overlays
 
 PAGES = Path(__file__).resolve().parent
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
 cats = {c["id"]: c for c in index.categories}
 supers = sorted({c["supercategory"] for c in index.categories})
 per_image = np.diff(index.images["ann_start"])
@@ -25,9 +26,9 @@ if st.session_state.get("b_dataset") != source.annotations:  # another dataset: 
 # The URL is the source of truth when it says something new (a deep link, a jump from another page).
 # URLs this session wrote itself are not news: a rerun may carry one the browser had not updated
 # yet (fast key presses), and applying it would revert the widgets.
-url_now = url.view_params(st.query_params.to_dict())
+url_now = url.view_in_url()
 if url_now and url_now not in st.session_state.get("b_written", []):
-    s = url.browse_from_query(url_now)
+    s = browse_from_query(url_now)
     st.session_state.update(
         b_cats=[c for c in s.categories if c in cats],
         b_supers=[x for x in s.supercategories if x in supers],
@@ -84,7 +85,7 @@ with st.expander("Filters", expanded=state.browse_image() is None):
     query = c7.text_input("Image id or file name", key="b_q")
     st.button("Reset filters", key="b_reset", on_click=state.reset_browse_filters)
 
-view = url.BrowseState(
+view = BrowseState(
     image_id=state.browse_image(),
     categories=tuple(chosen),
     supercategories=tuple(chosen_supers),
@@ -227,7 +228,6 @@ else:
         "Next page ▶", disabled=view.page >= pages, on_click=state.turn_browse_page, args=(1,)
     )
 
-written = url.browse_to_query(view)
+written = browse_to_query(view)
 st.session_state["b_written"] = [*st.session_state.get("b_written", [])[-7:], written]
-if written != url.view_params(st.query_params.to_dict()):
-    st.query_params.from_dict(url.with_dataset(written, st.query_params.get(url.DATASET_PARAM)))
+url.show_view(written)

@@ -2,20 +2,23 @@
 
 import streamlit as st
 
-from explorer.app import caches, evaluate, models
+from explorer.app import caches, model_picker, run_on_filter
+from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.inference import classification
 from explorer.inference.cache import predict_image
-from explorer.viz import figures, overlays
+from explorer.inference.options import IN_THIS_THREAD
+from explorer.viz import overlays
+from explorer.viz.figures.predictions import accuracy_by_category, topk_bars
 
 MARKS = {"right": "✓", "wrong": "✗", "not comparable": "—", "unreadable": "unreadable"}
 
-source, index, model = models.model_page("Classify", "classify", "c")
-images = source.images_dir
+source, index, model = model_picker.model_page("Classify", "classify", "c")
+dataset = Dataset(index, source.images_dir)
 mapping = model.category_of_label(index.categories)
 names = {c["id"]: c["name"] for c in index.categories}
 
-image_id = models.chosen_image(index, "c")
+image_id = model_picker.chosen_image(index, "c")
 if image_id is not None:
     row = index.image_row(image_id)
     left, right = st.columns([1, 1])
@@ -25,8 +28,8 @@ if image_id is not None:
     for note in notes:
         left.warning(note)
     try:
-        _, whole, err = predict_image(model, index, images, row)
-        crops = classification.classification_table(model, index, images, True, [row], workers=0)
+        _, whole, err = predict_image(model, dataset, row)
+        crops = classification.classification_table(model, dataset, True, [row], IN_THIS_THREAD)
     except ExplorerError as e:
         st.error(str(e))
         st.stop()
@@ -34,7 +37,7 @@ if image_id is not None:
         right.error(err)
     else:
         top, prob = whole[0][:5], whole[1][:5]
-        chart = figures.topk_bars(
+        chart = topk_bars(
             [model.class_names[t] for t in top],
             [float(p) for p in prob],
             [names.get(mapping[t], "") if mapping[t] is not None else "" for t in top],
@@ -78,12 +81,12 @@ if image_id is not None:
         st.caption("✓ right, ✗ wrong, — the model has no label for this category (not counted).")
 
 st.subheader("On the current Browse filter")
-table = evaluate.evaluate_on_filter(
+table = run_on_filter.evaluate_on_filter(
     "c",
     source,
     index,
     (model,),
-    lambda rows, **kw: classification.classification_table(model, index, images, True, rows, **kw),
+    lambda rows, options: classification.classification_table(model, dataset, True, rows, options),
     button="Run on current filter",
     working="classifying crops",
     what=", every non-crowd object's crop",
@@ -103,4 +106,4 @@ if table is not None:
             "cover these categories."
         )
     accuracy = classification.accuracy_per_category(model, table, index.categories)
-    st.plotly_chart(figures.accuracy_by_category(accuracy), key="c_acc")
+    st.plotly_chart(accuracy_by_category(accuracy), key="c_acc")

@@ -3,25 +3,31 @@
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, dataset, evaluate, models
+from explorer.app import caches, dataset_picker, model_picker, run_on_filter
+from explorer.coco.dataset import Dataset
 from explorer.inference import compare
 from explorer.inference.cache import predict_image
-from explorer.viz import figures, overlays
+from explorer.inference.pair import ModelPair
+from explorer.viz import overlays
+from explorer.viz.figures.compare import accuracy_by_size, agreement_by_category, model_confusion
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
+dataset = Dataset(index, source.images_dir)
 st.title("Compare")
 st.caption(
     "Each non-crowd object: the classifier's answer on its crop, the segmenter's majority label "
     "inside its true mask, both mapped into the dataset's categories."
 )
-classifier, segmenter = models.two_model_pickers("k", source.annotations)
+classifier, segmenter = model_picker.two_model_pickers("k", source.annotations)
 
-report = evaluate.evaluate_on_filter(
+report = run_on_filter.evaluate_on_filter(
     "k",
     source,
     index,
     (classifier, segmenter),
-    lambda rows, **kw: compare.compare(classifier, segmenter, index, source.images_dir, rows, **kw),
+    lambda rows, options: compare.compare(
+        ModelPair(classifier, segmenter), dataset, rows, options=options
+    ),
     button="Compare current filter",
     working="comparing",
     what=" (the Browse filter)",
@@ -48,10 +54,10 @@ c1.caption(
     f"{s['objects']:,} objects; {s['not_comparable']:,} not comparable (a model has no label for "
     "the true category)"
 )
-c2.plotly_chart(figures.agreement_by_category(report.per_category), key="k_cats")
+c2.plotly_chart(agreement_by_category(report.per_category), key="k_cats")
 c3, c4 = st.columns(2)
-c3.plotly_chart(figures.model_confusion(report.confusion), key="k_conf")
-c4.plotly_chart(figures.accuracy_by_size(report.by_size), key="k_size")
+c3.plotly_chart(model_confusion(report.confusion), key="k_conf")
+c4.plotly_chart(accuracy_by_size(report.by_size), key="k_size")
 
 st.subheader("Disagreements")
 objects = pd.DataFrame(report.objects)
@@ -96,7 +102,7 @@ sel = picked.selection.rows if picked else []
 if sel:
     o = dis.iloc[sel[0]]
     row = index.image_row(int(o["image_id"]))
-    _, out, err = predict_image(segmenter, index, source.images_dir, row)
+    _, out, err = predict_image(segmenter, dataset, row)
     rgb, _ = overlays.load_image(index, source.images_dir, row)
     colours = overlays.label_colours(index, segmenter.category_of_label(index.categories))
     left, right = st.columns(2)

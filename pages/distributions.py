@@ -3,10 +3,21 @@
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, dataset, state, url
-from explorer.viz import figures
+from explorer.app import caches, dataset_picker, state
+from explorer.coco.view_state import BrowseState, browse_to_query
+from explorer.viz.figures.distributions import (
+    category_bars,
+    category_sunburst,
+    centre_heatmap,
+    clicked_category,
+    cooccurrence_heatmap,
+    count_histogram,
+    image_size_scatter,
+    log_histogram,
+    size_class_bars,
+)
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
 st.title("Distributions")
 
 c1, c2, c3 = st.columns([2, 1, 1])
@@ -40,36 +51,34 @@ for col, key, title in (
     (right, "images", "Images per category"),
 ):
     event = col.plotly_chart(
-        figures.category_bars(index.categories, d.counts[key], title, sort, log),
+        category_bars(index.categories, d.counts[key], title, sort, log),
         key=f"x_bars_{key}",
         on_select="rerun",
         selection_mode="points",
     )
-    clicked = figures.clicked_category(event.selection if event else None)
+    clicked = clicked_category(event.selection if event else None)
     if clicked is not None:
-        query = url.browse_to_query(url.BrowseState(categories=(clicked,)))
+        query = browse_to_query(BrowseState(categories=(clicked,)))
         st.switch_page("pages/browse.py", query_params=query)
 
 left, right = st.columns(2)
-left.plotly_chart(figures.category_sunburst(index.categories, d.counts["instances"]), key="x_sun")
-right.plotly_chart(figures.size_class_bars(index.categories, d.sizes, shares=log), key="x_sizes")
+left.plotly_chart(category_sunburst(index.categories, d.counts["instances"]), key="x_sun")
+right.plotly_chart(size_class_bars(index.categories, d.sizes, shares=log), key="x_sizes")
 left, right = st.columns(2)
-left.plotly_chart(
-    figures.log_histogram(d.geometry["area"], "Object area (pixels)", "area"), key="x_area"
-)
+left.plotly_chart(log_histogram(d.geometry["area"], "Object area (pixels)", "area"), key="x_area")
 right.plotly_chart(
-    figures.count_histogram(d.per_image, "Annotations per image", "annotations in the image"),
+    count_histogram(d.per_image, "Annotations per image", "annotations in the image"),
     key="x_per_image",
 )
 left, right = st.columns(2)
-left.plotly_chart(figures.cooccurrence_heatmap(index.categories, d.cooccurrence), key="x_co")
+left.plotly_chart(cooccurrence_heatmap(index.categories, d.cooccurrence), key="x_co")
 right.plotly_chart(
-    figures.log_histogram(d.geometry["aspect"], "Box aspect ratio (width / height)", "w / h"),
+    log_histogram(d.geometry["aspect"], "Box aspect ratio (width / height)", "w / h"),
     key="x_aspect",
 )
 left, right = st.columns(2)
-left.plotly_chart(figures.centre_heatmap(d.geometry["cx"], d.geometry["cy"]), key="x_centres")
-right.plotly_chart(figures.image_size_scatter(d.widths, d.heights), key="x_sizes_wh")
+left.plotly_chart(centre_heatmap(d.geometry["cx"], d.geometry["cy"]), key="x_centres")
+right.plotly_chart(image_size_scatter(d.widths, d.heights), key="x_sizes_wh")
 
 st.subheader("Health")
 findings = caches.health_findings(source.annotations, source.images)

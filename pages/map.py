@@ -2,11 +2,23 @@
 
 import streamlit as st
 
-from explorer.app import dataset, evaluate, models, state
-from explorer.app import object_map as om
+from explorer.app import dataset_picker, model_picker, run_on_filter, state
+from explorer.app import map_widgets as om
+from explorer.coco.dataset import Dataset
 from explorer.inference import embeddings
+from explorer.inference.map_queries import map_rows_of, mistake_scores, near_ids
+from explorer.viz.figures.object_map import (
+    BY_AGREEMENT,
+    BY_CATEGORY,
+    BY_MISTAKE,
+    colouring,
+    points_frame,
+    sample_caption,
+    sample_rows,
+)
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
+dataset = Dataset(index, source.images_dir)
 names = {int(c["id"]): c["name"] for c in index.categories}
 st.title("Map")
 st.caption(
@@ -14,16 +26,16 @@ st.caption(
     "dimensions, then UMAP (or t-SNE, or PCA's first two axes) to two: objects close together "
     "look alike to the model."
 )
-model = models.model_picker("classify", "m", source.annotations)
+model = model_picker.model_picker("classify", "m", source.annotations)
 if model is None:
     st.stop()
 method = st.radio("Method", embeddings.METHODS, key="m_method", horizontal=True)
-omap = evaluate.evaluate_on_filter(
+omap = run_on_filter.evaluate_on_filter(
     "m",
     source,
     index,
     (model,),
-    lambda rows, **kw: embeddings.embed(model, index, source.images_dir, rows, method, **kw),
+    lambda rows, options: embeddings.embed(model, dataset, rows, method, options),
     button="Draw the map",
     working="reading the objects",
     what=" (the Browse filter): every non-crowd object's crop",
@@ -38,19 +50,19 @@ if not len(omap):
 
 choice = om.colour_choice("m_colour")
 per_row = None
-if choice == om.BY_AGREEMENT:
+if choice == BY_AGREEMENT:
     per_row = om.agreement_codes(model, index, source, omap, "m_agreement")
-elif choice == om.BY_MISTAKE:
-    per_row = om.mistake_scores(omap, state.mistakes_table())
-if choice in (om.BY_AGREEMENT, om.BY_MISTAKE) and per_row is None:
-    choice = om.BY_CATEGORY
-drawn = om.sample_rows(len(omap))
-points = om.points_frame(omap, drawn, names)
-near = om.near_ids(omap, st.session_state.get("m_id"))
-highlight = om.points_frame(omap, om.map_rows_of(omap, near), names) if len(near) else None
-picked = om.map_chart(points, om.colouring(choice, omap, drawn, names, per_row), highlight, "m_map")
+elif choice == BY_MISTAKE:
+    per_row = mistake_scores(omap, state.mistakes_table())
+if choice in (BY_AGREEMENT, BY_MISTAKE) and per_row is None:
+    choice = BY_CATEGORY
+drawn = sample_rows(len(omap))
+points = points_frame(omap, drawn, names)
+near = near_ids(omap, st.session_state.get("m_id"))
+highlight = points_frame(omap, map_rows_of(omap, near), names) if len(near) else None
+picked = om.map_chart(points, colouring(choice, omap, drawn, names, per_row), highlight, "m_map")
 unread = f"{omap.unread:,} objects whose crop could not be read are left out"
-notes = [om.sample_caption(len(drawn), len(omap)), unread if omap.unread else None]
+notes = [sample_caption(len(drawn), len(omap)), unread if omap.unread else None]
 notes.append("click a point for more like this; the toolbar's box or lasso selects a region")
 st.caption(" · ".join(n for n in notes if n))
 om.hover_thumbnails(source, points["annotation_id"].to_numpy(), "m_hover")

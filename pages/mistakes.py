@@ -3,28 +3,31 @@ that miss their object; ranked, reviewed, exported as a corrected copy."""
 
 import streamlit as st
 
-from explorer.app import dataset, evaluate, models, state
-from explorer.app import mistakes as view
+from explorer.app import dataset_picker, model_picker, run_on_filter, state
+from explorer.app import mistake_review as view
+from explorer.coco.dataset import Dataset
 from explorer.inference import mistakes, reviews
+from explorer.inference.pair import ModelPair
 
 PER_PAGE = 8
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
+dataset = Dataset(index, source.images_dir)
 st.title("Mistakes")
 st.caption(
     "Two models look at every annotation: the classifier at its crop, the segmenter at its "
     "pixels. Where both doubt the label, it is probably wrong; where the segmenter finds a "
     "category no annotation covers and the classifier agrees, an object is probably missing."
 )
-classifier, segmenter = models.two_model_pickers("q", source.annotations)
+classifier, segmenter = model_picker.two_model_pickers("q", source.annotations)
 
-result = evaluate.evaluate_on_filter(
+result = run_on_filter.evaluate_on_filter(
     "q",
     source,
     index,
     (classifier, segmenter),
-    lambda rows, **kw: mistakes.find_mistakes(
-        classifier, segmenter, index, source.images_dir, rows, **kw
+    lambda rows, options: mistakes.find_mistakes(
+        ModelPair(classifier, segmenter), dataset, rows, options=options
     ),
     button="Find mistakes in the current filter",
     working="looking for mistakes",

@@ -3,16 +3,20 @@
 import numpy as np
 import streamlit as st
 
-from explorer.app import evaluate, models
+from explorer.app import model_picker, run_on_filter
 from explorer.coco import masks
+from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.inference import segmentation
 from explorer.inference.cache import predict_image
+from explorer.inference.options import IN_THIS_THREAD
 from explorer.types import IGNORE_LABEL
-from explorer.viz import figures, overlays
+from explorer.viz import overlays
+from explorer.viz.figures.predictions import confusion_heatmap, iou_bars
 
-source, index, model = models.model_page("Segment", "segment", "s")
-images = source.images_dir
+source, index, model = model_picker.model_page("Segment", "segment", "s")
+
+dataset = Dataset(index, source.images_dir)
 labels_met = segmentation.eval_space(model, index)
 space, to_eval = labels_met.space, labels_met.to_eval
 missing = labels_met.no_counterpart
@@ -31,11 +35,11 @@ elif missing:
         + (" …" if len(missing) > 12 else "")
     )
 
-image_id = models.chosen_image(index, "s")
+image_id = model_picker.chosen_image(index, "s")
 if image_id is not None:
     row = index.image_row(image_id)
     try:
-        _, out, err = predict_image(model, index, images, row)
+        _, out, err = predict_image(model, dataset, row)
     except ExplorerError as e:
         st.error(str(e))
         st.stop()
@@ -43,7 +47,7 @@ if image_id is not None:
         st.error(err)
         st.stop()
     labels, _ = out
-    rgb, note = overlays.load_image(index, images, row)
+    rgb, note = overlays.load_image(index, dataset.images, row)
     if note:
         st.warning(note)
     view = st.radio("View", ["Side by side", "Errors"], horizontal=True, key="s_view")
@@ -104,24 +108,24 @@ if image_id is not None:
             unsafe_allow_html=True,
         )
     if labels_met.scorable:
-        ev = segmentation.evaluate_segmentation(model, index, images, [row], space, workers=0)
+        ev = segmentation.evaluate_segmentation(model, dataset, [row], space, IN_THIS_THREAD)
         present = {k: v for k, v in ev["per_class_iou"].items() if v is not None}
         st.markdown(
             f"This image: pixel accuracy **{ev['pixel_acc']:.3f}**, mean IoU **{ev['miou']:.3f}**"
             f" ({space.upper()} labels)"
         )
-        st.plotly_chart(figures.iou_bars(present, "IoU per class, this image"), key="s_img_iou")
+        st.plotly_chart(iou_bars(present, "IoU per class, this image"), key="s_img_iou")
 
 st.subheader("Evaluate the current Browse filter")
 if not labels_met.scorable:
     st.caption("Nothing to score with this model on this dataset (see above).")
     st.stop()
-ev = evaluate.evaluate_on_filter(
+ev = run_on_filter.evaluate_on_filter(
     "s",
     source,
     index,
     (model,),
-    lambda rows, **kw: segmentation.evaluate_segmentation(model, index, images, rows, space, **kw),
+    lambda rows, options: segmentation.evaluate_segmentation(model, dataset, rows, space, options),
     button="Evaluate current filter",
     working="segmenting",
     what=" · computed like torchvision's segmentation reference (255 ignored), at the original "
@@ -137,7 +141,5 @@ if ev is not None:
         st.info("No image of the filter could be read: nothing to score.")
     else:
         c1, c2 = st.columns(2)
-        c1.plotly_chart(
-            figures.confusion_heatmap(ev["classes"], np.array(ev["confusion"])), key="s_conf"
-        )
-        c2.plotly_chart(figures.iou_bars(ev["per_class_iou"]), key="s_iou")
+        c1.plotly_chart(confusion_heatmap(ev["classes"], np.array(ev["confusion"])), key="s_conf")
+        c2.plotly_chart(iou_bars(ev["per_class_iou"]), key="s_iou")

@@ -6,17 +6,17 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, dataset
-from explorer.app import training as tr
+from explorer.app import caches, dataset_picker
+from explorer.app import training_monitor as tr
 from explorer.coco.sources import training_split
 from explorer.errors import ExplorerError
 from explorer.models import get_spec
 from explorer.training import PRESET_NAMES, TrainConfig, runs, task_models
 from explorer.training.jobs import visible_gpus
 from explorer.types import DEVICES, TASKS
-from explorer.viz import figures
+from explorer.viz.figures.curves import training_curves
 
-source, index = dataset.page_dataset()
+source, index = dataset_picker.page_dataset()
 jobs = caches.job_queue()
 st.title("Train")
 
@@ -91,7 +91,7 @@ def chart(names: list[str]) -> None:
     x = c2.radio("x axis", ["step", "epoch", "wall"], horizontal=True, key="t_x")
     smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.6, key="t_smooth")
     log = c4.toggle("Log y", key="t_log")
-    st.plotly_chart(figures.training_curves(curves, metric, x, smoothing, log), key="t_curves")
+    st.plotly_chart(training_curves(curves, metric, x, smoothing, log), key="t_curves")
 
 
 def live(polling: bool) -> None:

@@ -1,110 +1,30 @@
-"""Page state <-> URL query string: parsing is forgiving (a bad value is dropped, not fatal).
-
-``?image_id=397133&cats=1,18&match=all&crowd=no&inst=2-10&size=large&q=0001&page=3&ids=1,2``
-"""
+"""The browser's address: the view and the dataset's key read from ``st.query_params`` and
+written back. What they mean is :mod:`explorer.coco.view_state`'s."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
-from typing import Literal
+import streamlit as st
 
-from explorer.coco.filters import ImageFilter
-from explorer.types import SIZE_RANGES, Crowd, MatchMode, SizeClass
-
-# ASCII digits only: int() also accepts '١٢' (Arabic-Indic digits), '1_000' and ' 12\n', and
-# str.isdigit() accepts '²', which int() then refuses with a ValueError.
-_DIGITS = re.compile(r"[0-9]{1,19}")
-INT64_MAX = 2**63 - 1
+from explorer.coco.view_state import DATASET_PARAM, view_params, with_dataset
 
 
-def parse_id(value: str | None) -> int | None:
-    """A non-negative integer written in ASCII digits that fits an int64 column, else None."""
-    if value is None or not _DIGITS.fullmatch(value):
-        return None
-    n = int(value)
-    return n if n <= INT64_MAX else None
+def view_in_url() -> dict[str, str]:
+    """The address's view part (everything but the dataset's key)."""
+    return view_params(st.query_params.to_dict())
 
 
-def _ints(value: str | None) -> tuple[int, ...]:
-    ids = (parse_id(v.strip()) for v in (value or "").split(","))
-    return tuple(i for i in ids if i is not None)
+def show_view(query: dict[str, str]) -> None:
+    """Put a view's query string in the address, the dataset's key kept in front; an address
+    that already says it is left alone."""
+    if query != view_in_url():
+        st.query_params.from_dict(with_dataset(query, dataset_in_url()))
 
 
-@dataclass(frozen=True)
-class BrowseState:
-    """Everything the Browse page shows, but the dataset."""
-
-    image_id: int | None = None
-    categories: tuple[int, ...] = ()
-    supercategories: tuple[str, ...] = ()
-    match: MatchMode = "any"
-    crowd: Crowd = "any"
-    instances: tuple[int, int] | None = None
-    size: SizeClass | Literal["any"] = "any"
-    query: str = ""
-    page: int = 1
-    image_ids: tuple[int, ...] = ()  # only these images (chosen on the Map)
-
-    def image_filter(self) -> ImageFilter:
-        return ImageFilter(
-            categories=self.categories,
-            supercategories=self.supercategories,
-            match=self.match,
-            crowd={"only": True, "none": False}.get(self.crowd),
-            instances=self.instances,
-            area=SIZE_RANGES.get(self.size),
-            query=self.query,
-            image_ids=self.image_ids,
-        )
-
-    def with_(self, **changes) -> BrowseState:
-        return replace(self, **changes)
+def dataset_in_url() -> str | None:
+    """The dataset key the address carries (``?ds=``), if any."""
+    return st.query_params.get(DATASET_PARAM)
 
 
-def browse_from_query(q: dict[str, str]) -> BrowseState:
-    """Parse query parameters (values are strings, the last one wins)."""
-    inst = (q.get("inst") or "").split("-")
-    lo_hi = (parse_id(inst[0]), parse_id(inst[1])) if len(inst) == 2 else (None, None)
-    return BrowseState(
-        image_id=parse_id(q.get("image_id")),
-        categories=_ints(q.get("cats")),
-        supercategories=tuple(s for s in (q.get("supers") or "").split(",") if s),
-        match="all" if q.get("match") == "all" else "any",
-        crowd=q.get("crowd") if q.get("crowd") in ("only", "none") else "any",
-        instances=lo_hi if None not in lo_hi and lo_hi[0] <= lo_hi[1] else None,
-        size=q.get("size") if q.get("size") in SIZE_RANGES else "any",
-        query=(q.get("q") or "")[:200],
-        page=max(1, parse_id(q.get("page")) or 1),
-        image_ids=tuple(dict.fromkeys(_ints(q.get("ids")))),
-    )
-
-
-def browse_to_query(s: BrowseState) -> dict[str, str]:
-    """The canonical query string of a state (defaults left out, so URLs stay short)."""
-    q = {
-        "image_id": "" if s.image_id is None else str(s.image_id),
-        "cats": ",".join(map(str, s.categories)),
-        "supers": ",".join(s.supercategories),
-        "match": "all" if s.match == "all" else "",
-        "crowd": "" if s.crowd == "any" else s.crowd,
-        "inst": f"{s.instances[0]}-{s.instances[1]}" if s.instances else "",
-        "size": "" if s.size == "any" else s.size,
-        "q": s.query,
-        "page": "" if s.page == 1 else str(s.page),
-        "ids": ",".join(map(str, s.image_ids)),
-    }
-    return {k: v for k, v in q.items() if v}
-
-
-DATASET_PARAM = "ds"  # the dataset's key (explorer.coco.sources.source_key), never a path
-
-
-def view_params(q: dict[str, str]) -> dict[str, str]:
-    """A query string's view part (everything but the dataset's key)."""
-    return {k: v for k, v in q.items() if k != DATASET_PARAM}
-
-
-def with_dataset(q: dict[str, str], key: str | None) -> dict[str, str]:
-    """A view's query string with the dataset's key in front."""
-    return {DATASET_PARAM: key, **q} if key else dict(q)
+def show_dataset(key: str) -> None:
+    """Put the dataset's key in the address."""
+    st.query_params[DATASET_PARAM] = key

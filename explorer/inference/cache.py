@@ -22,7 +22,7 @@ from pathlib import Path
 
 from explorer.coco.dataset import Dataset
 from explorer.errors import StorageError
-from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
+from explorer.inference.options import DEFAULT_OPTIONS, IN_THIS_THREAD, RunOptions
 from explorer.inference.outputs import codec_for
 from explorer.inference.runner import Item, LocalEngine, Prediction, items_for_images
 from explorer.models.weights import LoadedModel
@@ -123,7 +123,7 @@ def predict_image(model: LoadedModel, dataset: Dataset, image_row: int) -> Predi
     """One whole image through the cache, in the calling thread (a page showing one image
     needs no worker processes)."""
     items = items_for_images(dataset.index, [image_row])
-    (prediction,) = predict(model, dataset, items, RunOptions(workers=0))
+    (prediction,) = predict(model, dataset, items, IN_THIS_THREAD)
     return prediction
 
 

@@ -5,12 +5,14 @@ and reads the top-5 labels into rows; :func:`classification_scores` and
 :func:`accuracy_per_category` score a table of crops. A label counts only through its dataset
 category (:func:`explorer.coco.labels.dataset_label_map`); objects of a category the model cannot
 name are ``not_comparable``, never wrong.
+:func:`agreement` codes each object of an object map by the classifier's top-1 against its
+annotated category (the Map colours by it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import numpy as np
 
@@ -20,6 +22,9 @@ from explorer.inference.cache import predict
 from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.runner import Item, items_for_crops, items_for_images
 from explorer.models.weights import LoadedModel
+
+if TYPE_CHECKING:
+    from explorer.inference.embeddings import ObjectMap
 
 TABLE_TOP = 5  # top-k columns of a table
 
@@ -176,3 +181,30 @@ def verdicts(model: LoadedModel, table, categories: list[dict]) -> list[Verdict]
         else:
             out.append("right" if guess == truth else "wrong")
     return out
+
+
+AGREES, DISAGREES, NO_LABEL = 1, 0, -1  # the codes of :func:`agreement`
+
+
+def agreement(
+    model: LoadedModel, dataset: Dataset, m: ObjectMap, options: RunOptions = DEFAULT_OPTIONS
+) -> np.ndarray:
+    """Per map row: :data:`AGREES` when the classifier's top-1 on the crop is the annotated
+    category, :data:`DISAGREES` when it is another, :data:`NO_LABEL` when the model has no label
+    for the annotated category (or no answer). Predictions come through the cache."""
+    index = dataset.index
+    order = np.argsort(index.images["id"], kind="stable")
+    ids = np.unique(m.image_id)
+    rows = np.sort(order[np.searchsorted(index.images["id"], ids, sorter=order)])
+    mapping = model.category_of_label(index.categories)
+    nameable = _nameable(mapping)
+    top1 = {
+        it.annotation_id: mapping[int(out[0][0])]
+        for it, out, _ in predict(model, dataset, items_for_crops(index, rows), options)
+        if out is not None
+    }
+    codes = np.full(len(m), NO_LABEL, np.int64)
+    for i, (a, c) in enumerate(zip(m.annotation_id.tolist(), m.category_id.tolist(), strict=True)):
+        if a in top1 and c in nameable:
+            codes[i] = AGREES if top1[a] == c else DISAGREES
+    return codes

@@ -62,3 +62,6 @@ class RunOptions:
 
 DEFAULT_OPTIONS = RunOptions()
 """The defaults (frozen: safe to share as a default argument)."""
+IN_THIS_THREAD = RunOptions(workers=0)
+"""Images decoded in the calling thread: what a page showing one image needs (no worker
+processes to start)."""

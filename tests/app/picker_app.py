@@ -3,7 +3,7 @@ on reruns)."""
 
 import streamlit as st
 
-from explorer.app import dataset
+from explorer.app import dataset_picker
 
-source, index = dataset.dataset_sidebar()
+source, index = dataset_picker.dataset_sidebar()
 st.write(f"current: {source.label} ({index.num_images} images)")

@@ -11,14 +11,14 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from explorer.app.url import (
+from explorer.coco import open_index
+from explorer.coco.view_state import (
     INT64_MAX,
     BrowseState,
     browse_from_query,
     browse_to_query,
     parse_id,
 )
-from explorer.coco import open_index
 from tests.helpers import ROOT, tiny, write_coco
 
 # Each of these reached int() or a widget on main: '²' passes str.isdigit() and int() refuses

@@ -19,6 +19,7 @@ from explorer.app import caches, state
 from explorer.coco import CocoIndex
 from explorer.coco.sources import DatasetSource
 from explorer.errors import ExplorerError
+from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.ray_engine import ENV_ADDRESS, RayEngine
 from explorer.inference.runner import Rate
 
@@ -37,8 +38,10 @@ def result_key(source: DatasetSource, index: CocoIndex, rows: np.ndarray, *model
     return h.hexdigest()
 
 
-def run_with_progress(label: str, fn: Callable[..., T], *args, **kwargs) -> T | None:
-    """Run ``fn(*args, progress=..., **kwargs)`` with an ``st.progress`` bar (in the script thread)
+def run_with_progress(
+    label: str, fn: Callable[[RunOptions], T], options: RunOptions = DEFAULT_OPTIONS
+) -> T | None:
+    """Run ``fn(options)`` with an ``st.progress`` bar as its progress (in the script thread)
     and a Stop button: a click reruns the page, which ends this run; finished predictions stay
     cached, so running again resumes. A user error is shown with ``st.error`` (None returned)."""
     box = st.empty()
@@ -52,7 +55,7 @@ def run_with_progress(label: str, fn: Callable[..., T], *args, **kwargs) -> T | 
         bar.progress(done / max(total, 1), text=f"{label}: {rate(done, total)}")
 
     try:
-        return fn(*args, progress=progress, **kwargs)
+        return fn(options.reporting(progress))
     except ExplorerError as e:  # no image folder, unreadable files, ...: say so, keep the page
         st.error(str(e))
         return None
@@ -65,7 +68,7 @@ def evaluate_on_filter(
     source: DatasetSource,
     index: CocoIndex,
     models: tuple,
-    run: Callable[..., T],
+    run: Callable[[np.ndarray, RunOptions], T],
     *,
     button: str,
     working: str,
@@ -77,7 +80,8 @@ def evaluate_on_filter(
     Args:
         key: the page's prefix: the button is ``<key>_run``, the result ``<key>_result``.
         models: the models the result depends on (part of the result's identity).
-        run: ``run(image_rows, progress=...)`` computes the result.
+        run: ``run(image_rows, options)`` computes the result (``options`` carry the progress
+            bar and where the models run).
         button: the button's label; working: the progress bar's label; what: the caption after
             the number of images (e.g. ", every non-crowd object's crop").
 
@@ -90,22 +94,23 @@ def evaluate_on_filter(
     identity = result_key(source, index, rows, *models)
     engine = _engine_choice(key)
     if st.button(button, key=f"{key}_run", type="primary" if primary else "secondary"):
-        result = run_with_progress(working, run, rows, **engine)
+        result = run_with_progress(working, lambda options: run(rows, options), engine)
         if result is not None:
             st.session_state[f"{key}_result"] = (identity, result)
     saved = st.session_state.get(f"{key}_result")
     return saved[1] if saved is not None and saved[0] == identity else None
 
 
-def _engine_choice(key: str) -> dict:
+def _engine_choice(key: str) -> RunOptions:
     """Where the models run: this machine, or (when ``EXPLORER_RAY_ADDRESS`` names one) the Ray
-    cluster; as keyword arguments for the run (none: this machine)."""
+    cluster."""
     address = os.environ.get(ENV_ADDRESS, "").strip()
     if not address:
-        return {}
+        return DEFAULT_OPTIONS
     here, cluster = "this machine", f"Ray cluster ({address})"
     where = st.radio("Run on", (here, cluster), key=f"{key}_engine", horizontal=True)
     if where == here:
-        return {}
+        return DEFAULT_OPTIONS
     workers = os.environ.get("EXPLORER_RAY_WORKERS", "2")
-    return {"engine": RayEngine(address=address, workers=int(workers) if workers.isdigit() else 2)}
+    engine = RayEngine(address=address, workers=int(workers) if workers.isdigit() else 2)
+    return RunOptions(engine=engine)

@@ -133,7 +133,7 @@ def _open_first_dataset() -> None:
 def _open_linked_dataset() -> None:
     """A link's ``?ds=`` key (a dataset opened on this server before) opens that dataset; a key
     the server cannot open is said in one line, and the picker stays to choose another."""
-    key = st.query_params.get(url.DATASET_PARAM)
+    key = url.dataset_in_url()
     current = state.current_source()
     if not key or (current is not None and source_key(current) == key):
         return
@@ -249,7 +249,7 @@ def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
     except ExplorerError as e:
         side.error(f"{e}")
     source, index = _current_or_sample(side)
-    st.query_params[url.DATASET_PARAM] = remember_source(source)
+    url.show_dataset(remember_source(source))
     _caption(side, source, index)
     return source, index
 

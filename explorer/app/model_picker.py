@@ -14,9 +14,9 @@ import numpy as np
 import streamlit as st
 
 from explorer.app import caches, state
-from explorer.app.dataset import page_dataset
-from explorer.app.url import parse_id
+from explorer.app.dataset_picker import page_dataset
 from explorer.coco import CocoIndex
+from explorer.coco.view_state import parse_id
 from explorer.errors import ExplorerError
 from explorer.models.tasks import task_kind
 from explorer.models.weights import LoadedModel

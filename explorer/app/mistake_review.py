@@ -17,6 +17,7 @@ import streamlit as st
 from explorer.coco import CocoIndex
 from explorer.coco import masks as coco_masks
 from explorer.coco.corrections import write_corrected
+from explorer.coco.dataset import Dataset
 from explorer.coco.sources import DatasetSource
 from explorer.errors import ExplorerError
 from explorer.inference import reviews
@@ -115,7 +116,7 @@ def card(
     r = index.image_row(int(row["image_id"]))
     try:
         rgb, _ = overlays.load_image(index, source.images_dir, r)
-        _, out, _ = predict_image(segmenter, index, source.images_dir, r)
+        _, out, _ = predict_image(segmenter, Dataset(index, source.images_dir), r)
     except ExplorerError as e:
         st.warning(f"image {int(row['image_id'])}: {e}")
         return

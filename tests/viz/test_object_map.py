@@ -7,9 +7,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.app import object_map as om
 from explorer.coco import open_index
-from explorer.viz.figures import object_map_figure
+from explorer.inference.classification import NO_LABEL, agreement
+from explorer.inference.map_queries import map_rows_of, mistake_scores, near_ids, neighbour_table
+from explorer.viz.figures.object_map import (
+    AGREEMENT_NAMES,
+    BY_AGREEMENT,
+    BY_CATEGORY,
+    BY_SIZE,
+    colouring,
+    hover_caption,
+    object_map_figure,
+    picked_from,
+    points_frame,
+    sample_caption,
+    sample_rows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,28 +39,39 @@ def mapped(sample_root):
 
 
 def test_sampling_is_seeded_and_the_caption_says_so():
-    assert np.array_equal(om.sample_rows(10), np.arange(10))
-    a, b = om.sample_rows(860_001), om.sample_rows(860_001)
+    assert np.array_equal(sample_rows(10), np.arange(10))
+    a, b = sample_rows(860_001), sample_rows(860_001)
     assert len(a) == 50_000 and np.array_equal(a, b) and np.all(np.diff(a) > 0)
     assert a.max() < 860_001
-    assert om.sample_caption(50_000, 860_001) == (
+    assert sample_caption(50_000, 860_001) == (
         "showing 50,000 of 860,001 objects, a seeded sample (neighbours use all)"
     )
-    assert om.sample_caption(700, 700) is None
+    assert sample_caption(700, 700) is None
+
+
+def test_hover_caption_says_which_points_have_thumbnails():
+    assert hover_caption(700, 700, 700) is None
+    assert hover_caption(1_500, 1_500, 50_000) == (
+        "Hover thumbnails for 1,500 of the 50,000 drawn points; click a point to see any object."
+    )
+    assert hover_caption(400, 1_500, 50_000) == (
+        "Hover thumbnails for 400 of the 50,000 drawn points (more with each rerun); click a "
+        "point to see any object."
+    )
 
 
 def test_points_and_figure_of_the_map(mapped):
     _, index, _, m, names = mapped
-    rows = om.sample_rows(len(m), limit=len(m) - 3)
-    points = om.points_frame(m, rows, names)
+    rows = sample_rows(len(m), limit=len(m) - 3)
+    points = points_frame(m, rows, names)
     assert len(points) == len(m) - 3
     want = [names[int(c)] for c in m.category_id[rows]]
     assert points["category"].astype(str).tolist() == want
-    fig = object_map_figure(points, om.colouring(om.BY_CATEGORY, m, rows, names))
+    fig = object_map_figure(points, colouring(BY_CATEGORY, m, rows, names))
     assert np.array_equal(fig.data[0].customdata, m.annotation_id[rows])
     legend = {t.name for t in fig.data[1:]}
     assert legend == {names[int(c)] for c in np.unique(m.category_id)}
-    size = object_map_figure(points, om.colouring(om.BY_SIZE, m, rows, names))
+    size = object_map_figure(points, colouring(BY_SIZE, m, rows, names))
     assert len(size.data) == 1
     assert np.allclose(size.data[0].marker.color, np.log10(np.maximum(m.area[rows], 1)))
 
@@ -56,20 +80,20 @@ def test_selection_and_neighbours(mapped):
     _, _, _, m, names = mapped
     a = [int(i) for i in m.annotation_id[:3]]
     sel = {"points": [{"customdata": a[0]}, {"customdata": a[1]}, {"customdata": a[1]}]}
-    lasso = om.picked_from({**sel, "lasso": [{"x": [0]}]})
+    lasso = picked_from({**sel, "lasso": [{"x": [0]}]})
     assert lasso.annotation_ids.tolist() == a[:2] and lasso.region  # repeats once
-    click = om.picked_from({"points": [{"customdata": a[2]}], "box": [], "lasso": []})
+    click = picked_from({"points": [{"customdata": a[2]}], "box": [], "lasso": []})
     assert click.annotation_ids.tolist() == [a[2]] and not click.region
-    assert om.picked_from(None).annotation_ids.size == 0
-    assert om.map_rows_of(m, [a[2], -1, a[0]]).tolist() == [2, 0]
-    table = om.neighbour_table(m, a[0], names)
+    assert picked_from(None).annotation_ids.size == 0
+    assert map_rows_of(m, [a[2], -1, a[0]]).tolist() == [2, 0]
+    table = neighbour_table(m, a[0], names)
     assert table["annotation_id"].iloc[0] == a[0] and len(table) == min(13, len(m))
     assert table["annotation_id"].iloc[1:].tolist() == m.neighbours(a[0], 12).tolist()
     assert table["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-3)
     assert table["similarity"].is_monotonic_decreasing
     assert table["category"].iloc[0] == names[int(m.category_id[0])]
-    assert om.near_ids(m, a[0]).tolist() == table["annotation_id"].tolist()
-    assert om.near_ids(m, None).size == 0 and om.near_ids(m, -7).size == 0
+    assert near_ids(m, a[0]).tolist() == table["annotation_id"].tolist()
+    assert near_ids(m, None).size == 0 and near_ids(m, -7).size == 0
 
 
 def test_mistake_scores_take_the_highest_per_object(mapped):
@@ -82,25 +106,25 @@ def test_mistake_scores_take_the_highest_per_object(mapped):
             "score": [0.3, 0.8, 0.5, 0.9],
         }
     )
-    scores = om.mistake_scores(m, found)
+    scores = mistake_scores(m, found)
     assert scores[0] == 0.8 and scores[4] == 0.5 and scores.sum() == pytest.approx(1.3)
-    assert not om.mistake_scores(m, None).any()
+    assert not mistake_scores(m, None).any()
 
 
 def test_agreement_is_the_classifiers_top1_against_the_annotation(mapped):
     from explorer.inference.classification import classification_table
 
     model, index, images, m, _ = mapped
-    codes = om.agreement(model, index, images, m, workers=0)
+    codes = agreement(model, index, images, m, workers=0)
     table = classification_table(model, index, images, crops=True, image_rows=np.arange(8))
     table = table.set_index("annotation_id").loc[m.annotation_id]
     nameable = {c for c in model.category_of_label(index.categories) if c is not None}
     want = np.where(
         ~table["true_category_id"].isin(nameable),
-        om.NO_LABEL,
+        NO_LABEL,
         (table["mapped_category_id"] == table["true_category_id"]).astype(int),
     )
     assert codes.tolist() == want.tolist()
     assert len(set(codes.tolist())) >= 2  # the test means something
-    c = om.colouring(om.BY_AGREEMENT, m, np.arange(len(m)), {}, codes)
-    assert c.names == om.AGREEMENT_NAMES and np.array_equal(c.codes, codes)
+    c = colouring(BY_AGREEMENT, m, np.arange(len(m)), {}, codes)
+    assert c.names == AGREEMENT_NAMES and np.array_equal(c.codes, codes)
