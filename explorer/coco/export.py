@@ -168,21 +168,28 @@ def _write_png(target: Path, mask: np.ndarray) -> None:
 
 @dataclass
 class _Progress:
+    """An export under way: where it writes, the names it has taken (casefolded, see
+    :func:`_unique`) and what happened to each image so far."""
+
+    out_dir: Path
+    used: set[str] = field(default_factory=lambda: {LABELS_FILE})
     renamed: list[dict] = field(default_factory=list)
     skipped_drawing: list[dict] = field(default_factory=list)
     skipped_images: list[dict] = field(default_factory=list)
     written_names: list[str] = field(default_factory=list)
 
 
-def _export_one(index, row, out_dir, labels, pixels, used, done: _Progress) -> None:
+def _export_one(
+    index: CocoIndex, row: int, labels: MaskLabels, pixels: np.ndarray, done: _Progress
+) -> None:
     """Name, draw and write one image's mask, recording what happened in ``done``."""
     image_id, file_name = int(index.images["id"][row]), str(index.images["file_name"][row])
     natural, kept_name = mask_name(file_name, image_id)
-    name = _unique(natural, image_id, used)
+    name = _unique(natural, image_id, done.used)
     if name != natural or not kept_name:
         done.renamed.append({"id": image_id, "file_name": file_name, "mask": name})
     try:
-        target = resolve_image_path(out_dir, name)
+        target = resolve_image_path(done.out_dir, name)
         mask, bad = _image_mask(index, row, labels, pixels)
     except ExplorerError as e:
         done.skipped_images.append({"id": image_id, "error": str(e)})
@@ -228,12 +235,12 @@ def export_semantic_masks(
         atomic_write_json(out_dir / LABELS_FILE, _labels_json(pixel_map, labels, remapped))
     except OSError as e:
         raise ExplorerError(f"{out_dir}: cannot write the output folder ({e.strerror})") from None
-    done, used = _Progress(), {LABELS_FILE}
+    done = _Progress(out_dir)
     # tqdm starts a monitor thread even when disabled: no bar, no tqdm (a library call stays
     # single-threaded, which lets the index parser fork)
     todo = rows.tolist()
     for row in tqdm(todo, desc="masks", unit="img", leave=False) if progress else todo:
-        _export_one(index, row, out_dir, labels, pixels, used, done)
+        _export_one(index, row, labels, pixels, done)
     return ExportReport(
         written=len(done.written_names),
         out_dir=out_dir,

@@ -100,12 +100,11 @@ def instance_masks_at(
     """:func:`instance_masks` (box-only annotations left out) drawn at ``size`` (width, height)
     instead of the image's: polygons are scaled before they are rasterised, so a thumbnail
     costs a thumbnail's pixels; RLE masks are decoded and sampled (nearest pixel centre)."""
-    h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
     sw, sh = size
     masks, rows, skipped = [], [], []
     for r in np.asarray(ann_rows, np.int64)[~box_only(index, ann_rows)].tolist():
         try:
-            masks.append(_mask_at(index, r, h, w, sw, sh))
+            masks.append(_mask_at(index, image_row, r, size))
             rows.append(r)
         except (SegmentationError, TypeError, ValueError) as e:
             skipped.append({"id": int(index.annotations["id"][r]), "error": str(e)})
@@ -113,7 +112,10 @@ def instance_masks_at(
     return stack, np.array(rows, np.int64), skipped
 
 
-def _mask_at(index: CocoIndex, ann_row: int, h: int, w: int, sw: int, sh: int) -> np.ndarray:
+def _mask_at(index: CocoIndex, image_row: int, ann_row: int, size: tuple[int, int]) -> np.ndarray:
+    """One annotation's mask drawn at ``size`` (width, height) instead of its image's."""
+    h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
+    sw, sh = size
     if int(index.annotations["seg_kind"][ann_row]) == SEG_POLYGON:
         parts = polygon_parts(index.segmentation(ann_row), h, w)
         scale = np.array([sw / w, sh / h])
