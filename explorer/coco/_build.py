@@ -27,12 +27,12 @@ from explorer.coco._records import (
     string_id,
     typed_records,
 )
-from explorer.coco._schema import Category, Image, TopLevel
+from explorer.coco._schema import CategoryRecord, ImageRecord, TopLevel
 from explorer.coco.annotation_kind import BY_IMAGE, IMAGE_ROW, AnnotationKind, Tables
 from explorer.coco.health import Finding
 from explorer.errors import DatasetError
 from explorer.paths import NotARegularFile, open_regular
-from explorer.types import MAX_IMAGE_PIXELS
+from explorer.types import MAX_IMAGE_PIXELS, Category
 
 MAX_SIDE = 65535  # widths and heights beyond it are skipped (and MAX_IMAGE_PIXELS caps the area)
 # The image columns every index has (each kind adds where its annotations start, per image).
@@ -107,7 +107,7 @@ def parse_images(
     :func:`_hashed_ids`); images of a bad size or a repeated id are skipped and reported. A width
     or height of 0 (or none given) is read with ``size_of(file_name)`` when given; else, or when
     that gives None, it means "unknown": the image is kept, its annotations boxes."""
-    items = typed_records(raws, Image, "image", problems)
+    items = typed_records(raws, ImageRecord, "image", problems)
     numbers = _ImageNumbers(
         id_column(items, "id"), column(items, "width", np.int64), column(items, "height", np.int64)
     )
@@ -218,11 +218,12 @@ def _first_of_each(ids: np.ndarray, problems: Problems) -> np.ndarray:
     return unique
 
 
-def parse_categories(raws: list, problems: Problems) -> list[dict]:
+def parse_categories(raws: list, problems: Problems) -> list[Category]:
     """Categories in file order (a missing or null supercategory is ""; id 0 is a category like
     any other); repeated ids are skipped and reported."""
-    cats, seen = [], set()
-    for c in typed_records(raws, Category, "category", problems):
+    cats: list[Category] = []
+    seen = set()
+    for c in typed_records(raws, CategoryRecord, "category", problems):
         cid = c.id if isinstance(c.id, int) else string_id(c.id)
         if cid in seen:
             problems.add(
@@ -247,7 +248,7 @@ class Built:
 
     images: dict[str, np.ndarray]
     tables: dict[str, dict[str, np.ndarray]]
-    categories: list[dict]
+    categories: list[Category]
     findings: list[Finding]
     written_image_ids: dict[str, str]
     in_source: bool

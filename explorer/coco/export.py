@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypedDict
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from explorer.coco.health import Finding
 from explorer.coco.images import MAX_IMAGE_PIXELS, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.coco.labels import VOC_COCO_IDS, VOC_COCO_NAMES
+from explorer.coco.segmentations import SkippedAnnotation
 from explorer.errors import DatasetError, ExplorerError
 from explorer.paths import atomic_file, atomic_write_json
 from explorer.types import IGNORE_LABEL, MaskLabels
@@ -30,6 +32,39 @@ from explorer.types import IGNORE_LABEL, MaskLabels
 LABELS_FILE = "labels.json"
 MAX_NAME_BYTES = 200  # per path component: room for "-<image id>.png" under the 255-byte limit
 _FATAL_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+
+
+class PixelLabel(TypedDict):
+    """The category a mask's pixel value stands for (a ``labels.json`` entry)."""
+
+    id: int
+    name: str
+
+
+class SkippedImage(TypedDict):
+    """An image that got no mask, and why."""
+
+    id: int
+    error: str
+
+
+class RenamedMask(TypedDict):
+    """An image whose mask is not named after its file name, and the mask's name."""
+
+    id: int
+    file_name: str
+    mask: str
+
+
+class LabelsFile(TypedDict):
+    """``labels.json``: the label set, the pixel values of background and overlap, whether the
+    category ids were renumbered, and each pixel value's category (keys are the values)."""
+
+    labels: MaskLabels
+    background: int
+    overlap: int
+    renumbered: bool
+    pixels: dict[str, PixelLabel]
 
 
 @dataclass(frozen=True)
@@ -47,12 +82,12 @@ class ExportReport:
 
     written: int
     out_dir: Path
-    label_map: dict[int, dict]
+    label_map: dict[int, PixelLabel]
     remapped: bool = False
     skipped_opening: list[Finding] = field(default_factory=list)
-    skipped_drawing: list[dict] = field(default_factory=list)
-    skipped_images: list[dict] = field(default_factory=list)
-    renamed: list[dict] = field(default_factory=list)
+    skipped_drawing: list[SkippedAnnotation] = field(default_factory=list)
+    skipped_images: list[SkippedImage] = field(default_factory=list)
+    renamed: list[RenamedMask] = field(default_factory=list)
 
 
 def select_image_rows(index: CocoIndex, image_ids: list[int] | None) -> np.ndarray:
@@ -90,16 +125,20 @@ def category_pixels(index: CocoIndex) -> tuple[np.ndarray, bool]:
     return pixels, True
 
 
-def label_map(index: CocoIndex, labels: MaskLabels) -> tuple[dict[int, dict], np.ndarray, bool]:
+def label_map(
+    index: CocoIndex, labels: MaskLabels
+) -> tuple[dict[int, PixelLabel], np.ndarray, bool]:
     """``(pixel value -> {"id", "name"}, pixel per category row, renumbered)`` for ``labels``."""
     if labels == "voc":
         pairs = zip(VOC_COCO_IDS, VOC_COCO_NAMES, strict=True)
-        voc = {k: {"id": i, "name": n} for k, (i, n) in enumerate(pairs, start=1)}
+        voc: dict[int, PixelLabel] = {
+            k: {"id": i, "name": n} for k, (i, n) in enumerate(pairs, start=1)
+        }
         return voc, np.zeros(0, np.uint8), False
     if labels != "coco":
         raise ExplorerError(f"unknown label set {labels!r}; valid: coco, voc")
     pixels, remapped = category_pixels(index)
-    found = {
+    found: dict[int, PixelLabel] = {
         int(p): {"id": int(c["id"]), "name": str(c["name"])}
         for p, c in zip(pixels.tolist(), index.categories, strict=True)
     }
@@ -173,9 +212,9 @@ class _Progress:
 
     out_dir: Path
     used: set[str] = field(default_factory=lambda: {LABELS_FILE})
-    renamed: list[dict] = field(default_factory=list)
-    skipped_drawing: list[dict] = field(default_factory=list)
-    skipped_images: list[dict] = field(default_factory=list)
+    renamed: list[RenamedMask] = field(default_factory=list)
+    skipped_drawing: list[SkippedAnnotation] = field(default_factory=list)
+    skipped_images: list[SkippedImage] = field(default_factory=list)
     written_names: list[str] = field(default_factory=list)
 
 
@@ -253,7 +292,9 @@ def export_semantic_masks(
     )
 
 
-def _labels_json(pixel_map: dict[int, dict], labels: MaskLabels, remapped: bool) -> dict:
+def _labels_json(
+    pixel_map: dict[int, PixelLabel], labels: MaskLabels, remapped: bool
+) -> LabelsFile:
     return {
         "labels": labels,
         "background": 0,

@@ -39,6 +39,7 @@ from explorer.coco.segmentations import (
     Segmentations,
     check_segmentations,
 )
+from explorer.types import Category
 
 # A missing area is NaN while decoding, then the box's w*h (see _areas).
 NO_AREA = float("nan")
@@ -206,7 +207,7 @@ def _segmentation_kinds(
     return kind
 
 
-def _findings(images: dict, table: dict, categories: list[dict]) -> list[health.Finding]:
+def _findings(images: dict, table: dict, categories: list[Category]) -> list[health.Finding]:
     return health.table_findings(images, table, categories, table["seg_kind"] == SEG_BOX)
 
 

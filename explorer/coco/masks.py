@@ -15,7 +15,13 @@ from pycocotools import mask as mask_utils
 
 from explorer.coco.index import CocoIndex
 from explorer.coco.labels import voc_labels
-from explorer.coco.segmentations import SEG_BOX, SEG_POLYGON, checked_rle, polygon_parts
+from explorer.coco.segmentations import (
+    SEG_BOX,
+    SEG_POLYGON,
+    SkippedAnnotation,
+    checked_rle,
+    polygon_parts,
+)
 from explorer.errors import ExplorerError, SegmentationError
 from explorer.types import IGNORE_LABEL
 
@@ -62,7 +68,7 @@ def box_only(index: CocoIndex, ann_rows: np.ndarray) -> np.ndarray:
 
 def instance_masks(
     index: CocoIndex, image_row: int, ann_rows: np.ndarray | None = None, boxes: bool = False
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, np.ndarray, list[SkippedAnnotation]]:
     """Binary masks of an image's annotations.
 
     Args:
@@ -96,12 +102,13 @@ def instance_masks(
 
 def instance_masks_at(
     index: CocoIndex, image_row: int, ann_rows: np.ndarray, size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, np.ndarray, list[SkippedAnnotation]]:
     """:func:`instance_masks` (box-only annotations left out) drawn at ``size`` (width, height)
     instead of the image's: polygons are scaled before they are rasterised, so a thumbnail
     costs a thumbnail's pixels; RLE masks are decoded and sampled (nearest pixel centre)."""
     sw, sh = size
-    masks, rows, skipped = [], [], []
+    masks, rows = [], []
+    skipped: list[SkippedAnnotation] = []
     for r in np.asarray(ann_rows, np.int64)[~box_only(index, ann_rows)].tolist():
         try:
             masks.append(_mask_at(index, image_row, r, size))
@@ -144,10 +151,11 @@ def _box_mask(index: CocoIndex, image_row: int, ann_row: int) -> np.ndarray:
 
 def _decoded_masks(
     index: CocoIndex, image_row: int, ann_rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, np.ndarray, list[SkippedAnnotation]]:
     """:func:`instance_masks` of annotations that have a segmentation (pycocotools decodes)."""
     h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
-    rles, rows, skipped = [], [], []
+    rles, rows = [], []
+    skipped: list[SkippedAnnotation] = []
     for r in np.asarray(ann_rows).tolist():
         try:
             rles.append(annotation_rle(index, r))
@@ -197,7 +205,7 @@ def semantic_labels(
 
 def semantic_mask(
     index: CocoIndex, image_row: int, labels: str = "coco"
-) -> tuple[np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, list[SkippedAnnotation]]:
     """The image's semantic mask, ``(height, width)`` uint8, and the annotations skipped."""
     rows, values = semantic_labels(index, index.annotation_rows(image_row), labels)
     return paint_semantic(index, image_row, rows, values)
@@ -205,7 +213,7 @@ def semantic_mask(
 
 def paint_semantic(
     index: CocoIndex, image_row: int, rows: np.ndarray, values: np.ndarray
-) -> tuple[np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, list[SkippedAnnotation]]:
     """Annotation ``rows`` of an image painted with their ``values`` (0 elsewhere, the ignore
     label where two or more overlap, as torchvision's reference), and the annotations skipped.
 
