@@ -1,12 +1,13 @@
 """Names for the choices and constants that cross modules: one home each.
 
 ``Literal`` aliases say which values a string may take (a type checker and a reader both see
-them); the constants are the single definitions every module imports.
+them); the constants are the single definitions every module imports; :class:`Category` is the
+one record shape that nearly every layer reads.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypedDict
 
 Task = Literal["classify", "segment"]
 TASKS: tuple[Task, ...] = ("classify", "segment")
@@ -23,6 +24,19 @@ JobStatus = Literal["queued", "running", "finished", "stopped", "failed"]
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 """Device choices a user can give; ``cuda:N`` is accepted too."""
+
+
+class Category(TypedDict):
+    """A dataset category as the COCO index keeps it (``CocoIndex.categories``, in file order).
+
+    Every layer above the index reads these (labels, models, figures, the app); COCO's other
+    category fields (a keypoint category's ``keypoints`` and ``skeleton``) are not kept.
+    """
+
+    id: int  # a string id in the file is mapped to a number (``coco._records.string_id``)
+    name: str
+    supercategory: str  # "" when the file gives none, or null: always there for readers
+
 
 CocoSplit = Literal["val2017", "train2017"]
 COCO_SPLITS: tuple[CocoSplit, ...] = ("val2017", "train2017")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypedDict, TypeVar
 
 import msgspec
 import numpy as np
@@ -27,12 +27,12 @@ from explorer.coco._records import (
     string_id,
     typed_records,
 )
-from explorer.coco._schema import Category, Image, TopLevel
+from explorer.coco._schema import CategoryRecord, ImageRecord, TopLevel
 from explorer.coco.annotation_kind import BY_IMAGE, IMAGE_ROW, AnnotationKind, Tables
 from explorer.coco.health import Finding
 from explorer.errors import DatasetError
 from explorer.paths import NotARegularFile, open_regular
-from explorer.types import MAX_IMAGE_PIXELS
+from explorer.types import MAX_IMAGE_PIXELS, Category
 
 MAX_SIDE = 65535  # widths and heights beyond it are skipped (and MAX_IMAGE_PIXELS caps the area)
 # The image columns every index has (each kind adds where its annotations start, per image).
@@ -107,13 +107,14 @@ def parse_images(
     :func:`_hashed_ids`); images of a bad size or a repeated id are skipped and reported. A width
     or height of 0 (or none given) is read with ``size_of(file_name)`` when given; else, or when
     that gives None, it means "unknown": the image is kept, its annotations boxes."""
-    items = typed_records(raws, Image, "image", problems)
-    ids = id_column(items, "id")
-    width = column(items, "width", np.int64)
-    height = column(items, "height", np.int64)
+    items = typed_records(raws, ImageRecord, "image", problems)
+    numbers = _ImageNumbers(
+        id_column(items, "id"), column(items, "width", np.int64), column(items, "height", np.int64)
+    )
+    ids, width, height = numbers
     unknown = (width == 0) | (height == 0)
     if size_of is not None and unknown.any():
-        _sizes_from_files(items, ids, np.flatnonzero(unknown), width, height, size_of, problems)
+        _sizes_from_files(items, numbers, np.flatnonzero(unknown), size_of, problems)
         unknown = (width == 0) | (height == 0)
     keep = unknown | (
         (width >= 1)
@@ -127,7 +128,7 @@ def parse_images(
         f"images whose width or height is negative, above {MAX_SIDE}, or whose area is above "
         f"{MAX_IMAGE_PIXELS:,} pixels (skipped)",
         np.flatnonzero(~keep),
-        lambda i: {"id": int(ids[i]), "width": int(width[i]), "height": int(height[i])},
+        numbers.size_of_row,
     )
     problems.add_rows(
         "unknown_image_size",
@@ -159,17 +160,31 @@ def _hashed_ids(items: list, ids: np.ndarray, keep: np.ndarray) -> dict[str, str
     }
 
 
+class ImageSize(TypedDict):
+    """An image by its id and size: the example a finding about image sizes gives."""
+
+    id: int
+    width: int
+    height: int
+
+
+class _ImageNumbers(NamedTuple):
+    """The number columns of the image records being parsed (row i: record i)."""
+
+    ids: np.ndarray
+    width: np.ndarray
+    height: np.ndarray
+
+    def size_of_row(self, i: int) -> ImageSize:
+        return {"id": int(self.ids[i]), "width": int(self.width[i]), "height": int(self.height[i])}
+
+
 def _sizes_from_files(
-    items: list,
-    ids: np.ndarray,
-    rows: np.ndarray,
-    width: np.ndarray,
-    height: np.ndarray,
-    size_of: SizeOf,
-    problems: Problems,
+    items: list, numbers: _ImageNumbers, rows: np.ndarray, size_of: SizeOf, problems: Problems
 ) -> None:
     """Fill in place the sizes of ``rows`` that ``size_of`` can read and that are sane; the rest
     stay unknown. Every image keeps its row either way."""
+    width, height = numbers.width, numbers.height
     found = []
     for i in rows:
         size = size_of(items[i].file_name)
@@ -185,7 +200,7 @@ def _sizes_from_files(
         "image_size_from_file",
         "images without a width or height in the annotation file; read from their image files",
         np.array(found, dtype=np.int64),
-        lambda i: {"id": int(ids[i]), "width": int(width[i]), "height": int(height[i])},
+        numbers.size_of_row,
         "info",
     )
 
@@ -203,11 +218,12 @@ def _first_of_each(ids: np.ndarray, problems: Problems) -> np.ndarray:
     return unique
 
 
-def parse_categories(raws: list, problems: Problems) -> list[dict]:
+def parse_categories(raws: list, problems: Problems) -> list[Category]:
     """Categories in file order (a missing or null supercategory is ""; id 0 is a category like
     any other); repeated ids are skipped and reported."""
-    cats, seen = [], set()
-    for c in typed_records(raws, Category, "category", problems):
+    cats: list[Category] = []
+    seen = set()
+    for c in typed_records(raws, CategoryRecord, "category", problems):
         cid = c.id if isinstance(c.id, int) else string_id(c.id)
         if cid in seen:
             problems.add(
@@ -221,7 +237,6 @@ def parse_categories(raws: list, problems: Problems) -> list[dict]:
     return cats
 
 
-
 @dataclass(frozen=True)
 class Built:
     """A parsed, validated file: what the index cache stores.
@@ -233,7 +248,7 @@ class Built:
 
     images: dict[str, np.ndarray]
     tables: dict[str, dict[str, np.ndarray]]
-    categories: list[dict]
+    categories: list[Category]
     findings: list[Finding]
     written_image_ids: dict[str, str]
     in_source: bool
@@ -256,16 +271,16 @@ def build(
 
 def _build(path: Path, kind: AnnotationKind, blob_path: Path, size_of: SizeOf | None) -> Built:
     problems = Problems()
-    data = read_file(path)
+    source = _Source(path, read_file(path))
 
     def parse_top(top: TopLevel, problems: Problems):
         return parse_images(top.images, problems, size_of), parse_categories(
             top.categories, problems
         )
 
-    parsed_top, parsed, in_source = _parse(path, data, kind, problems, blob_path, parse_top)
+    parsed_top, parsed, in_source = _parse(source, kind, problems, blob_path, parse_top)
     (images, written_ids), categories = parsed_top
-    tables = Tables(images, categories, data if in_source else blob_path.read_bytes())
+    tables = Tables(images, categories, source.data if in_source else blob_path.read_bytes())
     table = _validated_table(kind, parsed, tables, problems)
     del parsed
     counts = np.bincount(table[IMAGE_ROW.name], minlength=len(images["id"]))
@@ -303,9 +318,16 @@ def stable_order(rows: np.ndarray) -> np.ndarray:
     return order.astype(np.int64)
 
 
+@dataclass(frozen=True)
+class _Source:
+    """The annotation file being parsed: its path (what errors name) and its bytes."""
+
+    path: Path
+    data: FileBytes
+
+
 def _parse(
-    path: Path,
-    data: FileBytes,
+    source: _Source,
     kind: AnnotationKind,
     problems: Problems,
     blob_path: Path,
@@ -317,10 +339,11 @@ def _parse(
     whether raw text offsets address the JSON itself (else the blob written to ``blob_path``).
     ``parse_top`` runs while the forked child decodes its half.
     """
+    path, data = source.path, source.data
     in_source = _annotations.raw_layout_ok()
     located = _annotations.locate_spans(data) if in_source else None
     if located:
-        done = _parse_forked(path, data, kind, problems, located, parse_top)
+        done = _parse_forked(source, kind, problems, located, parse_top)
         if done is not None:
             return (*done, True)
     top = decode_top_level(path, data)
@@ -333,8 +356,7 @@ def _parse(
 
 
 def _parse_forked(
-    path: Path,
-    data: FileBytes,
+    source: _Source,
     kind: AnnotationKind,
     problems: Problems,
     located: tuple[int, int, list[tuple[int, int]]],
@@ -343,6 +365,7 @@ def _parse_forked(
     """The fast way: the spans found by byte search, the second half decoded in a forked child
     while this process decodes the rest of the document and the first half. None when the
     search guessed wrong (the caller decodes the whole file)."""
+    path, data = source.path, source.data
     start, stop, spans = located
     # the child takes a bit more than half: this process also parses images meanwhile
     half = int(np.searchsorted(np.cumsum([b - a for a, b in spans]), _OWN_SHARE * (stop - start)))

@@ -10,6 +10,7 @@ import hashlib
 import mmap
 from collections.abc import Callable
 from operator import attrgetter
+from typing import TypedDict
 
 import msgspec
 import numpy as np
@@ -56,6 +57,13 @@ class Problems:
             self.items[check]["count"] += len(rows) - MAX_EXAMPLES
 
 
+class BadRecord(TypedDict):
+    """A record that does not fit the COCO schema, and why: the example its finding gives."""
+
+    id: object  # as the file writes it ("?" when the record has none, or is not JSON)
+    error: str
+
+
 def record_id(raw: msgspec.Raw) -> object:
     """The ``id`` of a raw record, for a report ("?" when it has none or is not JSON)."""
     try:
@@ -77,10 +85,11 @@ def typed_records(raws: list, typ: type, what: str, problems: Problems) -> list:
         try:
             good.append(one.decode(raw))
         except msgspec.ValidationError as e:
+            bad: BadRecord = {"id": record_id(raw), "error": str(e)}
             problems.add(
                 f"bad_{what}_record",
                 f"{what} records that do not fit the COCO schema (skipped)",
-                {"id": record_id(raw), "error": str(e)},
+                bad,
             )
     return good
 

@@ -19,14 +19,16 @@ Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 Id = Int64 | str
 
 
-class Image(msgspec.Struct, gc=False):
+class ImageRecord(msgspec.Struct, gc=False):
     id: Id
     width: Int64 = 0  # 0: size unknown (missing), kept; its annotations are boxes only
     height: Int64 = 0
     file_name: str = ""
 
 
-class Category(msgspec.Struct, gc=False):
+class CategoryRecord(msgspec.Struct, gc=False):
+    """A category as the file writes it (the index keeps it as ``explorer.types.Category``)."""
+
     id: Id
     name: str
     supercategory: str | None = ""

@@ -21,6 +21,7 @@ import numpy as np
 
 from explorer.coco._records import FileBytes, Problems
 from explorer.coco.health import Finding
+from explorer.types import Category
 
 # A RecordField without a missing value: a record that leaves it out is skipped.
 REQUIRED = msgspec.NODEFAULT
@@ -112,7 +113,7 @@ class Tables:
     the kind's raw fields address (the file or the blob of copies)."""
 
     images: dict[str, np.ndarray]
-    categories: list[dict]
+    categories: list[Category]
     text: bytes | FileBytes
 
 
@@ -135,7 +136,7 @@ class AnnotationKind:
     fields: tuple[RecordField, ...]
     derived: tuple[Column, ...]
     validate: Callable[[dict[str, np.ndarray], Tables, Problems], Validated]
-    findings: Callable[[dict, dict, list[dict]], list[Finding]]
+    findings: Callable[[dict, dict, list[Category]], list[Finding]]
     image_start: str
 
     @cached_property

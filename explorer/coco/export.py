@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypedDict
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from explorer.coco.health import Finding
 from explorer.coco.images import MAX_IMAGE_PIXELS, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.coco.labels import VOC_COCO_IDS, VOC_COCO_NAMES
+from explorer.coco.segmentations import SkippedAnnotation
 from explorer.errors import DatasetError, ExplorerError
 from explorer.paths import atomic_file, atomic_write_json
 from explorer.types import IGNORE_LABEL, MaskLabels
@@ -30,6 +32,39 @@ from explorer.types import IGNORE_LABEL, MaskLabels
 LABELS_FILE = "labels.json"
 MAX_NAME_BYTES = 200  # per path component: room for "-<image id>.png" under the 255-byte limit
 _FATAL_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+
+
+class PixelLabel(TypedDict):
+    """The category a mask's pixel value stands for (a ``labels.json`` entry)."""
+
+    id: int
+    name: str
+
+
+class SkippedImage(TypedDict):
+    """An image that got no mask, and why."""
+
+    id: int
+    error: str
+
+
+class RenamedMask(TypedDict):
+    """An image whose mask is not named after its file name, and the mask's name."""
+
+    id: int
+    file_name: str
+    mask: str
+
+
+class LabelsFile(TypedDict):
+    """``labels.json``: the label set, the pixel values of background and overlap, whether the
+    category ids were renumbered, and each pixel value's category (keys are the values)."""
+
+    labels: MaskLabels
+    background: int
+    overlap: int
+    renumbered: bool
+    pixels: dict[str, PixelLabel]
 
 
 @dataclass(frozen=True)
@@ -47,12 +82,12 @@ class ExportReport:
 
     written: int
     out_dir: Path
-    label_map: dict[int, dict]
+    label_map: dict[int, PixelLabel]
     remapped: bool = False
     skipped_opening: list[Finding] = field(default_factory=list)
-    skipped_drawing: list[dict] = field(default_factory=list)
-    skipped_images: list[dict] = field(default_factory=list)
-    renamed: list[dict] = field(default_factory=list)
+    skipped_drawing: list[SkippedAnnotation] = field(default_factory=list)
+    skipped_images: list[SkippedImage] = field(default_factory=list)
+    renamed: list[RenamedMask] = field(default_factory=list)
 
 
 def select_image_rows(index: CocoIndex, image_ids: list[int] | None) -> np.ndarray:
@@ -90,16 +125,20 @@ def category_pixels(index: CocoIndex) -> tuple[np.ndarray, bool]:
     return pixels, True
 
 
-def label_map(index: CocoIndex, labels: MaskLabels) -> tuple[dict[int, dict], np.ndarray, bool]:
+def label_map(
+    index: CocoIndex, labels: MaskLabels
+) -> tuple[dict[int, PixelLabel], np.ndarray, bool]:
     """``(pixel value -> {"id", "name"}, pixel per category row, renumbered)`` for ``labels``."""
     if labels == "voc":
         pairs = zip(VOC_COCO_IDS, VOC_COCO_NAMES, strict=True)
-        voc = {k: {"id": i, "name": n} for k, (i, n) in enumerate(pairs, start=1)}
+        voc: dict[int, PixelLabel] = {
+            k: {"id": i, "name": n} for k, (i, n) in enumerate(pairs, start=1)
+        }
         return voc, np.zeros(0, np.uint8), False
     if labels != "coco":
         raise ExplorerError(f"unknown label set {labels!r}; valid: coco, voc")
     pixels, remapped = category_pixels(index)
-    found = {
+    found: dict[int, PixelLabel] = {
         int(p): {"id": int(c["id"]), "name": str(c["name"])}
         for p, c in zip(pixels.tolist(), index.categories, strict=True)
     }
@@ -168,21 +207,28 @@ def _write_png(target: Path, mask: np.ndarray) -> None:
 
 @dataclass
 class _Progress:
-    renamed: list[dict] = field(default_factory=list)
-    skipped_drawing: list[dict] = field(default_factory=list)
-    skipped_images: list[dict] = field(default_factory=list)
+    """An export under way: where it writes, the names it has taken (casefolded, see
+    :func:`_unique`) and what happened to each image so far."""
+
+    out_dir: Path
+    used: set[str] = field(default_factory=lambda: {LABELS_FILE})
+    renamed: list[RenamedMask] = field(default_factory=list)
+    skipped_drawing: list[SkippedAnnotation] = field(default_factory=list)
+    skipped_images: list[SkippedImage] = field(default_factory=list)
     written_names: list[str] = field(default_factory=list)
 
 
-def _export_one(index, row, out_dir, labels, pixels, used, done: _Progress) -> None:
+def _export_one(
+    index: CocoIndex, row: int, labels: MaskLabels, pixels: np.ndarray, done: _Progress
+) -> None:
     """Name, draw and write one image's mask, recording what happened in ``done``."""
     image_id, file_name = int(index.images["id"][row]), str(index.images["file_name"][row])
     natural, kept_name = mask_name(file_name, image_id)
-    name = _unique(natural, image_id, used)
+    name = _unique(natural, image_id, done.used)
     if name != natural or not kept_name:
         done.renamed.append({"id": image_id, "file_name": file_name, "mask": name})
     try:
-        target = resolve_image_path(out_dir, name)
+        target = resolve_image_path(done.out_dir, name)
         mask, bad = _image_mask(index, row, labels, pixels)
     except ExplorerError as e:
         done.skipped_images.append({"id": image_id, "error": str(e)})
@@ -228,12 +274,12 @@ def export_semantic_masks(
         atomic_write_json(out_dir / LABELS_FILE, _labels_json(pixel_map, labels, remapped))
     except OSError as e:
         raise ExplorerError(f"{out_dir}: cannot write the output folder ({e.strerror})") from None
-    done, used = _Progress(), {LABELS_FILE}
+    done = _Progress(out_dir)
     # tqdm starts a monitor thread even when disabled: no bar, no tqdm (a library call stays
     # single-threaded, which lets the index parser fork)
     todo = rows.tolist()
     for row in tqdm(todo, desc="masks", unit="img", leave=False) if progress else todo:
-        _export_one(index, row, out_dir, labels, pixels, used, done)
+        _export_one(index, row, labels, pixels, done)
     return ExportReport(
         written=len(done.written_names),
         out_dir=out_dir,
@@ -246,7 +292,9 @@ def export_semantic_masks(
     )
 
 
-def _labels_json(pixel_map: dict[int, dict], labels: MaskLabels, remapped: bool) -> dict:
+def _labels_json(
+    pixel_map: dict[int, PixelLabel], labels: MaskLabels, remapped: bool
+) -> LabelsFile:
     return {
         "labels": labels,
         "background": 0,

@@ -12,6 +12,8 @@ from typing import Literal, TypedDict
 
 import numpy as np
 
+from explorer.types import Category
+
 MAX_EXAMPLES = 10
 
 Severity = Literal["error", "warning", "info"]
@@ -23,7 +25,10 @@ class Finding(TypedDict):
     severity: Severity
     count: int
     message: str
-    examples: list  # a few ids (or ids with a reason) of the records concerned
+    # a few of the records concerned: ids, or an id with the reason (one shape per check,
+    # declared where it is made: _records.BadRecord, _build.ImageSize,
+    # segmentations.SkippedAnnotation and RleSizeMismatch)
+    examples: list
 
 
 def _finding(
@@ -49,7 +54,7 @@ def _finding(
 
 
 def table_findings(
-    images: dict, anns: dict, categories: list[dict], box_only: np.ndarray
+    images: dict, anns: dict, categories: list[Category], box_only: np.ndarray
 ) -> list[Finding]:
     """Warnings and info about records that were kept: boxes, areas, ids, unused categories,
     and the annotations that are boxes only (``box_only``: no segmentation to draw a mask from).
@@ -87,7 +92,7 @@ def table_findings(
     return [f for f in found if f]
 
 
-def _unused_message(categories: list[dict], unused: np.ndarray) -> str:
+def _unused_message(categories: list[Category], unused: np.ndarray) -> str:
     """The finding's message names the categories (examples hold their ids, as JSON did)."""
     names = [str(c["name"]) for c, u in zip(categories, unused.tolist(), strict=True) if u]
     more = f" and {len(names) - MAX_EXAMPLES} more" if len(names) > MAX_EXAMPLES else ""

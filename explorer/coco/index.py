@@ -23,6 +23,7 @@ from explorer.coco.images import displayed_size, resolve_image_path
 from explorer.coco.instances import INSTANCES
 from explorer.errors import DatasetError, ExplorerError
 from explorer.paths import cache_dir
+from explorer.types import Category
 
 
 class _SegmentationText:
@@ -69,7 +70,8 @@ class CocoIndex:
             ``area``, ``bbox`` (n x 4, x y w h), ``seg_offset``/``seg_length``/``seg_kind``
             (0 polygon, 1 RLE, 2 uncompressed RLE, 3 box only: no segmentation, or an image of
             unknown size) and ``by_image`` (annotation rows sorted by image row).
-        categories: list of ``{"id", "name", "supercategory"}`` dicts, in file order.
+        categories: ``{"id", "name", "supercategory"}`` (:class:`explorer.types.Category`),
+            in file order.
         health: findings (see ``explorer.coco.health``).
         written_image_ids: image ids written as strings that are not numbers, as written, by
             the number they were given (as a string); see :meth:`image_label`.
@@ -80,7 +82,7 @@ class CocoIndex:
     fingerprint: str
     images: dict[str, np.ndarray]
     tables: dict[str, dict[str, np.ndarray]]
-    categories: list[dict]
+    categories: list[Category]
     health: list[health.Finding]
     load_seconds: float
     from_cache: bool

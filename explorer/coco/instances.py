@@ -36,8 +36,10 @@ from explorer.coco.segmentations import (
     SEG_POLYGON,
     SEG_RLE,
     SEG_UNKNOWN,
+    Segmentations,
     check_segmentations,
 )
+from explorer.types import Category
 
 # A missing area is NaN while decoding, then the box's w*h (see _areas).
 NO_AREA = float("nan")
@@ -190,22 +192,22 @@ def _segmentation_kinds(
     rows = np.flatnonzero(keep)
     sub_kind = kind[rows]
     offset, length, text = anns["seg_offset"], anns["seg_length"], tables.text
-    ok = check_segmentations(
-        lambda i: text[offset[i] : offset[i] + length[i]],
-        rows,
-        sub_kind,
-        heights[image_row[rows]],
-        widths[image_row[rows]],
-        anns["id"][rows],
-        length[rows],
-        problems,
+    segs = Segmentations(
+        raw_of=lambda i: text[offset[i] : offset[i] + length[i]],
+        rows=rows,
+        kind=sub_kind,
+        heights=heights[image_row[rows]],
+        widths=widths[image_row[rows]],
+        ids=anns["id"][rows],
+        lengths=length[rows],
     )
+    ok = check_segmentations(segs, problems)
     kind[rows] = sub_kind
     keep[rows] = ok
     return kind
 
 
-def _findings(images: dict, table: dict, categories: list[dict]) -> list[health.Finding]:
+def _findings(images: dict, table: dict, categories: list[Category]) -> list[health.Finding]:
     return health.table_findings(images, table, categories, table["seg_kind"] == SEG_BOX)
 
 

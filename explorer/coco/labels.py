@@ -17,6 +17,8 @@ import functools
 import json
 from pathlib import Path
 
+from explorer.types import Category
+
 VOC_NAMES = (
     "background",
     "aeroplane",
@@ -96,7 +98,7 @@ def voc_label_of(name: object) -> int:
     return _VOC_BY_KEY.get(name_key(name), 0)
 
 
-def voc_labels(categories: list[dict]) -> dict[int, int]:
+def voc_labels(categories: list[Category]) -> dict[int, int]:
     """Dataset category id -> VOC label (1..20), matched by name; categories without a VOC
     counterpart are left out (:func:`without_counterpart` names them)."""
     out = {}
@@ -107,7 +109,7 @@ def voc_labels(categories: list[dict]) -> dict[int, int]:
     return out
 
 
-def without_counterpart(categories: list[dict], matched) -> list[str]:
+def without_counterpart(categories: list[Category], matched) -> list[str]:
     """The names of the ``categories`` whose id is not in ``matched``, in file order."""
     have = set(matched)
     return [str(c.get("name")) for c in categories if int(c["id"]) not in have]
@@ -142,7 +144,9 @@ def coco_name_of_label(
     return None if name in (None, "__background__", "background") else name
 
 
-def dataset_label_map(label_space: str, class_names, categories: list[dict]) -> list[int | None]:
+def dataset_label_map(
+    label_space: str, class_names, categories: list[Category]
+) -> list[int | None]:
     """For each model label, the dataset category id it maps to (matched by :func:`name_key`),
     or None."""
     by_key: dict[str, int] = {}

@@ -15,7 +15,13 @@ from pycocotools import mask as mask_utils
 
 from explorer.coco.index import CocoIndex
 from explorer.coco.labels import voc_labels
-from explorer.coco.segmentations import SEG_BOX, SEG_POLYGON, checked_rle, polygon_parts
+from explorer.coco.segmentations import (
+    SEG_BOX,
+    SEG_POLYGON,
+    SkippedAnnotation,
+    checked_rle,
+    polygon_parts,
+)
 from explorer.errors import ExplorerError, SegmentationError
 from explorer.types import IGNORE_LABEL
 
@@ -62,7 +68,7 @@ def box_only(index: CocoIndex, ann_rows: np.ndarray) -> np.ndarray:
 
 def instance_masks(
     index: CocoIndex, image_row: int, ann_rows: np.ndarray | None = None, boxes: bool = False
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, np.ndarray, list[SkippedAnnotation]]:
     """Binary masks of an image's annotations.
 
     Args:
@@ -96,16 +102,16 @@ def instance_masks(
 
 def instance_masks_at(
     index: CocoIndex, image_row: int, ann_rows: np.ndarray, size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, np.ndarray, list[SkippedAnnotation]]:
     """:func:`instance_masks` (box-only annotations left out) drawn at ``size`` (width, height)
     instead of the image's: polygons are scaled before they are rasterised, so a thumbnail
     costs a thumbnail's pixels; RLE masks are decoded and sampled (nearest pixel centre)."""
-    h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
     sw, sh = size
-    masks, rows, skipped = [], [], []
+    masks, rows = [], []
+    skipped: list[SkippedAnnotation] = []
     for r in np.asarray(ann_rows, np.int64)[~box_only(index, ann_rows)].tolist():
         try:
-            masks.append(_mask_at(index, r, h, w, sw, sh))
+            masks.append(_mask_at(index, image_row, r, size))
             rows.append(r)
         except (SegmentationError, TypeError, ValueError) as e:
             skipped.append({"id": int(index.annotations["id"][r]), "error": str(e)})
@@ -113,7 +119,10 @@ def instance_masks_at(
     return stack, np.array(rows, np.int64), skipped
 
 
-def _mask_at(index: CocoIndex, ann_row: int, h: int, w: int, sw: int, sh: int) -> np.ndarray:
+def _mask_at(index: CocoIndex, image_row: int, ann_row: int, size: tuple[int, int]) -> np.ndarray:
+    """One annotation's mask drawn at ``size`` (width, height) instead of its image's."""
+    h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
+    sw, sh = size
     if int(index.annotations["seg_kind"][ann_row]) == SEG_POLYGON:
         parts = polygon_parts(index.segmentation(ann_row), h, w)
         scale = np.array([sw / w, sh / h])
@@ -142,10 +151,11 @@ def _box_mask(index: CocoIndex, image_row: int, ann_row: int) -> np.ndarray:
 
 def _decoded_masks(
     index: CocoIndex, image_row: int, ann_rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, np.ndarray, list[SkippedAnnotation]]:
     """:func:`instance_masks` of annotations that have a segmentation (pycocotools decodes)."""
     h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
-    rles, rows, skipped = [], [], []
+    rles, rows = [], []
+    skipped: list[SkippedAnnotation] = []
     for r in np.asarray(ann_rows).tolist():
         try:
             rles.append(annotation_rle(index, r))
@@ -195,7 +205,7 @@ def semantic_labels(
 
 def semantic_mask(
     index: CocoIndex, image_row: int, labels: str = "coco"
-) -> tuple[np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, list[SkippedAnnotation]]:
     """The image's semantic mask, ``(height, width)`` uint8, and the annotations skipped."""
     rows, values = semantic_labels(index, index.annotation_rows(image_row), labels)
     return paint_semantic(index, image_row, rows, values)
@@ -203,7 +213,7 @@ def semantic_mask(
 
 def paint_semantic(
     index: CocoIndex, image_row: int, rows: np.ndarray, values: np.ndarray
-) -> tuple[np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, list[SkippedAnnotation]]:
     """Annotation ``rows`` of an image painted with their ``values`` (0 elsewhere, the ignore
     label where two or more overlap, as torchvision's reference), and the annotations skipped.
 

@@ -66,11 +66,9 @@ def _write_complete(root: Path, seed: int) -> None:
     try:
         (tmp / "annotations").mkdir()
         next_ann_id = 1
-        for k, (split, n_images) in enumerate(SPLITS.items()):
+        for k, split in enumerate(SPLITS):
             rng = np.random.default_rng([seed, k])
-            next_ann_id = _write_split(
-                tmp, split, n_images, rng, next_ann_id, id_base=(k + 1) * 100000
-            )
+            next_ann_id = _write_split(tmp, split, rng, next_ann_id, id_base=(k + 1) * 100000)
         (tmp / ".complete").write_text(f"v{SAMPLE_VERSION} seed{seed}\n")
         if root.exists():
             shutil.rmtree(root)
@@ -81,10 +79,13 @@ def _write_complete(root: Path, seed: int) -> None:
 
 
 def _write_split(
-    root: Path, split: str, n_images: int, rng: np.random.Generator, next_ann_id: int, id_base: int
+    root: Path, split: str, rng: np.random.Generator, next_ann_id: int, id_base: int
 ) -> int:
+    """Write split ``split`` (its images and annotation file, ``SPLITS[split]`` images with ids
+    from ``id_base``); returns the next free annotation id."""
     from PIL import Image
 
+    n_images = SPLITS[split]
     (root / split).mkdir()
     images, annotations = [], []
     ids = np.sort(rng.choice(np.arange(id_base, id_base + 20 * n_images), n_images, replace=False))
@@ -160,9 +161,11 @@ def _background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _shape_polygon(
-    shape: str, cx: float, cy: float, r: float, rot: float, rng: np.random.Generator
+    shape: str, centre: tuple[float, float], r: float, rot: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Outline of one object as an (n, 2) array of x, y."""
+    """Outline of one object as an (n, 2) array of x, y: ``centre`` (x, y), radius ``r``,
+    rotated by ``rot``."""
+    cx, cy = centre
 
     def ring(n: int, radius: np.ndarray | float, start: float = 0.0) -> np.ndarray:
         a = start + rot + np.arange(n) * 2 * math.pi / n
@@ -309,8 +312,7 @@ def _crowd(img: np.ndarray, rng: np.random.Generator) -> dict | None:
     polys = [
         _shape_polygon(
             cls[3],
-            cx + rng.normal(0, w / 10),
-            cy + rng.normal(0, h / 10),
+            (cx + rng.normal(0, w / 10), cy + rng.normal(0, h / 10)),
             rng.uniform(3, 6),
             rng.uniform(0, 2 * math.pi),
             rng,
@@ -350,7 +352,7 @@ def _objects(img: np.ndarray, rng: np.random.Generator) -> list[dict]:
             if clear or rng.random() < 0.1:  # a few overlap: amodal annotations, 255 in masks
                 break
         placed.append((cx, cy, r))
-        poly = _shape_polygon(cls[3], cx, cy, r, float(rng.uniform(0, 2 * math.pi)), rng)
+        poly = _shape_polygon(cls[3], (cx, cy), r, float(rng.uniform(0, 2 * math.pi)), rng)
         _paint(img, _raster([poly], w, h), cls, rng)
         anns.append({"poly": [poly], "category_id": cls[0], "iscrowd": 0})
     return anns

@@ -8,6 +8,8 @@ checks the cheap cases at index time (:func:`check_segmentations`); ``coco.masks
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypedDict
 
 import msgspec
 import numpy as np
@@ -29,23 +31,54 @@ POLYGON_REACH, POLYGON_MARGIN = 4, 16
 _SHORT_SEGMENTATION = 64
 
 
-def check_segmentations(
-    raw_of: Callable[[int], bytes],
-    rows: np.ndarray,
-    kind: np.ndarray,
-    heights: np.ndarray,
-    widths: np.ndarray,
-    ids: np.ndarray,
-    lengths: np.ndarray,
-    problems: Problems,
-) -> np.ndarray:
-    """Return a keep-mask over ``rows``; refine ``kind`` (uncompressed RLEs, empty polygon lists
-    as boxes).
+@dataclass(frozen=True)
+class Segmentations:
+    """The segmentations the index checks: one row each, columns of the same annotations.
+
+    Attributes:
+        raw_of: an annotation's raw segmentation text, by its row in the annotation table.
+        rows: each one's row in the annotation table (what ``raw_of`` takes).
+        kind: each one's ``SEG_*``, told by its first byte; refined in place by the checks.
+        heights, widths: its image's size.
+        ids: its annotation id (what a finding's example names).
+        lengths: the length of its raw text.
+    """
+
+    raw_of: Callable[[int], bytes]
+    rows: np.ndarray
+    kind: np.ndarray
+    heights: np.ndarray
+    widths: np.ndarray
+    ids: np.ndarray
+    lengths: np.ndarray
+
+
+class SkippedAnnotation(TypedDict):
+    """An annotation left out because of its segmentation, and why: an example in the index's
+    findings, or one that a mask could not be drawn from (``coco.masks``)."""
+
+    id: int
+    error: str
+
+
+class RleSizeMismatch(TypedDict):
+    """An annotation skipped because its RLE's size is not its image's (a finding's example)."""
+
+    id: int
+    rle_size: list[int]
+    image_size: list[int]
+
+
+def check_segmentations(segs: Segmentations, problems: Problems) -> np.ndarray:
+    """Return a keep-mask over ``segs``; refine ``segs.kind`` (uncompressed RLEs, empty polygon
+    lists as boxes).
 
     Every RLE is checked in full (size, and counts that cover the image exactly); polygons are
     parsed only when short enough to possibly have fewer than 3 points: longer ones are checked
     by :func:`polygon_parts` when a mask is made, before pycocotools sees them.
     """
+    raw_of, rows, kind, ids = segs.raw_of, segs.rows, segs.kind, segs.ids
+    heights, widths = segs.heights, segs.widths
     keep = np.ones(len(rows), bool)
     for i in np.flatnonzero(kind == SEG_UNKNOWN):
         keep[i] = False
@@ -54,8 +87,8 @@ def check_segmentations(
             "annotations whose segmentation is neither a polygon list nor an RLE (skipped)",
             int(ids[i]),
         )
-    _check_rles(raw_of, rows, kind, heights, widths, ids, keep, problems)
-    for i in np.flatnonzero((kind == SEG_POLYGON) & (lengths <= _SHORT_SEGMENTATION)):
+    _check_rles(segs, keep, problems)
+    for i in np.flatnonzero((kind == SEG_POLYGON) & (segs.lengths <= _SHORT_SEGMENTATION)):
         raw = raw_of(int(rows[i]))
         if bytes(raw).replace(b" ", b"") == b"[]":
             kind[i] = SEG_BOX
@@ -64,44 +97,44 @@ def check_segmentations(
             polygon_parts(raw, int(heights[i]), int(widths[i]))
         except ValueError as e:
             keep[i] = False
+            skipped: SkippedAnnotation = {"id": int(ids[i]), "error": str(e)}
             problems.add(
                 "bad_polygon",
                 "annotations whose polygon is unusable: fewer than 3 points, coordinates that "
                 "are not finite numbers or lie far outside the image (skipped)",
-                {"id": int(ids[i]), "error": str(e)},
+                skipped,
             )
     return keep
 
 
-def _check_rles(
-    raw_of: Callable[[int], bytes],
-    rows: np.ndarray,
-    kind: np.ndarray,
-    heights: np.ndarray,
-    widths: np.ndarray,
-    ids: np.ndarray,
-    keep: np.ndarray,
-    problems: Problems,
-) -> None:
+def _check_rles(segs: Segmentations, keep: np.ndarray, problems: Problems) -> None:
     """Clear ``keep`` for malformed RLEs and RLEs of the wrong size; mark uncompressed ones."""
+    raw_of, rows, kind, ids = segs.raw_of, segs.rows, segs.kind, segs.ids
+    heights, widths = segs.heights, segs.widths
     for i in np.flatnonzero(kind == SEG_RLE):
         h, w = int(heights[i]), int(widths[i])
         try:
             head = checked_rle(raw_of(int(rows[i])), h, w)
         except RleSizeError as e:
             keep[i] = False
+            mismatch: RleSizeMismatch = {
+                "id": int(ids[i]),
+                "rle_size": e.size,
+                "image_size": [h, w],
+            }
             problems.add(
                 "rle_size_mismatch",
                 "annotations whose RLE size differs from their image's height x width (skipped)",
-                {"id": int(ids[i]), "rle_size": e.size, "image_size": [h, w]},
+                mismatch,
             )
         except ValueError as e:
             keep[i] = False
+            skipped: SkippedAnnotation = {"id": int(ids[i]), "error": str(e)}
             problems.add(
                 "bad_rle",
                 "annotations whose RLE is malformed: counts that are not run lengths covering "
                 "the image exactly once, or not pycocotools' encoding (skipped)",
-                {"id": int(ids[i]), "error": str(e)},
+                skipped,
             )
         else:
             if isinstance(head.counts, list):

@@ -103,7 +103,7 @@ def download_coco(
     chosen = select(data, split, categories, max_images)
     folder = dest / split if images else None
     if folder is not None:
-        fetch_images(client, base_url, chosen.images, folder, workers, tally)
+        fetch_images(client, base_url, chosen.images, folder, tally)
     annotations = dest / "annotations" / f"instances_{split}.json"
     _write_if_changed(annotations, chosen.document)
     fetched = tally.now.files_total - tally.now.skipped if folder else 0

@@ -88,11 +88,12 @@ class Client:
         self, policy: RetryPolicy, workers: int, cancel: threading.Event | None = None
     ) -> None:
         self.policy = policy
+        self.workers = max(1, workers)
         self.cancel = cancel if cancel is not None else threading.Event()
         self.reached = False  # any answer from the host in this run: later connect errors are
         # hiccups worth the full retries, not an unreachable host
         self._pool = urllib3.PoolManager(
-            maxsize=max(1, workers),
+            maxsize=self.workers,
             retries=False,
             timeout=urllib3.Timeout(connect=policy.timeout, read=policy.timeout),
             # identity: the announced length is then the length of the bytes written

@@ -34,17 +34,16 @@ def fetch_images(
     base_url: str,
     entries: tuple[ImageEntry, ...],
     folder: Path,
-    workers: int,
     tally: Tally,
 ) -> None:
     """Download every image of ``entries`` missing from ``folder``.
 
     Args:
-        client: the pool, retry policy and cancel flag.
+        client: the pool, retry policy and cancel flag; one thread fetches per connection it
+            keeps (``client.workers``).
         base_url: the host the images' paths are joined to.
         entries: the images wanted.
         folder: the split's image folder (created).
-        workers: threads fetching at once.
         tally: counts images and bytes.
 
     Raises:
@@ -65,7 +64,7 @@ def fetch_images(
         fetch_file(client, base + e.url_path, folder / e.file_name, tally.add_bytes)
         tally.file_done()
 
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="download") as pool:
+    with ThreadPoolExecutor(client.workers, thread_name_prefix="download") as pool:
         futures = [pool.submit(one, e) for e in todo]
         failed = _wait_all(client, futures)
     if failed:
