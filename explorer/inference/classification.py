@@ -22,6 +22,7 @@ from explorer.inference.cache import predict
 from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.runner import Item, items_for_crops, items_for_images
 from explorer.models.weights import LoadedModel
+from explorer.types import Category
 
 if TYPE_CHECKING:
     from explorer.inference.embeddings import ObjectMap
@@ -94,6 +95,7 @@ def _annotation_rows(index: CocoIndex, rows) -> dict[int, int]:
 
 
 def _truth_columns(index: CocoIndex, names: dict, item: Item, ann_row: dict[int, int]) -> dict:
+    assert item.annotation_id is not None  # a crop's item names its annotation
     cat = int(index.annotations["category_id"][ann_row[item.annotation_id]])
     return {
         "annotation_id": item.annotation_id,
@@ -122,7 +124,7 @@ def _nameable(mapping: list[int | None]) -> set[int]:
     return {m for m in mapping if m is not None}
 
 
-def _comparable(model: LoadedModel, table, categories: list[dict]):
+def _comparable(model: LoadedModel, table, categories: list[Category]):
     """``(label map, readable rows, readable rows of a category the model can name)``."""
     mapping = model.category_of_label(categories)
     ok = table[table["error"] == ""]
@@ -130,7 +132,7 @@ def _comparable(model: LoadedModel, table, categories: list[dict]):
 
 
 def classification_scores(
-    model: LoadedModel, table, categories: list[dict]
+    model: LoadedModel, table, categories: list[Category]
 ) -> ClassificationScores:
     """Top-1 / top-5 accuracy of a crops table against the true categories, over the objects
     whose category the model can name (the rest are ``not_comparable``, never counted wrong)."""
@@ -151,7 +153,9 @@ def classification_scores(
     }
 
 
-def accuracy_per_category(model: LoadedModel, table, categories: list[dict]) -> CategoryAccuracy:
+def accuracy_per_category(
+    model: LoadedModel, table, categories: list[Category]
+) -> CategoryAccuracy:
     """Top-1 right / total per category of a crops table, over comparable objects."""
     _, _, comparable = _comparable(model, table, categories)
     truth, guess = comparable["true_category_id"], comparable["mapped_category_id"]
@@ -166,7 +170,7 @@ def accuracy_per_category(model: LoadedModel, table, categories: list[dict]) -> 
 Verdict = Literal["right", "wrong", "not comparable", "unreadable"]
 
 
-def verdicts(model: LoadedModel, table, categories: list[dict]) -> list[Verdict]:
+def verdicts(model: LoadedModel, table, categories: list[Category]) -> list[Verdict]:
     """Per row of a crops table: top-1 right, wrong, not comparable (the model has no label for
     the true category) or unreadable (the image could not be read)."""
     reachable = _nameable(model.category_of_label(categories))

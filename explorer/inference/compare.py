@@ -334,7 +334,7 @@ def _present(lab: _Labels, labels: np.ndarray, fraction: float) -> list[str]:
     """Dataset categories covering at least ``fraction`` of an image (background left out)."""
     frac = np.bincount(labels.ravel(), minlength=len(lab.seg_map)) / labels.size
     found = {
-        _name(lab.names, _mapped(lab.seg_map, k))
+        _name(lab.names, _mapped(lab.seg_map, int(k)))
         for k in np.flatnonzero(frac >= fraction)
         if k != 0 or not task_kind(lab.segmenter.task).background
     }

@@ -131,7 +131,7 @@ def _features(features, dataset: Dataset, items, options: RunOptions) -> Iterato
         part = items[k : k + CHUNK]
         shifted = (lambda d, _t, k=k: progress(k + d, len(items))) if progress else None
         for it, out, _ in predict(features, dataset, part, options.reporting(shifted)):
-            if out is not None:
+            if out is not None and it.annotation_id is not None:  # crops carry their annotation
                 yield it.annotation_id, out
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, TypedDict, get_args
+from typing import Literal, NamedTuple, TypedDict, cast, get_args
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
 from explorer.inference.cache import predict
 from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
-from explorer.inference.outputs import Record
+from explorer.inference.outputs import LabelMapRecord, Record
 from explorer.inference.pair import ModelPair
 from explorer.inference.runner import (
     Item,
@@ -195,8 +195,8 @@ def find_mistakes(
 
 def _kept_rows(index: CocoIndex, image_rows: np.ndarray) -> np.ndarray:
     """The non-crowd annotation rows of the images."""
-    rows = [index.annotation_rows(int(r)) for r in image_rows]
-    rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    per_image = [index.annotation_rows(int(r)) for r in image_rows]
+    rows = np.concatenate(per_image) if per_image else np.zeros(0, np.int64)
     return rows[~index.annotations["iscrowd"][rows].astype(bool)]
 
 
@@ -220,7 +220,9 @@ class _SegmentedImage:
     positions: np.ndarray  # each annotation's category position
 
     @classmethod
-    def of(cls, space: _Space, index: CocoIndex, image_row: int, out: Record) -> _SegmentedImage:
+    def of(
+        cls, space: _Space, index: CocoIndex, image_row: int, out: LabelMapRecord
+    ) -> _SegmentedImage:
         labels = space.seg_lut[out[0]]
         confidence: dict[int, float] = {}
         for label, score in out[1].items():
@@ -339,10 +341,11 @@ def _judge(
     c = int(image.positions[k])
     p = space.probabilities(crops.get(int(anns["id"][a]))) if space.cls_reach[c] else None
     s, fg = image.shares(k) if space.seg_reach[c] else (None, 0.0)
-    weights = (0.0 if p is None else 1.0, fg if s is not None else 0.0)
-    if sum(weights) == 0:
+    # the classifier counts once, the segmenter by how much of the mask it calls foreground
+    weighted = [(w, v) for w, v in ((1.0, p), (fg, s)) if v is not None and w > 0]
+    if not weighted:
         return []
-    q = sum(w * v for w, v in zip(weights, (p, s), strict=True) if w) / sum(weights)
+    q = np.sum([w * v for w, v in weighted], axis=0) / sum(w for w, _ in weighted)
     reach = (space.cls_reach if p is not None else False) | (
         space.seg_reach if s is not None else False
     )
@@ -352,7 +355,9 @@ def _judge(
     out: list[Mistake] = []
     if 1 - q[c] >= settings.min_wrong_label and others[best] >= 0:
         out.append(
-            row | {"kind": "wrong_label", "score": float(1 - q[c])} | _suggested(space, best, p, s)
+            _amended(
+                row, kind="wrong_label", score=float(1 - q[c]), **_suggested(space, best, p, s)
+            )
         )
     if q[c] >= BELIEVED and s is not None:
         out += _bad_mask(image, k, row, settings)
@@ -366,13 +371,16 @@ def _bad_mask(image: _SegmentedImage, k: int, row: Mistake, settings: Settings) 
     # a segmenter that found (almost) none of the category here missed the object: no opinion
     if predicted.sum() < MIN_FOUND * image.masks[k].sum() or 1 - iou < settings.min_bad_mask:
         return []
-    extra = {
-        "kind": "bad_mask",
-        "score": 1 - iou,
-        "mask_iou": iou,
-        "suggested_rle": _rle(predicted),
-    }
-    return [row | extra]
+    return [
+        _amended(row, kind="bad_mask", score=1 - iou, mask_iou=iou, suggested_rle=_rle(predicted))
+    ]
+
+
+def _amended(row: Mistake, **changes: object) -> Mistake:
+    """The row with some of its fields changed (the names are Mistake's own)."""
+    unknown = set(changes) - set(Mistake.__annotations__)
+    assert not unknown, unknown
+    return cast(Mistake, {**row, **changes})
 
 
 class _Evidence(NamedTuple):

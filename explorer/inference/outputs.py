@@ -23,7 +23,9 @@ Output: TypeAlias = np.ndarray | tuple[np.ndarray, dict[int, float]]
 ``(labels, scores)`` (labels uint8 HxW at the original image size, scores the mean winning
 probability per label), or a feature vector (float32)."""
 
-Record: TypeAlias = tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, dict[int, float]] | np.ndarray
+TopLabelsRecord: TypeAlias = tuple[np.ndarray, np.ndarray]
+LabelMapRecord: TypeAlias = tuple[np.ndarray, dict[int, float]]
+Record: TypeAlias = TopLabelsRecord | LabelMapRecord | np.ndarray
 """A decoded cache record: a classifier's ``(top label indices, their probabilities)``, best
 first; a segmenter's ``(labels uint8 HxW, mean winning probability per label)``; a feature
 model's vector (float32)."""
@@ -150,7 +152,7 @@ class LabelMaps:
         return np.asarray(Image.open(io.BytesIO(blob[4 + n :]))), scores
 
     def columns(self, outputs: list) -> dict[str, np.ndarray]:
-        none = (np.zeros((0, 0), np.uint8), {})
+        none: tuple[np.ndarray, dict[int, float]] = (np.zeros((0, 0), np.uint8), {})
         pairs = [none if o is None else o for o in outputs]
         return {
             "labels": np.array([p[0].tobytes() for p in pairs], dtype=object),

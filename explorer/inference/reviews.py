@@ -68,14 +68,16 @@ def decide(annotations: str | Path, key: str, decision: Decision | None) -> dict
 def fix_of(row) -> Fix:
     """The change a confirmed row asks for: a new category, a new mask, or a new object."""
     kind = str(row["kind"])
-    box = tuple(float(v) for v in row["bbox"])
-    common = {"image_id": int(row["image_id"]), "category_id": int(row["category_id"])}
+    x, y, w, h = (float(v) for v in row["bbox"])
+    image, category = int(row["image_id"]), int(row["category_id"])
     if kind == "wrong_label":
-        return Fix("relabel", annotation_id=int(row["annotation_id"]), **common)
+        return Fix("relabel", image, annotation_id=int(row["annotation_id"]), category_id=category)
     if kind == "bad_mask":
         rle = str(row["suggested_rle"])
-        return Fix("remask", annotation_id=int(row["annotation_id"]), rle=rle, **common)
-    return Fix("add", bbox=box, rle=str(row["suggested_rle"] or ""), **common)
+        annotation = int(row["annotation_id"])
+        return Fix("remask", image, annotation_id=annotation, category_id=category, rle=rle)
+    rle = str(row["suggested_rle"] or "")
+    return Fix("add", image, category_id=category, bbox=(x, y, w, h), rle=rle)
 
 
 def confirmed_fixes(frame, decisions: dict[str, Decision]) -> list[Fix]:

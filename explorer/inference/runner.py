@@ -162,7 +162,7 @@ class _Inputs:
 
 def decoded_inputs(
     items: Sequence[Item], paths: list[str], sizes: list[tuple[int, int]], transform
-) -> Sequence:
+) -> _Inputs:
     """``[i]`` → ``(transform(input of item i), i)``, or ``(error text, i)``: the runner's own
     inputs (each image decoded once for all its consecutive crops), with any transform (the
     trainer takes a preprocessing's :meth:`~explorer.models.preprocess.Preprocess.geometry`)."""
@@ -214,16 +214,16 @@ def items_for_images(index: CocoIndex, image_rows) -> list[Item]:
     return [Item(int(r), int(index.images["id"][r])) for r in image_rows]
 
 
+def _box(xywh) -> tuple[float, float, float, float]:
+    x, y, w, h = (float(v) for v in xywh)
+    return x, y, w, h
+
+
 def items_for_crops(index: CocoIndex, image_rows, include_crowd: bool = False) -> list[Item]:
     """One item per annotation (non-crowd unless asked) of the given images, in index order."""
     anns = index.annotations
     return [
-        Item(
-            int(r),
-            int(index.images["id"][r]),
-            tuple(float(v) for v in anns["bbox"][a]),
-            int(anns["id"][a]),
-        )
+        Item(int(r), int(index.images["id"][r]), _box(anns["bbox"][a]), int(anns["id"][a]))
         for r in image_rows
         for a in index.annotation_rows(int(r)).tolist()
         if include_crowd or not anns["iscrowd"][a]
@@ -341,8 +341,10 @@ def _loader(model: LoadedModel, inputs: _Inputs, options: RunOptions, skip: dict
     ]
     order = [n for n in range(len(items)) if n not in skip]
     batches = [[order[k] for k in b] for b in _batches([in_sizes[n] for n in order], batch_size)]
+    # a map-style dataset (all a DataLoader reads is __getitem__ and __len__) that the runner
+    # defines without importing torch at module level
     return torch.utils.data.DataLoader(
-        inputs,
+        inputs,  # type: ignore[arg-type]
         batch_sampler=batches,
         num_workers=options.workers if len(items) > 8 else 0,
         collate_fn=_collate,

@@ -153,17 +153,18 @@ def evaluate_segmentation(
         conf += confusion_matrix(target, ev.to_eval[out[0]], ev.n)
         count += 1
     s = segmentation_scores(conf)
-    present = [v for v in range(ev.n) if ev.names[v] is not None]
+    named = {v: name for v, name in enumerate(ev.names) if name is not None}
+    present = list(named)
     return {
         "pixel_acc": s["pixel_acc"],
         "miou": s["miou"],
-        "per_class_iou": {ev.names[v]: _num(s["per_class_iou"][v]) for v in present},
+        "per_class_iou": {name: _num(s["per_class_iou"][v]) for v, name in named.items()},
         "images": count,
         "labels": ev.space,
         "model": model.name,
         "weights": model.weights_label,
         "untrained": model.untrained,
-        "classes": [ev.names[v] for v in present],
+        "classes": list(named.values()),
         "confusion": conf[np.ix_(present, present)].tolist(),
         "no_counterpart": ev.no_counterpart,
     }

@@ -8,6 +8,7 @@ classifier ends with a softmax row. Parameters and multiply-accumulates are coun
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,7 +46,7 @@ class Layer:
     folded: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        m = self.module
+        m: Any = self.module  # a conv, pool or linear layer: its attributes by kind
         if self.kind == "conv":
             k, s, p = (
                 m.kernel_size[0],
@@ -220,7 +221,7 @@ def tile(maps, columns: int = 4, cell: int = 96, pad: int = 2):
     for i, m in enumerate(maps):
         lo, hi = float(m.min()), float(m.max())
         arr = ((m - lo) / (hi - lo + 1e-8) * 255).clamp(0, 255).byte().cpu().numpy()
-        img = np.asarray(Image.fromarray(arr).resize((cell, cell), Image.NEAREST))
+        img = np.asarray(Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST))
         r, c = divmod(i, columns)
         y0, x0 = pad + r * (cell + pad), pad + c * (cell + pad)
         grid[y0 : y0 + cell, x0 : x0 + cell] = img
@@ -241,7 +242,7 @@ def filter_tiles(conv: nn.Conv2d, columns: int = 12, cell: int = 33):
         f = (f - f.min()) / (f.max() - f.min() + 1e-8)
         img = np.asarray(
             Image.fromarray((f.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).resize(
-                (cell, cell), Image.NEAREST
+                (cell, cell), Image.Resampling.NEAREST
             )
         )
         r, c = divmod(i, columns)

@@ -13,7 +13,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from explorer.coco.labels import VOC_NAMES, dataset_label_map
 from explorer.errors import WeightsError
@@ -27,6 +27,10 @@ from explorer.models.registry import (
 )
 from explorer.models.tasks import task_kind
 from explorer.paths import cache_dir
+from explorer.types import Category
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CHECKPOINT_FORMAT = "coco-explorer-checkpoint/1"
 
@@ -108,7 +112,7 @@ class LoadedModel:
 
     name: str
     spec: ModelSpec
-    module: object
+    module: nn.Module
     device: str
     class_names: list[str]
     label_space: str
@@ -128,7 +132,7 @@ class LoadedModel:
     def display_name(self) -> str:
         return f"{self.name} [{'UNTRAINED' if self.untrained else self.weights_label}]"
 
-    def category_of_label(self, categories: list[dict]) -> list[int | None]:
+    def category_of_label(self, categories: list[Category]) -> list[int | None]:
         """For each of the model's labels, the dataset category id it stands for (matched by
         name through its label space), or None (no counterpart, or background)."""
         return dataset_label_map(self.label_space, self.class_names, categories)
@@ -281,7 +285,7 @@ def load_model(
     weights: WeightsChoice = PUBLISHED,
     device: str = "cpu",
     encoder: str | None = None,
-    dataset_categories: list[dict] | None = None,
+    dataset_categories: list[Category] | None = None,
 ) -> LoadedModel:
     """Build a registry model and fill its weights.
 
@@ -370,7 +374,7 @@ def _published(spec: ModelSpec, download: bool) -> _Source:
 
 
 def _labels(
-    spec: ModelSpec, source: _Source, dataset_categories: list[dict] | None
+    spec: ModelSpec, source: _Source, dataset_categories: list[Category] | None
 ) -> tuple[list[str], list[int | None]]:
     """Class names and, for dataset label spaces, the category id of each output label."""
     ckpt = source.checkpoint
