@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 
 from explorer.coco import open_index
+from explorer.coco.dataset import Dataset
 from explorer.inference.classification import NO_LABEL, agreement
 from explorer.inference.map_queries import map_rows_of, mistake_scores, near_ids, neighbour_table
+from explorer.inference.options import IN_THIS_THREAD
 from explorer.viz.figures.object_map import (
     AGREEMENT_NAMES,
     BY_AGREEMENT,
@@ -33,7 +35,7 @@ def mapped(sample_root):
     images = sample_root / "val2017"
     index = open_index(sample_root / "annotations" / "instances_val2017.json", images=images)
     model = load_model("alexnet-classic", UNTRAINED, dataset_categories=index.categories)
-    m = embed(model, index, images, np.arange(8), method="pca", workers=0)
+    m = embed(model, Dataset(index, images), np.arange(8), "pca", IN_THIS_THREAD)
     names = {int(c["id"]): c["name"] for c in index.categories}
     return model, index, images, m, names
 
@@ -115,7 +117,7 @@ def test_agreement_is_the_classifiers_top1_against_the_annotation(mapped):
     from explorer.inference.classification import classification_table
 
     model, index, images, m, _ = mapped
-    codes = agreement(model, index, images, m, workers=0)
+    codes = agreement(model, Dataset(index, images), m, IN_THIS_THREAD)
     table = classification_table(model, index, images, crops=True, image_rows=np.arange(8))
     table = table.set_index("annotation_id").loc[m.annotation_id]
     nameable = {c for c in model.category_of_label(index.categories) if c is not None}
