@@ -155,3 +155,10 @@ def test_the_task_check_sees_a_branch():
     code = 'a = m.task == "classify"\nb = "segment" != t\nc = task in ("classify", "x")\n'
     assert _task_comparisons(ast.parse(code)) == [1, 2, 3]
     assert _task_comparisons(ast.parse('kind = task_kind(task)\nd = x == "other"\n')) == []
+
+
+def test_the_type_checker_is_clean():
+    """mypy over explorer/ (settings in pyproject.toml): the type hints are checked, not just
+    written."""
+    done = _run("-m", "mypy", "--no-error-summary", "--hide-error-context")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
