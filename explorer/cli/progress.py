@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from explorer.training.events import Event, Step
 
 
 def progress_callback(desc: str, quiet: bool) -> Callable[[int, int], None] | None:
@@ -33,9 +39,10 @@ class TrainProgress:
     """A tqdm bar per epoch on stderr, and one line per finished epoch."""
 
     def __init__(self, quiet: bool):
-        self.quiet, self.bar, self.note = quiet, None, ""
+        self.quiet, self.note = quiet, ""
+        self.bar: tqdm | None = None  # this epoch's
 
-    def __call__(self, event) -> None:
+    def __call__(self, event: Event) -> None:
         from explorer.training.events import EpochEnd, Step
 
         if self.quiet:
@@ -59,7 +66,7 @@ class TrainProgress:
                 self.note = event.note
                 print(event.note, file=sys.stderr)
 
-    def _step(self, event) -> None:
+    def _step(self, event: Step) -> None:
         from tqdm import tqdm
 
         desc = f"epoch {event.epoch}/{event.epochs}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from explorer.errors import ExplorerError
 from explorer.models.registry import get_spec, list_models
+from explorer.training.settings import TrainSettings
 from explorer.training.tasks import train_task
 from explorer.types import TASKS, Task
 
@@ -34,7 +35,8 @@ def preset_settings(preset: str | None, model: str) -> dict[str, Any]:
 
 @dataclass
 class TrainConfig:
-    """Every setting of a run (None = the preset's, else the task's default)."""
+    """Every setting of a run as asked (None = the preset's, else the task's default);
+    :meth:`resolved` decides them all."""
 
     task: Task
     coco: str
@@ -61,7 +63,7 @@ class TrainConfig:
     workers: int = 2
     extra: dict = field(default_factory=dict)
 
-    def resolved(self) -> TrainConfig:
+    def resolved(self) -> TrainSettings:
         """Every None filled: the explicit settings, else the preset's, else the task's."""
         if self.task not in TASKS:
             raise ExplorerError(f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
@@ -81,4 +83,4 @@ class TrainConfig:
                 f"{self.model} needs --image-size {smallest} or more "
                 f"(got {values['image_size']}: its pools would leave nothing)"
             )
-        return TrainConfig(**values)
+        return TrainSettings(**values)

@@ -82,8 +82,10 @@ class _SegItems(torch.utils.data.Dataset):
         except ExplorerError as e:
             return None, None, str(e)
         target, _ = coco_masks.semantic_mask(self.index, r, "coco")
-        img = Image.fromarray(rgb).resize((self.size, self.size), Image.BILINEAR)
-        mask = Image.fromarray(self.lut[target]).resize((self.size, self.size), Image.NEAREST)
+        img = Image.fromarray(rgb).resize((self.size, self.size), Image.Resampling.BILINEAR)
+        mask = Image.fromarray(self.lut[target]).resize(
+            (self.size, self.size), Image.Resampling.NEAREST
+        )
         return (
             torch.from_numpy(np.array(img)).permute(2, 0, 1),
             torch.from_numpy(np.array(mask)),

@@ -9,13 +9,16 @@ nothing collective, so the single-process trainer runs the very same code.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import numpy as np
 
 from explorer.errors import ExplorerError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,14 @@ class World:
         return self.size > 1
 
 
-def from_environment(env: dict[str, str] | None = None) -> World:
+def from_environment(env: Mapping[str, str] | None = None) -> World:
     """The world ``torchrun`` describes in the environment (a world of one without it)."""
-    env = os.environ if env is None else env
+    variables = os.environ if env is None else env
     try:
         return World(
-            rank=int(env.get("RANK", 0)),
-            size=int(env.get("WORLD_SIZE", 1)),
-            local_rank=int(env.get("LOCAL_RANK", 0)),
+            rank=int(variables.get("RANK", 0)),
+            size=int(variables.get("WORLD_SIZE", 1)),
+            local_rank=int(variables.get("LOCAL_RANK", 0)),
         )
     except ValueError:
         raise ExplorerError("RANK, WORLD_SIZE and LOCAL_RANK must be integers") from None
@@ -96,13 +99,13 @@ def sum_all(world: World, values: Sequence[float] | np.ndarray, device: str) -> 
     return tensor.cpu().numpy()
 
 
-def from_main(world: World, value):
-    """Rank 0's ``value``, on every process (a picklable object)."""
+def from_main(world: World, value: T) -> T:
+    """Rank 0's ``value``, on every process (a picklable object; the others' are ignored)."""
     if not world.distributed:
         return value
     import torch.distributed as dist
 
-    box = [value if world.main else None]
+    box = [value]  # the other processes' value is replaced, never sent
     dist.broadcast_object_list(box, src=0)
     return box[0]
 

@@ -7,7 +7,7 @@ No torch here: the Train page imports this module.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict, TypeGuard
 
 
 class StepRecord(TypedDict):
@@ -22,23 +22,38 @@ class StepRecord(TypedDict):
     time: float
 
 
-class EpochRecord(TypedDict):
-    """One ``metrics.jsonl`` line per epoch; classifiers report ``val_acc``, segmenters
-    ``val_miou`` and ``val_pixel_acc``."""
+class Scores(TypedDict):
+    """A validation pass's numbers: every task reports ``val_loss``; classifiers ``val_acc``,
+    segmenters ``val_miou`` and ``val_pixel_acc``."""
+
+    val_loss: float
+    val_acc: NotRequired[float]
+    val_miou: NotRequired[float]
+    val_pixel_acc: NotRequired[float]
+
+
+ScoreName = Literal["val_loss", "val_acc", "val_miou", "val_pixel_acc"]
+"""A key of :class:`Scores`: what a task's metric can be."""
+
+
+class EpochRecord(Scores):
+    """One ``metrics.jsonl`` line per epoch: the epoch's training numbers and its
+    :class:`Scores`."""
 
     kind: Literal["epoch"]
     epoch: int
     step: int
     train_loss: float
-    val_loss: float
-    val_acc: NotRequired[float]
-    val_miou: NotRequired[float]
-    val_pixel_acc: NotRequired[float]
     lr: float
     seconds: float
     images_per_s: float
     elapsed: float
     time: float
+
+
+def is_epoch_record(line: dict) -> TypeGuard[EpochRecord]:
+    """Whether a ``metrics.jsonl`` line (as read back) is an epoch's record, not a step's."""
+    return line.get("kind") == "epoch"
 
 
 @dataclass(frozen=True)

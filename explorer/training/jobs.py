@@ -7,18 +7,21 @@ at a time (training uses every core), in submission order.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from explorer.errors import ExplorerError, Stopped
 from explorer.training.config import TrainConfig
-from explorer.training.events import EpochEnd, EpochRecord, Event
+from explorer.training.events import EpochEnd, EpochRecord, Event, is_epoch_record
+from explorer.training.settings import TrainSettings
 from explorer.types import JobStatus
 
 
@@ -31,7 +34,7 @@ class Job:
     """
 
     id: int
-    config: TrainConfig
+    config: TrainConfig | TrainSettings  # as asked, or already resolved (the Train page's)
     resume: str | None = None  # a run folder to continue (its own settings are used)
     processes: int = 1  # more: torchrun, one process per GPU
     status: JobStatus = "queued"
@@ -55,7 +58,9 @@ class JobQueue:
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
 
-    def submit(self, config: TrainConfig, resume: str | None = None, processes: int = 1) -> int:
+    def submit(
+        self, config: TrainConfig | TrainSettings, resume: str | None = None, processes: int = 1
+    ) -> int:
         """Queue a run (``resume``: continue that run folder; ``processes`` > 1: under torchrun,
         one process per GPU); returns the job's id.
 
@@ -139,13 +144,12 @@ class JobQueue:
                 continue
             status: JobStatus = "finished"
             message, run_dir = "", ""
+            update = functools.partial(self._update, job)
             try:
                 if job.processes > 1:
-                    run_dir = _torchrun(job, lambda e, j=job: self._update(j, e))
+                    run_dir = _torchrun(job, update)
                 else:
-                    run_dir = str(
-                        train(job.config, lambda e, j=job: self._update(j, e), job.stop, job.resume)
-                    )
+                    run_dir = str(train(job.config, update, job.stop, job.resume))
             except Stopped as e:
                 status, message = "stopped", str(e)
             except ExplorerError as e:
@@ -160,7 +164,7 @@ class JobQueue:
                 job.run_dir = run_dir or job.run_dir
 
 
-def _torchrun(job: Job, update) -> str:
+def _torchrun(job: Job, update: Callable[[Event], None]) -> str:
     """Run ``job`` as ``torchrun --nproc_per_node=<processes>`` (one process per GPU) and
     follow its run folder; its Stop sends SIGINT (a resumable stop, as in one process).
 
@@ -206,7 +210,7 @@ def _torchrun(job: Job, update) -> str:
     return str(run)
 
 
-def _follow(run: Path, update) -> None:
+def _follow(run: Path, update: Callable[[Event], None]) -> None:
     """The run's latest finished epoch, as the event a one-process run would have sent."""
     from explorer.training import runs
 
@@ -214,7 +218,7 @@ def _follow(run: Path, update) -> None:
         status = json.loads((run / "status.json").read_text())
     except (OSError, ValueError):
         return
-    epochs = [r for r in runs.read_metrics(run) if r.get("kind") == "epoch"]
+    epochs = [r for r in runs.read_metrics(run) if is_epoch_record(r)]
     if epochs:
         planned = int(status.get("planned_epochs") or epochs[-1]["epoch"])
         note = str(status.get("budget_note", ""))

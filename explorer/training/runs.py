@@ -17,6 +17,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
@@ -36,6 +37,7 @@ from explorer.types import JobStatus
 if TYPE_CHECKING:
     from explorer.models.weights import Checkpoint
     from explorer.training.events import EpochRecord, StepRecord
+    from explorer.training.settings import TrainSettings
 
 
 class RunStatus(TypedDict):
@@ -101,7 +103,7 @@ def save_checkpoint(obj: Checkpoint, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _signals_held():
+def _signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM noted instead of acted on, then raised again when the block ends (in
     the main thread, where Python runs its handlers; any thread may receive the signal, so
     masking one thread is not enough)."""
@@ -318,17 +320,21 @@ def trained_seconds(run: Path) -> float:
         return 0.0
 
 
-def read_config(run: Path):
-    """The :class:`~explorer.training.config.TrainConfig` a run folder was started with."""
-    from dataclasses import fields
+def read_config(run: Path) -> TrainSettings:
+    """The settings a run folder was started with (its ``config.json``'s, resolved when it
+    started; a setting added since then takes :class:`~explorer.training.config.TrainConfig`'s
+    default)."""
+    from dataclasses import asdict, fields
 
     from explorer.training.config import TrainConfig
+    from explorer.training.settings import TrainSettings
 
     try:
         saved = json.loads((run / "config.json").read_text())["settings"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ExplorerError(f"{run}: not a run folder (no readable config.json)") from None
-    return TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
+    asked = TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
+    return TrainSettings(**asdict(asked))
 
 
 def list_runs(root: Path | None = None) -> list[RunInfo]:
@@ -349,7 +355,7 @@ def trained_checkpoints(task: str, root: Path | None = None) -> list[RunInfo]:
 
 def read_metrics(path: Path) -> list[dict]:
     """The lines of a run's metrics.jsonl (a torn last line, as after a kill, is skipped)."""
-    out = []
+    out: list[dict] = []
     try:
         text = (path / "metrics.jsonl").read_text()
     except OSError:

@@ -21,13 +21,14 @@ from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.inference.options import RunOptions
 from explorer.models.tasks import TaskKind, task_kind
+from explorer.training.events import ScoreName, Scores
 from explorer.training.schedules import cosine_lr, poly_lr
+from explorer.training.settings import TrainSettings
 
 if TYPE_CHECKING:
     import torch
 
     from explorer.models.preprocess import Preprocess
-    from explorer.training.config import TrainConfig
     from explorer.training.data import Tensors
     from explorer.training.distributed import World
 
@@ -40,7 +41,7 @@ LoadProgress = Callable[[int, int], None]
 class Metric:
     """The validation score that picks ``best.pt``, and which way is better."""
 
-    name: str
+    name: ScoreName
     higher_is_better: bool = True
 
     def improves(self, score: float, best: float, best_epoch: int) -> bool:
@@ -77,21 +78,32 @@ class StepInputs:
 
 
 class TrainTask(Protocol):
-    """What the training loop asks of a task."""
+    """What the training loop asks of a task (read-only: the tasks are frozen values)."""
 
-    kind: TaskKind
-    metric: Metric
-    defaults: Mapping[str, Any]
-    weight_decay: float
-    schedule: Schedule
-    examples: str  # what one training example is, in progress lines ("crops", "images")
+    @property
+    def kind(self) -> TaskKind: ...
+    @property
+    def metric(self) -> Metric: ...
+    @property
+    def defaults(self) -> Mapping[str, Any]:
+        """The settings a run takes when neither it nor its preset sets them."""
+        ...
 
-    def preprocess_record(self, cfg: TrainConfig) -> dict[str, Any]:
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def schedule(self) -> Schedule: ...
+    @property
+    def examples(self) -> str:
+        """What one training example is, in progress lines ("crops", "images")."""
+        ...
+
+    def preprocess_record(self, cfg: TrainSettings) -> dict[str, Any]:
         """How inference must read images for a model of this run (saved in checkpoints)."""
         ...
 
     def load_train(
-        self, cfg: TrainConfig, split: Split, category_ids: list[int], progress
+        self, cfg: TrainSettings, split: Split, category_ids: list[int], progress
     ) -> Tensors:
         """The training examples, decoded once."""
         ...
@@ -102,7 +114,7 @@ class TrainTask(Protocol):
         """Exactly what ``evaluate`` scores, read as the inference runner reads it."""
         ...
 
-    def loss(self, net: torch.nn.Module, cfg: TrainConfig, step: StepInputs) -> torch.Tensor:
+    def loss(self, net: torch.nn.Module, cfg: TrainSettings, step: StepInputs) -> torch.Tensor:
         """The loss of one batch (augmented here), in fp32."""
         ...
 
@@ -113,7 +125,7 @@ class TrainTask(Protocol):
         preprocess: Preprocess,
         device: str,
         world: World,
-    ) -> dict[str, float]:
+    ) -> Scores:
         """The validation loss and scores (the metric among them), each process its share."""
         ...
 
@@ -149,10 +161,12 @@ class Classification:
     schedule: Schedule = cosine_lr
     examples: str = "crops"
 
-    def preprocess_record(self, cfg: TrainConfig) -> dict[str, Any]:
+    def preprocess_record(self, cfg: TrainSettings) -> dict[str, Any]:
         return {"resize": crop_load(cfg.image_size), "crop": cfg.image_size}
 
-    def load_train(self, cfg, split: Split, category_ids: list[int], progress) -> Tensors:
+    def load_train(
+        self, cfg: TrainSettings, split: Split, category_ids: list[int], progress
+    ) -> Tensors:
         from explorer.training import data
 
         options = RunOptions(workers=cfg.workers, progress=progress)
@@ -165,7 +179,7 @@ class Classification:
 
         return validation.load_crop_set(split, category_ids, preprocess, progress)
 
-    def loss(self, net, cfg, step: StepInputs):
+    def loss(self, net, cfg: TrainSettings, step: StepInputs):
         import torch
         import torch.nn.functional as F
 
@@ -210,10 +224,12 @@ class Segmentation:
     schedule: Schedule = poly_lr
     examples: str = "images"
 
-    def preprocess_record(self, cfg: TrainConfig) -> dict[str, Any]:
+    def preprocess_record(self, cfg: TrainSettings) -> dict[str, Any]:
         return {"resize": cfg.image_size, "square": True}
 
-    def load_train(self, cfg, split: Split, category_ids: list[int], progress) -> Tensors:
+    def load_train(
+        self, cfg: TrainSettings, split: Split, category_ids: list[int], progress
+    ) -> Tensors:
         from explorer.training import data
 
         options = RunOptions(workers=cfg.workers, progress=progress)
@@ -224,7 +240,7 @@ class Segmentation:
 
         return validation.load_image_set(split, data.class_lut(category_ids), preprocess, progress)
 
-    def loss(self, net, cfg, step: StepInputs):
+    def loss(self, net, cfg: TrainSettings, step: StepInputs):
         import torch
         import torch.nn.functional as F
 

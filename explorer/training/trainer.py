@@ -37,8 +37,10 @@ from explorer.training.events import (
     EpochRecord,
     Event,
     Loading,
+    Scores,
     Step,
 )
+from explorer.training.settings import TrainSettings
 from explorer.training.tasks import Split, StepInputs, train_task
 from explorer.types import IGNORE_LABEL, JobStatus
 
@@ -82,7 +84,9 @@ class Session:
     only rank 0 writes the run folder.
     """
 
-    def __init__(self, cfg: TrainConfig, run: Path, control: RunControl, world: World, device: str):
+    def __init__(
+        self, cfg: TrainSettings, run: Path, control: RunControl, world: World, device: str
+    ):
         self.cfg, self.run_dir = cfg, run
         self.progress, self.stop = control.progress, control.stop
         self.world, self.device = world, device
@@ -394,8 +398,10 @@ class Session:
         process's share of it (DistributedSampler: disjoint shares of equal length)."""
         if not self.world.distributed:
             return torch.randperm(n, generator=gen)
-        sampler = torch.utils.data.DistributedSampler(
-            range(n),
+        # it only takes len() of its first argument: a range serves, though torch's stub asks
+        # for a Dataset
+        sampler: torch.utils.data.DistributedSampler[int] = torch.utils.data.DistributedSampler(
+            range(n),  # type: ignore[arg-type]
             num_replicas=self.world.size,
             rank=self.world.rank,
             seed=self.cfg.seed,
@@ -471,7 +477,7 @@ class Session:
         return float(loss.detach())
 
     @torch.inference_mode()
-    def evaluate(self, val_set) -> dict[str, float]:
+    def evaluate(self, val_set) -> Scores:
         """Validation loss and scores over the whole validation set, each process scoring its
         share (:mod:`explorer.training.validation`: exactly what ``evaluate`` scores, read the
         same way)."""
@@ -486,7 +492,7 @@ class Session:
 
 
 def train(
-    cfg: TrainConfig,
+    cfg: TrainConfig | TrainSettings,
     progress: Callable[[Event], None] | None = None,
     stop: threading.Event | None = None,
     resume: str | None = None,
@@ -494,7 +500,8 @@ def train(
     """Train a classifier or a segmenter; returns the run folder.
 
     Args:
-        cfg: the settings (ignored when resuming: the run folder's are used).
+        cfg: the settings, as asked or already resolved (ignored when resuming: the run
+            folder's are used).
         progress: called with each :mod:`explorer.training.events` event.
         stop: set it to stop the run after the current step (resumable).
         resume: a run folder to continue from its ``last.pt``.
@@ -513,9 +520,13 @@ def train(
 
 
 def _train(
-    cfg: TrainConfig, control: RunControl, resume: str | None, world: World, device: str
+    cfg: TrainConfig | TrainSettings,
+    control: RunControl,
+    resume: str | None,
+    world: World,
+    device: str,
 ) -> Path:
-    made = None
+    made: tuple[TrainSettings, Path] | ExplorerError | None = None
     if world.main:  # rank 0 names (and checks) the run folder; the others take its answer
         try:
             made = _saved_run(resume) if resume else _new_run(cfg)
@@ -525,9 +536,10 @@ def _train(
     made = distributed.from_main(world, made)
     if isinstance(made, ExplorerError):
         raise made
-    cfg, run = made
-    torch.manual_seed(cfg.seed)
-    session = Session(cfg, run, control, world, device)
+    assert made is not None  # rank 0 always answers one or the other
+    settings, run = made
+    torch.manual_seed(settings.seed)
+    session = Session(settings, run, control, world, device)
     if resume:
         session.started -= runs.trained_seconds(run)  # the duration counts every resumption
     elif world.main:
@@ -551,14 +563,14 @@ def _train(
     return run
 
 
-def _saved_run(resume: str) -> tuple[TrainConfig, Path]:
+def _saved_run(resume: str) -> tuple[TrainSettings, Path]:
     run = Path(resume)
     return runs.read_config(run), run
 
 
-def _new_run(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
-    cfg = cfg.resolved()
-    run = Path(cfg.out) if cfg.out else runs.default_out(cfg.task, cfg.model)
+def _new_run(cfg: TrainConfig | TrainSettings) -> tuple[TrainSettings, Path]:
+    settings = cfg.resolved() if isinstance(cfg, TrainConfig) else cfg
+    run = Path(settings.out) if settings.out else runs.default_out(settings.task, settings.model)
     if (run / "config.json").exists():
         raise ExplorerError(f"{run}: already holds a run; use --resume {run} or another --out")
-    return cfg, run
+    return settings, run

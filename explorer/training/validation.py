@@ -32,6 +32,7 @@ from explorer.models.outputs import logits
 from explorer.models.preprocess import Preprocess
 from explorer.training import distributed
 from explorer.training.distributed import World
+from explorer.training.events import Scores
 from explorer.training.tasks import Split
 from explorer.types import IGNORE_LABEL
 
@@ -81,7 +82,7 @@ def _read(
     readable = [n for n, p in enumerate(paths) if isinstance(p, str)]
     inputs = decoded_inputs(
         [items[n] for n in readable],
-        [paths[n] for n in readable],
+        [p for p in paths if isinstance(p, str)],
         [sizes[n] for n in readable],
         preprocess.geometry,
     )
@@ -99,9 +100,7 @@ def _read(
 
 
 @torch.inference_mode()
-def score_crops(
-    model, crops: CropSet, preprocess: Preprocess, device: str, world: World
-) -> dict[str, float]:
+def score_crops(model, crops: CropSet, preprocess: Preprocess, device: str, world: World) -> Scores:
     """``val_loss`` and ``val_acc`` over every crop, this process scoring its share."""
     mine = torch.from_numpy(distributed.shard(world, len(crops.targets)))
     loss = correct = 0.0
@@ -152,7 +151,7 @@ def load_image_set(
 @torch.inference_mode()
 def score_images(
     model, images: ImageSet, preprocess: Preprocess, device: str, world: World
-) -> dict[str, float]:
+) -> Scores:
     """``val_loss``, ``val_miou`` and ``val_pixel_acc`` at each image's own size (what
     ``evaluate`` scores), this process scoring its share."""
     n_classes = images.num_classes
