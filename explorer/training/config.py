@@ -15,6 +15,7 @@ from explorer.types import TASKS, Task
 PRESET_NAMES = ("quick",)
 """quick: each record's ``quick`` recipe (measured on the embedded sample, docs/BENCHMARKS.md)."""
 
+
 def task_models(task: Task) -> tuple[str, ...]:
     """The models a task can train, in the order a newcomer should try them: those that learn
     a dataset's classes first, then those with a quick recipe, then the rest."""

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 
 from explorer.coco import masks as coco_masks
+from explorer.coco.dataset import Dataset
 from explorer.coco.images import crop_box, load_rgb, resolve_image_path
-from explorer.coco.index import CocoIndex
+from explorer.coco.index import CocoIndex, open_index
 from explorer.errors import ExplorerError
 from explorer.inference.options import RunOptions
+from explorer.training.settings import TrainSettings
 from explorer.training.tasks import Split
 from explorer.types import IGNORE_LABEL
 
@@ -91,6 +93,22 @@ class _SegItems(torch.utils.data.Dataset):
             torch.from_numpy(np.array(mask)),
             "",
         )
+
+
+def train_and_val(cfg: TrainSettings) -> tuple[Split, Split]:
+    """A run's training and validation images: two files, or a seeded split of one (the
+    ``val_fraction`` of its images, at least one)."""
+    images = Path(cfg.images)
+    train = Dataset(open_index(cfg.coco, images=images), images)
+    if cfg.val_coco:
+        val_images = Path(cfg.val_images or cfg.images)
+        val = Dataset(open_index(cfg.val_coco, images=val_images), val_images)
+        return Split(train, np.arange(train.index.num_images)), Split(
+            val, np.arange(val.index.num_images)
+        )
+    order = np.random.default_rng(cfg.seed).permutation(train.index.num_images)
+    n_val = max(1, int(round(cfg.val_fraction * len(order))))
+    return Split(train, np.sort(order[n_val:])), Split(train, np.sort(order[:n_val]))
 
 
 def _paths(index: CocoIndex, images_dir: Path, image_rows) -> list[str]:

@@ -114,3 +114,18 @@ def shard(world: World, n: int) -> np.ndarray:
     """This process's share of ``range(n)``: every index exactly once over all processes (no
     padding: a validation set is counted exactly, whatever its size)."""
     return np.arange(world.rank, n, world.size)
+
+
+def parallel(world: World, model, device: str):
+    """``(model to save, module to train)``: the same module in one process; under torchrun
+    the second wraps the first in DistributedDataParallel (BatchNorm synchronised across GPUs;
+    on CPUs PyTorch cannot synchronise it, and each process normalises its own batch)."""
+    if not world.distributed:
+        return model, model
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    cuda = device.startswith("cuda")
+    if cuda:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model, DistributedDataParallel(model, device_ids=[device] if cuda else None)

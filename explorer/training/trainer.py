@@ -2,8 +2,11 @@
 :func:`train`, the entry point the CLI and the app's job queue call.
 
 Read it like torchvision's reference scripts: :meth:`Session.run` loops over
-:meth:`Session.train_one_epoch` and :meth:`Session.evaluate`; everything else is setup and
-bookkeeping. What differs between models is asked of their registry record.
+:meth:`Session.train_one_epoch` and :meth:`Session.evaluate`; everything else is bookkeeping
+(status, checkpoints, resuming, the time budget). What differs between tasks is asked of the
+run's :mod:`~explorer.training.tasks` object; the data split comes from
+:func:`~explorer.training.data.train_and_val`, the model from
+:func:`~explorer.training.finetune.model_for_run`.
 """
 
 from __future__ import annotations
@@ -20,14 +23,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from explorer.coco.dataset import Dataset
-from explorer.coco.index import open_index
-from explorer.errors import ExplorerError, Stopped, WeightsError
-from explorer.models import create_model, get_spec
+from explorer.errors import ExplorerError, Stopped
+from explorer.models import get_spec
 from explorer.models.device import choose_device, cpu_threads
 from explorer.models.preprocess import Preprocess
-from explorer.models.registry import ModelSpec
-from explorer.models.weights import CHECKPOINT_FORMAT, Checkpoint, load_model
+from explorer.models.weights import CHECKPOINT_FORMAT, Checkpoint
 from explorer.paths import remove_stale_temporaries
 from explorer.training import data, distributed, runs
 from explorer.training.config import TrainConfig
@@ -40,8 +40,9 @@ from explorer.training.events import (
     Scores,
     Step,
 )
+from explorer.training.finetune import model_for_run
 from explorer.training.settings import TrainSettings
-from explorer.training.tasks import Split, StepInputs, train_task
+from explorer.training.tasks import StepInputs, train_task
 from explorer.types import IGNORE_LABEL, JobStatus
 
 _MEMORY_FORMAT = torch.channels_last
@@ -92,14 +93,16 @@ class Session:
         self.world, self.device = world, device
         self.task = train_task(get_spec(cfg.model).task)
         torch.set_num_threads(max(1, cpu_threads() // world.size))
-        self._split()
-        self.categories = self.train_index.categories
+        self.train, self.val = data.train_and_val(cfg)
+        self.categories = self.train.dataset.index.categories
         self.category_ids = [c["id"] for c in self.categories]
         self.class_names = self.task.kind.class_names([c["name"] for c in self.categories])
         self.class_category_ids = self.task.kind.class_category_ids(self.category_ids)
         self.notes: list[str] = []
-        self.model = self._build_model().to(self.device, memory_format=_MEMORY_FORMAT)
-        self.net = self._parallel(self.model)  # what trains; self.model is what is saved
+        model = model_for_run(cfg, len(self.class_names), self.notes)
+        model = model.to(self.device).to(memory_format=_MEMORY_FORMAT)
+        # self.net trains; self.model is what is saved
+        self.model, self.net = distributed.parallel(world, model, device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         # fused: one kernel for all parameters; on a CPU 38 ms instead of ~360 ms a step for
         # AlexNet's 58M parameters (docs/BENCHMARKS.md)
@@ -113,77 +116,18 @@ class Session:
         self.step_seconds: list[float] = []  # this epoch's, for the time budget
         self.started = time.time()  # moved back by a resumed run's earlier seconds
 
-    # ------------------------------------------------------------------ setup
-
-    def _split(self) -> None:
-        """Training and validation indexes and rows: two files, or a seeded split of one."""
-        cfg = self.cfg
-        self.train_index = open_index(cfg.coco, images=cfg.images)
-        if cfg.val_coco:
-            self.val_index = open_index(cfg.val_coco, images=cfg.val_images or cfg.images)
-            self.train_rows = np.arange(self.train_index.num_images)
-            self.val_rows = np.arange(self.val_index.num_images)
-            return
-        self.val_index = self.train_index
-        order = np.random.default_rng(cfg.seed).permutation(self.train_index.num_images)
-        n_val = max(1, int(round(cfg.val_fraction * len(order))))
-        self.val_rows, self.train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
-
-    def _build_model(self):
-        """The record's architecture for this dataset's classes.
-
-        Models with published weights are built in the published layout (so the weights fit),
-        filled when the run asks for it, then given a new head; the others are built for the
-        dataset's classes directly.
-        """
-        cfg, spec, n = self.cfg, get_spec(self.cfg.model), len(self.class_names)
-        if spec.weights_enum is None:
-            model = create_model(cfg.model, n, encoder=cfg.encoder)
-            if cfg.pretrained and spec.pretrained_note:
-                self.notes.append(spec.pretrained_note)
-        else:
-            model = create_model(cfg.model, spec.head_size, encoder=cfg.encoder, aux_loss=True)
-            if cfg.pretrained:
-                self._start_from_published(model, spec)
-            spec.reset_head(model, n)
-        if cfg.freeze_features and spec.freeze_features:
-            spec.freeze_features(model)
-        return model
-
-    def _parallel(self, model: torch.nn.Module) -> torch.nn.Module:
-        """DistributedDataParallel under torchrun (BatchNorm synchronised across GPUs; on CPUs
-        PyTorch cannot synchronise it, and each process normalises its own batch)."""
-        if not self.world.distributed:
-            return model
-        from torch.nn.parallel import DistributedDataParallel
-
-        cuda = self.device.startswith("cuda")
-        if cuda:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            self.model = model
-        return DistributedDataParallel(model, device_ids=[self.device] if cuda else None)
-
-    def _start_from_published(self, model, spec: ModelSpec) -> None:
-        try:
-            published = load_model(spec.name, device="cpu").module.state_dict()
-        except WeightsError as e:
-            self.notes.append(f"pretrained weights unavailable, trained from scratch: {e}")
-            return
-        # not strict: the inference module was loaded without torchvision's auxiliary head
-        model.load_state_dict(published, strict=False)
-        if spec.pretrained_note:
-            self.notes.append(spec.pretrained_note)
+    # ------------------------------------------------------------------ bookkeeping
 
     def describe(self) -> runs.RunConfig:
         return {
             "settings": {k: v for k, v in vars(self.cfg).items()},
             "dataset": {
-                "train": str(self.train_index.path),
-                "train_fingerprint": self.train_index.fingerprint,
-                "val": str(self.val_index.path),
-                "val_fingerprint": self.val_index.fingerprint,
-                "train_images": len(self.train_rows),
-                "val_images": len(self.val_rows),
+                "train": str(self.train.dataset.index.path),
+                "train_fingerprint": self.train.dataset.index.fingerprint,
+                "val": str(self.val.dataset.index.path),
+                "val_fingerprint": self.val.dataset.index.fingerprint,
+                "train_images": len(self.train.rows),
+                "val_images": len(self.val.rows),
             },
             "class_names": self.class_names,
             "category_ids": self.class_category_ids,
@@ -220,12 +164,12 @@ class Session:
     def _load(self) -> tuple[data.Tensors, object]:
         """The training examples and the validation set, as the run's task reads them."""
         cfg = self.cfg
-        train = Split(Dataset(self.train_index, Path(cfg.images)), self.train_rows)
-        val = Split(Dataset(self.val_index, Path(cfg.val_images or cfg.images)), self.val_rows)
         what = self.task.examples
-        tr = self.task.load_train(cfg, train, self.category_ids, self._reporter(f"training {what}"))
+        tr = self.task.load_train(
+            cfg, self.train, self.category_ids, self._reporter(f"training {what}")
+        )
         va = self.task.load_val(
-            val,
+            self.val,
             self.category_ids,
             self.inference_preprocess(),
             self._reporter(f"validation {what}"),
