@@ -119,7 +119,7 @@ def compose_overlay(
     scale = min(1.0, opts.max_side / max(img.shape[:2]))
     if scale < 1.0:
         size = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
-        img = np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
+        img = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR))
     if opts.masks and len(rows):
         img, bad = _paint_masks(img, index, image_row, rows, opts, colours)
         notes += bad
@@ -204,7 +204,7 @@ def letterbox(rgb: np.ndarray, width: int, height: int, fill: int = 240) -> np.n
     scale = min(width / w, height / h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     canvas = np.full((height, width, 3), fill, np.uint8)
-    small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)) if size != (w, h) else rgb
+    small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)) if size != (w, h) else rgb
     y0, x0 = (height - size[1]) // 2, (width - size[0]) // 2
     canvas[y0 : y0 + size[1], x0 : x0 + size[0]] = small
     return canvas
@@ -327,7 +327,7 @@ def heat_overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.55) -> np.n
     from PIL import Image
 
     h, w = rgb.shape[:2]
-    big = np.asarray(Image.fromarray(heat).resize((w, h), Image.BILINEAR))
+    big = np.asarray(Image.fromarray(heat).resize((w, h), Image.Resampling.BILINEAR))
     ramp = np.stack([np.linspace(0, 255, 256), np.zeros(256), np.linspace(255, 0, 256)], 1)
     return blend_labels(rgb, big, ramp.astype(np.uint8), alpha, skip=())
 
