@@ -47,8 +47,8 @@ def filtered(frame: pd.DataFrame, index: CocoIndex, decisions: dict, key: str) -
     names = names_of(index)
     cats = b.multiselect(
         "Categories (the suggested one)",
-        sorted(names, key=names.get),
-        format_func=names.get,
+        sorted(names, key=names.__getitem__),
+        format_func=names.__getitem__,
         key=f"{key}_cats",
     )
     low = c.slider("Score at least", 0.0, 1.0, 0.5, 0.05, key=f"{key}_min")
@@ -150,7 +150,7 @@ def segmenter_legend(index: CocoIndex, segmenter: LoadedModel) -> None:
     )
 
 
-def _decide(source: DatasetSource, row_key: str, decision: str) -> None:
+def _decide(source: DatasetSource, row_key: str, decision: reviews.Decision) -> None:
     current = reviews.load(source.annotations).get(row_key)
     reviews.decide(source.annotations, row_key, None if current == decision else decision)
 

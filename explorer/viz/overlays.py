@@ -204,7 +204,11 @@ def letterbox(rgb: np.ndarray, width: int, height: int, fill: int = 240) -> np.n
     scale = min(width / w, height / h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     canvas = np.full((height, width, 3), fill, np.uint8)
-    small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)) if size != (w, h) else rgb
+    small = (
+        np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+        if size != (w, h)
+        else rgb
+    )
     y0, x0 = (height - size[1]) // 2, (width - size[0]) // 2
     canvas[y0 : y0 + size[1], x0 : x0 + size[0]] = small
     return canvas
@@ -285,13 +289,26 @@ def blend_labels(
 
 
 def legend(
-    labels: np.ndarray, colours: np.ndarray, names, skip: tuple[int, ...] = (0,)
+    labels: np.ndarray,
+    colours: np.ndarray,
+    names: list[str] | dict[int, str],
+    skip: tuple[int, ...] = (0,),
 ) -> list[tuple[str, tuple[int, int, int]]]:
     """``(name, colour)`` of each value painted in ``labels`` (``skip`` left out), in value
     order; ``names[v]`` names value ``v`` (a list, or a dict: values it lacks read "label v")."""
     present = [v for v in np.unique(labels).tolist() if v not in skip]
-    get = names.get if isinstance(names, dict) else (lambda v: names[v] if v < len(names) else None)
-    return [(get(v) or f"label {v}", tuple(int(c) for c in colours[v])) for v in present]
+    return [(_name(names, v) or f"label {v}", _rgb(colours[v])) for v in present]
+
+
+def _name(names: list[str] | dict[int, str], value: int) -> str | None:
+    if isinstance(names, dict):
+        return names.get(value)
+    return names[value] if value < len(names) else None
+
+
+def _rgb(colour: np.ndarray) -> tuple[int, int, int]:
+    r, g, b = (int(c) for c in colour)
+    return r, g, b
 
 
 def legend_markdown(entries: list[tuple[str, tuple[int, int, int]]]) -> str:
@@ -363,4 +380,4 @@ def object_views(
         if labels is None or labels.shape != rgb.shape[:2]
         else blend_labels(rgb, labels, colours, 0.55)
     )
-    return tuple(letterbox(v[y0:y1, x0:x1], side, side) for v in (truth, seen))
+    return letterbox(truth[y0:y1, x0:x1], side, side), letterbox(seen[y0:y1, x0:x1], side, side)

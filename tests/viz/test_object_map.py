@@ -27,13 +27,15 @@ from explorer.viz.figures.object_map import (
 
 @pytest.fixture(scope="module")
 def mapped(sample_root):
+    from explorer.coco.dataset import Dataset
     from explorer.inference.embeddings import embed
+    from explorer.inference.options import RunOptions
     from explorer.models import UNTRAINED, load_model
 
     images = sample_root / "val2017"
     index = open_index(sample_root / "annotations" / "instances_val2017.json", images=images)
     model = load_model("alexnet-classic", UNTRAINED, dataset_categories=index.categories)
-    m = embed(model, index, images, np.arange(8), method="pca", workers=0)
+    m = embed(model, Dataset(index, images), np.arange(8), "pca", RunOptions(workers=0))
     names = {int(c["id"]): c["name"] for c in index.categories}
     return model, index, images, m, names
 
@@ -112,11 +114,14 @@ def test_mistake_scores_take_the_highest_per_object(mapped):
 
 
 def test_agreement_is_the_classifiers_top1_against_the_annotation(mapped):
+    from explorer.coco.dataset import Dataset
     from explorer.inference.classification import classification_table
+    from explorer.inference.options import RunOptions
 
     model, index, images, m, _ = mapped
-    codes = agreement(model, index, images, m, workers=0)
-    table = classification_table(model, index, images, crops=True, image_rows=np.arange(8))
+    dataset = Dataset(index, images)
+    codes = agreement(model, dataset, m, RunOptions(workers=0))
+    table = classification_table(model, dataset, crops=True, image_rows=np.arange(8))
     table = table.set_index("annotation_id").loc[m.annotation_id]
     nameable = {c for c in model.category_of_label(index.categories) if c is not None}
     want = np.where(
