@@ -45,8 +45,8 @@ def _load(name: str, weights: str, device: str, encoder: str = "", annotations: 
     from explorer.models import choose_device
 
     try:
-        stamp = caches.weights_stamp(weights)
-        return caches.load_model(name, weights, choose_device(device), encoder, annotations, stamp)
+        choice = caches.ModelChoice(name, weights, choose_device(device), encoder, annotations)
+        return caches.load_model(choice, caches.weights_stamp(weights))
     except ExplorerError as e:
         st.warning(f"{e}")
         return None
