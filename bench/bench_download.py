@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explorer.coco.download import download_coco  # noqa: E402
+from explorer.coco.download import DownloadRequest, DownloadRun, download_coco  # noqa: E402
 from explorer.coco.download.http import Client, RetryPolicy, fetch_resumable  # noqa: E402
 
 TINY = ROOT.parent / "shared" / "coco-tiny"
@@ -44,9 +44,9 @@ def serve(tmp: Path, name: str, *flags: str) -> tuple[subprocess.Popen, str]:
 
 def per_image(url: str, dest: Path, workers: int) -> tuple[float, int]:
     """Seconds and image bytes of the image stage (the annotation zip fetched before)."""
-    download_coco(dest, "val2017", images=False, base_url=url)
+    download_coco(DownloadRequest(dest, images=False), DownloadRun(url))
     t = time.perf_counter()
-    r = download_coco(dest, "val2017", base_url=url, workers=workers)
+    r = download_coco(DownloadRequest(dest), DownloadRun(url, workers=workers))
     return time.perf_counter() - t, r.bytes_fetched
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import io
 import json
 import os
 import re
@@ -184,7 +185,7 @@ def atomic_write_table(frame, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def open_regular(path: str | os.PathLike) -> BinaryIO:
+def open_regular(path: str | os.PathLike) -> io.BufferedReader:
     """The file opened for binary reading, refused unless it is a regular file.
 
     Opened non-blocking and checked with ``fstat`` on the open descriptor: opening a FIFO for

@@ -82,14 +82,16 @@ if image_id is not None:
 
 st.subheader("On the current Browse filter")
 table = run_on_filter.evaluate_on_filter(
-    "c",
+    run_on_filter.RunBlock(
+        "c",
+        button="Run on current filter",
+        working="classifying crops",
+        what=", every non-crowd object's crop",
+    ),
     source,
     index,
     (model,),
     lambda rows, options: classification.classification_table(model, dataset, True, rows, options),
-    button="Run on current filter",
-    working="classifying crops",
-    what=", every non-crowd object's crop",
 )
 if table is not None:
     score = classification.classification_scores(model, table, index.categories)

@@ -21,17 +21,19 @@ st.caption(
 classifier, segmenter = model_picker.two_model_pickers("k", source.annotations)
 
 report = run_on_filter.evaluate_on_filter(
-    "k",
+    run_on_filter.RunBlock(
+        "k",
+        button="Compare current filter",
+        working="comparing",
+        what=" (the Browse filter)",
+        primary=True,
+    ),
     source,
     index,
     (classifier, segmenter),
     lambda rows, options: compare.compare(
         ModelPair(classifier, segmenter), dataset, rows, options=options
     ),
-    button="Compare current filter",
-    working="comparing",
-    what=" (the Browse filter)",
-    primary=True,
 )
 if report is None:
     st.info("Press **Compare current filter**: predictions already made are reused from the cache.")

@@ -31,15 +31,17 @@ if model is None:
     st.stop()
 method = st.radio("Method", embeddings.METHODS, key="m_method", horizontal=True)
 omap = run_on_filter.evaluate_on_filter(
-    "m",
+    run_on_filter.RunBlock(
+        "m",
+        button="Draw the map",
+        working="reading the objects",
+        what=" (the Browse filter): every non-crowd object's crop",
+        primary=True,
+    ),
     source,
     index,
     (model,),
     lambda rows, options: embeddings.embed(model, dataset, rows, method, options),
-    button="Draw the map",
-    working="reading the objects",
-    what=" (the Browse filter): every non-crowd object's crop",
-    primary=True,
 )
 if omap is None or omap.method != method:
     st.info("Press **Draw the map**: a map drawn before is read back from the cache at once.")

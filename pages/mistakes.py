@@ -22,17 +22,19 @@ st.caption(
 classifier, segmenter = model_picker.two_model_pickers("q", source.annotations)
 
 result = run_on_filter.evaluate_on_filter(
-    "q",
+    run_on_filter.RunBlock(
+        "q",
+        button="Find mistakes in the current filter",
+        working="looking for mistakes",
+        what=" (the Browse filter)",
+        primary=True,
+    ),
     source,
     index,
     (classifier, segmenter),
     lambda rows, options: mistakes.find_mistakes(
         ModelPair(classifier, segmenter), dataset, rows, options=options
     ),
-    button="Find mistakes in the current filter",
-    working="looking for mistakes",
-    what=" (the Browse filter)",
-    primary=True,
 )
 if result is None:
     st.info("Press **Find mistakes**: predictions already made are reused from the cache.")
@@ -57,10 +59,10 @@ st.caption(
 view.segmenter_legend(index, segmenter)
 chunk = shown.iloc[(page - 1) * PER_PAGE : page * PER_PAGE]
 columns = st.columns(2)
+review = view.ReviewPage(source, index, segmenter, decisions)
 for n, (_, row) in enumerate(chunk.iterrows()):
     with columns[n % 2].container(border=True):
-        decision = decisions.get(reviews.row_key(row))
-        view.card(source, index, segmenter, row, decision, f"q_card_{(page - 1) * PER_PAGE + n}")
+        view.card(review, row, f"q_card_{(page - 1) * PER_PAGE + n}")
 
 st.subheader("Export")
 view.export_block(source, frame, decisions, "q_export")

@@ -121,15 +121,17 @@ if not labels_met.scorable:
     st.caption("Nothing to score with this model on this dataset (see above).")
     st.stop()
 ev = run_on_filter.evaluate_on_filter(
-    "s",
+    run_on_filter.RunBlock(
+        "s",
+        button="Evaluate current filter",
+        working="segmenting",
+        what=" · computed like torchvision's segmentation reference (255 ignored), at the "
+        "original image size",
+    ),
     source,
     index,
     (model,),
     lambda rows, options: segmentation.evaluate_segmentation(model, dataset, rows, space, options),
-    button="Evaluate current filter",
-    working="segmenting",
-    what=" · computed like torchvision's segmentation reference (255 ignored), at the original "
-    "image size",
 )
 if ev is not None:
     st.markdown(

@@ -10,6 +10,7 @@ a new key.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -163,20 +164,39 @@ def weights_stamp(weights: str) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model as a page asks for it, all strings (Streamlit keys its cache by the fields).
+
+    Attributes:
+        name: the registry's model name.
+        weights: as a user gives them, see ``weights_choice``.
+        device: a device already chosen (``choose_device``), not "auto".
+        encoder: a segmenter's encoder ("" = the model's default).
+        annotations: the annotation file whose classes an untrained dataset-class model takes
+            ("" = none).
+    """
+
+    name: str
+    weights: str
+    device: str
+    encoder: str = ""
+    annotations: str = ""
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def load_model(name: str, weights: str, device: str, encoder: str, annotations: str, stamp: str):
+def load_model(choice: ModelChoice, stamp: str):
     """A model, once per (name, weights, device, encoder, weights stamp) per process, shared by
-    all sessions (keyed by strings: ``weights`` as a user gives it, see ``weights_choice``).
-    ``annotations`` gives an untrained dataset-class model its classes."""
+    all sessions (``stamp``: see :func:`weights_stamp`)."""
     from explorer.models import load_model as load
     from explorer.models import weights_choice
 
-    categories = get_index(annotations).categories if annotations else None
+    categories = get_index(choice.annotations).categories if choice.annotations else None
     return load(
-        name,
-        weights_choice(weights),
-        device,
-        encoder=encoder or None,
+        choice.name,
+        weights_choice(choice.weights),
+        choice.device,
+        encoder=choice.encoder or None,
         dataset_categories=categories,
     )
 

@@ -123,11 +123,13 @@ def _startup_source() -> DatasetSource:
 
 def _open_first_dataset() -> None:
     try:
-        _open(_startup_source())
+        source = _startup_source()
+        _open(source)
     except ExplorerError as e:
         st.error(f"Could not open the dataset: {e}. Showing the sample instead.")
-        _open(_samples()[-1])
-    _seed_picker(state.current_source())
+        source = _samples()[-1]
+        _open(source)
+    _seed_picker(source)
 
 
 def _open_linked_dataset() -> None:
@@ -206,7 +208,7 @@ def _downloaded(side) -> DatasetSource | None:
 
 
 def _current_or_sample(side) -> tuple[DatasetSource, CocoIndex]:
-    source = state.current_source()
+    source = state.opened_source()
     try:
         return source, get_index(source.annotations, source.images)
     except ExplorerError as e:  # the file went away since it was opened
@@ -288,5 +290,5 @@ def page_dataset() -> tuple[DatasetSource, CocoIndex]:
     if not getattr(_frame, "active", False):
         st.set_page_config(page_title="COCO Explorer", layout="wide")
         return dataset_sidebar()
-    source = state.current_source()
+    source = state.opened_source()
     return source, get_index(source.annotations, source.images)

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field, replace
 
 import streamlit as st
 
-from explorer.coco.download import DownloadResult, HostUnreachable, Progress, download_coco
+from explorer.coco.download import (
+    DownloadRequest,
+    DownloadResult,
+    DownloadRun,
+    HostUnreachable,
+    Progress,
+    download_coco,
+)
 from explorer.errors import ExplorerError
 from explorer.types import COCO_HOST, COCO_SPLITS, JobStatus
 
@@ -65,15 +72,16 @@ def start_download(dest: str, split: str, categories: list[str], max_images: int
 
     def work() -> None:
         try:
-            result = download_coco(
+            request = DownloadRequest(
                 dest,
                 split,  # type: ignore[arg-type]
-                categories=categories or None,
+                categories=tuple(categories) or None,
                 max_images=max_images or None,
-                base_url=base_url,
-                on_progress=lambda p: _set(job.id, progress=p),
-                cancel=job.stop,
             )
+            run = DownloadRun(
+                base_url=base_url, on_progress=lambda p: _set(job.id, progress=p), cancel=job.stop
+            )
+            result = download_coco(request, run)
             _set(job.id, status="finished", result=result)
         except HostUnreachable as e:
             _set(job.id, status="failed", message=f"Offline? {e}")

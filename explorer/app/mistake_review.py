@@ -8,6 +8,7 @@ next to it (:mod:`explorer.coco.corrections`), never the file itself.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,8 @@ def filtered(frame: pd.DataFrame, index: CocoIndex, decisions: dict, key: str) -
     names = names_of(index)
     cats = b.multiselect(
         "Categories (the suggested one)",
-        sorted(names, key=names.get),
-        format_func=names.get,
+        sorted(names, key=names.__getitem__),
+        format_func=names.__getitem__,
         key=f"{key}_cats",
     )
     low = c.slider("Score at least", 0.0, 1.0, 0.5, 0.05, key=f"{key}_min")
@@ -103,16 +104,22 @@ def _evidence(row, names: dict[int, str]) -> str:
     return f"**{sugg}: mask off?** · overlap with the segmenter's region {pct(row['mask_iou'])}"
 
 
-def card(
-    source: DatasetSource,
-    index: CocoIndex,
-    segmenter: LoadedModel,
-    row,
-    decision: str | None,
-    key: str,
-) -> None:
+@dataclass(frozen=True)
+class ReviewPage:
+    """What every card of the Mistakes page shares: the open dataset, the segmenter whose view
+    a card shows, and the decisions made so far (by row key)."""
+
+    source: DatasetSource
+    index: CocoIndex
+    segmenter: LoadedModel
+    decisions: dict[str, reviews.Decision]
+
+
+def card(page: ReviewPage, row, key: str) -> None:
     """One suspected mistake: the annotation and the segmenter's view, the evidence, links and
     the decision buttons."""
+    source, index, segmenter = page.source, page.index, page.segmenter
+    decision = page.decisions.get(reviews.row_key(row))
     r = index.image_row(int(row["image_id"]))
     try:
         rgb, _ = overlays.load_image(index, source.images_dir, r)
@@ -121,8 +128,9 @@ def card(
         st.warning(f"image {int(row['image_id'])}: {e}")
         return
     colours = overlays.label_colours(index, segmenter.category_of_label(index.categories))
-    labels = out[0] if out is not None else None
-    left, right = overlays.object_views(rgb, row["bbox"], _mask_of(index, row), labels, colours)
+    seen = overlays.PaintedLabels(out[0], colours) if out is not None else None
+    shown = overlays.AnnotatedObject(row["bbox"], _mask_of(index, row))
+    left, right = overlays.object_views(rgb, shown, seen)
     a, b = st.columns(2)
     a.image(overlays.encode_jpeg(left), caption="annotation", output_format="JPEG")
     b.image(overlays.encode_jpeg(right), caption="segmenter", output_format="JPEG")
@@ -150,7 +158,7 @@ def segmenter_legend(index: CocoIndex, segmenter: LoadedModel) -> None:
     )
 
 
-def _decide(source: DatasetSource, row_key: str, decision: str) -> None:
+def _decide(source: DatasetSource, row_key: str, decision: reviews.Decision) -> None:
     current = reviews.load(source.annotations).get(row_key)
     reviews.decide(source.annotations, row_key, None if current == decision else decision)
 

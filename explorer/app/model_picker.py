@@ -45,8 +45,8 @@ def _load(name: str, weights: str, device: str, encoder: str = "", annotations: 
     from explorer.models import choose_device
 
     try:
-        stamp = caches.weights_stamp(weights)
-        return caches.load_model(name, weights, choose_device(device), encoder, annotations, stamp)
+        choice = caches.ModelChoice(name, weights, choose_device(device), encoder, annotations)
+        return caches.load_model(choice, caches.weights_stamp(weights))
     except ExplorerError as e:
         st.warning(f"{e}")
         return None
@@ -262,8 +262,9 @@ def chosen_image(index: CocoIndex, key: str) -> int | None:
         first = min(max(int(ids[0]), 0), _WIDGET_MAX) if len(ids) else 0
         wanted = _url_image(url)
         wanted = wanted if wanted is not None else state.browse_image()
-        ok = wanted is not None and 0 <= wanted <= _WIDGET_MAX  # Browse takes any int64 id
-        st.session_state[widget] = int(wanted) if ok else first
+        if wanted is None or not 0 <= wanted <= _WIDGET_MAX:  # Browse takes any int64 id
+            wanted = first
+        st.session_state[widget] = int(wanted)
         recent = [*recent, url] if url else recent
     image_id = int(
         st.number_input(

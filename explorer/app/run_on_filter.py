@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -63,38 +64,51 @@ def run_with_progress(
         box.empty()
 
 
+@dataclass(frozen=True)
+class RunBlock:
+    """How a page's run block reads: its widgets' prefix and its texts.
+
+    Attributes:
+        key: the page's prefix: the button is ``<key>_run``, the result ``<key>_result``.
+        button: the button's label.
+        working: the progress bar's label.
+        what: the caption after the number of images (e.g. ", every non-crowd object's crop").
+        primary: the button is the page's primary one.
+    """
+
+    key: str
+    button: str
+    working: str
+    what: str
+    primary: bool = False
+
+
 def evaluate_on_filter(
-    key: str,
+    block: RunBlock,
     source: DatasetSource,
     index: CocoIndex,
     models: tuple,
     run: Callable[[np.ndarray, RunOptions], T],
-    *,
-    button: str,
-    working: str,
-    what: str,
-    primary: bool = False,
 ) -> T | None:
     """The "run on the current filter" block of a model page.
 
     Args:
-        key: the page's prefix: the button is ``<key>_run``, the result ``<key>_result``.
+        block: the block's widget prefix and texts.
         models: the models the result depends on (part of the result's identity).
         run: ``run(image_rows, options)`` computes the result (``options`` carry the progress
             bar and where the models run).
-        button: the button's label; working: the progress bar's label; what: the caption after
-            the number of images (e.g. ", every non-crowd object's crop").
 
     Returns:
         The result computed for this dataset, filter and models (now or on an earlier run), or
         None when there is none yet.
     """
+    key = block.key
     rows = caches.filtered_image_rows(source.annotations, state.browse_filter())
-    st.caption(f"{len(rows):,} images{what}")
+    st.caption(f"{len(rows):,} images{block.what}")
     identity = result_key(source, index, rows, *models)
     engine = _engine_choice(key)
-    if st.button(button, key=f"{key}_run", type="primary" if primary else "secondary"):
-        result = run_with_progress(working, lambda options: run(rows, options), engine)
+    if st.button(block.button, key=f"{key}_run", type="primary" if block.primary else "secondary"):
+        result = run_with_progress(block.working, lambda options: run(rows, options), engine)
         if result is not None:
             st.session_state[f"{key}_result"] = (identity, result)
     saved = st.session_state.get(f"{key}_result")

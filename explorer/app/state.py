@@ -40,6 +40,15 @@ def current_source() -> DatasetSource | None:
     return st.session_state.get(DATASET)
 
 
+def opened_source() -> DatasetSource:
+    """The dataset the session has open, where one must be: the dataset picker opens one before
+    anything else reads it."""
+    source = current_source()
+    if source is None:
+        raise RuntimeError("no dataset is open: the dataset picker opens one first")
+    return source
+
+
 def set_current_source(source: DatasetSource) -> None:
     st.session_state[DATASET] = source
 

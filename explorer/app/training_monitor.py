@@ -8,6 +8,7 @@ queued or running, so an idle page costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -60,7 +61,7 @@ def job_line(job: Job) -> tuple[float, str]:
     p = job.progress
     head = f"#{job.id} {job.config.model}"
     if isinstance(p, Step):
-        last = job.last or {}
+        last: Mapping[str, object] = job.last or {}
         score = "".join(f", {k} {last[k]:.3f}" for k in ("val_acc", "val_miou") if k in last)
         done = (p.epoch - 1 + p.batch / p.batches) / p.epochs
         text = f"{head}: epoch {p.epoch}/{p.epochs}, batch {p.batch}/{p.batches}, loss {p.loss:.3f}"

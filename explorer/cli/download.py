@@ -24,7 +24,7 @@ def _args_download(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from explorer.coco.download import download_coco, open_command
+    from explorer.coco.download import DownloadRequest, DownloadRun, download_coco, open_command
 
     if args.workers < 1 or (args.max_images is not None and args.max_images < 1):
         raise ExplorerError("--workers and --max-images take a number of at least 1")
@@ -32,14 +32,16 @@ def _cmd_download(args: argparse.Namespace) -> int:
     bars = DownloadBars(sys.stderr) if not args.quiet and sys.stderr.isatty() else None
     try:
         result = download_coco(
-            args.dest,
-            args.split,
-            images=args.images == "all",
-            categories=[c.strip() for c in args.categories.split(",")] if args.categories else None,
-            max_images=args.max_images,
-            workers=args.workers,
-            base_url=args.base_url,
-            on_progress=bars,
+            DownloadRequest(
+                args.dest,
+                args.split,
+                images=args.images == "all",
+                categories=tuple(c.strip() for c in args.categories.split(","))
+                if args.categories
+                else None,
+                max_images=args.max_images,
+            ),
+            DownloadRun(base_url=args.base_url, workers=args.workers, on_progress=bars),
         )
     finally:
         if bars is not None:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from operator import attrgetter
+from types import GenericAlias
 from typing import BinaryIO
 
 import msgspec
@@ -72,7 +73,7 @@ def _raw_addresses(raws: list) -> np.ndarray:
     lo, hi = (int(ids.min()), int(ids.max())) if len(ids) else (0, 0)
     if len(ids) and hi - lo < _HEAP_VIEW_LIMIT and not ((ids - lo) % 8).any():
         words = (ctypes.c_int64 * ((hi - lo + _RAW_BUF_OFFSET) // 8 + 1)).from_address(lo)
-        return np.frombuffer(words, np.int64)[(ids - lo + _RAW_BUF_OFFSET) // 8]
+        return np.frombuffer(memoryview(words), np.int64)[(ids - lo + _RAW_BUF_OFFSET) // 8]
     from_address = ctypes.c_void_p.from_address
     return np.fromiter(
         (from_address(i + _RAW_BUF_OFFSET).value or 0 for i in ids.tolist()), np.int64, len(ids)
@@ -86,7 +87,7 @@ def raw_layout_ok() -> bool:
     return all(buf[o : o + len(r)] == bytes(r) for o, r in zip(offsets.tolist(), raws, strict=True))
 
 
-def locate_spans(data: bytes) -> tuple[int, int, list[tuple[int, int]]] | None:
+def locate_spans(data: bytes | FileBytes) -> tuple[int, int, list[tuple[int, int]]] | None:
     """Guess ``(array_start, array_stop, spans)`` of the top-level annotations array by byte
     search, or None when the file is too small to gain or has no such array.
 
@@ -128,7 +129,7 @@ def locate_spans(data: bytes) -> tuple[int, int, list[tuple[int, int]]] | None:
 
 
 def spans_from_raws(
-    raws: list, data: bytes, records_per_span: int = 65536
+    raws: list[msgspec.Raw], data: bytes | FileBytes, records_per_span: int = 65536
 ) -> list[tuple[int, int]]:
     """Spans of ``records_per_span`` records from a list of Raw views into ``data``."""
     base = address(data)
@@ -167,9 +168,10 @@ def parse_spans(
             except OverflowError:  # an integer beyond int64: redo the span record by record
                 chunk = decode.loose(buffer)
                 span = _decode_fields(kind, chunk, attempt(Problems()))
-        for blob in span.pending:  # what the raw fields address, once the whole span decoded
-            text_out.write(blob)
-            written += len(blob)
+        if text_out is not None:  # only a streamed span has pending blobs
+            for blob in span.pending:  # what the raw fields address, once the span decoded
+                text_out.write(blob)
+                written += len(blob)
         problems.merge(span.problems.items)
         for name, values in span.columns.items():
             parts[name].append(values)
@@ -231,11 +233,12 @@ class _SpanDecoder:
 
     def __init__(self, kind: AnnotationKind, problems: Problems) -> None:
         self.problems = problems
-        self.chunk = msgspec.json.Decoder(list[kind.record])
+        # list[kind.record], spelled so for a type known only at run time
+        self.chunk = msgspec.json.Decoder(GenericAlias(list, (kind.record,)))
         self.raws = msgspec.json.Decoder(list[msgspec.Raw])
         self.one = msgspec.json.Decoder(kind.loose_record)
 
-    def __call__(self, buffer: bytes, start: int, stop: int) -> list:
+    def __call__(self, buffer: memoryview, start: int, stop: int) -> list:
         try:
             return self.chunk.decode(buffer)
         except msgspec.ValidationError:
@@ -244,7 +247,7 @@ class _SpanDecoder:
             raise SpanError(f"span {start}-{stop}: {e}") from None
         return self.loose(buffer)
 
-    def loose(self, buffer: bytes) -> list:
+    def loose(self, buffer: memoryview) -> list:
         chunk = []
         for raw in self.raws.decode(buffer):
             try:

@@ -101,7 +101,7 @@ SizeOf = Callable[[str], "tuple[int, int] | None"]
 
 
 def parse_images(
-    raws: list, problems: Problems, size_of: SizeOf | None = None
+    raws: list[msgspec.Raw], problems: Problems, size_of: SizeOf | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Image columns, and the image ids written as strings that are not numbers (see
     :func:`_hashed_ids`); images of a bad size or a repeated id are skipped and reported. A width
@@ -218,7 +218,7 @@ def _first_of_each(ids: np.ndarray, problems: Problems) -> np.ndarray:
     return unique
 
 
-def parse_categories(raws: list, problems: Problems) -> list[Category]:
+def parse_categories(raws: list[msgspec.Raw], problems: Problems) -> list[Category]:
     """Categories in file order (a missing or null supercategory is ""; id 0 is a category like
     any other); repeated ids are skipped and reported."""
     cats: list[Category] = []
@@ -274,6 +274,8 @@ def _build(path: Path, kind: AnnotationKind, blob_path: Path, size_of: SizeOf | 
     source = _Source(path, read_file(path))
 
     def parse_top(top: TopLevel, problems: Problems):
+        # decode_top_level refuses a file without either list
+        assert top.images is not None and top.categories is not None
         return parse_images(top.images, problems, size_of), parse_categories(
             top.categories, problems
         )

@@ -10,7 +10,8 @@ import hashlib
 import mmap
 from collections.abc import Callable
 from operator import attrgetter
-from typing import TypedDict
+from types import GenericAlias
+from typing import TypedDict, TypeVar
 
 import msgspec
 import numpy as np
@@ -18,6 +19,8 @@ import numpy as np
 from explorer.coco.health import MAX_EXAMPLES, Finding, Severity
 
 FileBytes = mmap.mmap | bytearray  # writable: see _build.read_file
+
+Record = TypeVar("Record")
 
 
 class Problems:
@@ -73,14 +76,20 @@ def record_id(raw: msgspec.Raw) -> object:
         return "?"
 
 
-def typed_records(raws: list, typ: type, what: str, problems: Problems) -> list:
+def typed_records(
+    raws: list[msgspec.Raw], typ: type[Record], what: str, problems: Problems
+) -> list[Record]:
     """Decode raw records; if one does not fit ``typ``, redo them one by one, skipping bad ones."""
     try:
-        return msgspec.json.decode(b"[" + b",".join(raws) + b"]", type=list[typ])
+        # list[typ], spelled so for a type known only at run time
+        every: list[Record] = msgspec.json.decode(
+            b"[" + b",".join(raws) + b"]", type=GenericAlias(list, (typ,))
+        )
+        return every
     except msgspec.ValidationError:
         pass
     one = msgspec.json.Decoder(typ)
-    good = []
+    good: list[Record] = []
     for raw in raws:
         try:
             good.append(one.decode(raw))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from explorer.errors import ExplorerError
 from explorer.paths import atomic_write_bytes
@@ -32,13 +32,18 @@ class Fix:
     rle: str = ""
 
 
-class Written(TypedDict):
-    path: str
+class Counts(TypedDict):
+    """What the fixes did to the file."""
+
     relabelled: int
     remasked: int
     added: int
     added_ids: list[int]
     not_found: list[int]  # annotation ids a fix named that the file does not hold
+
+
+class Written(Counts):
+    path: str
 
 
 def write_corrected(source: Path, fixes: list[Fix], out: Path) -> Written:
@@ -69,13 +74,18 @@ def write_corrected(source: Path, fixes: list[Fix], out: Path) -> Written:
     return {"path": str(out), **written}
 
 
-def _apply(annotations: list, fixes: list[Fix], sizes: dict) -> dict:
+def _apply(annotations: list[Any], fixes: list[Fix], sizes: dict[Any, Any]) -> Counts:
     by_id = {a.get("id"): a for a in annotations if isinstance(a, dict)}
     next_id = max((i for i in by_id if isinstance(i, int)), default=0) + 1
-    counts = {"relabelled": 0, "remasked": 0, "added": 0, "added_ids": [], "not_found": []}
+    counts: Counts = {"relabelled": 0, "remasked": 0, "added": 0, "added_ids": [], "not_found": []}
     for f in fixes:
         if f.kind == "add":
-            ann = {"id": next_id, "image_id": f.image_id, "category_id": f.category_id}
+            # a decoded JSON object: its values are whatever the file holds
+            ann: dict[str, Any] = {
+                "id": next_id,
+                "image_id": f.image_id,
+                "category_id": f.category_id,
+            }
             ann |= {"iscrowd": 0, "bbox": [round(v, 2) for v in f.bbox], "segmentation": []}
             ann["area"] = round(f.bbox[2] * f.bbox[3], 2)
             if f.rle:
@@ -85,19 +95,19 @@ def _apply(annotations: list, fixes: list[Fix], sizes: dict) -> dict:
             counts["added_ids"].append(next_id)
             next_id += 1
             continue
-        ann = by_id.get(f.annotation_id)
-        if ann is None:
+        named = by_id.get(f.annotation_id)
+        if named is None:
             counts["not_found"].append(f.annotation_id)
         elif f.kind == "relabel":
-            ann["category_id"] = f.category_id
+            named["category_id"] = f.category_id
             counts["relabelled"] += 1
         else:
-            ann |= _mask_fields(f.rle, sizes.get(ann.get("image_id")))
+            named |= _mask_fields(f.rle, sizes.get(named.get("image_id")))
             counts["remasked"] += 1
     return counts
 
 
-def _mask_fields(counts: str, size) -> dict:
+def _mask_fields(counts: str, size: tuple[Any, Any] | None) -> dict[str, Any]:
     """``segmentation`` (compressed RLE), ``bbox`` and ``area`` of a mask."""
     from pycocotools import mask as mask_utils
 

@@ -39,6 +39,7 @@ def _finding(
     ids: np.ndarray | None = None,
 ) -> Finding | None:
     if mask_or_ids.dtype == bool:
+        assert ids is not None, "a mask selects from the ids it is given"
         hits = ids[mask_or_ids]
     else:
         hits = mask_or_ids

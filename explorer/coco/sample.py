@@ -143,7 +143,7 @@ def _background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     t = np.zeros((h, w), np.float32)
     for cells, weight in ((4, 0.6), (12, 0.3), (40, 0.1)):
         small = rng.random((cells, cells)).astype(np.float32)
-        t += weight * np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR))
+        t += weight * np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
     img = c1 * (1 - t[..., None]) + c2 * t[..., None]
     img += rng.normal(0, 6, img.shape).astype(np.float32)
     pil = Image.fromarray(img.clip(0, 255).astype(np.uint8))

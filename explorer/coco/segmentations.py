@@ -44,7 +44,7 @@ class Segmentations:
         lengths: the length of its raw text.
     """
 
-    raw_of: Callable[[int], bytes]
+    raw_of: Callable[[int], bytes | bytearray]
     rows: np.ndarray
     kind: np.ndarray
     heights: np.ndarray
@@ -153,7 +153,7 @@ _RLE = msgspec.json.Decoder(RleHead)
 _POLYGONS = msgspec.json.Decoder(list[list[float]])
 
 
-def checked_rle(raw: bytes, height: int, width: int) -> RleHead:
+def checked_rle(raw: bytes | bytearray, height: int, width: int) -> RleHead:
     """The RLE in ``raw``, proven safe to hand to pycocotools: its size is the image's and its
     counts are run lengths summing exactly to height x width (pycocotools trusts them: a short
     sum leaves uninitialised memory in the mask, a long one writes past it).
@@ -171,9 +171,10 @@ def checked_rle(raw: bytes, height: int, width: int) -> RleHead:
     if isinstance(head.counts, list):
         counts = head.counts  # non-negative: the schema checked every one
     else:
-        counts = string_counts(head.counts)
-        if counts is None or min(counts, default=0) < 0:
+        decoded = string_counts(head.counts)
+        if decoded is None or min(decoded, default=0) < 0:
             raise ValueError("compressed RLE counts are not pycocotools' encoding")
+        counts = decoded
     if sum(counts) != height * width:
         raise ValueError(f"RLE counts sum to {sum(counts)}, not height x width = {height * width}")
     return head
@@ -206,7 +207,7 @@ def string_counts(text: str) -> list[int] | None:
     return None if k else counts
 
 
-def polygon_parts(raw: bytes, height: int, width: int) -> list[list[float]]:
+def polygon_parts(raw: bytes | bytearray, height: int, width: int) -> list[list[float]]:
     """The polygons of a segmentation, proven safe to rasterise: parts of 3+ points (pycocotools
     reads a part of 4 numbers as a box, so shorter parts are dropped), every coordinate a finite
     number within ``POLYGON_REACH`` sides (plus a margin) of the image.

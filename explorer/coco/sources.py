@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,10 @@ def find_splits(root: str | os.PathLike) -> list[DatasetSource]:
     ann_dir = root / "annotations" if (root / "annotations").is_dir() else root
     found = []
     for ann in sorted(ann_dir.glob("instances_*.json")):
-        split = _INSTANCES.search(ann.name).group("split")
+        named = _INSTANCES.search(ann.name)
+        if named is None:  # "instances_.json" names no split
+            continue
+        split = named.group("split")
         images = root / split
         found.append(
             DatasetSource(str(ann), str(images) if images.is_dir() else "", f"{root.name} {split}")
@@ -81,6 +85,7 @@ def from_files(annotations: str, images: str = "") -> DatasetSource:
         raise DatasetError(
             f"{ann}: file not found" if not ann.exists() else f"{ann}: is not a file"
         )
+    img: Path | None
     if images:
         img = Path(images).expanduser()
         if not img.is_dir():
@@ -165,7 +170,7 @@ def _train_val_pair(ann: Path) -> tuple[str, str] | None:
 
 
 def initial_source(
-    argv: list[str] | None = None, environ: dict | None = None
+    argv: list[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> DatasetSource | None:
     """The dataset the app opens on: ``-- --coco A --images D``, else ``$EXPLORER_COCO`` /
     ``$EXPLORER_IMAGES``, else None (the embedded sample).
@@ -173,14 +178,14 @@ def initial_source(
     Raises:
         DatasetError: a given path does not exist.
     """
-    environ = os.environ if environ is None else environ
+    env = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--coco")
     parser.add_argument("--images", default="")
     args, _ = parser.parse_known_args(argv or [])
     coco, images = (
-        args.coco or environ.get("EXPLORER_COCO"),
-        args.images or environ.get("EXPLORER_IMAGES", ""),
+        args.coco or env.get("EXPLORER_COCO"),
+        args.images or env.get("EXPLORER_IMAGES", ""),
     )
     if not coco:
         return None

@@ -21,6 +21,10 @@ from explorer.types import SIZE_RANGES, Crowd, MatchMode, SizeClass
 _DIGITS = re.compile(r"[0-9]{1,19}")
 INT64_MAX = 2**63 - 1
 
+# the values a query may give, by how it writes them
+_CROWDS: dict[str | None, Crowd] = {"only": "only", "none": "none"}
+_SIZES: dict[str | None, SizeClass] = {size: size for size in SIZE_RANGES}
+
 
 def parse_id(value: str | None) -> int | None:
     """A non-negative integer written in ASCII digits that fits an int64 column, else None."""
@@ -57,7 +61,7 @@ class BrowseState:
             match=self.match,
             crowd={"only": True, "none": False}.get(self.crowd),
             instances=self.instances,
-            area=SIZE_RANGES.get(self.size),
+            area=None if self.size == "any" else SIZE_RANGES[self.size],
             query=self.query,
             image_ids=self.image_ids,
         )
@@ -69,15 +73,15 @@ class BrowseState:
 def browse_from_query(q: dict[str, str]) -> BrowseState:
     """Parse query parameters (values are strings, the last one wins)."""
     inst = (q.get("inst") or "").split("-")
-    lo_hi = (parse_id(inst[0]), parse_id(inst[1])) if len(inst) == 2 else (None, None)
+    lo, hi = (parse_id(inst[0]), parse_id(inst[1])) if len(inst) == 2 else (None, None)
     return BrowseState(
         image_id=parse_id(q.get("image_id")),
         categories=_ints(q.get("cats")),
         supercategories=tuple(s for s in (q.get("supers") or "").split(",") if s),
         match="all" if q.get("match") == "all" else "any",
-        crowd=q.get("crowd") if q.get("crowd") in ("only", "none") else "any",
-        instances=lo_hi if None not in lo_hi and lo_hi[0] <= lo_hi[1] else None,
-        size=q.get("size") if q.get("size") in SIZE_RANGES else "any",
+        crowd=_CROWDS.get(q.get("crowd"), "any"),
+        instances=(lo, hi) if lo is not None and hi is not None and lo <= hi else None,
+        size=_SIZES.get(q.get("size"), "any"),
         query=(q.get("q") or "")[:200],
         page=max(1, parse_id(q.get("page")) or 1),
         image_ids=tuple(dict.fromkeys(_ints(q.get("ids")))),

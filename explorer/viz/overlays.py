@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import colorsys
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,37 +115,55 @@ def compose_overlay(
 
     img, missing = load_image(index, images_dir, image_row)
     notes = [missing] if missing else []
-    rows = selected_rows(index, image_row, opts)
-    colours = palette(len(index.categories))
+    drawn = _Drawn(
+        index,
+        image_row,
+        selected_rows(index, image_row, opts),
+        opts,
+        palette(len(index.categories)),
+    )
     scale = min(1.0, opts.max_side / max(img.shape[:2]))
     if scale < 1.0:
         size = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
-        img = np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
-    if opts.masks and len(rows):
-        img, bad = _paint_masks(img, index, image_row, rows, opts, colours)
+        img = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR))
+    if opts.masks and len(drawn.rows):
+        img, bad = _paint_masks(img, drawn)
         notes += bad
     pil = Image.fromarray(img)
     if missing and images_dir is not None:
         _missing_mark(pil)
-    _draw_boxes_and_labels(pil, index, rows, opts, colours, scale)
+    _draw_boxes_and_labels(pil, drawn, scale)
     return np.asarray(pil), notes
 
 
-def _paint_masks(img: np.ndarray, index: CocoIndex, image_row: int, rows, opts, colours):
+@dataclass(frozen=True)
+class _Drawn:
+    """What one overlay draws: the image's annotation rows the options show, in the palette's
+    colour of their category."""
+
+    index: CocoIndex
+    image_row: int
+    rows: np.ndarray
+    opts: OverlayOptions
+    colours: np.ndarray  # RGB per category row
+
+
+def _paint_masks(img: np.ndarray, drawn: _Drawn) -> tuple[np.ndarray, list[str]]:
     """``img`` with the annotations' masks blended in (drawn at its size); notes on masks that
     failed."""
+    index, image_row, opts = drawn.index, drawn.image_row, drawn.opts
     anns = index.annotations
     h, w = img.shape[:2]
     if (w, h) == (int(index.images["width"][image_row]), int(index.images["height"][image_row])):
-        inst, kept, skipped = coco_masks.instance_masks(index, image_row, rows)
+        inst, kept, skipped = coco_masks.instance_masks(index, image_row, drawn.rows)
     else:
-        inst, kept, skipped = coco_masks.instance_masks_at(index, image_row, rows, (w, h))
+        inst, kept, skipped = coco_masks.instance_masks_at(index, image_row, drawn.rows, (w, h))
     out = img.astype(np.float32)
     for m, r in zip(inst, kept, strict=True):
         a = opts.alpha
         if opts.highlight is not None:
             a = min(1.0, a * 1.6) if anns["id"][r] == opts.highlight else a * 0.35
-        colour = colours[anns["category_row"][r]].astype(np.float32)
+        colour = drawn.colours[anns["category_row"][r]].astype(np.float32)
         sel = m.astype(bool)
         out[sel] = out[sel] * (1 - a) + colour * a
     notes = [f"annotation {s['id']} not drawn: {s['error']}" for s in skipped]
@@ -168,9 +187,10 @@ def _missing_mark(pil) -> None:
     draw.text((x, y), "image missing", fill=(255, 255, 255), font=font)
 
 
-def _draw_boxes_and_labels(pil, index: CocoIndex, rows, opts, colours, scale: float) -> None:
+def _draw_boxes_and_labels(pil, drawn: _Drawn, scale: float) -> None:
     from PIL import ImageDraw
 
+    index, rows, opts, colours = drawn.index, drawn.rows, drawn.opts, drawn.colours
     anns = index.annotations
     box_only = coco_masks.box_only(index, rows)
     if not (opts.boxes or opts.labels or (opts.masks and box_only.any())):
@@ -185,11 +205,14 @@ def _draw_boxes_and_labels(pil, index: CocoIndex, rows, opts, colours, scale: fl
             draw.rectangle([x, y, x + w, y + h], outline=colour, width=width)
         if opts.labels:
             name = index.categories[int(anns["category_row"][r])]["name"]
-            _label(draw, font, f"{name} (crowd)" if anns["iscrowd"][r] else name, x, y, colour)
+            text = f"{name} (crowd)" if anns["iscrowd"][r] else name
+            _label(draw, font, text, (x, y), colour)
 
 
-def _label(draw, font, text: str, x: float, y: float, colour: tuple) -> None:
-    """A category name on a filled tag just above (x, y), in black or white for contrast."""
+def _label(draw, font, text: str, at: tuple[float, float], colour: tuple) -> None:
+    """A category name on a filled tag just above ``at`` (x, y), in black or white for
+    contrast."""
+    x, y = at
     tx, ty = x, max(0.0, y - font.size - 3)
     box = draw.textbbox((tx, ty), text, font=font)
     draw.rectangle([box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1], fill=colour)
@@ -204,7 +227,11 @@ def letterbox(rgb: np.ndarray, width: int, height: int, fill: int = 240) -> np.n
     scale = min(width / w, height / h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     canvas = np.full((height, width, 3), fill, np.uint8)
-    small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)) if size != (w, h) else rgb
+    small = (
+        np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+        if size != (w, h)
+        else rgb
+    )
     y0, x0 = (height - size[1]) // 2, (width - size[0]) // 2
     canvas[y0 : y0 + size[1], x0 : x0 + size[0]] = small
     return canvas
@@ -285,13 +312,26 @@ def blend_labels(
 
 
 def legend(
-    labels: np.ndarray, colours: np.ndarray, names, skip: tuple[int, ...] = (0,)
+    labels: np.ndarray,
+    colours: np.ndarray,
+    names: list[str] | dict[int, str],
+    skip: tuple[int, ...] = (0,),
 ) -> list[tuple[str, tuple[int, int, int]]]:
     """``(name, colour)`` of each value painted in ``labels`` (``skip`` left out), in value
     order; ``names[v]`` names value ``v`` (a list, or a dict: values it lacks read "label v")."""
     present = [v for v in np.unique(labels).tolist() if v not in skip]
-    get = names.get if isinstance(names, dict) else (lambda v: names[v] if v < len(names) else None)
-    return [(get(v) or f"label {v}", tuple(int(c) for c in colours[v])) for v in present]
+    return [(_name(names, v) or f"label {v}", _rgb(colours[v])) for v in present]
+
+
+def _name(names: list[str] | dict[int, str], value: int) -> str | None:
+    if isinstance(names, dict):
+        return names.get(value)
+    return names[value] if value < len(names) else None
+
+
+def _rgb(colour: np.ndarray) -> tuple[int, int, int]:
+    r, g, b = (int(c) for c in colour)
+    return r, g, b
 
 
 def legend_markdown(entries: list[tuple[str, tuple[int, int, int]]]) -> str:
@@ -327,27 +367,43 @@ def heat_overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.55) -> np.n
     from PIL import Image
 
     h, w = rgb.shape[:2]
-    big = np.asarray(Image.fromarray(heat).resize((w, h), Image.BILINEAR))
+    big = np.asarray(Image.fromarray(heat).resize((w, h), Image.Resampling.BILINEAR))
     ramp = np.stack([np.linspace(0, 255, 256), np.zeros(256), np.linspace(255, 0, 256)], 1)
     return blend_labels(rgb, big, ramp.astype(np.uint8), alpha, skip=())
 
 
+@dataclass(frozen=True)
+class AnnotatedObject:
+    """One annotation as drawn: its box ([x, y, w, h]) and its mask (None: the box alone)."""
+
+    box: Sequence[float] | np.ndarray
+    mask: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PaintedLabels:
+    """A label map and the RGB colour of each label value (what :func:`blend_labels` paints)."""
+
+    labels: np.ndarray
+    colours: np.ndarray
+
+
 def object_views(
     rgb: np.ndarray,
-    box,
-    mask: np.ndarray | None,
-    labels: np.ndarray | None,
-    colours: np.ndarray,
+    shown: AnnotatedObject,
+    seen: PaintedLabels | None,
     side: int = 200,
     context: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One object seen twice, cropped around ``box`` (grown by ``context``): the annotation
-    (``mask`` tinted, or only its box when None) and the segmenter's labels over the same crop
-    (the image alone when ``labels`` is None). Both letterboxed to ``side`` x ``side``."""
+    """One object seen twice, cropped around its box (grown by ``context``): the annotation
+    (its mask tinted, or only its box when it has none) and ``seen`` (a segmenter's labels)
+    over the same crop (the image alone when ``seen`` is None). Both letterboxed to ``side`` x
+    ``side``."""
     from PIL import Image, ImageDraw
 
     from explorer.coco.images import crop_box
 
+    box, mask = shown.box, shown.mask
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = crop_box(box, w, h, context)
     truth = rgb.copy()
@@ -358,9 +414,9 @@ def object_views(
     bx, by, bw, bh = (float(v) for v in box)
     ImageDraw.Draw(pil).rectangle([bx, by, bx + bw, by + bh], outline=(255, 220, 0), width=2)
     truth = np.asarray(pil)
-    seen = (
+    said = (
         rgb
-        if labels is None or labels.shape != rgb.shape[:2]
-        else blend_labels(rgb, labels, colours, 0.55)
+        if seen is None or seen.labels.shape != rgb.shape[:2]
+        else blend_labels(rgb, seen.labels, seen.colours, 0.55)
     )
-    return tuple(letterbox(v[y0:y1, x0:x1], side, side) for v in (truth, seen))
+    return letterbox(truth[y0:y1, x0:x1], side, side), letterbox(said[y0:y1, x0:x1], side, side)

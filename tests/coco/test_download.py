@@ -20,7 +20,13 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from explorer.coco.download import RetryPolicy, download_coco, open_command
+from explorer.coco.download import (
+    DownloadRequest,
+    DownloadRun,
+    RetryPolicy,
+    download_coco,
+    open_command,
+)
 from tests.helpers import ROOT, run_cli, tiny
 
 SERVER = Path(__file__).with_name("coco_server.py")
@@ -99,7 +105,7 @@ def test_a_faulty_host_gives_every_byte_and_a_second_run_fetches_nothing(tmp_pat
     ann, _ = tiny()
     faults = ("--fail-every", "5", "--truncate-every", "7", "--delay", "0.01")
     with coco_host(tmp_path, *faults) as (url, log):
-        result = download_coco(tmp_path / "d", "val2017", base_url=url, policy=FAST)
+        result = download_coco(DownloadRequest(tmp_path / "d"), DownloadRun(url, policy=FAST))
         first = requests(log)
         assert any(" 500 " in r for r in first) and any("TRUNCATED" in r for r in first)
         assert result.annotations.read_bytes() == ann.read_bytes()
@@ -107,7 +113,7 @@ def test_a_faulty_host_gives_every_byte_and_a_second_run_fetches_nothing(tmp_pat
         assert result.fetched == result.images_total == 80
         assert not [p for p in (tmp_path / "d").rglob(".*") if p.name.endswith((".tmp", ".part"))]
 
-        again = download_coco(tmp_path / "d", "val2017", base_url=url, policy=FAST)
+        again = download_coco(DownloadRequest(tmp_path / "d"), DownloadRun(url, policy=FAST))
         assert requests(log, len(first)) == []  # not even the annotation zip
         assert again.fetched == 0 and again.bytes_fetched == 0
 
@@ -137,7 +143,9 @@ def test_progress_bars_count_images_and_megabytes(tmp_path):
     out = io.StringIO()
     bars = DownloadBars(out)
     with coco_host(tmp_path) as (url, _):
-        download_coco(tmp_path / "d", "val2017", base_url=url, policy=FAST, on_progress=bars)
+        download_coco(
+            DownloadRequest(tmp_path / "d"), DownloadRun(url, policy=FAST, on_progress=bars)
+        )
     bars.close()
     text = out.getvalue()
     assert "annotations zip: 100%" in text and "170k/170k" in text
@@ -159,7 +167,7 @@ def test_a_kill_midway_leaves_no_partial_file_and_the_rerun_completes(tmp_path):
         assert partial_final_files(dest) == []
         assert not (dest / "annotations" / "instances_val2017.json").exists()  # written last
 
-        download_coco(dest, "val2017", base_url=url, policy=FAST)
+        download_coco(DownloadRequest(dest), DownloadRun(url, policy=FAST))
     assert same_as_original(dest) == []
     assert [p.name for p in (dest / "val2017").iterdir() if p.name.startswith(".")] == []
 
@@ -203,7 +211,7 @@ def test_a_partial_zip_is_resumed_with_a_range_request(tmp_path):
         whole = _zip_bytes(url)
         part.write_bytes(whole[: len(whole) // 3])
         n = len(requests(log))
-        download_coco(tmp_path / "d", "val2017", images=False, base_url=url, policy=FAST)
+        download_coco(DownloadRequest(tmp_path / "d", images=False), DownloadRun(url, policy=FAST))
         (resumed,) = requests(log, n)
     assert resumed.split()[1:] == ["GET", ZIP, "206", str(len(whole) - len(whole) // 3)]
     assert (tmp_path / "d" / "annotations" / "instances_val2017.json").read_bytes() == (
@@ -224,7 +232,7 @@ def test_a_zip_failing_its_crc_is_fetched_again(tmp_path):
         bad[len(bad) // 2] ^= 0xFF
         part.write_bytes(bad)
         n = len(requests(log))
-        download_coco(tmp_path / "d", "val2017", images=False, base_url=url, policy=FAST)
+        download_coco(DownloadRequest(tmp_path / "d", images=False), DownloadRun(url, policy=FAST))
         statuses = [line.split()[3] for line in requests(log, n)]
     assert statuses == ["416", "200"]
     assert (tmp_path / "d" / "annotations" / "instances_val2017.json").read_bytes() == (
@@ -254,9 +262,11 @@ def test_a_subset_is_consistent_and_repeatable(tmp_path):
     full = json.loads(ann.read_text())
     name, cid = _second_category()
     with coco_host(tmp_path) as (url, _):
-        kw = {"categories": [name], "max_images": 5, "base_url": url, "policy": FAST}
-        result = download_coco(tmp_path / "a", "val2017", **kw)
-        download_coco(tmp_path / "b", "val2017", **kw)
+        run = DownloadRun(url, policy=FAST)
+        result = download_coco(
+            DownloadRequest(tmp_path / "a", categories=(name,), max_images=5), run
+        )
+        download_coco(DownloadRequest(tmp_path / "b", categories=(name,), max_images=5), run)
     sub = json.loads(result.annotations.read_text())
     ids = {im["id"] for im in sub["images"]}
     assert 1 <= len(ids) <= 5

@@ -30,13 +30,54 @@ from explorer.types import COCO_HOST, COCO_SPLITS, CocoSplit
 
 __all__ = [
     "Cancelled",
+    "DownloadRequest",
     "DownloadResult",
+    "DownloadRun",
     "HostUnreachable",
     "Progress",
     "RetryPolicy",
     "download_coco",
     "open_command",
 ]
+
+
+@dataclass(frozen=True)
+class DownloadRequest:
+    """What to download: a COCO split, or a subset of it, into ``dest``.
+
+    Attributes:
+        dest: the dataset's root folder (created).
+        split: ``val2017`` or ``train2017``.
+        images: False writes the annotation file alone.
+        categories: keep only images with an annotation of one of these category names.
+        max_images: at most this many images (a seeded, repeatable choice).
+    """
+
+    dest: str | Path
+    split: CocoSplit = "val2017"
+    images: bool = True
+    categories: tuple[str, ...] | None = None
+    max_images: int | None = None
+
+
+@dataclass(frozen=True)
+class DownloadRun:
+    """How a download runs: the host, files fetched at once, retries, who hears its progress
+    and what stops it.
+
+    Attributes:
+        base_url: the host (a mirror, or a local stand-in in tests).
+        workers: images fetched at once.
+        policy: retries and timeouts (default :class:`RetryPolicy`).
+        on_progress: called with each :class:`Progress` (from worker threads).
+        cancel: set it to stop; finished files are kept.
+    """
+
+    base_url: str = COCO_HOST
+    workers: int = 16
+    policy: RetryPolicy | None = None
+    on_progress: Callable[[Progress], None] | None = None
+    cancel: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -60,48 +101,25 @@ class DownloadResult:
     seconds: float
 
 
-def download_coco(
-    dest: str | Path,
-    split: CocoSplit = "val2017",
-    *,
-    images: bool = True,
-    categories: list[str] | None = None,
-    max_images: int | None = None,
-    workers: int = 16,
-    base_url: str = COCO_HOST,
-    policy: RetryPolicy | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-    cancel: threading.Event | None = None,
-) -> DownloadResult:
-    """Download a COCO split (or a subset of it) into ``dest``; a rerun fetches only what is
+def download_coco(request: DownloadRequest, run: DownloadRun = DownloadRun()) -> DownloadResult:
+    """Download what ``request`` asks for, as ``run`` says; a rerun fetches only what is
     missing.
-
-    Args:
-        dest: the dataset's root folder (created).
-        split: ``val2017`` or ``train2017``.
-        images: False writes the annotation file alone.
-        categories: keep only images with an annotation of one of these category names.
-        max_images: at most this many images (a seeded, repeatable choice).
-        workers: images fetched at once.
-        base_url: the host (a mirror, or a local stand-in in tests).
-        policy: retries and timeouts (default :class:`RetryPolicy`).
-        on_progress: called with each :class:`Progress` (from worker threads).
-        cancel: set it to stop; finished files are kept.
 
     Raises:
         ExplorerError: bad arguments, an unknown category (the valid ones listed), the host
             unreachable or failing for good, a corrupt zip, a full disk (``StorageError``).
     """
+    split, base_url = request.split, run.base_url
     if split not in COCO_SPLITS:
         raise ExplorerError(f"--split {split}: choose one of {', '.join(COCO_SPLITS)}")
     if not base_url.startswith(("http://", "https://")):
         raise ExplorerError(f"--base-url {base_url}: not an http:// or https:// URL")
-    started, dest = time.monotonic(), Path(dest).expanduser()
-    client = Client(policy or RetryPolicy(), workers, cancel)
-    tally = Tally(on_progress)
+    started, dest = time.monotonic(), Path(request.dest).expanduser()
+    client = Client(run.policy or RetryPolicy(), run.workers, run.cancel)
+    tally = Tally(run.on_progress)
     data = fetch_instances(client, base_url, dest / "annotations", split, tally)
-    chosen = select(data, split, categories, max_images)
-    folder = dest / split if images else None
+    chosen = select(data, split, request.categories, request.max_images)
+    folder = dest / split if request.images else None
     if folder is not None:
         fetch_images(client, base_url, chosen.images, folder, tally)
     annotations = dest / "annotations" / f"instances_{split}.json"

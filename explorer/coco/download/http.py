@@ -131,7 +131,8 @@ class Client:
             FileFailed: every try failed.
             Cancelled: the cancel flag was set.
         """
-        connect_failures, last = 0, None
+        connect_failures = 0
+        last: _Transient | None = None  # _ConnectFailed is one too
         for n in range(self.policy.attempts):
             self.check_cancel()
             try:
@@ -288,8 +289,9 @@ def _resume_point(url: str, r: urllib3.BaseHTTPResponse, have: int, part: Path) 
         raise _Transient(f"{part.name} is larger than the file on the host: started again")
     if r.status == 206 and m and m[1] is not None and int(m[1]) == have:
         return int(m[2])
-    if r.status == 200 and _length(r) is not None:
-        return _length(r)
+    length = _length(r)
+    if r.status == 200 and length is not None:
+        return length
     if r.status in (200, 206):
         discard(r, broken=True)
         raise _Transient(f"HTTP {r.status} without a usable length or range")

@@ -86,7 +86,9 @@ def _wait_all(client: Client, futures: list[Future]) -> list[FileFailed]:
                 e = f.exception()
                 if e is not None and not isinstance(e, FileFailed):
                     raise e
-        return [f.exception() for f in futures if f.exception() is not None]
+        # every other exception was raised above: what is left failed alone
+        errors = [f.exception() for f in futures]
+        return [e for e in errors if isinstance(e, FileFailed)]
     except BaseException:
         client.cancel.set()
         for f in futures:

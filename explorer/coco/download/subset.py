@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -52,7 +53,7 @@ class Selection:
 def select(
     data: bytes,
     split: str,
-    categories: list[str] | None = None,
+    categories: Sequence[str] | None = None,
     max_images: int | None = None,
     seed: int = 0,
 ) -> Selection:
@@ -96,7 +97,7 @@ def _decode(data, type_):
         raise DatasetError(f"not a COCO instances file ({e})") from None
 
 
-def _with_categories(doc: dict, images: list[_Image], names: list[str]) -> list[int]:
+def _with_categories(doc: dict, images: list[_Image], names: Sequence[str]) -> list[int]:
     """Positions of the images with an annotation of one of the categories ``names``."""
     categories = _decode(doc["categories"], list[_Category])
     by_name = {c.name: c.id for c in categories}

@@ -3,14 +3,19 @@ softmax."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from explorer.viz.figures.layout import LAYOUT
 
+if TYPE_CHECKING:
+    from explorer.models.anatomy import Layer  # torch: only for the types
 
-def layer_table(rows: list) -> pd.DataFrame:
+
+def layer_table(rows: list[Layer]) -> pd.DataFrame:
     """The Anatomy page's layer table: one row per layer of ``models.anatomy.layer_table``
     (shapes as H x W x C, like the darknet table)."""
 
@@ -34,7 +39,7 @@ def layer_table(rows: list) -> pd.DataFrame:
     )
 
 
-def feature_map_sizes(maps: list[tuple[int, object]]) -> go.Figure:
+def feature_map_sizes(maps: list[tuple[int, Layer]]) -> go.Figure:
     """Pixels per feature map (log) and channels by layer index: maps shrink while channels grow."""
     fig = go.Figure()
     x = [i for i, _ in maps]

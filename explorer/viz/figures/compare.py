@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import plotly.graph_objects as go
 
@@ -64,10 +64,11 @@ def model_confusion(conf: ModelConfusion) -> go.Figure:
 def accuracy_by_size(by_size: dict[SizeClass, SizeAccuracy]) -> go.Figure:
     sizes = list(by_size)
     fig = go.Figure()
-    for key, name, colour in (
+    series: tuple[tuple[Literal["classifier_acc", "segmenter_acc"], str, str], ...] = (
         ("classifier_acc", "classifier", "#1f77b4"),
         ("segmenter_acc", "segmenter", "#ff7f0e"),
-    ):
+    )
+    for key, name, colour in series:
         fig.add_bar(
             x=sizes,
             y=[by_size[s][key] or 0 for s in sizes],

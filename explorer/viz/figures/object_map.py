@@ -102,7 +102,9 @@ def _map_marker(c: MapColouring) -> dict:
     colours = _group_colours(c)
     codes = np.zeros(0, int) if c.codes is None else c.codes
     lookup = np.array([colours.get(int(k), "#999999") for k in np.unique(codes)], dtype=object)
-    per_point = lookup[np.searchsorted(np.unique(codes), codes)] if len(codes) else []
+    per_point: np.ndarray | list[str] = (
+        lookup[np.searchsorted(np.unique(codes), codes)] if len(codes) else []
+    )
     return {"size": 5, "color": per_point, "opacity": 0.8}
 
 
@@ -237,7 +239,7 @@ def picked_from(selection) -> Picked:
     traces carry none)."""
     if not selection:
         return Picked(np.zeros(0, np.int64), False)
-    ids = [p.get("customdata") for p in selection.get("points", []) or []]
-    ids = np.array([int(i) for i in ids if isinstance(i, int | float)], np.int64)
+    data = [p.get("customdata") for p in selection.get("points", []) or []]
+    ids = np.array([int(i) for i in data if isinstance(i, int | float)], np.int64)
     region = bool(selection.get("box") or selection.get("lasso"))
     return Picked(pd.unique(ids), region)

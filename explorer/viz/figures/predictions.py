@@ -38,11 +38,11 @@ def accuracy_by_category(acc: CategoryAccuracy) -> go.Figure:
     """Top-1 accuracy per true category, most frequent first."""
     names, right, total = acc.names, acc.right, acc.total
     order = np.argsort(-total, kind="stable")
-    acc = np.where(total > 0, right / np.maximum(total, 1), 0.0)
+    share = np.where(total > 0, right / np.maximum(total, 1), 0.0)
     fig = go.Figure(
         go.Bar(
             x=[names[i] for i in order],
-            y=acc[order],
+            y=share[order],
             customdata=np.stack([right, total], 1)[order],
             marker_color="#4292c6",
             hovertemplate="%{x}: %{y:.2f} (%{customdata[0]} of %{customdata[1]})<extra></extra>",
