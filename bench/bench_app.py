@@ -103,6 +103,7 @@ def big_index(big: Path) -> list[Result]:
 def page_turn(index) -> Result:
     """A Browse page turn at train2017 scale: 24 thumbnails drawn cold (no disk cache; the big
     file has no images, so each is a 640x480-class canvas with its masks)."""
+    from explorer.coco.dataset import Dataset
     from explorer.paths import cache_dir
     from explorer.viz import overlays as render
 
@@ -112,7 +113,7 @@ def page_turn(index) -> Result:
         shutil.rmtree(cache_dir("thumbs"), ignore_errors=True)
         t = time.perf_counter()
         for r in rows:
-            render.thumbnail_jpeg(index, None, r)
+            render.thumbnail_jpeg(Dataset(index), r)
         times.append(time.perf_counter() - t)
     name = "Browse page turn: 24 thumbnails drawn, cold (118k-image index)"
     return (name, statistics.median(times), min(times), "< 0.5 s")
@@ -144,6 +145,7 @@ def real_images(coco: Path, cache: Path) -> list[Result]:
     import numpy as np
 
     from explorer.coco import open_index
+    from explorer.coco.dataset import Dataset
     from explorer.viz import overlays as render
 
     ann = coco / "annotations" / "instances_val2017.json"
@@ -153,7 +155,7 @@ def real_images(coco: Path, cache: Path) -> list[Result]:
     typical = int(np.argmin(np.abs(n - 7)))
 
     def detail():
-        rgb, _ = render.compose_overlay(tiny, images, typical)
+        rgb, _ = render.compose_overlay(Dataset(tiny, images), typical)
         return render.encode_jpeg(rgb)
 
     detail()
@@ -175,12 +177,13 @@ def thumbnail_grid(tiny, ann: Path, images: Path, cache: Path) -> list[Result]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
+    from explorer.coco.dataset import Dataset
     from explorer.viz import overlays as render
 
     rows = list(range(min(48, tiny.num_images))) + list(range(max(0, 48 - tiny.num_images)))
 
     def grid():
-        return [render.thumbnail_jpeg(tiny, images, r) for r in rows]
+        return [render.thumbnail_jpeg(Dataset(tiny, images), r) for r in rows]
 
     cold = []
     for _ in range(3):

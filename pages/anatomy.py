@@ -3,6 +3,7 @@
 import streamlit as st
 
 from explorer.app import caches, dataset_picker, model_picker
+from explorer.coco.dataset import Dataset
 from explorer.models import anatomy
 from explorer.models.tasks import task_kind
 from explorer.types import TASKS
@@ -34,7 +35,7 @@ model = choice.model
 image_id = model_picker.chosen_image(index, "a")
 rgb = None
 if image_id is not None and source.images_dir is not None:
-    rgb, note = overlays.load_image(index, source.images_dir, index.image_row(image_id))
+    rgb, note = overlays.load_image(Dataset(index, source.images_dir), index.image_row(image_id))
     if note:
         st.error(note)
         rgb = None

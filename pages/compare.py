@@ -105,7 +105,7 @@ if sel:
     o = dis.iloc[sel[0]]
     row = index.image_row(int(o["image_id"]))
     _, out, err = predict_image(segmenter, dataset, row)
-    rgb, _ = overlays.load_image(index, source.images_dir, row)
+    rgb, _ = overlays.load_image(dataset, row)
     colours = overlays.label_colours(index, segmenter.category_of_label(index.categories))
     left, right = st.columns(2)
     gt, _ = caches.overlay_jpeg(

@@ -47,7 +47,7 @@ if image_id is not None:
         st.error(err)
         st.stop()
     labels, _ = out
-    rgb, note = overlays.load_image(index, dataset.images, row)
+    rgb, note = overlays.load_image(dataset, row)
     if note:
         st.warning(note)
     view = st.radio("View", ["Side by side", "Errors"], horizontal=True, key="s_view")

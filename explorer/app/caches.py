@@ -17,6 +17,7 @@ import numpy as np
 import streamlit as st
 
 from explorer.coco import CocoIndex, fingerprint, open_index
+from explorer.coco.dataset import Dataset
 from explorer.coco.filters import ImageFilter, filter_images
 from explorer.coco.images import crop_box, load_rgb, resolve_image_path
 from explorer.errors import ExplorerError
@@ -91,8 +92,8 @@ def _overlay_jpeg(
     annotations: str, fingerprint: str, images: str, image_id: int, opts: overlays.OverlayOptions
 ) -> tuple[bytes, list[str]]:
     index = get_index(annotations, images)
-    images_dir = Path(images) if images else None
-    rgb, notes = overlays.compose_overlay(index, images_dir, index.image_row(image_id), opts)
+    dataset = Dataset(index, Path(images) if images else None)
+    rgb, notes = overlays.compose_overlay(dataset, index.image_row(image_id), opts)
     return overlays.encode_jpeg(rgb), notes
 
 
@@ -105,8 +106,8 @@ def thumbnail_jpeg(annotations: str, images: str, image_id: int) -> bytes:
 @st.cache_data(show_spinner=False, max_entries=4096)
 def _thumbnail_jpeg(annotations: str, fingerprint: str, images: str, image_id: int) -> bytes:
     index = get_index(annotations, images)
-    images_dir = Path(images) if images else None
-    return overlays.thumbnail_jpeg(index, images_dir, index.image_row(image_id))
+    dataset = Dataset(index, Path(images) if images else None)
+    return overlays.thumbnail_jpeg(dataset, index.image_row(image_id))
 
 
 def crop_data_url(annotations: str, images: str, annotation_id: int, side: int = 48) -> str:

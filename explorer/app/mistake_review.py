@@ -122,7 +122,7 @@ def card(page: ReviewPage, row, key: str) -> None:
     decision = page.decisions.get(reviews.row_key(row))
     r = index.image_row(int(row["image_id"]))
     try:
-        rgb, _ = overlays.load_image(index, source.images_dir, r)
+        rgb, _ = overlays.load_image(Dataset(index, source.images_dir), r)
         _, out, _ = predict_image(segmenter, Dataset(index, source.images_dir), r)
     except ExplorerError as e:
         st.warning(f"image {int(row['image_id'])}: {e}")

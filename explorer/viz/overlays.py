@@ -10,11 +10,11 @@ import colorsys
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from explorer.coco import masks as coco_masks
+from explorer.coco.dataset import Dataset
 from explorer.coco.images import load_rgb, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
@@ -62,10 +62,9 @@ class OverlayOptions:
     max_side: int = MAX_SIDE
 
 
-def load_image(
-    index: CocoIndex, images_dir: Path | None, image_row: int
-) -> tuple[np.ndarray, str | None]:
+def load_image(dataset: Dataset, image_row: int) -> tuple[np.ndarray, str | None]:
     """The image as RGB at its annotated size, or a grey canvas and the reason it is missing."""
+    index, images_dir = dataset.index, dataset.images
     w, h = int(index.images["width"][image_row]), int(index.images["height"][image_row])
     if images_dir is None:
         return np.full((h, w, 3), 96, np.uint8), "no image folder chosen: masks only"
@@ -98,10 +97,7 @@ def _font(size: int):
 
 
 def compose_overlay(
-    index: CocoIndex,
-    images_dir: Path | None,
-    image_row: int,
-    opts: OverlayOptions = OverlayOptions(),
+    dataset: Dataset, image_row: int, opts: OverlayOptions = OverlayOptions()
 ) -> tuple[np.ndarray, list[str]]:
     """The image with masks, boxes and labels drawn over it, downscaled to ``opts.max_side``.
     The image is downscaled first and the masks are drawn at that size (a thumbnail costs a
@@ -113,7 +109,8 @@ def compose_overlay(
     """
     from PIL import Image
 
-    img, missing = load_image(index, images_dir, image_row)
+    index = dataset.index
+    img, missing = load_image(dataset, image_row)
     notes = [missing] if missing else []
     drawn = _Drawn(
         index,
@@ -130,7 +127,7 @@ def compose_overlay(
         img, bad = _paint_masks(img, drawn)
         notes += bad
     pil = Image.fromarray(img)
-    if missing and images_dir is not None:
+    if missing and dataset.images is not None:
         _missing_mark(pil)
     _draw_boxes_and_labels(pil, drawn, scale)
     return np.asarray(pil), notes
@@ -245,18 +242,16 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     return buf.getvalue()
 
 
-def thumbnail_jpeg(
-    index: CocoIndex, images_dir: Path | None, image_row: int, side: int = THUMB_SIDE
-) -> bytes:
+def thumbnail_jpeg(dataset: Dataset, image_row: int, side: int = THUMB_SIDE) -> bytes:
     """A small JPEG with masks drawn, cached on disk under ``<cache>/thumbs/<fingerprint>/``."""
+    index = dataset.index
     image_id = int(index.images["id"][image_row])
     folder = cache_dir("thumbs", f"{index.fingerprint}-{side}")
     path = folder / f"{image_id}.jpg"
     if path.is_file():
         return path.read_bytes()
     rgb, notes = compose_overlay(
-        index,
-        images_dir,
+        dataset,
         image_row,
         OverlayOptions(boxes=False, labels=False, alpha=0.45, max_side=side),
     )

@@ -55,8 +55,8 @@ def test_the_overlay_draws_boxes_where_masks_would_be_and_notes_nothing(detectio
     index, images = detections
     plain = overlays.OverlayOptions(masks=False, boxes=False, labels=False)
     masks_only = overlays.OverlayOptions(boxes=False, labels=False)
-    bare, _ = overlays.compose_overlay(index, images, 0, plain)
-    drawn, notes = overlays.compose_overlay(index, images, 0, masks_only)
+    bare, _ = overlays.compose_overlay(Dataset(index, images), 0, plain)
+    drawn, notes = overlays.compose_overlay(Dataset(index, images), 0, masks_only)
     assert notes == []
     assert (np.abs(drawn.astype(int) - bare).max(axis=2) > 40).sum() > 500  # box outlines
 

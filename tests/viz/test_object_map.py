@@ -118,7 +118,7 @@ def test_agreement_is_the_classifiers_top1_against_the_annotation(mapped):
 
     model, index, images, m, _ = mapped
     codes = agreement(model, Dataset(index, images), m, IN_THIS_THREAD)
-    table = classification_table(model, index, images, crops=True, image_rows=np.arange(8))
+    table = classification_table(model, Dataset(index, images), True, np.arange(8), IN_THIS_THREAD)
     table = table.set_index("annotation_id").loc[m.annotation_id]
     nameable = {c for c in model.category_of_label(index.categories) if c is not None}
     want = np.where(

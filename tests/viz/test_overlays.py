@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from explorer.coco import masks, open_index
+from explorer.coco.dataset import Dataset
 from explorer.viz import overlays
 from tests.helpers import tiny
 
@@ -53,10 +54,9 @@ def test_thumbnail_is_drawn_at_thumbnail_size_with_its_masks():
     area = np.add.reduceat(index.annotations["area"], index.images["ann_start"][:-1])
     row = int(np.argmax(area / (index.images["width"] * index.images["height"])))
     opts = overlays.OverlayOptions(boxes=False, labels=False, max_side=192)
-    rgb, notes = overlays.compose_overlay(index, images, row, opts)
+    rgb, notes = overlays.compose_overlay(Dataset(index, images), row, opts)
     plain, _ = overlays.compose_overlay(
-        index,
-        images,
+        Dataset(index, images),
         row,
         overlays.OverlayOptions(masks=False, boxes=False, labels=False, max_side=192),
     )
@@ -74,8 +74,7 @@ def test_a_missing_image_is_crossed_out_and_marked(tmp_path):
     ann, _ = tiny("val2017")
     index = open_index(ann)
     rgb, notes = overlays.compose_overlay(
-        index,
-        tmp_path,
+        Dataset(index, tmp_path),
         0,
         overlays.OverlayOptions(masks=False, boxes=False, labels=False, max_side=192),
     )
