@@ -75,7 +75,8 @@ def health_findings(annotations: str, images: str) -> list:
 def _health_findings(annotations: str, fingerprint: str, images: str) -> list:
     from explorer.coco import stats
 
-    return stats.summary(get_index(annotations, images), images or None)["health"]
+    dataset = Dataset(get_index(annotations, images), Path(images) if images else None)
+    return stats.summary(dataset)["health"]
 
 
 def overlay_jpeg(

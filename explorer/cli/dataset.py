@@ -30,10 +30,10 @@ def _args_stats(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from explorer.coco import open_index, stats
+    from explorer.coco import stats
+    from explorer.coco.dataset import Dataset
 
-    index = open_index(args.coco, images=args.images)
-    result = stats.summary(index, args.images)
+    result = stats.summary(Dataset.open(args.coco, args.images))
     if args.json:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.coco import health
+from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.types import SIZE_RANGES
 
@@ -38,8 +39,10 @@ def category_counts(index: CocoIndex, ann_rows: np.ndarray | None = None) -> dic
     return {"instances": instances, "images": images}
 
 
-def summary(index: CocoIndex, images_dir: str | Path | None = None) -> dict:
-    """The ``stats --json`` object: totals, per-category counts and health findings."""
+def summary(dataset: Dataset) -> dict:
+    """The ``stats --json`` object: totals, per-category counts and health findings (with
+    the image files missing from the dataset's folder, when it has one)."""
+    index, images_dir = dataset.index, dataset.images
     counts = category_counts(index)
     categories = [
         {**c, "instances": int(counts["instances"][i]), "images": int(counts["images"][i])}

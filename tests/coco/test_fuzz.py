@@ -17,6 +17,7 @@ import pytest
 
 from bench.fuzz import Case, campaign, cases
 from explorer.coco import open_index, stats
+from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
 
 SEED = 20251130
@@ -56,7 +57,7 @@ def _where(e: BaseException) -> str:
 
 def _open_and_count(path) -> None:
     index = open_index(path)
-    stats.summary(index)
+    stats.summary(Dataset(index))
 
 
 def test_bad_coco_files_open_or_raise_explorer_errors(fuzz_cases, tmp_path, bounded_memory):
