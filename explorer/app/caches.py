@@ -39,6 +39,11 @@ def get_index(annotations: str, images: str = "") -> CocoIndex:
     return _index(annotations, images, fp)
 
 
+def get_dataset(annotations: str, images: str = "") -> Dataset:
+    """:func:`get_index`'s index with its image folder (none when ``images`` is empty)."""
+    return Dataset(get_index(annotations, images), Path(images) if images else None)
+
+
 def filtered_image_rows(annotations: str, flt: ImageFilter | None) -> np.ndarray:
     """The image rows a filter keeps (every image without a filter)."""
     if flt is None:
@@ -75,7 +80,7 @@ def health_findings(annotations: str, images: str) -> list:
 def _health_findings(annotations: str, fingerprint: str, images: str) -> list:
     from explorer.coco import stats
 
-    dataset = Dataset(get_index(annotations, images), Path(images) if images else None)
+    dataset = get_dataset(annotations, images)
     return stats.summary(dataset)["health"]
 
 
@@ -92,9 +97,8 @@ def overlay_jpeg(
 def _overlay_jpeg(
     annotations: str, fingerprint: str, images: str, image_id: int, opts: overlays.OverlayOptions
 ) -> tuple[bytes, list[str]]:
-    index = get_index(annotations, images)
-    dataset = Dataset(index, Path(images) if images else None)
-    rgb, notes = overlays.compose_overlay(dataset, index.image_row(image_id), opts)
+    dataset = get_dataset(annotations, images)
+    rgb, notes = overlays.compose_overlay(dataset, dataset.index.image_row(image_id), opts)
     return overlays.encode_jpeg(rgb), notes
 
 
@@ -106,9 +110,8 @@ def thumbnail_jpeg(annotations: str, images: str, image_id: int) -> bytes:
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def _thumbnail_jpeg(annotations: str, fingerprint: str, images: str, image_id: int) -> bytes:
-    index = get_index(annotations, images)
-    dataset = Dataset(index, Path(images) if images else None)
-    return overlays.thumbnail_jpeg(dataset, index.image_row(image_id))
+    dataset = get_dataset(annotations, images)
+    return overlays.thumbnail_jpeg(dataset, dataset.index.image_row(image_id))
 
 
 def crop_data_url(annotations: str, images: str, annotation_id: int, side: int = 48) -> str:

@@ -121,21 +121,25 @@ def two_models(args: argparse.Namespace):
     """``(dataset, image rows, ModelPair)``: the dataset and the ``--classifier`` /
     ``--segmenter`` models the arguments name (a warning for each untrained one)."""
     from explorer.coco.export import select_image_rows
-    from explorer.inference.pair import ModelPair
+    from explorer.inference.pair import ModelPair, check_role
     from explorer.models import choose_device, load_model, weights_choice
+    from explorer.models.tasks import CLASSIFY, SEGMENT
 
     dataset = _dataset(args)
     device = choose_device(args.device)
     loaded = {}
-    for role in ("classifier", "segmenter"):
+    for role, kind in (("classifier", CLASSIFY), ("segmenter", SEGMENT)):
         name, weights = getattr(args, role), weights_choice(getattr(args, f"{role}_weights"))
-        loaded[role] = load_model(
-            name, weights, device, dataset_categories=dataset.index.categories
-        )
-    pair = ModelPair(**loaded)  # its check names the model that is in the wrong place
-    for role, m in loaded.items():
+        categories = dataset.index.categories
+        m = load_model(name, weights, device, dataset_categories=categories)
+        try:
+            check_role(m, kind)
+        except ExplorerError as e:  # before loading the other model; named by its flag
+            raise ExplorerError(f"--{role} {e}") from None
         if m.untrained:
             print(f"warning: the {role} is UNTRAINED (random weights)", file=sys.stderr)
+        loaded[role] = m
+    pair = ModelPair(**loaded)
     return dataset, select_image_rows(dataset.index, args.image_ids), pair
 
 

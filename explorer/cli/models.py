@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from explorer.cli.command import Command
 from explorer.cli.loading import add_model_args, model_and_data, run_options
 from explorer.errors import ExplorerError
+from explorer.models.tasks import CLASSIFY, SEGMENT
 
 if TYPE_CHECKING:
     import numpy as np
@@ -186,8 +187,8 @@ def _cmd_anatomy(args: argparse.Namespace) -> int:
 
 
 # what each task's model writes and scores: a new task adds its pair here
-_PREDICTIONS = {"classify": _write_table, "segment": _write_coco_results}
-_EVALUATIONS = {"classify": _evaluate_classifier, "segment": _evaluate_segmenter}
+_PREDICTIONS = {CLASSIFY.name: _write_table, SEGMENT.name: _write_coco_results}
+_EVALUATIONS = {CLASSIFY.name: _evaluate_classifier, SEGMENT.name: _evaluate_segmenter}
 
 PREDICT = Command(
     "predict", "run a classifier or a segmenter over the dataset", _args_predict, _cmd_predict

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -61,7 +60,7 @@ def _args_train(p: argparse.ArgumentParser) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from explorer.training import Stopped, TrainConfig, train
+    from explorer.training import Stopped, TrainConfig, runs, train
 
     cfg = TrainConfig(
         **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
@@ -81,7 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         progress.close()
     if not main:
         return 0
-    status = json.loads((run / "status.json").read_text())
+    status = runs.read_status(run)
     print(
         f"{run}: best {status['metric']} {status['best']:.4f} at epoch {status['best_epoch']} "
         f"(best.pt; use it with --model {run})"

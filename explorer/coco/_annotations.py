@@ -271,8 +271,10 @@ def _stream(raws: list, lengths: np.ndarray, span: SpanContext) -> tuple[np.ndar
     in the blob and their first bytes."""
     blob = b"".join(raws)
     offsets = np.cumsum(lengths) - lengths + span.written + sum(map(len, span.pending))
-    first = np.frombuffer(blob, np.uint8)[np.cumsum(lengths) - lengths] if len(raws) else (
-        lengths[:0].astype(np.uint8)
+    first = (
+        np.frombuffer(blob, np.uint8)[np.cumsum(lengths) - lengths]
+        if len(raws)
+        else (lengths[:0].astype(np.uint8))
     )
     span.pending.append(blob)
     return offsets, first

@@ -110,10 +110,7 @@ def load(folder: Path) -> Built:
     held = [kinds.get(name) for name in meta["kinds"]]
     image_columns = (*IMAGE_COLUMNS, *(k.image_start for k in held))
     images = {c: _column(folder, "image", c) for c in image_columns}
-    tables = {
-        k.name: {c.name: _column(folder, k.name, c.name) for c in k.columns}
-        for k in held
-    }
+    tables = {k.name: {c.name: _column(folder, k.name, c.name) for c in k.columns} for k in held}
     return Built(
         images=images,
         tables=tables,

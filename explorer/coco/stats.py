@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -50,9 +49,7 @@ def summary(dataset: Dataset) -> dict:
     ]
     findings = list(index.health)
     if images_dir is not None:
-        missing = health.missing_files(
-            index.images["file_name"], index.images["id"], Path(images_dir)
-        )
+        missing = health.missing_files(index.images["file_name"], index.images["id"], images_dir)
         if missing:
             findings.append(missing)
     return {

@@ -23,7 +23,7 @@ from pathlib import Path
 from explorer.coco.dataset import Dataset
 from explorer.errors import StorageError
 from explorer.inference.options import DEFAULT_OPTIONS, IN_THIS_THREAD, RunOptions
-from explorer.inference.outputs import codec_for
+from explorer.inference.outputs import OutputCodec, codec_for
 from explorer.inference.runner import Item, LocalEngine, Prediction, items_for_images
 from explorer.models.weights import LoadedModel
 from explorer.paths import cache_dir
@@ -77,6 +77,12 @@ class PredictionStore:
 
 def store_for(model: LoadedModel, dataset: Dataset) -> PredictionStore:
     """The store of this model's predictions on this dataset (created when new)."""
+    return PredictionStore(cache_dir("predictions") / f"{store_name(model, dataset)}.sqlite")
+
+
+def store_name(model: LoadedModel, dataset: Dataset) -> str:
+    """The name of that store: a hash of the dataset (annotation fingerprint, image folder), the
+    model, its weights and its preprocessing."""
     images = os.path.realpath(dataset.images) if dataset.images else ""
     parts = [
         dataset.index.fingerprint,
@@ -88,8 +94,7 @@ def store_for(model: LoadedModel, dataset: Dataset) -> PredictionStore:
         str(len(model.class_names)),
         *(["features"] if model.features else []),
     ]
-    name = hashlib.sha1("|".join(parts).encode()).hexdigest()[:24]
-    return PredictionStore(cache_dir("predictions") / f"{name}.sqlite")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:24]
 
 
 def predict(
@@ -116,7 +121,7 @@ def predict(
     shifted = (lambda d, t: progress(done + d, len(items))) if progress else None
     engine = options.engine or LocalEngine()
     fresh = engine.run(model, dataset, todo, options.reporting(shifted))
-    yield from _store_as_they_come(model, store, fresh)
+    yield from _store_as_they_come(codec, store, fresh)
 
 
 def predict_image(model: LoadedModel, dataset: Dataset, image_row: int) -> Prediction:
@@ -128,11 +133,10 @@ def predict_image(model: LoadedModel, dataset: Dataset, image_row: int) -> Predi
 
 
 def _store_as_they_come(
-    model: LoadedModel, store: PredictionStore, fresh: Iterator[Prediction]
+    codec: OutputCodec, store: PredictionStore, fresh: Iterator[Prediction]
 ) -> Iterator[Prediction]:
     """Encode and store each new output, yielding its decoded record (what a later call gets);
     what is done is stored even when the run stops half-way."""
-    codec = codec_for(model)
     pending: dict[str, bytes] = {}
     try:
         for it, out, err in fresh:

@@ -26,7 +26,7 @@ import numpy as np
 from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
-from explorer.inference.cache import predict, store_for
+from explorer.inference.cache import predict, store_name
 from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.runner import items_for_crops
 from explorer.models.features import feature_model
@@ -250,7 +250,7 @@ def _object_map(index: CocoIndex, ids: np.ndarray, vectors, xy, method: Method) 
 
 
 def _map_key(model: LoadedModel, dataset: Dataset, ids: list, method: Method) -> str:
-    h = hashlib.sha1(store_for(model, dataset).path.name.encode())
+    h = hashlib.sha1(f"{store_name(model, dataset)}.sqlite".encode())
     h.update(np.asarray(ids, np.int64).tobytes())
     h.update(f"{method}|{PCA_DIMS}|{FIT_LIMIT}|{SEED}|v1".encode())
     return h.hexdigest()[:24]

@@ -152,7 +152,8 @@ def find_mistakes(
     """Suspected mistakes on ``image_rows`` (default: every image), ranked within each kind.
 
     Raises:
-        ExplorerError: a model has the wrong task, or neither model can name any category.
+        ExplorerError: neither model can name any category (a model of the wrong task is
+            refused by :class:`~explorer.inference.pair.ModelPair`).
     """
     index, classifier, segmenter = dataset.index, models.classifier, models.segmenter
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
+from explorer.models.tasks import CLASSIFY, SEGMENT, task_kind
+
 if TYPE_CHECKING:
     from explorer.models.weights import LoadedModel
 
@@ -184,7 +186,7 @@ def at_image_size(scores, size: tuple[int, int]):
 
 
 FEATURES = Features()
-_BY_TASK: dict[str, OutputCodec] = {"classify": Probabilities(), "segment": LabelMaps()}
+_BY_TASK: dict[str, OutputCodec] = {CLASSIFY.name: Probabilities(), SEGMENT.name: LabelMaps()}
 
 
 def codec_for(model: LoadedModel) -> OutputCodec:
@@ -194,6 +196,4 @@ def codec_for(model: LoadedModel) -> OutputCodec:
 
 def task_codec(task: str) -> OutputCodec:
     """The codec of a task's model outputs."""
-    from explorer.models.tasks import task_kind
-
     return _BY_TASK[task_kind(task).name]  # task_kind: an unknown task's error lists the valid

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from explorer.errors import ExplorerError
-from explorer.models.tasks import CLASSIFY, SEGMENT
+from explorer.models.tasks import CLASSIFY, SEGMENT, TaskKind
 from explorer.models.weights import LoadedModel
 
 
@@ -21,6 +21,11 @@ class ModelPair:
     segmenter: LoadedModel
 
     def __post_init__(self) -> None:
-        for m, kind in ((self.classifier, CLASSIFY), (self.segmenter, SEGMENT)):
-            if m.task != kind.name:
-                raise ExplorerError(f"{m.name}: a {m.task} model, not a {kind.noun}")
+        check_role(self.classifier, CLASSIFY)
+        check_role(self.segmenter, SEGMENT)
+
+
+def check_role(model: LoadedModel, kind: TaskKind) -> None:
+    """Raise ExplorerError unless ``model`` is a model of ``kind``'s task."""
+    if model.task != kind.name:
+        raise ExplorerError(f"{model.name}: a {model.task} model, not a {kind.noun}")

@@ -106,8 +106,9 @@ class Item:
 class Prediction(NamedTuple):
     """What a run yields for one item: its output, or None and why it could not be read.
 
-    ``output`` is an :data:`Output` from :func:`run`; :func:`explorer.inference.cache.predict`
-    yields its decoded records (:data:`explorer.inference.cache.Record`) instead.
+    ``output`` is an :data:`~explorer.inference.outputs.Output` from :func:`run`;
+    :func:`explorer.inference.cache.predict` yields its decoded records
+    (:data:`~explorer.inference.outputs.Record`) instead.
     """
 
     item: Item

@@ -311,7 +311,8 @@ def load_model(
     source = _given_weights(name, weights)
     name = name or source.model
     if not name:
-        raise WeightsError(f"{name or source.label}: cannot tell which model this is")
+        given = weights.path if isinstance(weights, WeightsFile) else source.label
+        raise WeightsError(f"{given}: cannot tell which model this is")
     spec = get_spec(name)
     if isinstance(weights, Published):
         source = _published(spec, weights.download)

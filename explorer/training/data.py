@@ -17,7 +17,7 @@ import torch
 from explorer.coco import masks as coco_masks
 from explorer.coco.dataset import Dataset
 from explorer.coco.images import crop_box, load_rgb, resolve_image_path
-from explorer.coco.index import CocoIndex, open_index
+from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
 from explorer.inference.options import RunOptions
 from explorer.training.settings import TrainSettings
@@ -98,11 +98,9 @@ class _SegItems(torch.utils.data.Dataset):
 def train_and_val(cfg: TrainSettings) -> tuple[Split, Split]:
     """A run's training and validation images: two files, or a seeded split of one (the
     ``val_fraction`` of its images, at least one)."""
-    images = Path(cfg.images)
-    train = Dataset(open_index(cfg.coco, images=images), images)
+    train = Dataset.open(cfg.coco, cfg.images)
     if cfg.val_coco:
-        val_images = Path(cfg.val_images or cfg.images)
-        val = Dataset(open_index(cfg.val_coco, images=val_images), val_images)
+        val = Dataset.open(cfg.val_coco, cfg.val_images or cfg.images)
         return Split(train, np.arange(train.index.num_images)), Split(
             val, np.arange(val.index.num_images)
         )

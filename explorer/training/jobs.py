@@ -214,9 +214,8 @@ def _follow(run: Path, update: Callable[[Event], None]) -> None:
     """The run's latest finished epoch, as the event a one-process run would have sent."""
     from explorer.training import runs
 
-    try:
-        status = json.loads((run / "status.json").read_text())
-    except (OSError, ValueError):
+    status = runs.read_status(run)
+    if not status:
         return
     epochs = [r for r in runs.read_metrics(run) if is_epoch_record(r)]
     if epochs:

@@ -254,10 +254,7 @@ def read_run(path: Path, now: float | None = None) -> RunInfo | None:
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    try:
-        status = json.loads((path / "status.json").read_text())
-    except (OSError, ValueError):
-        status = {}
+    status = read_status(path)
     settings = config.get("settings", {})
     state = status.get("status", "unknown")
     last = _last_record(path)
@@ -312,11 +309,21 @@ def _last_record(path: Path, tail: int = 4096) -> dict | None:
     return None
 
 
+def read_status(run: Path) -> dict[str, Any]:
+    """``status.json`` as the run wrote it (a run of an older version may lack newer keys):
+    {} when the run has none, or it is not readable."""
+    try:
+        status = json.loads((run / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
 def trained_seconds(run: Path) -> float:
     """The seconds a run has trained so far (0 when its status does not say)."""
     try:
-        return float(json.loads((run / "status.json").read_text()).get("seconds") or 0)
-    except (OSError, ValueError, TypeError, AttributeError):
+        return float(read_status(run).get("seconds") or 0)
+    except (ValueError, TypeError):
         return 0.0
 
 
@@ -333,8 +340,13 @@ def read_config(run: Path) -> TrainSettings:
         saved = json.loads((run / "config.json").read_text())["settings"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ExplorerError(f"{run}: not a run folder (no readable config.json)") from None
-    asked = TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
-    return TrainSettings(**asdict(asked))
+    try:
+        asked = TrainConfig(
+            **{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved}
+        )
+        return TrainSettings(**asdict(asked))
+    except TypeError as e:  # a setting that is always decided is missing or null
+        raise ExplorerError(f"{run}: a damaged config.json ({e})") from None
 
 
 def list_runs(root: Path | None = None) -> list[RunInfo]:

@@ -20,7 +20,7 @@ import numpy as np
 from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.inference.options import RunOptions
-from explorer.models.tasks import TaskKind, task_kind
+from explorer.models.tasks import CLASSIFY, SEGMENT, TaskKind, task_kind
 from explorer.training.events import ScoreName, Scores
 from explorer.training.schedules import cosine_lr, poly_lr
 from explorer.training.settings import TrainSettings
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 Schedule = Callable[[float, int, int, int], float]
 """``schedule(base_lr, step, total_steps, warmup_steps)`` → the step's learning rate."""
-LoadProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ class Classification:
     """Object crops → one of the dataset's categories; cross-entropy with label smoothing,
     cosine schedule, accuracy on exactly the crops ``evaluate`` scores."""
 
-    kind: TaskKind = field(default_factory=lambda: task_kind("classify"))
+    kind: TaskKind = CLASSIFY
     metric: Metric = Metric("val_acc")
     defaults: Mapping[str, Any] = field(
         default_factory=lambda: {"epochs": 30, "batch_size": 64, "lr": 3e-4, "image_size": 227}
@@ -209,7 +208,7 @@ class Segmentation:
     overlap); cross-entropy (plus Dice on request), poly schedule, mIoU over the validation
     images as torchvision's segmentation reference computes it."""
 
-    kind: TaskKind = field(default_factory=lambda: task_kind("segment"))
+    kind: TaskKind = SEGMENT
     metric: Metric = Metric("val_miou")
     defaults: Mapping[str, Any] = field(
         default_factory=lambda: {
@@ -236,9 +235,9 @@ class Segmentation:
         return data.load_segmentation(split, category_ids, cfg.image_size, options)
 
     def load_val(self, split: Split, category_ids: list[int], preprocess, progress):
-        from explorer.training import data, validation
+        from explorer.training import validation
 
-        return validation.load_image_set(split, data.class_lut(category_ids), preprocess, progress)
+        return validation.load_image_set(split, category_ids, preprocess, progress)
 
     def loss(self, net, cfg: TrainSettings, step: StepInputs):
         import torch

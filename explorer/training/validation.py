@@ -31,10 +31,10 @@ from explorer.inference.runner import (
 from explorer.models.outputs import logits
 from explorer.models.preprocess import Preprocess
 from explorer.training import distributed
+from explorer.training.data import class_lut
 from explorer.training.distributed import World
 from explorer.training.events import Scores
 from explorer.training.tasks import Split
-from explorer.types import IGNORE_LABEL
 
 # the inference runner's batches on a CPU: the same batches give the same floats
 BATCH = 32
@@ -126,26 +126,23 @@ class ImageSet:
     rows: list[int]
     index: CocoIndex
     lut: np.ndarray
+    num_classes: int  # background and every category (a category's id may be no mask value)
     skipped: list[str]
-
-    @property
-    def num_classes(self) -> int:
-        """Classes the masks are scored in (background and every category the lut maps)."""
-        return int(self.lut[self.lut != IGNORE_LABEL].max()) + 1
 
 
 def load_image_set(
-    split: Split, lut: np.ndarray, preprocess: Preprocess, progress=None
+    split: Split, category_ids: list[int], preprocess: Preprocess, progress=None
 ) -> ImageSet:
-    """The split's images read like the inference runner reads them; ``lut`` maps their
-    masks' COCO values to class rows."""
+    """The split's images read like the inference runner reads them, scored in background
+    plus ``category_ids`` (their masks' COCO values mapped to class rows by ``class_lut``)."""
     index = split.dataset.index
     items = items_for_images(index, split.rows)
     xs, kept, skipped = _read(split.dataset, items, preprocess, progress)
     if not xs:
         raise ExplorerError(f"{index.path}: no readable images to validate on")
     rows = [items[n].image_row for n in kept]
-    return ImageSet(torch.stack(xs), rows, index, lut, skipped)
+    lut = class_lut(category_ids)
+    return ImageSet(torch.stack(xs), rows, index, lut, len(category_ids) + 1, skipped)
 
 
 @torch.inference_mode()

@@ -26,3 +26,23 @@ def test_resolved_settings_are_all_decided(sample_root):
     assert settings.encoder == "resnet34"  # the segmentation task's default
     with pytest.raises(TypeError, match="settings without epochs"):
         TrainSettings(**{**vars(settings), "epochs": None})
+
+
+def test_validation_scores_every_class_even_ids_no_mask_can_hold(sample_root):
+    """A category id of 255 or more (Objects365, LVIS) has no semantic-mask value, yet it is a
+    class the segmenter predicts: the confusion matrix must have a row for it."""
+    import numpy as np
+
+    from explorer.coco.dataset import Dataset
+    from explorer.models.preprocess import Preprocess
+    from explorer.training import validation
+    from explorer.training.tasks import Split
+
+    val = Dataset.open(
+        sample_root / "annotations" / "instances_val2017.json", sample_root / "val2017"
+    )
+    ids = [c["id"] for c in val.index.categories] + [300, 301]
+    images = validation.load_image_set(
+        Split(val, np.arange(1)), ids, Preprocess(resize=32, square=True)
+    )
+    assert images.num_classes == len(ids) + 1
