@@ -9,7 +9,6 @@ every epoch would cost more than the model. The decoding itself runs in DataLoad
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -109,10 +108,10 @@ def train_and_val(cfg: TrainSettings) -> tuple[Split, Split]:
     return Split(train, np.sort(order[n_val:])), Split(train, np.sort(order[:n_val]))
 
 
-def _paths(index: CocoIndex, images_dir: Path, image_rows) -> list[str]:
-    return [
-        str(resolve_image_path(images_dir, str(index.images["file_name"][r]))) for r in image_rows
-    ]
+def _paths(split: Split, image_rows) -> list[str]:
+    """The files of some of the split's images (a path leaving the folder raises)."""
+    names = split.dataset.index.images["file_name"]
+    return [str(resolve_image_path(split.images, str(names[r]))) for r in image_rows]
 
 
 def _gather(dataset, workers: int, progress=None) -> list:
@@ -132,14 +131,14 @@ def load_crops(
 ) -> Tensors:
     """The classification crops of the split's images (objects of at least ``min_area``), as
     uint8 (N, 3, size, size) and class indices, decoded by ``options.workers`` processes."""
-    index, images_dir = split.dataset.index, split.images
+    index = split.dataset.index
     rows = crop_rows(index, min_area)
     a = index.annotations
     rows = rows[np.isin(a["image_row"][rows], split.rows)]
     cls_of = {c: i for i, c in enumerate(category_ids)}
     rows = np.array([r for r in rows if int(a["category_id"][r]) in cls_of], dtype=np.int64)
     img_rows = a["image_row"][rows]
-    paths = _paths(index, images_dir, img_rows)
+    paths = _paths(split, img_rows)
     sizes = [(int(index.images["width"][r]), int(index.images["height"][r])) for r in img_rows]
     items = _gather(
         _CropItems(paths, sizes, [tuple(b) for b in a["bbox"][rows].tolist()], size),
@@ -172,7 +171,7 @@ def load_segmentation(
     """The split's images resized to ``size`` x ``size`` with their masks in class indices."""
     index, rows = split.dataset.index, np.asarray(split.rows)
     items = _gather(
-        _SegItems(index, rows, _paths(index, split.images, rows), size, class_lut(category_ids)),
+        _SegItems(index, rows, _paths(split, rows), size, class_lut(category_ids)),
         options.workers,
         options.progress,
     )
