@@ -1,6 +1,7 @@
 """``pip install .`` gives a working ``python -m explorer``: the package, its subpackages and its
 data files install, the tests, benchmarks and app pages do not, and pyproject's pins are
-requirements.txt's.
+requirements.txt's. A wheel (``pip wheel --no-deps .``) holds the same and runs where it is
+unpacked; ``pip install -e .`` runs the checkout's own code.
 
 The install goes into a temporary virtual environment that sees this interpreter's packages
 (``--system-site-packages``), built without build isolation and without an index: nothing is
@@ -10,6 +11,7 @@ requirements.txt`` leaves them.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -17,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -45,9 +48,14 @@ def test_pyproject_pins_are_requirements_txt_pins():
     assert not {p.split("==")[0] for p in runtime} & {"pytest", "playwright", "ruff", "cleanlab"}
 
 
-def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    # no PYTHONPATH: the installed package must be the one imported, not the repo's
+def _run(
+    args: list[str], cwd: Path, timeout: float = 300, path: Path | None = None
+) -> subprocess.CompletedProcess:
+    # no PYTHONPATH (or only ``path``): the installed package must be the one imported, not the
+    # repo's
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
     return subprocess.run(
         args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -65,34 +73,45 @@ def _require_build_tools() -> None:
         pytest.skip(f"setuptools {setuptools} < 70.1: pip's build isolation would download one")
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory) -> tuple[Path, Path]:
-    """(python of a fresh venv with the package installed from a copy of its sources,
-    a folder outside the repository to run it from)."""
-    _require_build_tools()
-    tmp = tmp_path_factory.mktemp("pkg")
-    src = tmp / "src"
-    src.mkdir()
+OFFLINE = ["--no-index", "--no-build-isolation", "--no-deps"]
+
+
+def _copy_sources(src: Path) -> Path:
+    """What a build reads, copied to ``src``: a build writes ``build/`` and ``*.egg-info`` beside
+    its sources (and packs a stale ``build/lib`` into the next wheel), never into the checkout."""
+    src.mkdir(parents=True)
     for name in SOURCES:
         if (ROOT / name).is_dir():
             ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
             shutil.copytree(ROOT / name, src / name, ignore=ignore)
         else:
             shutil.copy2(ROOT / name, src / name)
-    # without pip of its own: the system pip (seen through the system site-packages) installs
-    # into the venv, and the build runs the system setuptools, not ensurepip's older copy
-    env_dir = tmp / "venv"
+    return src
+
+
+def _new_venv(env_dir: Path) -> list[str]:
+    """A venv that sees this interpreter's packages; the pip command that installs into it.
+    Without pip of its own: the system pip (seen through the system site-packages) installs
+    into the venv, and a build runs the system setuptools, not ensurepip's older copy."""
     made = _run(
         [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env_dir)],
-        tmp,
+        env_dir.parent,
     )
     assert made.returncode == 0, made.stderr
-    python = env_dir / "bin" / "python"
-    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    offline = ["--no-index", "--no-build-isolation", "--no-deps"]
-    done = _run([*pip, "install", "--quiet", *offline, str(src)], tmp)
+    return [str(env_dir / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> tuple[Path, Path]:
+    """(python of a fresh venv with the package installed from a copy of its sources,
+    a folder outside the repository to run it from)."""
+    _require_build_tools()
+    tmp = tmp_path_factory.mktemp("pkg")
+    src = _copy_sources(tmp / "src")
+    pip = _new_venv(tmp / "venv")
+    done = _run([*pip, "install", "--no-input", "--quiet", *OFFLINE, str(src)], tmp)
     assert done.returncode == 0, done.stdout + done.stderr
-    return python, tmp
+    return Path(pip[0]), tmp
 
 
 def test_installed_package_holds_explorer_and_its_data_only(venv):
@@ -154,3 +173,65 @@ def test_pinned_dependencies_are_all_satisfied(venv):
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     assert [i["metadata"]["name"] for i in report["install"]] == ["coco-explorer"]
+
+
+def _source_files() -> set[str]:
+    return {p.relative_to(ROOT).as_posix() for p in (ROOT / "explorer").rglob("*.py")}
+
+
+def test_a_wheel_holds_explorer_its_data_and_entry_point_and_runs_unpacked(tmp_path):
+    """``pip wheel --no-deps .``, offline: the wheel holds the package (every module), its data
+    and the ``coco-explorer`` script, nothing else; unpacked into a folder (what an install of a
+    pure wheel is) it runs from a clean folder."""
+    _require_build_tools()
+    src = _copy_sources(tmp_path / "src")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    built = _run(
+        [*pip, "wheel", "--quiet", *OFFLINE, "-w", str(tmp_path / "w"), str(src)], tmp_path
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (tmp_path / "w").glob("coco_explorer-*-py3-none-any.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        scripts = configparser.ConfigParser()
+        scripts.read_string(z.read(entry_points).decode())
+        z.extractall(tmp_path / "site")
+    tops = {n.split("/")[0] for n in names}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"explorer"}, tops
+    assert "explorer/coco/data/imagenet_to_coco.json" in names
+    assert _source_files() <= names, sorted(_source_files() - names)
+    assert dict(scripts["console_scripts"]) == {"coco-explorer": "explorer.cli:main"}
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    code = (
+        "import explorer, explorer.cli as cli; from explorer.coco import labels; "
+        "print(explorer.__file__, len(labels.imagenet_to_coco())); cli.main(['--help'])"
+    )
+    r = _run([sys.executable, "-c", code], clean, path=tmp_path / "site")
+    assert r.returncode == 0, r.stderr
+    where, size = r.stdout.split("\n", 1)[0].split()
+    assert Path(where).is_relative_to(tmp_path / "site") and int(size) > 0, r.stdout
+    assert "download" in r.stdout and "sample" in r.stdout
+    r = _run([sys.executable, "-m", "explorer", "--help"], clean, path=tmp_path / "site")
+    assert r.returncode == 0 and "train" in r.stdout, r.stderr
+
+
+def test_an_editable_install_runs_the_checkouts_code(tmp_path):
+    """``pip install -e .``, offline, into a fresh venv: ``python -m explorer`` from elsewhere
+    imports the source folder itself (an edit there is live), with its data file."""
+    _require_build_tools()
+    src = _copy_sources(tmp_path / "src")
+    pip = _new_venv(tmp_path / "venv")
+    done = _run([*pip, "install", "--no-input", "--quiet", *OFFLINE, "-e", str(src)], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    code = "import explorer.coco.labels as m; print(m.__file__, len(m.imagenet_to_coco()))"
+    r = _run([pip[0], "-c", code], clean)
+    assert r.returncode == 0, r.stderr
+    where, size = r.stdout.split()
+    assert Path(where) == src / "explorer" / "coco" / "labels.py" and int(size) > 0
+    r = _run([pip[0], "-m", "explorer", "--help"], clean)
+    assert r.returncode == 0 and "download" in r.stdout, r.stderr

@@ -142,6 +142,8 @@ def _finished(job: DownloadJob) -> DownloadResult:
     r = job.result
     assert r is not None
     st.success(f"{r.images_total} images in {r.images or r.annotations.parent}")
+    if r.shared_names:
+        st.info(f"{r.shared_names} image records name a file another record names too: one file.")
     st.code(str(r.annotations), language=None)
     if st.button("Download another…", key=f"{KEY}again"):
         st.session_state.pop(f"{KEY}job", None)

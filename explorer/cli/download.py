@@ -46,8 +46,15 @@ def _cmd_download(args: argparse.Namespace) -> int:
     finally:
         if bars is not None:
             bars.close()
+    shared = result.shared_names
+    note = (
+        f"; {shared} {'shares its' if shared == 1 else 'share their'} file name with another, "
+        "fetched once"
+        if shared
+        else ""
+    )
     print(
-        f"{result.images_total} images ({result.fetched} fetched now), "
+        f"{result.images_total} images ({result.fetched} fetched now{note}), "
         f"{result.bytes_fetched / 1e6:.1f} MB in {result.seconds:.1f} s",
         file=sys.stderr,
     )

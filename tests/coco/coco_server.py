@@ -10,7 +10,7 @@ half its body and drops the connection, and every response waits --delay seconds
 request goes to --log.
 
 A copy of ../shared/acceptance/coco_server.py (CI runs from a clean clone), formatted, with
---corrupt-zip and --rate added.
+--corrupt-zip, --rate and --trickle added.
 usage: coco_server.py --ann ANN --images DIR --split val2017 --port-file F [--log F] [faults]"""
 
 import argparse
@@ -35,6 +35,9 @@ ap.add_argument("--delay", type=float, default=0.0)
 ap.add_argument("--corrupt-zip", action="store_true")
 # added for bench/bench_download.py: each connection's bandwidth, bytes per second (0: no limit)
 ap.add_argument("--rate", type=float, default=0.0)
+# added for the per-file deadline: every body sent one byte at a time, this many seconds apart (a
+# host that is never silent for a read timeout, yet never finishes)
+ap.add_argument("--trickle", type=float, default=0.0)
 a = ap.parse_args()
 
 
@@ -67,7 +70,13 @@ log = open(a.log, "a", buffering=1)
 
 
 def send(out, data: bytes) -> None:
-    """Write ``data``, at most --rate bytes per second when set."""
+    """Write ``data``, at most --rate bytes per second when set, one byte per --trickle seconds
+    when that is set."""
+    if a.trickle:
+        for i in range(len(data)):
+            out.write(data[i : i + 1])
+            time.sleep(a.trickle)
+        return
     step = 1 << 16
     for i in range(0, len(data), step if a.rate else max(1, len(data))):
         out.write(data[i : i + step] if a.rate else data)

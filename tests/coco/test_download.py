@@ -20,6 +20,8 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from explorer.coco.download import (
     DownloadRequest,
     DownloadRun,
@@ -27,6 +29,7 @@ from explorer.coco.download import (
     download_coco,
     open_command,
 )
+from explorer.errors import DownloadError
 from tests.helpers import ROOT, run_cli, tiny
 
 SERVER = Path(__file__).with_name("coco_server.py")
@@ -35,9 +38,11 @@ FAST = RetryPolicy(backoff=0.01, max_wait=0.05)  # the same retries, without the
 
 
 @contextlib.contextmanager
-def coco_host(tmp_path: Path, *faults: str):
-    """The stand-in host serving coco-tiny's val2017; yields (base URL, its request log)."""
-    ann, images = tiny()
+def coco_host(tmp_path: Path, *faults: str, ann: Path | None = None):
+    """The stand-in host serving coco-tiny's val2017 (with ``ann`` as its annotation file when
+    given); yields (base URL, its request log)."""
+    tiny_ann, images = tiny()
+    ann = ann or tiny_ann
     port_file, log = tmp_path / f"port-{time.monotonic_ns()}", tmp_path / "requests.log"
     cmd = [sys.executable, str(SERVER), "--ann", str(ann), "--images", str(images)]
     cmd += ["--port-file", str(port_file), "--log", str(log), *faults]
@@ -318,3 +323,150 @@ def test_open_command_quotes_paths(tmp_path):
 
     r = DownloadResult(tmp_path / "my data" / "a.json", None, 0, 0, 0, 0.0)
     assert open_command(r) == f"streamlit run app.py -- --coco '{tmp_path}/my data/a.json'"
+
+
+# ------------------------------------------------------------------------- hostile hosts, files
+
+
+def _tiny_with(tmp_path: Path, change) -> Path:
+    """coco-tiny's val2017 annotation file after ``change(doc)``, written under ``tmp_path``."""
+    doc = json.loads(tiny()[0].read_text())
+    change(doc)
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_two_images_with_one_file_name_and_url_are_one_file_fetched_once(tmp_path):
+    """Two image records naming one file (and one URL) are one file: fetched once, the second
+    record counted, never two workers writing one file."""
+
+    def share(doc):
+        first, second = doc["images"][:2]
+        second["file_name"], second["coco_url"] = first["file_name"], first["coco_url"]
+
+    ann = _tiny_with(tmp_path, share)
+    name = json.loads(ann.read_text())["images"][0]["file_name"]
+    with coco_host(tmp_path, "--delay", "0.05", ann=ann) as (url, log):
+        r = run_cli(*download_cli(url, tmp_path / "d", "--workers", "8"))
+        fetched = [line.split()[2] for line in requests(log) if " GET " in line]
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert fetched.count(f"/val2017/{name}") == 1
+    assert "80 images (79 fetched now; 1 shares its file name with another, fetched once)" in (
+        r.stderr
+    ), r.stderr
+    assert same_as_original(tmp_path / "d", [name]) == []
+    assert len(os.listdir(tmp_path / "d" / "val2017")) == 79
+
+
+def test_two_images_with_one_file_name_and_two_urls_are_refused_in_one_line(tmp_path):
+    """One folder cannot hold two pictures under one name: which one the annotations of each
+    describe would be a guess."""
+
+    def clash(doc):
+        doc["images"][1]["file_name"] = doc["images"][0]["file_name"]
+
+    ann = _tiny_with(tmp_path, clash)
+    first, second = json.loads(ann.read_text())["images"][:2]
+    with coco_host(tmp_path, ann=ann) as (url, _):
+        line = one_error_line(run_cli(*download_cli(url, tmp_path / "d")))
+    assert line == (
+        f"error: instances_val2017.json: images {first['id']} and {second['id']} both name "
+        f"{first['file_name']} but come from different URLs: one folder cannot hold both"
+    ), line
+    assert not (tmp_path / "d" / "val2017").exists()
+
+
+def test_concurrent_fetches_of_one_file_use_their_own_temporaries(tmp_path):
+    """Two downloads into one folder in one process (two app sessions): each writes its own
+    temporary. Made deterministic by starting the second fetch inside the first one's progress
+    callback, between its first chunk and its rename."""
+    from explorer.coco.download.http import Client, fetch_file
+
+    ann, images = tiny()
+    name = sorted(os.listdir(images))[0]
+    dest = tmp_path / name
+    client = Client(FAST, 2)
+    nested: list[int] = []
+
+    def on_bytes(_: int) -> None:
+        if not nested:
+            nested.append(fetch_file(client, url + f"/val2017/{name}", dest, lambda _: None))
+
+    with coco_host(tmp_path) as (url, _):
+        fetch_file(client, url + f"/val2017/{name}", dest, on_bytes)
+    assert nested and filecmp.cmp(images / name, dest, shallow=False)
+    assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
+
+
+def test_a_host_that_trickles_is_stopped_by_the_per_file_deadline(tmp_path):
+    """A byte every 0.5 s is never silent for the 30 s read timeout, yet a file may take at most
+    ``deadline_floor + size / min_rate`` seconds: here 0.05 s, so it fails by the second byte
+    after the clock starts (the server's gap, not the machine's speed, decides)."""
+    policy = RetryPolicy(
+        attempts=2, backoff=0.01, max_wait=0.05, deadline_floor=0.05, min_rate=1e12
+    )
+    with coco_host(tmp_path, "--trickle", "0.5") as (url, _):
+        with pytest.raises(DownloadError) as e:
+            download_coco(
+                DownloadRequest(tmp_path / "d", images=False), DownloadRun(url, policy=policy)
+            )
+    message = str(e.value)
+    assert message.startswith(f"{url}{ZIP}: too slow: "), message
+    assert "gave up after 2 tries" in message and "\n" not in message
+
+
+def test_a_zip_bomb_is_refused_in_one_line_and_not_kept(tmp_path):
+    """A valid instances file padded with 30 MB of spaces: a zip of a few tens of kB whose
+    member would expand over 100 times. Refused from the zip's directory, before anything is
+    decompressed, and dropped (a rerun does not trust it)."""
+    bomb = tmp_path / "bomb.json"
+    bomb.write_bytes(b'{"images": [], "categories": []' + b" " * 30_000_000 + b"}")
+    with coco_host(tmp_path, ann=bomb) as (url, _):
+        line = one_error_line(run_cli(*download_cli(url, tmp_path / "d")))
+    assert line.startswith(
+        f"error: {url}{ZIP}: refused: annotations/instances_val2017.json would expand "
+    ), line
+    assert "times its compressed size" in line, line
+    assert [p.name for p in (tmp_path / "d" / "annotations").iterdir()] == []
+
+
+def test_zip_limits_refuse_a_member_over_the_size_cap(tmp_path):
+    """The absolute cap, checked with a small one on coco-tiny's real zip (the default, 1 GiB,
+    is twice COCO's largest instances file)."""
+    from explorer.coco.download.annotations import ZipLimits, zip_refusal
+
+    with coco_host(tmp_path) as (url, _):
+        path = tmp_path / "a.zip"
+        path.write_bytes(_zip_bytes(url))
+    assert zip_refusal(path) == ""
+    problem = zip_refusal(path, ZipLimits(max_bytes=1_000_000))
+    assert problem.startswith("refused: annotations/instances_val2017.json would expand to "), (
+        problem
+    )
+    assert "more than the 1,000,000 bytes allowed" in problem, problem
+
+
+def test_a_file_name_too_long_for_any_folder_is_one_line(tmp_path):
+    def long_name(doc):
+        doc["images"][0]["file_name"] = "a" * 296 + ".jpg"
+
+    ann = _tiny_with(tmp_path, long_name)
+    image_id = json.loads(ann.read_text())["images"][0]["id"]
+    with coco_host(tmp_path, ann=ann) as (url, _):
+        line = one_error_line(run_cli(*download_cli(url, tmp_path / "d")))
+    assert line == (
+        f"error: instances_val2017.json: image {image_id}: a file name of 300 bytes "
+        f"({'a' * 24}...): longer than the 255 a folder entry holds"
+    ), line
+
+
+def test_an_instances_file_nested_too_deep_is_one_line(tmp_path):
+    nested = tmp_path / "nested.json"
+    depth = 100_000
+    nested.write_bytes(
+        b'{"images": [], "categories": [], "info": ' + b"[" * depth + b"]" * depth + b"}"
+    )
+    with coco_host(tmp_path, ann=nested) as (url, _):
+        line = one_error_line(run_cli(*download_cli(url, tmp_path / "d")))
+    assert line == "error: instances_val2017.json: JSON nested too deeply to be COCO", line

@@ -87,10 +87,13 @@ class DownloadResult:
     Attributes:
         annotations: the written ``instances_<split>.json``.
         images: the image folder, or None when no images were asked for.
-        images_total: images the annotation file describes.
+        images_total: images the annotation file describes (records: two naming one file
+            count twice, see ``shared_names``).
         fetched: images fetched by this run (the others were there already).
         bytes_fetched: bytes received by this run (annotation zip included).
         seconds: wall time of the run.
+        shared_names: image records naming a file that an earlier record names too (from the
+            same URL): one file, fetched once.
     """
 
     annotations: Path
@@ -99,6 +102,7 @@ class DownloadResult:
     fetched: int
     bytes_fetched: int
     seconds: float
+    shared_names: int = 0
 
 
 def download_coco(request: DownloadRequest, run: DownloadRun = DownloadRun()) -> DownloadResult:
@@ -107,7 +111,9 @@ def download_coco(request: DownloadRequest, run: DownloadRun = DownloadRun()) ->
 
     Raises:
         ExplorerError: bad arguments, an unknown category (the valid ones listed), the host
-            unreachable or failing for good, a corrupt zip, a full disk (``StorageError``).
+            unreachable, failing for good or too slow, a corrupt zip or one that would expand
+            too far, an instances file that is not COCO (nested too deeply, a file name too
+            long, one file name with two URLs), a full disk (``StorageError``).
     """
     split, base_url = request.split, run.base_url
     if split not in COCO_SPLITS:
@@ -129,10 +135,11 @@ def download_coco(request: DownloadRequest, run: DownloadRun = DownloadRun()) ->
     return DownloadResult(
         annotations,
         folder,
-        len(chosen.images),
+        len(chosen.images) + chosen.shared_names,
         fetched,
         tally.fetched_bytes,
         time.monotonic() - started,
+        chosen.shared_names,
     )
 
 

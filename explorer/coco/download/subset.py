@@ -44,10 +44,21 @@ class ImageEntry:
 
 @dataclass(frozen=True)
 class Selection:
-    """The chosen images (in the file's order) and the JSON document describing them."""
+    """The chosen images and the JSON document describing them.
+
+    Attributes:
+        images: one entry per file to fetch, in the file's order.
+        document: the instances JSON of exactly the chosen image records.
+        shared_names: chosen records whose file an earlier record names already (the same
+            file from the same URL: fetched once).
+    """
 
     images: tuple[ImageEntry, ...]
     document: bytes
+    shared_names: int = 0
+
+
+NAME_MAX = 255  # the longest name a folder entry holds, in bytes, on Linux's file systems
 
 
 def select(
@@ -70,9 +81,24 @@ def select(
     Raises:
         ExplorerError: a category name the file does not have (the valid ones are listed), or
             no image matches.
-        DatasetError: ``data`` is not a COCO instances file.
+        DatasetError: ``data`` is not a COCO instances file (or is nested too deeply to be
+            one), a file name is longer than a folder entry holds, or two records name one
+            file but different URLs.
         UnsafePathError: a file name that is not a plain name in the split's folder.
     """
+    try:
+        return _select(data, split, categories, max_images, seed)
+    except RecursionError:  # msgspec's answer to deep nesting
+        raise DatasetError(f"instances_{split}.json: JSON nested too deeply to be COCO") from None
+
+
+def _select(
+    data: bytes,
+    split: str,
+    categories: Sequence[str] | None,
+    max_images: int | None,
+    seed: int,
+) -> Selection:
     doc = _decode(data, dict[str, msgspec.Raw])
     if "images" not in doc or "categories" not in doc:
         raise DatasetError(f"instances_{split}.json: no 'images' or 'categories': not COCO")
@@ -83,11 +109,27 @@ def select(
         keep = _with_categories(doc, images, categories)
     if max_images is not None and len(keep) > max_images:
         keep = sorted(random.Random(seed).sample(keep, max_images))
-    entries = tuple(_entry(images[i], split) for i in keep)
+    entries = _one_per_file([images[i] for i in keep], split)
+    shared = len(keep) - len(entries)
     if len(keep) == len(images):
-        return Selection(entries, data)
+        return Selection(entries, data, shared)
     ids = {images[i].id for i in keep}
-    return Selection(entries, _document(doc, [raw_images[i] for i in keep], ids))
+    return Selection(entries, _document(doc, [raw_images[i] for i in keep], ids), shared)
+
+
+def _one_per_file(images: list[_Image], split: str) -> tuple[ImageEntry, ...]:
+    """One entry per file name: records naming one file from one URL are one file (fetched
+    once, by one worker); from two URLs, which picture each record describes is a guess."""
+    first: dict[str, tuple[_Image, ImageEntry]] = {}
+    for image in images:
+        entry = _entry(image, split)
+        seen = first.setdefault(entry.file_name, (image, entry))
+        if seen[1].url_path != entry.url_path:
+            raise DatasetError(
+                f"instances_{split}.json: images {seen[0].id} and {image.id} both name "
+                f"{entry.file_name} but come from different URLs: one folder cannot hold both"
+            )
+    return tuple(entry for _, entry in first.values())
 
 
 def _decode(data, type_):
@@ -118,6 +160,12 @@ def _entry(image: _Image, split: str) -> ImageEntry:
     name = image.file_name
     if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
         raise UnsafePathError(f"{name!r}: not a plain file name in the {split} folder")
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > NAME_MAX:
+        raise DatasetError(
+            f"instances_{split}.json: image {image.id}: a file name of {size} bytes "
+            f"({name[:24]}...): longer than the {NAME_MAX} a folder entry holds"
+        )
     path = urlsplit(image.coco_url).path if image.coco_url else ""
     return ImageEntry(name, path or f"/{split}/{name}")
 
