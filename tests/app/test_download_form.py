@@ -36,18 +36,14 @@ def _until(at: AppTest, done, timeout: float = 60) -> AppTest:
 
 
 def test_the_form_downloads_a_subset_with_progress_and_hands_back_its_paths(tmp_path, monkeypatch):
-    dest = tmp_path / "coco"
-    with coco_host(tmp_path, "--delay", "0.1") as (url, _):
+    dest, gate = tmp_path / "coco", tmp_path / "gate"
+    with coco_host(tmp_path, "--gate", str(gate)) as (url, _):
         at = _submit(monkeypatch, url, dest, "dog", 4)
-        seen_progress = False
-
-        def done(at: AppTest) -> bool:
-            nonlocal seen_progress
-            seen_progress |= any("images" in (p.proto.text or "") for p in at.get("progress"))
-            return any(m.value.startswith("open: ") for m in at.markdown)
-
-        _until(at, done)
-    assert not at.exception and seen_progress
+        # the host holds every image after the first until the gate opens: progress must show
+        _until(at, lambda at: any("images" in (p.proto.text or "") for p in at.get("progress")))
+        gate.touch()
+        _until(at, lambda at: any(m.value.startswith("open: ") for m in at.markdown))
+    assert not at.exception
     ann = dest / "annotations" / "instances_val2017.json"
     assert at.markdown[-1].value == f"open: {ann} | {dest / 'val2017'}"
     names = [im["file_name"] for im in json.loads(ann.read_text())["images"]]

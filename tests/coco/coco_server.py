@@ -10,7 +10,7 @@ half its body and drops the connection, and every response waits --delay seconds
 request goes to --log.
 
 A copy of ../shared/acceptance/coco_server.py (CI runs from a clean clone), formatted, with
---corrupt-zip, --rate and --trickle added.
+--corrupt-zip, --rate, --trickle and --gate added.
 usage: coco_server.py --ann ANN --images DIR --split val2017 --port-file F [--log F] [faults]"""
 
 import argparse
@@ -38,6 +38,9 @@ ap.add_argument("--rate", type=float, default=0.0)
 # added for the per-file deadline: every body sent one byte at a time, this many seconds apart (a
 # host that is never silent for a read timeout, yet never finishes)
 ap.add_argument("--trickle", type=float, default=0.0)
+# added for tests that watch progress: every image request after the first waits until this file
+# exists, so a test sees the download mid-way however fast the machine is
+ap.add_argument("--gate", default="")
 a = ap.parse_args()
 
 
@@ -65,7 +68,7 @@ files[f"/zips/{a.split}.zip"] = zipped(
 for n in names:
     files[f"/{a.split}/{n}"] = open(os.path.join(a.images, n), "rb").read()
 started = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() - 86400))
-lock, count = threading.Lock(), [0]
+lock, count, images_seen = threading.Lock(), [0], [0]
 log = open(a.log, "a", buffering=1)
 
 
@@ -96,6 +99,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             n = count[0]
         time.sleep(a.delay)
         path = self.path.split("?")[0]
+        if a.gate and path.startswith(f"/{a.split}/"):
+            with lock:
+                images_seen[0] += 1
+                first = images_seen[0] == 1
+            while not first and not os.path.exists(a.gate):
+                time.sleep(0.05)
         body = files.get(path)
         if body is None:
             log.write(f"{n} {self.command} {path} 404 0\n")
