@@ -10,6 +10,7 @@ folder; ``storage_guard`` does the same for writers that cannot go through ``ato
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import io
 import json
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from explorer.errors import ExplorerError, storage_error
+from explorer.errors import ExplorerError, StorageError, storage_error
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,14 +42,17 @@ def cache_dir(*parts: str) -> Path:
 @contextlib.contextmanager
 def storage_guard(folder: Path) -> Iterator[None]:
     """Turn a full disk (or quota, or read-only file system) met in the block into a
-    :class:`~explorer.errors.StorageError` naming ``folder``; other errors pass unchanged."""
+    :class:`~explorer.errors.StorageError` naming ``folder``, and a refused permission into one
+    naming the file; other errors pass unchanged."""
     try:
         yield
     except OSError as e:
-        full = storage_error(folder, e)
-        if full is None:
+        failure = storage_error(folder, e)
+        if failure is None and e.errno in _NOT_PERMITTED:
+            failure = StorageError(f"{e.filename or folder}: cannot be written (permission denied)")
+        if failure is None:
             raise
-        raise full from None
+        raise failure from None
 
 
 class _Watched:
@@ -71,30 +75,92 @@ class _Watched:
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A binary file to write ``path`` through: renamed into place only when the block succeeds.
+def atomic_file(path: Path, *, new: bool = False) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through: put into place only when the block succeeds.
+
+    With ``new``, an existing ``path`` is never replaced: the finished file is hard-linked to its
+    name, which fails when the name is taken, even by a writer that took it meanwhile (no
+    check-then-write race).
+
+    The temporary is removed whatever happens, and a failure to remove it (a read-only file
+    system refuses even that) never hides the error that stopped the write.
 
     Raises:
-        StorageError: the disk filled up (the temporary is removed; ``path`` is unchanged).
+        StorageError: the disk filled up, or the folder cannot be written (read-only, no
+            permission, a folder or a file in the way); ``path`` is unchanged.
+        ExplorerError: with ``new``, ``path`` exists.
     """
     path = Path(path)
     tmp = temporary_path(path)
     remove_stale_temporaries(path.parent, path.name)
-    watched: _Watched | None = None
     try:
-        with open(tmp, "wb") as f:
-            watched = _Watched(f)
-            yield cast(BinaryIO, watched)
-        os.replace(tmp, path)
-    except Exception as e:
-        full = storage_error(path.parent, e) or storage_error(
-            path.parent, watched.failure if watched else None
-        )
-        if full is None:
-            raise
-        raise full from None
+        try:
+            f = open(tmp, "wb")
+        except OSError as e:
+            raise _told(path, e) from None
+        watched = _Watched(f)
+        try:
+            with f:
+                yield cast(BinaryIO, watched)
+        except Exception as e:  # the block's own errors keep their type, but a full disk
+            full = storage_error(path.parent, e) or write_error(path, watched.failure)
+            if full is None:
+                raise
+            raise full from None
+        try:
+            _put_in_place(tmp, path, new)
+        except OSError as e:
+            raise _told(path, e) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # never over the error that stopped the write
+            tmp.unlink(missing_ok=True)
+
+
+def _told(path: Path, error: OSError) -> Exception:
+    return write_error(path, error) or error
+
+
+def _put_in_place(tmp: Path, path: Path, new: bool) -> None:
+    if not new:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # EEXIST when the name is taken, whoever took it
+    except OSError as e:
+        if e.errno not in _NO_HARD_LINKS:
+            raise
+        # a file system without hard links: claim the name exclusively, then replace the claim
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(tmp, path)
+
+
+_NOT_PERMITTED = {errno.EACCES, errno.EPERM}
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
+
+# why a write failed -> what the user is told (beyond storage_error's full or read-only disk)
+_UNWRITABLE = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EISDIR: "a folder has that name",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.ENOENT: "its folder does not exist",
+    errno.ENAMETOOLONG: "the name is too long",
+    errno.ELOOP: "too many symbolic links",
+}
+
+
+def write_error(path: Path, error: BaseException | None) -> ExplorerError | None:
+    """The one-line error of a write to ``path`` that failed with ``error``: a full disk (or
+    quota, or read-only file system) names the folder, a folder that refuses the write or a
+    name already taken names ``path``; None for any other error (a bug, kept as it is)."""
+    full = storage_error(Path(path).parent, error)
+    if full is not None or not isinstance(error, OSError):
+        return full
+    if error.errno == errno.EEXIST:
+        return ExplorerError(f"{path}: already exists; choose a new name")
+    if error.errno in _UNWRITABLE:
+        return StorageError(f"{path}: cannot be written ({_UNWRITABLE[error.errno]})")
+    return None
 
 
 def temporary_path(path: Path) -> Path:
@@ -118,7 +184,10 @@ def remove_stale_temporaries(folder: Path, name: str | None = None) -> int:
         m = _TEMPORARY.fullmatch(p.name)
         if m is None or (name is not None and m["name"] != name) or _alive(int(m["pid"])):
             continue
-        p.unlink(missing_ok=True)
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:  # a read-only folder: the write that follows says why
+            continue
         removed += 1
     return removed
 
