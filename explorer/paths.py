@@ -1,10 +1,14 @@
 """Where runtime files live, and the one way files are written: atomically.
 
-``cache_dir`` is the one cache directory resolver. ``atomic_file`` writes under a temporary name
-in the same folder and renames on success, so a crash, a kill or a full disk never leaves half a
-file under its final name (readers see the old file or the new one). A full disk (or quota, or
-read-only file system) while writing becomes :class:`~explorer.errors.StorageError` naming the
-folder; ``storage_guard`` does the same for writers that cannot go through ``atomic_file``.
+``cache_dir`` is the one cache directory resolver: derived data only, safe to delete at any
+time. ``work_dir`` is the one resolver of the user's own work (trained runs, review decisions),
+which nothing can derive again and which is kept out of the cache for that reason.
+
+``atomic_file`` writes under a temporary name in the same folder and renames on success, so a
+crash, a kill or a full disk never leaves half a file under its final name (readers see the old
+file or the new one). A full disk (or quota, or read-only file system) while writing becomes
+:class:`~explorer.errors.StorageError` naming the folder, and so does a folder that refuses the
+write; ``storage_guard`` does the same for writers that cannot go through ``atomic_file``.
 """
 
 from __future__ import annotations
@@ -30,13 +34,100 @@ def cache_dir(*parts: str) -> Path:
     """Return (and create) a folder under the cache directory.
 
     The cache directory is ``$EXPLORER_CACHE`` when set, else ``cache/`` at the repository root.
-    Everything in it is safe to delete at any time.
+    Everything in it is derived data, safe to delete at any time (the user's own work lives in
+    :func:`work_dir`).
     """
-    root = Path(os.environ.get("EXPLORER_CACHE") or REPO_ROOT / "cache")
-    path = root.joinpath(*parts)
+    path = _cache_root().joinpath(*parts)
     with storage_guard(path.parent):
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("EXPLORER_CACHE") or REPO_ROOT / "cache")
+
+
+# what older versions kept in the cache although it is the user's work: moved on first use
+WORK_KINDS = ("runs", "reviews")
+
+
+def work_dir(kind: str) -> Path:
+    """Return (and create) the folder of one kind of the user's work (:data:`WORK_KINDS`):
+    trained runs, review decisions. Unlike the cache, not safe to delete.
+
+    The work directory is ``$EXPLORER_WORK`` when set, else ``work/`` beside the cache
+    directory (so ``work/`` at the repository root by default). What an older version kept under
+    ``<cache>/<kind>/`` is moved here the first time this process asks for it: nothing is lost.
+    """
+    if kind not in WORK_KINDS:
+        raise ValueError(f"not a kind of work: {kind!r}")
+    root = Path(os.environ.get("EXPLORER_WORK") or _cache_root().parent / "work")
+    path = root / kind
+    with storage_guard(root):
+        path.mkdir(parents=True, exist_ok=True)
+    if (str(path), kind) not in _MIGRATED:
+        _MIGRATED.add((str(path), kind))
+        move_legacy_work(_cache_root() / kind, path)
+    return path
+
+
+_MIGRATED: set[tuple[str, str]] = set()
+
+
+def move_legacy_work(legacy: Path, path: Path) -> int:
+    """Move each entry of ``legacy`` (an old ``<cache>/<kind>/`` folder) into ``path`` unless a
+    namesake is there already; the emptied folder goes. An entry that cannot be moved stays
+    where it was (never half-moved: across file systems it is copied under a temporary name,
+    renamed into place, and only then removed). Returns how many were moved."""
+    try:
+        entries = [e for e in os.scandir(legacy) if not e.name.startswith(".")]
+    except OSError:  # none (the usual case), or unreadable: nothing to move
+        return 0
+    moved = 0
+    for entry in entries:
+        target = path / entry.name
+        if os.path.lexists(target):
+            continue
+        try:
+            _move(Path(entry.path), target)
+            moved += 1
+        except OSError:
+            continue  # left where it was, moved by the next process that tries
+    with contextlib.suppress(OSError):
+        legacy.rmdir()  # only when empty
+    return moved
+
+
+def _move(source: Path, target: Path) -> None:
+    import shutil
+
+    try:
+        os.rename(source, target)
+        return
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+    copy = target.with_name(f".{target.name}.{os.getpid()}.moving")
+    try:
+        if source.is_dir():
+            shutil.copytree(source, copy, symlinks=True)
+        else:
+            shutil.copy2(source, copy)
+        os.rename(copy, target)
+    except BaseException:
+        _remove(copy)
+        raise
+    _remove(source)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
