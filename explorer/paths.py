@@ -80,6 +80,8 @@ def move_legacy_work(legacy: Path, path: Path) -> int:
     where it was (never half-moved: across file systems it is copied under a temporary name,
     renamed into place, and only then removed). Returns how many were moved."""
     try:
+        if os.path.samefile(legacy, path):  # the work folder set to the cache folder
+            return 0
         entries = [e for e in os.scandir(legacy) if not e.name.startswith(".")]
     except OSError:  # none (the usual case), or unreadable: nothing to move
         return 0
