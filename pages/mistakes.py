@@ -6,7 +6,7 @@ import streamlit as st
 from explorer.app import dataset_picker, model_picker, run_on_filter, state
 from explorer.app import mistake_review as view
 from explorer.coco.dataset import Dataset
-from explorer.inference import mistakes, reviews
+from explorer.inference import mistakes
 from explorer.inference.pair import ModelPair
 
 PER_PAGE = 8
@@ -49,7 +49,7 @@ st.caption(
 with st.expander("What the score means"):
     st.markdown(mistakes.__doc__.split("\n\n", 1)[1].split("A model only counts")[0])
 
-decisions = reviews.load(source.annotations)
+decisions = view.decisions_of(source)
 shown = view.filtered(frame, index, decisions, "q")
 pages = max(1, -(-len(shown) // PER_PAGE))
 page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="q_page") if pages > 1 else 1

@@ -11,10 +11,12 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory):
-    """Every test run gets its own cache (index caches, the sample) instead of the repo's."""
+    """Every test run gets its own cache (index caches, the sample) and work folder (runs,
+    reviews) instead of the repo's."""
     mp = pytest.MonkeyPatch()
     path = tmp_path_factory.mktemp("cache")
     mp.setenv("EXPLORER_CACHE", str(path))
+    mp.setenv("EXPLORER_WORK", str(tmp_path_factory.mktemp("work")))
     yield path
     mp.undo()
 

@@ -1,8 +1,8 @@
 """The Mistakes page's pieces: filters, a card per suspected mistake, decisions and the export.
 
-Decisions ("not a mistake" / "confirmed") go to the reviews sidecar in the cache
+Decisions ("not a mistake" / "confirmed") go to the reviews sidecar in the user's work folder
 (:mod:`explorer.inference.reviews`); the export writes a corrected copy of the annotation file
-next to it (:mod:`explorer.coco.corrections`), never the file itself.
+next to it, under a new name (:mod:`explorer.coco.corrections`), never over any file.
 """
 
 from __future__ import annotations
@@ -158,9 +158,31 @@ def segmenter_legend(index: CocoIndex, segmenter: LoadedModel) -> None:
     )
 
 
+_DECISION_ERROR = "q_decision_error"  # a failed decision (the page's prefix), told next run
+
+
+def decisions_of(source: DatasetSource) -> dict[str, reviews.Decision]:
+    """The decisions that apply to the open file, with a note on those that do not (made on
+    another version of it) and the error of a decision that could not be saved."""
+    failed = st.session_state.pop(_DECISION_ERROR, None)
+    if failed:
+        st.error(failed)
+    try:
+        found = reviews.read(source.annotations)
+    except ExplorerError as e:
+        st.error(str(e))
+        return {}
+    if found.note:
+        st.warning(found.note)
+    return found.decisions
+
+
 def _decide(source: DatasetSource, row_key: str, decision: reviews.Decision) -> None:
-    current = reviews.load(source.annotations).get(row_key)
-    reviews.decide(source.annotations, row_key, None if current == decision else decision)
+    # a button callback: its error is kept for the run that follows, which shows it
+    try:
+        reviews.toggle(source.annotations, row_key, decision)
+    except ExplorerError as e:
+        st.session_state[_DECISION_ERROR] = str(e)
 
 
 def export_block(source: DatasetSource, frame: pd.DataFrame, decisions: dict, key: str) -> None:
@@ -169,7 +191,7 @@ def export_block(source: DatasetSource, frame: pd.DataFrame, decisions: dict, ke
     original = Path(source.annotations)
     st.caption(
         f"{len(fixes)} confirmed fixes; decisions are kept in {reviews.reviews_path(original)} "
-        f"(the annotation file is never changed)"
+        f"(the annotation file is never changed, and no existing file is overwritten)"
     )
     name = st.text_input(
         "New file name (next to the annotation file)",

@@ -52,7 +52,7 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dice", action="store_true", help="segment: add a Dice loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--out", help="run folder (default: <cache>/runs/<time>-<task>-<model>)")
+    p.add_argument("--out", help="run folder (default: <work>/runs/<time>-<task>-<model>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last.pt")
     p.add_argument("--quiet", action="store_true")
 

@@ -43,21 +43,46 @@ _OWN_SHARE = 0.46
 T = TypeVar("T")
 
 
-def read_file(path: Path) -> FileBytes:
+# A file's identity for the guards against a file rewritten under the index: (size, mtime_ns).
+Stamp = tuple[int, int]
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    return st.st_size, st.st_mtime_ns
+
+
+class FileChanged(DatasetError):
+    """The annotation file is not the one the index was built from any more: whatever reads it
+    must stop (drawing its new shapes with the index's old categories would be wrong), not
+    skip one image and go on."""
+
+
+def changed(path: Path) -> FileChanged:
+    return FileChanged(f"{path}: the file changed since it was opened; open it again")
+
+
+def read_file(path: Path, expected: Stamp | None = None) -> FileBytes:
     """The file's bytes in writable memory: the annotation parser brackets spans of it in place
     (see ``_annotations.parse_spans``) instead of copying them. Raises DatasetError.
 
     The file is read, not memory-mapped: a writer truncating it meanwhile must give a clean
     error, not SIGBUS. It is read into private anonymous memory, which (unlike a bytearray)
     is not zero-filled first, and which a forked child's writes never reach.
+
+    ``expected`` is the stamp the caller keyed the index by: the bytes read must be of that
+    file, as it was then and unchanged while read (else the index would describe other bytes
+    than the segmentation text later read from the file at its offsets).
     """
     try:
         with open_regular(path) as f:
-            size = os.fstat(f.fileno()).st_size
+            before = stamp_of(os.fstat(f.fileno()))
+            if expected is not None and before != expected:
+                raise changed(path)
+            size = before[0]
             data = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE) if size else bytearray()
             got, rest = f.readinto(data), f.read()
-            if got != size or rest:  # the file changed size while read
-                data = bytearray(data[:got] + rest)
+            if got != size or rest or stamp_of(os.fstat(f.fileno())) != before:
+                raise changed(path)  # written while read: a torn mix of two versions
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -255,12 +280,17 @@ class Built:
 
 
 def build(
-    path: Path, kind: AnnotationKind, blob_path: Path, size_of: SizeOf | None = None
+    path: Path,
+    kind: AnnotationKind,
+    blob_path: Path,
+    size_of: SizeOf | None = None,
+    expected: Stamp | None = None,
 ) -> Built:
     """Parse ``path``, whose annotations are of ``kind``; raw text that cannot be addressed in
-    the file is copied to ``blob_path``. Raises DatasetError (or OSError, writing the blob)."""
+    the file is copied to ``blob_path``; ``expected``: as :func:`read_file`. Raises
+    DatasetError (or OSError, writing the blob)."""
     try:
-        return _build(path, kind, blob_path, size_of)
+        return _build(path, kind, blob_path, size_of, expected)
     except _annotations.NotInstancesError as e:
         raise DatasetError(f"{path}: {e}") from None
     except UnicodeDecodeError as e:
@@ -269,9 +299,15 @@ def build(
         raise DatasetError(f"{path}: JSON nested too deeply to be COCO") from None
 
 
-def _build(path: Path, kind: AnnotationKind, blob_path: Path, size_of: SizeOf | None) -> Built:
+def _build(
+    path: Path,
+    kind: AnnotationKind,
+    blob_path: Path,
+    size_of: SizeOf | None,
+    expected: Stamp | None,
+) -> Built:
     problems = Problems()
-    source = _Source(path, read_file(path))
+    source = _Source(path, read_file(path, expected))
 
     def parse_top(top: TopLevel, problems: Problems):
         # decode_top_level refuses a file without either list

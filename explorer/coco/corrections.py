@@ -2,8 +2,9 @@
 
 A :class:`Fix` says what to change: give an annotation another category (``relabel``), replace
 its mask (``remask``) or add a missing object (``add``). :func:`write_corrected` reads the
-original JSON, applies the fixes by annotation id, and writes the result atomically to another
-path; everything else in the file (info, licenses, other keys) is kept as it was.
+original JSON, applies the fixes by annotation id, and writes the result atomically to a path
+that does not exist yet (never over another file: not the source, not another annotation file
+beside it); everything else in the file (info, licenses, other keys) is kept as it was.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from explorer.errors import ExplorerError
-from explorer.paths import atomic_write_bytes
+from explorer.paths import atomic_file
 
 FixKind = Literal["relabel", "remask", "add"]
 
@@ -47,16 +48,19 @@ class Written(Counts):
 
 
 def write_corrected(source: Path, fixes: list[Fix], out: Path) -> Written:
-    """Write ``source`` with ``fixes`` applied to ``out`` (a new file).
+    """Write ``source`` with ``fixes`` applied to ``out``, a file that must not exist yet.
 
     Raises:
-        ExplorerError: ``out`` is ``source``, or ``source`` is not a COCO JSON object.
+        ExplorerError: ``out`` exists (the annotation file itself or any other: nothing is ever
+            overwritten, even by a file that appears while this one is written), or ``source``
+            is not a COCO JSON object.
+        StorageError: ``out``'s folder cannot be written (missing, no permission, read-only,
+            full, a file in its place).
     """
     import msgspec
 
     source, out = Path(source), Path(out)
-    if out.exists() and os.path.samefile(out, source):
-        raise ExplorerError(f"{out}: that is the annotation file itself; choose another name")
+    _refuse_existing(source, out)
     try:
         data = msgspec.json.decode(source.read_bytes())
     except (OSError, msgspec.DecodeError) as e:
@@ -69,9 +73,18 @@ def write_corrected(source: Path, fixes: list[Fix], out: Path) -> Written:
         if isinstance(im, dict)
     }
     written = _apply(data["annotations"], fixes, sizes)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, msgspec.json.encode(data))
+    with atomic_file(out, new=True) as f:  # refuses a name taken since the check above
+        f.write(msgspec.json.encode(data))
     return {"path": str(out), **written}
+
+
+def _refuse_existing(source: Path, out: Path) -> None:
+    """An early, clear refusal of a taken name (the write itself refuses it again, atomically)."""
+    if not os.path.lexists(out):
+        return
+    if out.exists() and os.path.samefile(out, source):
+        raise ExplorerError(f"{out}: that is the annotation file itself; choose another name")
+    raise ExplorerError(f"{out}: already exists; choose a new name (nothing is overwritten)")
 
 
 def _apply(annotations: list[Any], fixes: list[Fix], sizes: dict[Any, Any]) -> Counts:

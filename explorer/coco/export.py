@@ -20,6 +20,7 @@ from typing import TypedDict
 import numpy as np
 
 from explorer.coco import masks
+from explorer.coco._build import FileChanged
 from explorer.coco.health import Finding
 from explorer.coco.images import MAX_IMAGE_PIXELS, resolve_image_path
 from explorer.coco.index import CocoIndex
@@ -230,6 +231,8 @@ def _export_one(
     try:
         target = resolve_image_path(done.out_dir, name)
         mask, bad = _image_mask(index, row, labels, pixels)
+    except FileChanged:
+        raise  # every mask after it would be wrong too: the export stops
     except ExplorerError as e:
         done.skipped_images.append({"id": image_id, "error": str(e)})
         return

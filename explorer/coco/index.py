@@ -31,11 +31,13 @@ class _SegmentationText:
 
     The user's JSON is read with ``pread``, never memory-mapped: a file rewritten in place
     while mapped would kill the process with SIGBUS. A file that changed since indexing is
-    reported instead of read.
+    reported instead of read: ``stamp`` is the file's identity when the index was keyed, which
+    the bytes the index was built from had (``_build.read_file`` checks), never one taken
+    after them.
     """
 
-    def __init__(self, path: Path, size: int, mtime_ns: int) -> None:
-        self.path, self.size, self.mtime_ns = path, size, mtime_ns
+    def __init__(self, path: Path, stamp: _build.Stamp) -> None:
+        self.path, self.stamp = path, stamp
 
     def read(self, offset: int, length: int) -> bytes:
         try:
@@ -43,11 +45,8 @@ class _SegmentationText:
         except OSError as e:
             raise DatasetError(f"{self.path}: cannot read ({e.strerror})") from None
         try:
-            st = os.fstat(fd)
-            if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
-                raise DatasetError(
-                    f"{self.path}: the file changed since it was opened; open it again"
-                )
+            if _build.stamp_of(os.fstat(fd)) != self.stamp:
+                raise _build.changed(self.path)
             return os.pread(fd, length, offset)
         finally:
             os.close(fd)
@@ -138,9 +137,21 @@ class CocoIndex:
 
 def fingerprint(path: Path) -> str:
     """Hash of the file's real path, size and mtime (and the cache format)."""
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|v{_cache.FORMAT_VERSION}"
+    return _fingerprint(path, _build.stamp_of(path.stat()))
+
+
+def _fingerprint(path: Path, stamp: _build.Stamp) -> str:
+    key = f"{path.resolve()}|{stamp[0]}|{stamp[1]}|v{_cache.FORMAT_VERSION}"
     return hashlib.sha1(key.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """The annotation file and its stamp when it was opened: what the index's key names, what
+    its build must read and what reads of its segmentation text check."""
+
+    path: Path
+    stamp: _build.Stamp
 
 
 def open_index(
@@ -157,7 +168,8 @@ def open_index(
     images are kept with an unknown size (0) and their annotations are boxes only.
 
     Raises:
-        DatasetError: the file is missing, unreadable, not JSON or not COCO.
+        DatasetError: the file is missing, unreadable, not JSON or not COCO, or changed while
+            it was opened.
     """
     t0 = time.perf_counter()
     path = Path(path)
@@ -165,12 +177,16 @@ def open_index(
         raise DatasetError(
             f"{path}: file not found" if not path.exists() else f"{path}: is not a file"
         )
-    index = _open(path, fingerprint(path), None, use_cache, t0)
+    try:
+        opened = _Opened(path, _build.stamp_of(path.stat()))
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror})") from None
+    index = _open(opened, _fingerprint(path, opened.stamp), None, use_cache, t0)
     if images is None or not (index.images["width"] == 0).any():
         return index
     folder = os.path.realpath(images)
     fp = hashlib.sha1(f"{index.fingerprint}|{folder}".encode()).hexdigest()[:20]
-    return _open(path, fp, _size_reader(Path(folder)), use_cache, t0)
+    return _open(opened, fp, _size_reader(Path(folder)), use_cache, t0)
 
 
 def _size_reader(folder: Path) -> _build.SizeOf:
@@ -184,8 +200,9 @@ def _size_reader(folder: Path) -> _build.SizeOf:
 
 
 def _open(
-    path: Path, fp: str, size_of: _build.SizeOf | None, use_cache: bool, t0: float
+    opened: _Opened, fp: str, size_of: _build.SizeOf | None, use_cache: bool, t0: float
 ) -> CocoIndex:
+    path = opened.path
     try:
         root = cache_dir("index")
     except OSError as e:
@@ -198,27 +215,35 @@ def _open(
         _cache.remove_stale_builds(root)
         kind = kinds.get(INSTANCES.name)  # the one kind an annotation file is read as, for now
         final = _cache.build_folder(
-            path, root, fp, use_cache, lambda blob: _build.build(path, kind, blob, size_of)
+            path,
+            root,
+            fp,
+            use_cache,
+            lambda blob: _build.build(path, kind, blob, size_of, opened.stamp),
         )
     try:
-        return _load(path, fp, final, t0, from_cache)
+        return _load(opened, fp, final, t0, from_cache)
     except (OSError, ValueError, KeyError) as e:
         if not from_cache:
             raise DatasetError(f"{path}: could not read its index cache ({e})") from None
         shutil.rmtree(final, ignore_errors=True)  # a damaged cache: rebuild once
-        return _open(path, fp, size_of, use_cache, t0)
+        return _open(opened, fp, size_of, use_cache, t0)
     finally:
         # without the cache the arrays stay mapped and no folder is kept
         if not use_cache and not (final / _cache.BLOB).exists():
             shutil.rmtree(final, ignore_errors=True)
 
 
-def _load(path: Path, fp: str, folder: Path, t0: float, from_cache: bool) -> CocoIndex:
+def _load(opened: _Opened, fp: str, folder: Path, t0: float, from_cache: bool) -> CocoIndex:
     stored = _cache.load(folder)
-    text_path = path if stored.in_source else folder / _cache.BLOB
-    st = text_path.stat()
+    # the source's stamp when it was opened (what the index was built from), not a later one
+    text = (
+        _SegmentationText(opened.path, opened.stamp)
+        if stored.in_source
+        else _SegmentationText(folder / _cache.BLOB, _build.stamp_of((folder / _cache.BLOB).stat()))
+    )
     return CocoIndex(
-        path=path,
+        path=opened.path,
         fingerprint=fp,
         images=stored.images,
         tables=stored.tables,
@@ -226,6 +251,6 @@ def _load(path: Path, fp: str, folder: Path, t0: float, from_cache: bool) -> Coc
         health=stored.findings,
         load_seconds=time.perf_counter() - t0,
         from_cache=from_cache,
-        _segmentations=_SegmentationText(text_path, st.st_size, st.st_mtime_ns),
+        _segmentations=text,
         written_image_ids=stored.written_image_ids,
     )

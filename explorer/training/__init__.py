@@ -1,5 +1,5 @@
 """Training: classifiers on object crops, segmenters on semantic masks; run folders under
-cache/runs.
+work/runs (the user's work, kept out of the disposable cache).
 
 Names are resolved on first use, so importing ``explorer.training.runs`` (the model pickers do)
 does not import torch.

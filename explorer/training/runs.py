@@ -29,8 +29,8 @@ from explorer.paths import (
     atomic_file,
     atomic_write_bytes,
     atomic_write_json,
-    cache_dir,
     storage_guard,
+    work_dir,
 )
 from explorer.types import JobStatus
 
@@ -84,11 +84,12 @@ class RunConfig(TypedDict):
 
 
 def runs_root() -> Path:
-    return cache_dir("runs")
+    """The folder of trained runs: the user's work, not the cache (see ``paths.work_dir``)."""
+    return work_dir("runs")
 
 
 def default_out(task: str, model: str) -> Path:
-    """A new run folder's path: ``<cache>/runs/<time>-<task>-<model>``."""
+    """A new run folder's path: ``<work>/runs/<time>-<task>-<model>``."""
     return runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{task}-{model}"
 
 
@@ -350,7 +351,7 @@ def read_config(run: Path) -> TrainSettings:
 
 
 def list_runs(root: Path | None = None) -> list[RunInfo]:
-    """Every run under ``root`` (default: the cache's runs folder), newest first."""
+    """Every run under ``root`` (default: :func:`runs_root`), newest first."""
     root = root or runs_root()
     found = (
         [read_run(p) for p in sorted(root.iterdir(), reverse=True) if p.is_dir()]

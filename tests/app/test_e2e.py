@@ -279,15 +279,15 @@ def test_fast_slider_key_presses_all_count(app_url, page):
 
 @pytest.fixture(scope="module")
 def sample_url(_cache_dir, quick_runs, tmp_path_factory):
-    """The app on the embedded sample, with the quick-trained runs in the runs folder of a cache
-    of its own (other tests' pickers and runs tables never see them)."""
+    """The app on the embedded sample, with the quick-trained runs in the runs folder of a work
+    folder (and a cache) of its own (other tests' pickers and runs tables never see them)."""
     import shutil
 
-    cache = tmp_path_factory.mktemp("e2e-cache")
+    cache, work = tmp_path_factory.mktemp("e2e-cache"), tmp_path_factory.mktemp("e2e-work")
     for name, run in quick_runs.items():
-        shutil.copytree(run, cache / "runs" / f"e2e-{name}")
+        shutil.copytree(run, work / "runs" / f"e2e-{name}")
     env = {k: v for k, v in os.environ.items() if k not in ("EXPLORER_COCO", "EXPLORER_IMAGES")}
-    env["EXPLORER_CACHE"] = str(cache)
+    env["EXPLORER_CACHE"], env["EXPLORER_WORK"] = str(cache), str(work)
     yield from serve(env, tmp_path_factory.mktemp("server") / "sample.log")
 
 

@@ -722,4 +722,8 @@ def test_mistakes_page_finds_decides_and_exports(sample_root, tmp_path, monkeypa
     assert not at.exception and len(at.success) == 1, [e.value for e in at.error]
     assert ann.read_bytes() == before
     assert (tmp_path / "val.corrected.json").is_file()
+    written = (tmp_path / "val.corrected.json").read_bytes()
+    at.button(key="q_export_write").click().run()  # the name is taken now: refused, one line
+    assert not at.exception and "already exists" in texts(at.error)[0], texts(at.error)
+    assert (tmp_path / "val.corrected.json").read_bytes() == written
     assert state.MISTAKES in at.session_state  # the table is left for the Map
