@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,12 +258,13 @@ def write_error(path: Path, error: BaseException | None) -> ExplorerError | None
 
 
 def temporary_path(path: Path) -> Path:
-    """The name ``path`` is written under before its rename: hidden, beside it, and holding this
-    process's id, so that :func:`remove_stale_temporaries` knows when its writer is gone."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """The name ``path`` is written under before its rename: hidden, beside it, holding this
+    process's id, so that :func:`remove_stale_temporaries` knows when its writer is gone, and a
+    random part, so that two threads writing one file never share a temporary."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp")
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)(?:-[0-9a-f]+)?\.tmp")
 
 
 def remove_stale_temporaries(folder: Path, name: str | None = None) -> int:

@@ -173,6 +173,33 @@ def test_stale_temporaries_are_removed_by_the_next_writer(tmp_path):
     assert paths.remove_stale_temporaries(tmp_path) == 1 and not other.exists()
 
 
+def test_two_threads_writing_one_file_never_share_a_temporary(tmp_path):
+    """Each writer holds its own temporary until its rename: with a shared name, the second
+    writer's open truncated the first one's half-written file (a mixed body, or a rename of a
+    name already moved away)."""
+    import threading
+
+    target, opened, errors = tmp_path / "reviews.json", threading.Barrier(2), []
+
+    def write(body: bytes) -> None:
+        try:
+            with paths.atomic_file(target) as f:
+                f.write(body[:4])
+                opened.wait(timeout=60)  # both temporaries are open at once
+                f.write(body[4:])
+        except Exception as e:  # noqa: BLE001 - any failure is the finding
+            errors.append(e)
+
+    bodies = [b"A" * 100_000, b"B" * 100_000]
+    threads = [threading.Thread(target=write, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and target.read_bytes() in bodies
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
 # ----------------------------------------------------------------------------- kill and resume
 
 
