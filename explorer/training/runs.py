@@ -204,9 +204,14 @@ class NoLogs(RunLogs):
 
 
 def cut_metrics(run: Path, step: int, epoch: int) -> None:
-    """Keep the metrics.jsonl lines up to ``step`` and ``epoch`` (a resumed run continues an
-    unbroken history from its last checkpoint); torn lines go too."""
-    kept = [r for r in read_metrics(run) if r["step"] <= step and r.get("epoch", 0) <= epoch]
+    """Keep the metrics.jsonl lines up to ``step`` and the epoch lines up to ``epoch`` (a resumed
+    run continues an unbroken history from its last checkpoint, which may lie within an epoch);
+    torn lines go too."""
+    kept = [
+        r
+        for r in read_metrics(run)
+        if r["step"] <= step and (r.get("kind") != "epoch" or r.get("epoch", 0) <= epoch)
+    ]
     text = "".join(json.dumps(r) + "\n" for r in kept)
     atomic_write_bytes(run / "metrics.jsonl", text.encode())
 
