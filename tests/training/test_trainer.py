@@ -322,6 +322,7 @@ def test_import_tensorboard_and_csv(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ExplorerError, match="needs a 'step' or 'epoch' column"):
         runs.import_csv(tmp_path / "bad.csv")
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(ExplorerError, match="no TensorBoard event files"):
         runs.import_tensorboard(tmp_path / "nothing")
 
