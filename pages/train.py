@@ -12,6 +12,7 @@ from explorer.coco.sources import training_split
 from explorer.errors import ExplorerError
 from explorer.models import get_spec
 from explorer.training import PRESET_NAMES, TrainConfig, runs, task_models
+from explorer.training.finetune import has_published_weights, published_weights_missing
 from explorer.training.jobs import visible_gpus
 from explorer.types import DEVICES, TASKS
 from explorer.viz.figures.curves import training_curves
@@ -39,7 +40,18 @@ encoder = (
     if spec.encoders
     else None
 )
-pretrained = c6.checkbox("Start from published weights", key="t_pretrained")
+published = has_published_weights(model)
+pretrained = (
+    c6.checkbox(
+        "Start from published weights",
+        key="t_pretrained",
+        disabled=not published,
+        help=None if published else f"{model} has no published weights: it trains from scratch",
+    )
+    and published
+)
+if pretrained and (missing := published_weights_missing(model)):
+    st.warning(missing)
 freeze = c7.checkbox("Freeze conv features", key="t_freeze", disabled=spec.freeze_features is None)
 device = c8.selectbox("Device", DEVICES, key="t_device")
 gpus = visible_gpus() if device in ("auto", "cuda") else 0
@@ -78,24 +90,29 @@ def chart(names: list[str]) -> None:
     if imported:
         curves = pd.concat([curves, *imported], ignore_index=True)
     if curves.empty:
-        st.info("No curves yet.")
+        st.info(
+            "No curves yet: they start with a run's first training step (the line above says "
+            "what a running job is doing)."
+        )
         return
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     metrics = sorted(curves["metric"].unique())
-    metric = c1.multiselect(
-        "Metrics (train solid, val dashed)",
-        metrics,
-        default=tr.default_metrics(metrics),
-        key="t_metric",
+    # the selection lives in session state only (no widget default beside it): kept while the
+    # options change, and given the names of curves just imported
+    st.session_state["t_metric"] = tr.metric_selection(
+        st.session_state.get("t_metric"), metrics, st.session_state.pop("t_select", [])
     )
+    metric = c1.multiselect("Metrics (train solid, val dashed)", metrics, key="t_metric")
     x = c2.radio("x axis", ["step", "epoch", "wall"], horizontal=True, key="t_x")
     smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.6, key="t_smooth")
     log = c4.toggle("Log y", key="t_log")
     st.plotly_chart(training_curves(curves, metric, x, smoothing, log), key="t_curves")
 
 
-def live(polling: bool) -> None:
-    """Jobs, runs and curves; polled while a job is active (the worker never calls Streamlit)."""
+def job_lines(polling: bool) -> None:
+    """The queued and running jobs and the notices of ended ones: polled while a job is active
+    (the worker never calls Streamlit). The runs table and the curves below are redrawn only
+    when a job's state moved on (:func:`tr.board_stamp`), not at every poll."""
     if tr.needs_full_rerun(polling, jobs.busy()):
         st.rerun()  # start or stop the polling
     snapshot = jobs.snapshot()
@@ -105,21 +122,31 @@ def live(polling: bool) -> None:
             c1.progress(*tr.job_line(job))
         else:
             c1.info(f"#{job.id} {job.config.task} {job.config.model}: queued")
-        if c2.button("Stop", key=f"t_stop_{job.id}"):
-            jobs.stop(job.id)
-    for job in [j for j in snapshot if j.status in ("failed", "stopped")][:3]:
-        show = st.error if job.status == "failed" else st.warning
+        if c2.button("Stop", key=f"t_stop_{job.id}") and jobs.stop(job.id):
+            st.toast(f"#{job.id} removed from the queue")
+    for job in jobs.notices()[:3]:
+        c1, c2 = st.columns([6, 1])
+        show = c1.error if job.status == "failed" else c1.warning
         show(f"#{job.id} {job.config.model} {job.status}: {job.message}")
+        c2.button("Dismiss", key=f"t_dismiss_{job.id}", on_click=jobs.dismiss, args=(job.id,))
+    if tr.board_stamp(snapshot) != st.session_state.get("t_board"):
+        st.rerun()  # the runs table and the curves are out of date
+
+
+def board() -> None:
+    """The runs table, Resume, and the curves of the watched runs and the imported ones."""
     infos = runs.list_runs()
-    if not infos:
+    if infos:
+        st.dataframe(
+            tr.runs_table(infos),
+            hide_index=True,
+            key="t_runs",
+            column_config={"run": st.column_config.TextColumn(width="large")},
+        )
+        with st.expander("What the files of a run folder are for"):
+            st.table(tr.run_files_table())
+    else:
         st.info("No runs yet: start one above.")
-        return
-    st.dataframe(
-        tr.runs_table(infos),
-        hide_index=True,
-        key="t_runs",
-        column_config={"run": st.column_config.TextColumn(width="large")},
-    )
     resumable = [r for r in infos if r.resumable and str(r.path) not in jobs.active_runs()]
     if resumable:
         c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
@@ -139,19 +166,24 @@ def live(polling: bool) -> None:
         [Path(d).name for d in jobs.active_runs()],
         st.session_state.get("t_followed", frozenset()),
     )
-    chart(st.multiselect("Runs", names, key="t_watch"))
+    chart(st.multiselect("Runs", names, key="t_watch") if names else [])
 
 
 polling = jobs.busy()
-st.fragment(run_every=tr.POLL_SECONDS if polling else None)(live)(polling)
+# what the board below shows; the poller reruns the page when the jobs move on from it
+st.session_state["t_board"] = tr.board_stamp(jobs.snapshot())
+st.fragment(run_every=tr.POLL_SECONDS if polling else None)(job_lines)(polling)
+board()
 
 with st.expander("Import curves trained elsewhere (TensorBoard log folder or CSV)"):
     path = st.text_input("Path", key="t_import_path", placeholder="/path/to/tb_logs or curves.csv")
     if st.button("Import", key="t_import") and path:
         try:
+            dataset_picker.check_allowed(path)  # a shared server reads only its data roots
             p = Path(path)
             df = runs.import_csv(p) if p.suffix.lower() == ".csv" else runs.import_tensorboard(p)
             st.session_state.setdefault("t_imported", {})[p.name] = df
+            st.session_state["t_select"] = sorted(df["metric"].unique())  # drawn at once
             st.rerun()
         except ExplorerError as e:
             st.error(str(e))

@@ -1,27 +1,32 @@
 """The Train page's pieces: the runs table, the progress line of a job, the curves of runs (read
-again only when their metrics.jsonl changed) and the poller's rule.
+again only when their metrics.jsonl changed) and the poller's rules.
 
 The worker thread (:mod:`explorer.training.jobs`) never calls Streamlit: it updates the job
-registry and writes the run folder; the page's fragment reads both, and polls only while a job is
-queued or running, so an idle page costs nothing.
+registry and writes the run folder. The page's fragment reads the registry, and polls only while a
+job is queued or running, so an idle page costs nothing; it redraws the runs table and the curves
+only when :func:`board_stamp` says the jobs moved on, not at every poll.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from explorer.training import runs
-from explorer.training.events import EpochEnd, Loading, Step
+from explorer.training.events import EpochEnd, Loading, Preparing, Step
 from explorer.training.jobs import Job
 
-POLL_SECONDS = 1.0
-"""How often the page reads the job registry and the run folders while a job is active."""
+POLL_SECONDS = 2.0
+"""How often the page reads the job registry while a job is active (only the progress lines are
+drawn again each time)."""
 
-STEP_LOSS = "train_loss_step"
+REDRAWS_PER_EPOCH = 4
+"""How often the curves move within an epoch, at most (and at its first step and its end)."""
+
+STEP_LOSS = runs.STEP_LOSS
 """The default curve: it moves from the first step on (an epoch metric of a 1-epoch run is two
 dots)."""
 
@@ -44,6 +49,7 @@ def runs_table(infos: list[runs.RunInfo]) -> pd.DataFrame:
                 "status": r.status,
                 "epoch": f"{r.epoch}/{r.epochs}",
                 "duration": duration(r.seconds),
+                "size": f"{folder_bytes(r.path) / 1e6:.0f} MB",  # what a run costs on disk
                 "best": r.best,
                 "metric": r.best_metric,
                 "model": r.model,
@@ -54,6 +60,54 @@ def runs_table(infos: list[runs.RunInfo]) -> pd.DataFrame:
             for r in infos
         ]
     )
+
+
+def folder_bytes(path: Path) -> int:
+    """The bytes of a run folder's files (0 for what cannot be read)."""
+    total = 0
+    try:
+        for entry in path.iterdir():
+            try:
+                if entry.is_file() and not entry.is_symlink():
+                    total += entry.stat().st_size
+            except OSError:
+                continue
+    except OSError:
+        return 0
+    return total
+
+
+def run_files_table() -> pd.DataFrame:
+    """What each file of a run folder is for."""
+    return pd.DataFrame(
+        {"file": list(runs.RUN_FILES), "what it is for": list(runs.RUN_FILES.values())}
+    )
+
+
+def board_stamp(jobs: Sequence[Job]) -> tuple[Hashable, ...]:
+    """What the runs table and the curves depend on, coarsely: it changes when a job is queued,
+    starts, ends, takes its first step, gets a quarter of an epoch further or ends an epoch, and
+    not at every poll (the progress lines say the rest)."""
+    return tuple((j.id, j.status, j.run_dir, _progress_stamp(j)) for j in jobs)
+
+
+def _progress_stamp(job: Job) -> Hashable:
+    p = job.progress
+    if isinstance(p, Step):
+        return ("step", p.epoch, p.batch * REDRAWS_PER_EPOCH // max(p.batches, 1))
+    if isinstance(p, EpochEnd):
+        return ("epoch", p.epoch)
+    return "preparing"
+
+
+def metric_selection(
+    picked: list[str] | None, metrics: list[str], imported: list[str]
+) -> list[str]:
+    """The curves to draw: the user's picks that still exist (before any pick, the per-step
+    loss or the first metric), plus the metrics of curves just imported, so that an import is
+    drawn at once."""
+    chosen = [m for m in picked if m in metrics] if picked is not None else default_metrics(metrics)
+    return chosen + [m for m in imported if m in metrics and m not in chosen]
 
 
 def job_line(job: Job) -> tuple[float, str]:
@@ -70,6 +124,8 @@ def job_line(job: Job) -> tuple[float, str]:
         return min(p.epoch / max(p.epochs, 1), 1.0), f"{head}: epoch {p.epoch}/{p.epochs} done"
     if isinstance(p, Loading):
         return p.done / max(p.total, 1), f"{head}: {p.phase} ({p.done}/{p.total})"
+    if isinstance(p, Preparing):
+        return 0.0, f"{head}: {p.phase}"
     return 0.0, f"{head}: starting (loading torch, the data and the model)"
 
 

@@ -53,6 +53,9 @@ class Checkpoint(TypedDict):
     best: float
     best_epoch: int
     optimizer: NotRequired[dict[str, Any]]
+    # last.pt of a run stopped mid-epoch: how far into the epoch it got (batch, the epoch's
+    # losses so far, the random generator's state), so that a resume continues the same epoch
+    within_epoch: NotRequired[dict[str, Any]]
 
 
 @dataclass(frozen=True)

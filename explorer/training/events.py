@@ -71,6 +71,19 @@ class Loading:
 
 
 @dataclass(frozen=True)
+class Preparing:
+    """A phase before the first step that shows no count: building the model, the first
+    steps (allocations, kernel choice)."""
+
+    run: str
+    what: str
+
+    @property
+    def phase(self) -> str:
+        return self.what
+
+
+@dataclass(frozen=True)
 class Step:
     """One optimiser step done (``epoch`` and ``batch`` count from 1)."""
 
@@ -98,4 +111,4 @@ class EpochEnd:
     phase = "epoch"
 
 
-Event = Loading | Step | EpochEnd
+Event = Preparing | Loading | Step | EpochEnd

@@ -46,6 +46,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    dismissed: bool = False  # its end is no longer worth a notice
 
 
 class JobQueue:
@@ -77,18 +78,39 @@ class JobQueue:
         self._wake.set()
         return job.id
 
-    def stop(self, job_id: int) -> None:
+    def stop(self, job_id: int) -> bool:
+        """Stop a running job after its current step, or take a queued one off the queue
+        (returns True then: nothing ran, so no notice stays for it)."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                return
+                return False
             job.stop.set()
-            if job.status == "queued":
-                job.status, job.message, job.finished = (
-                    "stopped",
-                    "removed from the queue",
-                    time.time(),
-                )
+            if job.status != "queued":
+                return False
+            job.status, job.message, job.finished = "stopped", "removed from the queue", time.time()
+            job.dismissed = True
+            return True
+
+    def dismiss(self, job_id: int) -> None:
+        """The user has read how the job ended: its notice goes."""
+        with self._lock:
+            if job_id in self._jobs:
+                self._jobs[job_id].dismissed = True
+
+    def notices(self) -> list[Job]:
+        """The ended jobs (failed or stopped) whose end is still news, newest first: not
+        dismissed, and not superseded by a later job on the same run folder (a stop notice
+        goes once the run is resumed)."""
+        with self._lock:
+            later = sorted(self._jobs.values(), key=lambda j: -j.id)
+            notices, seen_runs = [], set()
+            for j in later:
+                superseded = bool(j.run_dir) and j.run_dir in seen_runs
+                seen_runs.add(j.run_dir)
+                if j.status in ("failed", "stopped") and not j.dismissed and not superseded:
+                    notices.append(replace(j))
+            return notices
 
     def snapshot(self) -> list[Job]:
         """Copies of every job, newest first (safe to read without the lock)."""

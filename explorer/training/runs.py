@@ -1,9 +1,7 @@
 """Run folders, written and read in one place.
 
-A run folder holds ``config.json`` (every setting, the dataset fingerprint, class names,
-versions, device), ``metrics.jsonl`` (per-step ``train_loss`` lines and one line per epoch),
-TensorBoard event files, ``last.pt`` and ``best.pt`` (written atomically; loadable by the model
-registry), and ``status.json`` (running / finished / stopped / failed, with a message).
+A run folder holds the files of :data:`RUN_FILES` (checkpoints written atomically, loadable by
+the model registry).
 
 Curves are long pandas tables with columns ``run``, ``metric``, ``step``, ``epoch``, ``wall``
 (seconds since the run's start) and ``value``, whatever their source (a run folder, TensorBoard
@@ -81,6 +79,28 @@ class RunConfig(TypedDict):
     versions: dict[str, str]
     notes: list[str]
     created: float
+
+
+RUN_FILES: dict[str, str] = {
+    "best.pt": "the model: the best epoch's weights, no optimiser state (what the model "
+    "pickers and --model RUN_DIR use)",
+    "last.pt": "where Resume continues: the latest weights with the optimiser state (twice the "
+    "weights' size); a finished run keeps only its last epoch's weights here, and no last.pt "
+    "when that epoch is best.pt's",
+    "metrics.jsonl": "the curves: one line per training step, one per epoch",
+    "events.out.tfevents.*": "the same curves for TensorBoard (tensorboard --logdir RUN_DIR)",
+    "config.json": "every setting, the dataset's fingerprints, class names, versions, device",
+    "status.json": "where the run stands (running, finished, stopped, failed) and why",
+}
+"""What each file of a run folder is for (the Train page and the README say it)."""
+
+
+STEP_LOSS = "train_loss_step"
+"""The per-step training loss, by the name the curves give it whatever their source."""
+
+_KNOWN_TAGS = {"train/loss_step": STEP_LOSS}
+"""TensorBoard tags of this project's runs (:class:`RunLogs`) -> the curves' names;
+``epoch/<name>`` is ``<name>``."""
 
 
 def runs_root() -> Path:
@@ -205,9 +225,14 @@ class NoLogs(RunLogs):
 
 
 def cut_metrics(run: Path, step: int, epoch: int) -> None:
-    """Keep the metrics.jsonl lines up to ``step`` and ``epoch`` (a resumed run continues an
-    unbroken history from its last checkpoint); torn lines go too."""
-    kept = [r for r in read_metrics(run) if r["step"] <= step and r.get("epoch", 0) <= epoch]
+    """Keep the metrics.jsonl lines up to ``step`` and the epoch lines up to ``epoch`` (a resumed
+    run continues an unbroken history from its last checkpoint, which may lie within an epoch);
+    torn lines go too."""
+    kept = [
+        r
+        for r in read_metrics(run)
+        if r["step"] <= step and (r.get("kind") != "epoch" or r.get("epoch", 0) <= epoch)
+    ]
     text = "".join(json.dumps(r) + "\n" for r in kept)
     atomic_write_bytes(run / "metrics.jsonl", text.encode())
 
@@ -397,7 +422,7 @@ def run_curves(path: Path, name: str | None = None):
             else [k for k in r if k.startswith(("train_", "val_"))]
         )
         for m in metrics:
-            label = "train_loss_step" if r.get("kind") == "step" else m
+            label = STEP_LOSS if r.get("kind") == "step" else m
             records.append(
                 {
                     "run": name or path.name,
@@ -411,13 +436,31 @@ def run_curves(path: Path, name: str | None = None):
     return pd.DataFrame.from_records(records)
 
 
+def curve_name(tag: str) -> str:
+    """The curves' name of a TensorBoard tag this project writes (others are kept as they are),
+    so that an imported run draws beside the runs of this app."""
+    if tag in _KNOWN_TAGS:
+        return _KNOWN_TAGS[tag]
+    head, _, tail = tag.partition("/")
+    return tail if head == "epoch" and tail.startswith(("train_", "val_")) else tag
+
+
 def import_tensorboard(logdir: str | Path, name: str | None = None):
-    """Scalar curves of a TensorBoard log folder (event files inside it or its subfolders)."""
+    """Scalar curves of a TensorBoard log folder (event files inside it or its subfolders); this
+    project's own tags are named as in a run folder (:func:`curve_name`).
+
+    Raises:
+        ExplorerError: the folder does not exist, is not a folder, or holds no scalars.
+    """
     import pandas as pd
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logdir = Path(logdir).expanduser()
-    files = sorted(logdir.rglob("events.out.tfevents.*")) if logdir.is_dir() else []
+    if not logdir.exists():
+        raise ExplorerError(f"{logdir}: no such folder")
+    if not logdir.is_dir():
+        raise ExplorerError(f"{logdir}: not a folder (give a TensorBoard log folder or a .csv)")
+    files = sorted(logdir.rglob("events.out.tfevents.*"))
     if not files:
         raise ExplorerError(f"{logdir}: no TensorBoard event files inside")
     records = []
@@ -427,11 +470,14 @@ def import_tensorboard(logdir: str | Path, name: str | None = None):
         for tag in acc.Tags().get("scalars", []):
             events = acc.Scalars(tag)
             t0 = events[0].wall_time if events else 0
-            label = tag if folder == logdir else f"{folder.relative_to(logdir)}/{tag}"
+            # a subfolder is a run of its own (TensorBoard's view of a log folder)
+            run = name or logdir.name
+            if folder != logdir:
+                run = f"{run}/{folder.relative_to(logdir)}"
             records += [
                 {
-                    "run": name or logdir.name,
-                    "metric": label,
+                    "run": run,
+                    "metric": curve_name(tag),
                     "step": e.step,
                     "epoch": np.nan,
                     "wall": e.wall_time - t0,

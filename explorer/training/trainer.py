@@ -37,6 +37,7 @@ from explorer.training.events import (
     EpochRecord,
     Event,
     Loading,
+    Preparing,
     Scores,
     Step,
 )
@@ -59,6 +60,34 @@ class _EpochPlan:
     class_weights: torch.Tensor | None
 
 
+class _EpochDone(NamedTuple):
+    """What one (maybe resumed) pass over the training set measured."""
+
+    losses: list[float]  # every step's of the epoch, those before a stop included
+    lr: float
+    batches: int  # trained in this process's pass (fewer than the epoch's when resumed)
+
+
+@dataclass(frozen=True)
+class _WithinEpoch:
+    """How far a stopped epoch got (``last.pt``'s ``within_epoch``): a resumed run continues
+    that epoch at the next batch, with the same example order and random state (on a CPU the
+    steps are then the ones an unstopped run takes)."""
+
+    batch: int  # batches done
+    losses: list[float]
+    generator: torch.Tensor  # the epoch generator's state after them (augmentation)
+    torch_rng: torch.Tensor  # torch's own CPU generator's (dropout)
+
+    def record(self) -> dict:
+        return {
+            "batch": self.batch,
+            "losses": self.losses,
+            "generator": self.generator,
+            "torch_rng": self.torch_rng,
+        }
+
+
 class _StepDone(NamedTuple):
     """What one optimiser step measured."""
 
@@ -71,7 +100,7 @@ class _StepDone(NamedTuple):
 class RunControl:
     """How a run is watched and stopped: ``progress`` gets each
     :mod:`explorer.training.events` event; setting ``stop`` stops the run after the current
-    step (resumable)."""
+    step, and ``last.pt`` keeps that step (resumable from there)."""
 
     progress: Callable[[Event], None] | None = None
     stop: threading.Event | None = None
@@ -92,6 +121,8 @@ class Session:
         self.progress, self.stop = control.progress, control.stop
         self.world, self.device = world, device
         self.task = train_task(get_spec(cfg.model).task)
+        self.within: _WithinEpoch | None = None  # a resumed run's unfinished epoch
+        self.kept = ""  # what last.pt holds ("" before it is first written): stop messages
         torch.set_num_threads(max(1, cpu_threads() // world.size))
         self.train, self.val = data.train_and_val(cfg)
         self.categories = self.train.dataset.index.categories
@@ -99,6 +130,7 @@ class Session:
         self.class_names = self.task.kind.class_names([c["name"] for c in self.categories])
         self.class_category_ids = self.task.kind.class_category_ids(self.category_ids)
         self.notes: list[str] = []
+        self._emit(Preparing(str(run), _building(cfg)))
         model = model_for_run(cfg, len(self.class_names), self.notes)
         model = model.to(self.device).to(memory_format=_MEMORY_FORMAT)
         # self.net trains; self.model is what is saved
@@ -179,9 +211,15 @@ class Session:
         return tr, va
 
     def _reporter(self, what: str):
-        if not self.progress:
-            return None
-        return lambda done, total: self._emit(Loading(str(self.run_dir), what, done, total))
+        """Each call reports the loading's progress and honours a Stop (loading takes a while
+        on a slow machine)."""
+
+        def report(done: int, total: int) -> None:
+            if self._stop_asked():
+                raise Stopped(self._stop_message())
+            self._emit(Loading(str(self.run_dir), what, done, total))
+
+        return report
 
     # ------------------------------------------------------------------ loop
 
@@ -229,10 +267,23 @@ class Session:
             raise ExplorerError(
                 f"{path}: cannot resume from it ({e.__class__.__name__}: {e})"
             ) from None
+        if "optimizer" not in ckpt:
+            raise ExplorerError(
+                f"{path}: holds no optimiser state (a finished run's): nothing to resume"
+            )
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
         self.best, self.best_epoch = ckpt["best"], ckpt["best_epoch"]
+        within = ckpt.get("within_epoch")
+        if within:
+            self.within = _WithinEpoch(
+                int(within["batch"]),
+                [float(x) for x in within["losses"]],
+                within["generator"],
+                within["torch_rng"],
+            )
+        self.kept = self._position(self.within.batch if self.within else 0)
 
     def _emit(self, event: Event) -> None:
         if self.progress:
@@ -245,12 +296,15 @@ class Session:
             self._resume()
         train_set, val_set = self._load()
         plan = self._plan(train_set)
+        self._emit(Preparing(str(self.run_dir), "the first training steps (the slowest)"))
         main = self.world.main
-        logs = runs.RunLogs(self.run_dir, self.step if resume else None) if main else runs.NoLogs()
+        # TensorBoard forgets the steps after the checkpoint's (its own step stays)
+        purge = self.step + 1 if resume else None
+        logs = runs.RunLogs(self.run_dir, purge) if main else runs.NoLogs()
         try:
             while self.epoch < self.planned:
                 epoch_start = time.perf_counter()
-                losses, lr = self.train_one_epoch(train_set, plan, logs)
+                losses, lr, batches = self.train_one_epoch(train_set, plan, logs)
                 train_seconds = time.perf_counter() - epoch_start
                 val = self.evaluate(val_set)
                 self.epoch += 1
@@ -264,10 +318,7 @@ class Session:
                     "lr": lr,
                     "seconds": round(seconds, 3),
                     "images_per_s": round(
-                        plan.steps_per_epoch
-                        * self.cfg.batch_size
-                        * self.world.size
-                        / train_seconds,
+                        batches * self.cfg.batch_size * self.world.size / train_seconds,
                         2,
                     ),
                     "elapsed": round(time.perf_counter() - t0, 2),
@@ -301,18 +352,25 @@ class Session:
 
     def train_one_epoch(
         self, train_set: data.Tensors, plan: _EpochPlan, logs: runs.RunLogs
-    ) -> tuple[list[float], float]:
-        """One pass over the training set; returns the step losses and the last learning rate."""
+    ) -> _EpochDone:
+        """One pass over the training set (the rest of it, for an epoch a stop interrupted);
+        returns the step losses and the last learning rate."""
         cfg = self.cfg
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.epoch + 7919 * self.world.rank)
         order = self._epoch_order(len(train_set.images), gen)
         self.net.train()
-        losses: list[float] = []
+        first, losses = 0, []
+        if self.within is not None:  # continue the stopped epoch where it was
+            first, losses = self.within.batch, list(self.within.losses)
+            gen.set_state(self.within.generator)
+            torch.set_rng_state(self.within.torch_rng)
+            self.within = None
         lr = cfg.lr
         tick, self.step_seconds = time.perf_counter(), []
-        for b in range(plan.steps_per_epoch):
-            if self.stop is not None and self.stop.is_set():
-                raise Stopped("stopped by the user; the run can be resumed")
+        for b in range(first, plan.steps_per_epoch):
+            if self._stop_asked():
+                where = _WithinEpoch(b, losses, gen.get_state(), torch.get_rng_state())
+                raise self._stop_within_epoch(where)
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             total = self.planned * plan.steps_per_epoch
             lr = plan.schedule(cfg.lr, self.step, total, plan.warmup)
@@ -335,7 +393,50 @@ class Session:
             self.step_seconds.append(tick - now)
             rate = len(idx) * self.world.size / max(tick - now, 1e-6)
             self._log_step(logs, plan, b + 1, _StepDone(loss, lr, rate))
-        return losses, lr
+        return _EpochDone(losses, lr, plan.steps_per_epoch - first)
+
+    # ------------------------------------------------------------------ stopping
+
+    def _stop_asked(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def _stop_within_epoch(self, where: _WithinEpoch) -> Stopped:
+        """Keep the batches done of this epoch in ``last.pt`` (one process only: under
+        torchrun the processes could stand at different batches, and ``last.pt`` keeps the last
+        finished epoch); the exception to raise says what was kept."""
+        if where.batch > 0 and not self.world.distributed:
+            ckpt = self._checkpoint(True)
+            ckpt["within_epoch"] = where.record()
+            runs.save_checkpoint(ckpt, self.run_dir / "last.pt")
+            self.kept = self._position(where.batch)
+        return Stopped(self._stop_message())
+
+    def _position(self, batch: int) -> str:
+        """Where the run stands, as said to the user: "epoch 2 of 4", "batch 5 of epoch 3"."""
+        if batch:
+            return f"batch {batch} of epoch {self.epoch + 1} (step {self.step})"
+        return f"epoch {self.epoch} of {self.planned}"
+
+    def _stop_message(self, how: str = "stopped by the user") -> str:
+        """Exactly what a stopped run keeps, and whether Resume has anything to continue."""
+        if not self.kept:
+            return f"{how} before the first epoch's checkpoint: nothing was kept to resume"
+        return (
+            f"{how}; last.pt keeps the run as of {self.kept}: Resume (--resume) continues "
+            "from there"
+        )
+
+    def finish_checkpoints(self) -> None:
+        """A finished run is not resumed, so ``last.pt`` needs no optimiser state (AdamW's is
+        twice the weights): it holds the last epoch's weights only, or goes when ``best.pt``
+        holds that same epoch."""
+        if not self.world.main:
+            return
+        last, best = self.run_dir / "last.pt", self.run_dir / "best.pt"
+        if self.best_epoch == self.epoch and best.is_file():
+            last.unlink(missing_ok=True)
+        else:
+            runs.save_checkpoint(self._checkpoint(False), last)
 
     def _epoch_order(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """The examples of this epoch, in order: a seeded permutation; under torchrun this
@@ -383,6 +484,7 @@ class Session:
         if better:
             runs.save_checkpoint(self._checkpoint(False), self.run_dir / "best.pt")
         runs.save_checkpoint(self._checkpoint(True), self.run_dir / "last.pt")
+        self.kept = self._position(0)
         self.write_status("running", self.budget_note)
         self._emit(EpochEnd(str(self.run_dir), self.epoch, self.planned, record, self.budget_note))
 
@@ -498,18 +600,28 @@ def _train(
         session.write_status("failed", str(e))
         raise
     except KeyboardInterrupt:
-        session.write_status("stopped", "interrupted (Ctrl-C); resume with --resume")
-        raise Stopped("interrupted (Ctrl-C); the run can be resumed") from None
+        message = session._stop_message("interrupted (Ctrl-C)")
+        session.write_status("stopped", message)
+        raise Stopped(message) from None
     except BaseException as e:  # anything else (out of memory, disk full): never leave "running"
         session.write_status("failed", f"{e.__class__.__name__}: {e}")
         raise
+    session.finish_checkpoints()
     session.write_status("finished", session.budget_note)
     return run
 
 
 def _saved_run(resume: str) -> tuple[TrainSettings, Path]:
     run = Path(resume)
-    return runs.read_config(run), run
+    settings = runs.read_config(run)
+    if runs.read_status(run).get("status") == "finished":
+        raise ExplorerError(f"{run}: the run has finished; there is nothing to resume")
+    return settings, run
+
+
+def _building(cfg: TrainSettings) -> str:
+    """The first phase a run reports."""
+    return "building the model" + (" from its published weights" if cfg.pretrained else "")
 
 
 def _new_run(cfg: TrainConfig | TrainSettings) -> tuple[TrainSettings, Path]:

@@ -265,6 +265,7 @@ def test_train_page_polls_only_while_a_job_runs_and_resumes_a_stopped_run(
     import time
 
     from explorer.app import caches
+    from explorer.app import training_monitor as tr
     from explorer.training import Stopped, TrainConfig, runs, train
     from explorer.training.events import EpochEnd
 
@@ -304,7 +305,7 @@ def test_train_page_polls_only_while_a_job_runs_and_resumes_a_stopped_run(
     assert run_dir.name in at.selectbox(key="t_resume_run").options  # the name, whole
     at.selectbox(key="t_resume_run").set_value(run_dir.name)
     at.button(key="t_resume").click().run()
-    assert not at.exception and polls[-1] == 1.0  # a job runs: the page polls
+    assert not at.exception and polls[-1] == tr.POLL_SECONDS  # a job runs: the page polls
     queue = caches.job_queue()
     deadline = time.time() + 240
     while queue.busy() and time.time() < deadline:

@@ -19,7 +19,7 @@ from explorer.inference.options import RunOptions
 from explorer.inference.segmentation import evaluate_segmentation
 from explorer.models import get_spec, load_model
 from explorer.training import Stopped, TrainConfig, runs, train
-from explorer.training.events import EpochEnd
+from explorer.training.events import EpochEnd, Loading, Step
 from explorer.training.trainer import Session
 from tests.helpers import ROOT, train_command
 
@@ -34,8 +34,9 @@ def epoch_lines(run):
 
 
 def check_run_folder(run, metric):
-    for name in ("config.json", "metrics.jsonl", "best.pt", "last.pt", "status.json"):
+    for name in ("config.json", "metrics.jsonl", "best.pt", "status.json"):
         assert (run / name).is_file(), name
+    check_finished_checkpoints(run)
     assert list(run.glob("events.out.tfevents.*")), "TensorBoard events"
     config = json.loads((run / "config.json").read_text())
     assert (
@@ -61,6 +62,19 @@ def check_run_folder(run, metric):
     assert steps == list(range(1, len(steps) + 1))
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
     return config
+
+
+def check_finished_checkpoints(run):
+    """Issue 22: a finished run keeps no optimiser state (two thirds of an AdamW last.pt), and
+    last.pt only when it holds other weights than best.pt."""
+    best = torch.load(run / "best.pt", weights_only=True)
+    assert "optimizer" not in best
+    final = epoch_lines(run)[-1]["epoch"]
+    if (run / "last.pt").exists():
+        last = torch.load(run / "last.pt", weights_only=True)
+        assert "optimizer" not in last and last["epoch"] == final != best["epoch"]
+    else:
+        assert best["epoch"] == final
 
 
 def test_classify_run_end_to_end(tiny_data, tmp_path):
@@ -173,6 +187,73 @@ def test_resume_after_a_stop_and_a_kill_gives_an_unbroken_history(tiny_data, tmp
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
 
 
+def stop_at(stop, epoch, batch):
+    """A progress callback that asks for a stop once ``batch`` of ``epoch`` is done."""
+
+    def progress(event):
+        if isinstance(event, Step) and (event.epoch, event.batch) == (epoch, batch):
+            stop.set()
+
+    return progress
+
+
+def step_losses(run):
+    return [(r["step"], r["train_loss"]) for r in runs.read_metrics(run) if r["kind"] == "step"]
+
+
+def test_stop_within_the_first_epoch_is_kept_and_resume_continues_it(tiny_data, tmp_path):
+    """Issue 22: a Stop during the first epoch said "can be resumed", yet nothing was kept. Now
+    last.pt keeps the batches done, and the resumed run takes exactly the steps an unstopped
+    run takes (same order, augmentation and dropout)."""
+    settings = {"epochs": 2, "batch_size": 4, "image_size": 64}
+    whole = tmp_path / "whole"
+    train(config(tiny_data, whole, **settings))
+    batches = next(r for r in runs.read_metrics(whole) if r["kind"] == "epoch")["step"]
+    assert batches >= 4, "the test needs an epoch of several batches"
+
+    run, stop = tmp_path / "stopped", threading.Event()
+    with pytest.raises(Stopped) as stopped:
+        train(config(tiny_data, run, **settings), stop_at(stop, 1, 2), stop)
+    said = str(stopped.value)
+    assert "batch 2 of epoch 1" in said and "Resume" in said, said
+    status = runs.read_status(run)
+    assert status["status"] == "stopped" and status["message"] == said
+    assert runs.read_run(run).resumable
+    kept = torch.load(run / "last.pt", weights_only=True)
+    assert kept["epoch"] == 0 and kept["step"] == 2 and kept["within_epoch"]["batch"] == 2
+
+    train(config(tiny_data, run), resume=str(run))
+    assert runs.read_status(run)["status"] == "finished"
+    got, want = step_losses(run), step_losses(whole)
+    assert [s for s, _ in got] == [s for s, _ in want] == list(range(1, 2 * batches + 1))
+    assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-4)
+    assert [e["val_acc"] for e in epoch_lines(run)] == pytest.approx(
+        [e["val_acc"] for e in epoch_lines(whole)]
+    )
+
+
+def test_stop_before_the_first_step_says_nothing_was_kept(tiny_data, tmp_path):
+    run, stop = tmp_path / "early", threading.Event()
+
+    def stop_while_loading(event):
+        if isinstance(event, Loading):
+            stop.set()
+
+    with pytest.raises(Stopped, match="nothing was kept to resume"):
+        train(config(tiny_data, run, epochs=1), stop_while_loading, stop)
+    info = runs.read_run(run)
+    assert info.status == "stopped" and not info.resumable and "nothing was kept" in info.message
+    assert not (run / "last.pt").exists()
+
+
+def test_a_finished_run_is_not_resumed(tiny_data, tmp_path):
+    run = tmp_path / "done"
+    train(config(tiny_data, run, epochs=1))
+    with pytest.raises(ExplorerError, match="the run has finished; there is nothing to resume"):
+        train(config(tiny_data, run), resume=str(run))
+    assert [e["epoch"] for e in epoch_lines(run)] == [1]  # its history untouched
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
     real = Session._train_step
 
@@ -241,6 +322,7 @@ def test_import_tensorboard_and_csv(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ExplorerError, match="needs a 'step' or 'epoch' column"):
         runs.import_csv(tmp_path / "bad.csv")
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(ExplorerError, match="no TensorBoard event files"):
         runs.import_tensorboard(tmp_path / "nothing")
 
