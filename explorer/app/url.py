@@ -4,6 +4,7 @@ written back. What they mean is :mod:`explorer.coco.view_state`'s."""
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer.coco.view_state import DATASET_PARAM, view_params, with_dataset
 
@@ -28,3 +29,10 @@ def dataset_in_url() -> str | None:
 def show_dataset(key: str) -> None:
     """Put the dataset's key in the address."""
     st.query_params[DATASET_PARAM] = key
+
+
+def history_navigation() -> bool:
+    """Whether this run answers the browser's Back or Forward: the address then is the view
+    to show, even one this session wrote itself."""
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.is_history_navigation)

@@ -1,0 +1,108 @@
+"""Issue 22, Browse: what the screen shows is what the page does (real browser, and AppTest).
+
+- Reset filters resets the widgets too, and the next change keeps them reset (walk item 1).
+- Back and Forward step through grid pages and opened images (walk item 8).
+
+The browser harness (server, page, settle) is test_e2e's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from tests.app.test_e2e import CHROMIUM, app_url, no_exception, page, settle, shot
+
+__all__ = ["app_url", "page"]  # test_e2e's fixtures, used here by name
+
+THUMB = re.compile(r"^\d+$")  # a grid thumbnail's button is labelled with its image id
+
+
+def match_line(page) -> str:
+    return page.locator("[data-testid='stMarkdown']").filter(has_text="images match").inner_text()
+
+
+def widget_text(page, testid: str, label: str) -> str:
+    """What a labelled widget shows: its text and the values of its inputs."""
+    return (
+        page.get_by_test_id(testid)
+        .filter(has_text=label)
+        .first.evaluate(
+            "e => e.textContent + '|' + [...e.querySelectorAll('input')].map(i => i.value).join()"
+        )
+    )
+
+
+def shown_image(page) -> str:
+    """The image the detail view shows ("GRID" on the grid)."""
+    heading = page.locator("h3").filter(has_text="Image ")
+    return heading.first.inner_text().split(" ·")[0] if heading.count() else "GRID"
+
+
+def grid_page(page) -> int:
+    return int(page.get_by_label(re.compile(r"^Page \(of")).input_value())
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no /usr/bin/chromium")
+def test_reset_filters_resets_what_the_widgets_show(app_url, page):
+    """The callback used to delete the widgets' keys: the results reset but the chips, query box
+    and Crowd kept their values, and the next change applied them again."""
+    page.goto(f"{app_url}/?cats=1&crowd=only&q=0")
+    settle(page)
+    page.get_by_text("images match").wait_for(timeout=60_000)
+    everything = match_line(page).split(" of ")[1]  # "80 images match" (coco-tiny), or the sample's
+    before = match_line(page)
+    assert "only" in widget_text(page, "stSelectbox", "Crowd")
+    page.get_by_role("button", name="Reset filters").click()
+    settle(page)
+    total = everything.split()[0]
+    assert match_line(page) == f"{total} of {everything}" != before
+    categories = page.get_by_test_id("stMultiSelect").filter(has_text="Categories").first
+    assert categories.locator("[data-baseweb='tag']").count() == 0  # no chip left
+    assert page.get_by_label("Image id or file name").input_value() == ""
+    crowd = widget_text(page, "stSelectbox", "Crowd")
+    assert "any" in crowd and "only" not in crowd
+    shot(page, "browse-after-reset")
+    page.get_by_role("button", name="Next page ▶").click()  # the next change
+    settle(page)
+    no_exception(page)
+    assert match_line(page) == f"{total} of {everything}"
+    assert "page=2" in page.url
+    assert not re.search(r"[?&](cats|crowd|q)=", page.url), page.url
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no /usr/bin/chromium")
+def test_back_and_forward_step_through_browse(app_url, page):
+    """Streamlit pushes a history entry for each new query string, but the page ignored an
+    address it had written itself: Back left the image open and wrote its address again."""
+    page.goto(app_url)
+    settle(page)
+    page.get_by_text("images match").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Next page ▶").click()
+    settle(page)
+    assert grid_page(page) == 2
+    thumb = page.get_by_role("button", name=THUMB).first
+    image_id = thumb.inner_text().strip()
+    thumb.click()
+    settle(page)
+    assert shown_image(page) == f"Image {image_id}"
+    page.go_back()
+    settle(page)
+    no_exception(page)
+    assert shown_image(page) == "GRID" and grid_page(page) == 2
+    assert "image_id" not in page.url and "page=2" in page.url
+    page.go_back()
+    settle(page)
+    assert shown_image(page) == "GRID" and grid_page(page) == 1
+    page.go_forward()
+    settle(page)
+    assert shown_image(page) == "GRID" and grid_page(page) == 2
+    page.go_forward()
+    settle(page)
+    no_exception(page)
+    assert shown_image(page) == f"Image {image_id}"
+    assert f"image_id={image_id}" in page.url
