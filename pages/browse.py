@@ -50,6 +50,8 @@ if inst_now != tuple(st.session_state["b_inst"]):
     st.session_state["b_inst"] = inst_now
 
 st.title("Browse")
+if missing := dataset_picker.image_folder_missing(source):
+    st.warning(missing, icon=":material/hide_image:")
 chosen_ids = tuple(st.session_state.get("b_ids", ()))
 if chosen_ids:
     st.caption(

@@ -2,6 +2,7 @@
 
 - Reset filters resets the widgets too, and the next change keeps them reset (walk item 1).
 - Back and Forward step through grid pages and opened images (walk item 8).
+- A start-up image folder that does not exist opens the dataset and says so (walk item 7).
 
 The browser harness (server, page, settle) is test_e2e's.
 """
@@ -12,8 +13,12 @@ import os
 import re
 
 import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
 
-from tests.app.test_e2e import CHROMIUM, app_url, no_exception, page, settle, shot
+from explorer.coco.sources import initial_source
+from tests.app.test_e2e import CHROMIUM, app_url, no_exception, page, serve, settle, shot
+from tests.helpers import ROOT, tiny
 
 __all__ = ["app_url", "page"]  # test_e2e's fixtures, used here by name
 
@@ -106,3 +111,58 @@ def test_back_and_forward_step_through_browse(app_url, page):
     no_exception(page)
     assert shown_image(page) == f"Image {image_id}"
     assert f"image_id={image_id}" in page.url
+
+
+# ---------------------------------------------------------------- a missing start-up image folder
+
+
+def test_start_up_image_folder_that_does_not_exist_is_kept(tmp_path):
+    ann, _ = tiny("val2017")
+    missing = tmp_path / "no-such-folder"
+    source = initial_source(["--coco", str(ann), "--images", str(missing)], {})
+    assert source is not None
+    assert source.annotations == str(ann) and source.images == str(missing)
+    assert source.label == "coco-tiny val2017"
+
+
+def test_missing_start_up_image_folder_opens_the_dataset_apptest(monkeypatch, tmp_path):
+    ann, _ = tiny("val2017")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.setenv("EXPLORER_COCO", str(ann))
+    monkeypatch.setenv("EXPLORER_IMAGES", str(tmp_path / "no-such-folder"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]  # no "Showing the sample instead"
+    assert "**coco-tiny val2017** — 80 images" in " ".join(c.value for c in at.sidebar.caption)
+    said = [w.value for w in at.warning if "Image folder not found" in w.value]
+    assert said and str(tmp_path / "no-such-folder") in said[0]
+    assert any("**80** of 80 images match" in m.value for m in at.markdown)
+
+
+@pytest.fixture()
+def missing_images_url(_cache_dir, tmp_path):
+    ann, _ = tiny("val2017")
+    env = dict(os.environ)
+    env["EXPLORER_COCO"], env["EXPLORER_IMAGES"] = str(ann), str(tmp_path / "no-such-folder")
+    env["EXPLORER_CACHE"] = str(tmp_path / "cache")  # no thumbnail drawn from the real images
+    yield from serve(env, tmp_path / "server.log")
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no /usr/bin/chromium")
+def test_missing_start_up_image_folder_opens_the_dataset(missing_images_url, page):
+    """It used to reject the whole dataset and show the sample instead."""
+    page.goto(missing_images_url)
+    settle(page)
+    page.get_by_text("images match").wait_for(timeout=60_000)
+    no_exception(page)
+    assert match_line(page) == "80 of 80 images match"
+    assert not page.get_by_text("Showing the sample instead").count()
+    assert page.get_by_test_id("stAlert").filter(has_text="Image folder not found").count() >= 1
+    assert page.get_by_test_id("stImage").count() == 24  # the placeholders, marked missing
+    page.get_by_role("button", name=THUMB).first.click()
+    settle(page)
+    no_exception(page)
+    assert page.get_by_text("image file not found").count() >= 1
+    shot(page, "browse-missing-image-folder")
