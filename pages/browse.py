@@ -174,12 +174,14 @@ if view.image_id is not None:
         nav[1].button(
             "◀ Previous",
             disabled=i == 0,
+            shortcut="Left",
             on_click=state.open_in_browse,
             args=(int(index.images["id"][rows[max(i - 1, 0)]]),),
         )
         nav[2].button(
             "Next ▶",
             disabled=i + 1 >= len(rows),
+            shortcut="Right",
             on_click=state.open_in_browse,
             args=(int(index.images["id"][rows[min(i + 1, len(rows) - 1)]]),),
         )
@@ -210,8 +212,12 @@ else:
     page = top[2].number_input(f"Page (of {pages})", 1, pages, key="b_page")
     view = view.with_(page=int(page))
     shown = rows[(view.page - 1) * page_size : view.page * page_size]
+    grid = st.container(key="b_grid")
+    # One tab stop per thumbnail (its button): the images' fullscreen buttons go (the detail view
+    # is the large one).
+    grid.html("<style>.st-key-b_grid [data-testid='stElementToolbar'] {display: none;}</style>")
     for start in range(0, len(shown), 6):
-        for col, r in zip(st.columns(6), shown[start : start + 6], strict=False):
+        for col, r in zip(grid.columns(6), shown[start : start + 6], strict=False):
             image_id = int(index.images["id"][r])
             col.image(
                 caches.thumbnail_jpeg(source.annotations, source.images, image_id),

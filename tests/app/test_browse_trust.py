@@ -2,6 +2,7 @@
 
 - Reset filters resets the widgets too, and the next change keeps them reset (walk item 1).
 - Back and Forward step through grid pages and opened images (walk item 8).
+- Left/Right move between images in the detail view; a thumbnail is one tab stop (item 12).
 - A start-up image folder that does not exist opens the dataset and says so (walk item 7).
 
 The browser harness (server, page, settle) is test_e2e's.
@@ -111,6 +112,38 @@ def test_back_and_forward_step_through_browse(app_url, page):
     no_exception(page)
     assert shown_image(page) == f"Image {image_id}"
     assert f"image_id={image_id}" in page.url
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no /usr/bin/chromium")
+def test_arrow_keys_move_between_images_and_a_thumbnail_is_one_tab_stop(app_url, page):
+    page.goto(app_url)
+    settle(page)
+    page.get_by_text("images match").wait_for(timeout=60_000)
+    thumbs = page.get_by_role("button", name=THUMB)
+    first, second, third = (thumbs.nth(i).inner_text().strip() for i in range(3))
+    thumbs.first.focus()
+    page.keyboard.press("Tab")  # the next thumbnail's button, not the image's fullscreen button
+    assert page.evaluate("document.activeElement.innerText.trim()") == second
+    thumbs.first.click()
+    settle(page)
+    assert shown_image(page) == f"Image {first}"
+    page.keyboard.press("ArrowRight")
+    settle(page)
+    assert shown_image(page) == f"Image {second}"
+    page.keyboard.press("ArrowRight")
+    settle(page)
+    assert shown_image(page) == f"Image {third}"
+    page.keyboard.press("ArrowLeft")
+    settle(page)
+    assert shown_image(page) == f"Image {second}"
+    opacity = page.get_by_test_id("stSlider").filter(has_text="Mask opacity")
+    opacity.get_by_role("slider").focus()  # a focused slider keeps its arrow keys
+    page.keyboard.press("ArrowRight")
+    settle(page)
+    no_exception(page)
+    assert shown_image(page) == f"Image {second}"
+    assert opacity.get_by_test_id("stSliderThumbValue").inner_text() == "0.55"
 
 
 # ---------------------------------------------------------------- a missing start-up image folder
