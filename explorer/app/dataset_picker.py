@@ -224,7 +224,7 @@ def _open_chosen(chosen: DatasetSource, kind: str) -> None:
         check_allowed(chosen.images)
     _open(chosen)
     state.forget_browse_state()
-    st.query_params.clear()
+    url.show_only_dataset(source_key(chosen))
 
 
 def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:

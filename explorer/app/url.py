@@ -26,6 +26,13 @@ def dataset_in_url() -> str | None:
     return st.query_params.get(DATASET_PARAM)
 
 
+def show_only_dataset(key: str) -> None:
+    """The address of a dataset just opened: its key and no view, written at once (the browser
+    keeps one history entry per address written: clearing first would add an empty one, where
+    Back would stop)."""
+    st.query_params.from_dict({DATASET_PARAM: key})
+
+
 def show_dataset(key: str) -> None:
     """Put the dataset's key in the address."""
     st.query_params[DATASET_PARAM] = key
