@@ -5,7 +5,8 @@ One ``streamlit run app.py`` server; headless Chromium pages, each its own sessi
 next page, the script is idle and every thumbnail of the new page has loaded. Rounds: one
 session alone, then ``--sessions`` together, on a cold cache (a fresh ``EXPLORER_CACHE``: every
 thumbnail drawn for the first time) and again warm (the same pages: what the server's shared
-caches hold). Prints p50/p95 per round, side by side.
+caches hold). Then the server's share alone: the same turns by AppTest sessions in threads (no
+browser). Prints p50/p95 per round, side by side.
 
 What serves many users (explorer/app/caches.py): one index per annotation file for every session
 (``st.cache_resource``), filtered rows, overlays and thumbnails in ``st.cache_data`` (one copy for
@@ -104,8 +105,38 @@ async def round_of(url: str, sessions: int, turns: int) -> list[float]:
     return [t for times in done for t in times]
 
 
-def p95(times: list[float]) -> float:
-    return statistics.quantiles(times, n=20, method="inclusive")[-1] if len(times) > 1 else times[0]
+def script_only(sessions: int, turns: int, env: dict[str, str]) -> list[float]:
+    """The server's share: the same page turns as AppTest sessions in threads (the page script
+    and Streamlit's session machinery; no browser, no websocket, no image transfer)."""
+    import threading
+
+    from streamlit.testing.v1 import AppTest
+
+    os.environ.update(env)
+    apps = [
+        AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run() for _ in range(sessions)
+    ]
+    times: list[float] = []
+    start = threading.Barrier(sessions)
+
+    def turn_pages(at) -> None:
+        for turn in range(turns):
+            start.wait()
+            t = time.perf_counter()
+            at.number_input(key="b_page").set_value(turn + 2).run()
+            times.append(time.perf_counter() - t)
+
+    threads = [threading.Thread(target=turn_pages, args=(at,)) for at in apps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return times
+
+
+def _p50_p95(times: list[float]) -> tuple[float, float]:
+    high = statistics.quantiles(times, n=20, method="inclusive")[-1] if len(times) > 1 else times[0]
+    return statistics.median(times), high
 
 
 def main() -> None:
@@ -114,7 +145,13 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=3, help="page turns per session and round")
     ap.add_argument("--coco", default=str(TINY / "annotations" / "instances_val2017.json"))
     ap.add_argument("--images", default=str(TINY / "val2017"))
+    ap.add_argument("--script-only", metavar="CACHE", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.script_only:  # the child process of the last round: its times on stdout
+        env = dict(EXPLORER_COCO=args.coco, EXPLORER_IMAGES=args.images)
+        env["EXPLORER_CACHE"] = args.script_only
+        print(*script_only(args.sessions, args.turns, env))
+        return
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"no {CHROMIUM}")
     work = Path(tempfile.mkdtemp(prefix="bench-sessions-"))
@@ -126,10 +163,20 @@ def main() -> None:
         try:
             for state in ("cold", "warm"):
                 times = asyncio.run(round_of(url, sessions, args.turns))
-                rows.append((f"{label}, {state}", len(times), statistics.median(times), p95(times)))
+                rows.append((f"{label}, {state}", len(times), *_p50_p95(times)))
         finally:
             proc.terminate()
             proc.wait(10)
+    # in a process of its own (AppTest after Playwright's event loop in one process fails)
+    cache = work / f"cache-{args.sessions}"  # warm: the browser rounds drew every thumbnail
+    found = subprocess.run(
+        [sys.executable, __file__, "--script-only", str(cache), *sys.argv[1:]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    times = [float(t) for t in found]
+    rows.append((f"{args.sessions} sessions, warm, script only", len(times), *_p50_p95(times)))
     print(f"load average before the last round: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'Browse page turns':32}{'turns':>6}{'p50 s':>8}{'p95 s':>8}")
     for name, n, p50, high in rows:
