@@ -23,24 +23,24 @@ full_range = (0, max(max_inst, 1))
 if st.session_state.get("b_dataset") != source.annotations:  # another dataset: start afresh
     state.forget_browse_state()
     st.session_state["b_dataset"] = source.annotations
-# The URL is the source of truth when it says something new (a deep link, a jump from another page).
-# URLs this session wrote itself are not news: a rerun may carry one the browser had not updated
-# yet (fast key presses), and applying it would revert the widgets.
+# The URL is the source of truth when it says something new (a deep link, a jump from another page)
+# and whenever the browser's Back or Forward brought it (then even an address this session wrote
+# itself, or one without a view: the grid's first page). Other URLs this session wrote itself are
+# not news: a rerun may carry one the browser had not updated yet (fast key presses), and applying
+# it would revert the widgets.
 url_now = url.view_in_url()
-if url_now and url_now not in st.session_state.get("b_written", []):
+from_url = url.history_navigation() or (
+    bool(url_now) and url_now not in st.session_state.get("b_written", [])
+)
+if from_url:
     s = browse_from_query(url_now)
-    st.session_state.update(
-        b_cats=[c for c in s.categories if c in cats],
-        b_supers=[x for x in s.supercategories if x in supers],
-        b_match=s.match,
-        b_crowd=s.crowd,
-        b_size=s.size,
-        b_q=s.query,
-        b_page=s.page,
-        b_inst=s.instances or full_range,
-        b_ids=s.image_ids,
+    state.show_browse_view(
+        s.with_(
+            categories=tuple(c for c in s.categories if c in cats),
+            supercategories=tuple(x for x in s.supercategories if x in supers),
+        ),
+        full_range,
     )
-    state.open_in_browse(s.image_id)
 st.session_state.setdefault("b_inst", full_range)
 st.session_state.setdefault("b_page", 1)
 # A widget's state is written only when it must change: writing it, even unchanged, sends the
@@ -50,6 +50,8 @@ if inst_now != tuple(st.session_state["b_inst"]):
     st.session_state["b_inst"] = inst_now
 
 st.title("Browse")
+if missing := dataset_picker.image_folder_missing(source):
+    st.warning(missing, icon=":material/hide_image:")
 chosen_ids = tuple(st.session_state.get("b_ids", ()))
 if chosen_ids:
     st.caption(
@@ -83,7 +85,9 @@ with st.expander("Filters", expanded=state.browse_image() is None):
         help="COCO: small < 32², medium, large ≥ 96² pixels (of the chosen categories)",
     )
     query = c7.text_input("Image id or file name", key="b_q")
-    st.button("Reset filters", key="b_reset", on_click=state.reset_browse_filters)
+    st.button(
+        "Reset filters", key="b_reset", on_click=state.reset_browse_filters, args=(full_range,)
+    )
 
 view = BrowseState(
     image_id=state.browse_image(),
@@ -99,7 +103,8 @@ view = BrowseState(
 )
 rows = caches.filtered_image_rows(source.annotations, view.image_filter())
 state.set_browse_filter(view.image_filter())  # Distributions and the model pages follow it
-if st.session_state.get("b_seen_filter", view.image_filter()) != view.image_filter():
+seen_filter = st.session_state.get("b_seen_filter", view.image_filter())
+if seen_filter != view.image_filter() and not from_url:  # an address names its own page
     st.session_state["b_page"] = 1  # another filter: its first page
 st.session_state["b_seen_filter"] = view.image_filter()
 
@@ -169,12 +174,14 @@ if view.image_id is not None:
         nav[1].button(
             "◀ Previous",
             disabled=i == 0,
+            shortcut="Left",
             on_click=state.open_in_browse,
             args=(int(index.images["id"][rows[max(i - 1, 0)]]),),
         )
         nav[2].button(
             "Next ▶",
             disabled=i + 1 >= len(rows),
+            shortcut="Right",
             on_click=state.open_in_browse,
             args=(int(index.images["id"][rows[min(i + 1, len(rows) - 1)]]),),
         )
@@ -205,8 +212,12 @@ else:
     page = top[2].number_input(f"Page (of {pages})", 1, pages, key="b_page")
     view = view.with_(page=int(page))
     shown = rows[(view.page - 1) * page_size : view.page * page_size]
+    grid = st.container(key="b_grid")
+    # One tab stop per thumbnail (its button): the images' fullscreen buttons go (the detail view
+    # is the large one).
+    grid.html("<style>.st-key-b_grid [data-testid='stElementToolbar'] {display: none;}</style>")
     for start in range(0, len(shown), 6):
-        for col, r in zip(st.columns(6), shown[start : start + 6], strict=False):
+        for col, r in zip(grid.columns(6), shown[start : start + 6], strict=False):
             image_id = int(index.images["id"][r])
             col.image(
                 caches.thumbnail_jpeg(source.annotations, source.images, image_id),

@@ -224,7 +224,7 @@ def _open_chosen(chosen: DatasetSource, kind: str) -> None:
         check_allowed(chosen.images)
     _open(chosen)
     state.forget_browse_state()
-    st.query_params.clear()
+    url.show_only_dataset(source_key(chosen))
 
 
 def dataset_sidebar() -> tuple[DatasetSource, CocoIndex]:
@@ -265,6 +265,19 @@ def _caption(side, source: DatasetSource, index: CocoIndex) -> None:
     )
     if not source.images:
         side.warning("No image folder: masks are drawn on a grey canvas.")
+    elif missing := image_folder_missing(source):
+        side.warning(missing)
+
+
+def image_folder_missing(source: DatasetSource) -> str | None:
+    """What to say when the dataset's image folder does not exist (given at start-up, or gone
+    since): the annotations are open, the images show as missing."""
+    if not source.images or Path(source.images).is_dir():
+        return None
+    return (
+        f"Image folder not found: {source.images}. The annotations are open; every image "
+        "shows as a crossed-out placeholder marked missing."
+    )
 
 
 _frame = threading.local()

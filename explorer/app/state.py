@@ -27,6 +27,7 @@ import streamlit as st
 
 from explorer.coco.filters import ImageFilter
 from explorer.coco.sources import DatasetSource
+from explorer.coco.view_state import BrowseState
 
 DATASET = "dataset_source"
 BROWSE_FILTER = "b_filter"
@@ -73,28 +74,43 @@ def open_in_browse(image_id: int | None) -> None:
 
 
 def forget_browse_state() -> None:
-    """Drop Browse's filters and detail settings (another dataset was opened)."""
+    """Drop Browse's filters and detail settings (another dataset was opened); the filters on
+    screen show every image again (:func:`show_browse_view`)."""
     for key in [k for k in st.session_state if k.startswith(BROWSE_PREFIXES)]:
         del st.session_state[key]
+    show_browse_view(BrowseState())
 
 
-BROWSE_FILTER_KEYS = (
-    "b_cats",
-    "b_supers",
-    "b_match",
-    "b_crowd",
-    "b_inst",
-    "b_size",
-    "b_q",
-    "b_ids",  # the images chosen on the Map
-)
+def show_browse_view(view: BrowseState, full_range: tuple[int, int] | None = None) -> None:
+    """Put a view into Browse's widgets (their keys) and open its image: the one place that
+    writes them.
+
+    Every filter key gets a value, none is deleted: Streamlit sends a value written to a
+    widget's key back to the browser, while a deleted key leaves the browser showing the old
+    value (and sending it again with the next change). ``full_range`` is the annotations-per-image
+    slider's whole span (its value when the view sets no range); without it the page sets it.
+    """
+    st.session_state.update(
+        b_cats=list(view.categories),
+        b_supers=list(view.supercategories),
+        b_match=view.match,
+        b_crowd=view.crowd,
+        b_size=view.size,
+        b_q=view.query,
+        b_page=view.page,
+        b_ids=view.image_ids,
+    )
+    if view.instances or full_range:
+        st.session_state["b_inst"] = view.instances or full_range
+    else:
+        st.session_state.pop("b_inst", None)
+    open_in_browse(view.image_id)
 
 
-def reset_browse_filters() -> None:
-    """Back to every image (a button's callback, before the widgets are drawn again)."""
-    for key in BROWSE_FILTER_KEYS:
-        st.session_state.pop(key, None)
-    st.session_state["b_page"] = 1
+def reset_browse_filters(full_range: tuple[int, int]) -> None:
+    """Back to every image, the open image kept (a button's callback, before the widgets are
+    drawn again)."""
+    show_browse_view(BrowseState(image_id=browse_image()), full_range)
 
 
 def turn_browse_page(step: int) -> None:

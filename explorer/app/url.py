@@ -4,6 +4,7 @@ written back. What they mean is :mod:`explorer.coco.view_state`'s."""
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer.coco.view_state import DATASET_PARAM, view_params, with_dataset
 
@@ -25,6 +26,20 @@ def dataset_in_url() -> str | None:
     return st.query_params.get(DATASET_PARAM)
 
 
+def show_only_dataset(key: str) -> None:
+    """The address of a dataset just opened: its key and no view, written at once (the browser
+    keeps one history entry per address written: clearing first would add an empty one, where
+    Back would stop)."""
+    st.query_params.from_dict({DATASET_PARAM: key})
+
+
 def show_dataset(key: str) -> None:
     """Put the dataset's key in the address."""
     st.query_params[DATASET_PARAM] = key
+
+
+def history_navigation() -> bool:
+    """Whether this run answers the browser's Back or Forward: the address then is the view
+    to show, even one this session wrote itself."""
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.is_history_navigation)

@@ -175,8 +175,11 @@ def initial_source(
     """The dataset the app opens on: ``-- --coco A --images D``, else ``$EXPLORER_COCO`` /
     ``$EXPLORER_IMAGES``, else None (the embedded sample).
 
+    A given image folder that does not exist is kept: the annotations open, and the app says
+    the folder is missing (the images show as missing), as ``stats`` does.
+
     Raises:
-        DatasetError: a given path does not exist.
+        DatasetError: the annotation file (or COCO root) does not exist.
     """
     env = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(add_help=False)
@@ -189,7 +192,11 @@ def initial_source(
     )
     if not coco:
         return None
-    return find_splits(coco)[0] if Path(coco).is_dir() else from_files(coco, images)
+    if Path(coco).is_dir():
+        return find_splits(coco)[0]
+    if images and not Path(images).expanduser().is_dir():
+        return dataclasses.replace(from_files(coco), images=str(Path(images).expanduser()))
+    return from_files(coco, images)
 
 
 # ---------------------------------------------------------------------------- links
