@@ -61,7 +61,7 @@ def _load(name: str, weights: str, device: str, encoder: str = "", annotations: 
 def _trained_run(run: _Run, device: str):
     model = _load(run.info.model, str(run.info.path), device)
     if model is not None:
-        st.caption(f"{model.display_name} on {model.device} · {model.quality.describe()}")
+        quality_notice(model, f"{model.display_name} on {model.device}")
     if not run.matches:
         st.warning(
             f"Run {run.info.path.name} was trained on other classes: none of them is a category "
@@ -72,15 +72,17 @@ def _trained_run(run: _Run, device: str):
     return model
 
 
-def quality_notice(model: LoadedModel, where=st) -> None:
-    """The model's own validation quality next to the results drawn from it: a caption, or a
-    plain warning when it is weak (below its task's threshold, or untrained)."""
+def quality_notice(model: LoadedModel, lead: str = "") -> None:
+    """The model's own validation quality (in the picker, and next to the results a page draws
+    from it): a caption, or a plain warning when it is weak (below its task's threshold, or
+    untrained). ``lead`` names the model (default: its display name)."""
     quality = model.quality
+    lead = lead or model.display_name
     warning = quality.warning()
     if warning:
-        where.warning(f"{model.display_name}: {warning}", icon=":material/warning:")
+        st.warning(f"{lead}: {warning}", icon=":material/warning:")
     else:
-        where.caption(f"{model.display_name}: {quality.describe()}")
+        st.caption(f"{lead} · {quality.describe()}")
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ def _registry_model(name: str, task: Task, key: str, device: str, annotations: s
             icon=":material/warning:",
         )
     else:
-        st.caption(f"{model.display_name} on {model.device} · {model.quality.describe()}")
+        quality_notice(model, f"{model.display_name} on {model.device}")
     return model
 
 
