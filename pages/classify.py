@@ -94,6 +94,7 @@ table = run_on_filter.evaluate_on_filter(
     lambda rows, options: classification.classification_table(model, dataset, True, rows, options),
 )
 if table is not None:
+    model_picker.quality_notice(model)
     score = classification.classification_scores(model, table, index.categories)
     if score["objects"]:
         st.markdown(

@@ -39,6 +39,8 @@ if report is None:
     st.info("Press **Compare current filter**: predictions already made are reused from the cache.")
     st.stop()
 s = report.summary
+for model in (classifier, segmenter):
+    model_picker.quality_notice(model)
 
 c1, c2 = st.columns([1.3, 2])
 c1.dataframe(

@@ -50,6 +50,7 @@ if not len(omap):
     st.warning("No object on the map: the filter keeps no non-crowd object whose crop reads.")
     st.stop()
 
+model_picker.quality_notice(model)  # places, agreement and neighbours are this model's view
 choice = om.colour_choice("m_colour")
 per_row = None
 if choice == BY_AGREEMENT:

@@ -46,6 +46,8 @@ st.caption(
     f"{result.objects:,} objects, {result.judged:,} of a category a model can name"
     + (f"; {len(result.unread)} images could not be read" if result.unread else "")
 )
+for model in (classifier, segmenter):  # scores are calibrated by these (the expander says how)
+    model_picker.quality_notice(model)
 with st.expander("What the score means"):
     st.markdown(mistakes.__doc__.split("\n\n", 1)[1].split("A model only counts")[0])
 

@@ -63,6 +63,29 @@ def quick_runs(sample_root, tmp_path_factory) -> dict[str, Path]:
     return {name: root / name for name in QUICK_RECIPES}
 
 
+# Weak on purpose: one epoch on the 24 training images of ``tiny_data`` at 64 px (about 1.5
+# minutes on 2 busy cores; val_acc 0.07, val_mIoU 0.006): what a busy machine's cut preset gives,
+# only worse. Seeded: the same weak models on every machine.
+WEAK_RECIPES: dict[str, dict] = {
+    "cls": {"task": "classify", "model": "alexnet-classic", "epochs": 1, "batch_size": 16,
+            "image_size": 64},
+    "seg": {"task": "segment", "model": "smp-deeplabv3", "encoder": "resnet18", "epochs": 1,
+            "batch_size": 8, "image_size": 64},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def weak_runs(tiny_data, tmp_path_factory) -> dict[str, Path]:
+    """A classifier and a segmenter trained badly on the sample (:data:`WEAK_RECIPES`), well
+    below their tasks' trusted quality: ``{"cls": run folder, "seg": run folder}``."""
+    from explorer.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("weak")
+    for name, recipe in WEAK_RECIPES.items():
+        train(TrainConfig(out=str(root / name), device="cpu", workers=0, **recipe, **tiny_data))
+    return {name: root / name for name in WEAK_RECIPES}
+
+
 @pytest.fixture(scope="session")
 def alexnet_file(tmp_path_factory) -> Path:
     """A saved state_dict of torchvision's AlexNet (seeded random weights: none can be

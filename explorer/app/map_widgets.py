@@ -24,7 +24,13 @@ from explorer.coco.view_state import BrowseState, browse_to_query
 from explorer.errors import ExplorerError
 from explorer.inference.classification import agreement
 from explorer.inference.embeddings import ObjectMap
-from explorer.inference.map_queries import map_rows_of, neighbour_table, objects_table
+from explorer.inference.map_queries import (
+    distance_text,
+    map_rows_of,
+    median_distance,
+    neighbour_table,
+    objects_table,
+)
 from explorer.models.weights import LoadedModel
 from explorer.viz.figures.object_map import (
     BY_AGREEMENT,
@@ -202,11 +208,19 @@ def more_like_this(
         part = table.iloc[start : start + 7]
         for col, (_, r) in zip(st.columns(7), part.iterrows(), strict=False):
             crop = _crop_bytes(source, int(r["annotation_id"]))
-            label = "this one" if r["annotation_id"] == chosen else f"{r['similarity']:.3f}"
+            label = (
+                "this one"
+                if r["rank"] == 0
+                else f"#{int(r['rank'])} · d {distance_text(float(r['distance']))}"
+            )
             text = f"{r['category']} · {label}"
             if crop:
                 col.image(crop, caption=text, width="stretch")
             else:
                 col.caption(text)
-    st.caption("Nearest first, by cosine similarity of the classifier's features.")
+    st.caption(
+        "Nearest first. d: the distance between the classifier's unit feature vectors (0 the "
+        "same, 1.41 unrelated, 2 opposite); the map's median object is at d "
+        f"{distance_text(median_distance(m, int(chosen)))} from this one."
+    )
     return table

@@ -1,14 +1,17 @@
 """The model picker and the head of a model page (dataset, title, model, image).
 
 A model is loaded once per (name, weights, device, encoder) per process and shared by every
-session (:func:`explorer.app.caches.load_model`); the picker offers the registry's models, then
-the best checkpoints of finished training runs (the best one is the default).
+session (:func:`explorer.app.caches.load_model`); the picker offers the best checkpoints of
+finished training runs trained on the open dataset's classes (the best one is the default), the
+registry's models, then the other runs. :func:`quality_notice` shows a model's own validation
+quality next to the results a page draws from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -21,7 +24,10 @@ from explorer.errors import ExplorerError
 from explorer.models.tasks import task_kind
 from explorer.models.weights import LoadedModel
 from explorer.paths import atomic_write_bytes, cache_dir
-from explorer.types import DEVICES, Task
+from explorer.types import DEVICES, Category, Task
+
+if TYPE_CHECKING:
+    from explorer.training.runs import RunInfo
 
 WEIGHT_CHOICES = ("Published", "Untrained", "File or run folder")
 _PUBLISHED, _UNTRAINED, _FILE = WEIGHT_CHOICES
@@ -52,26 +58,88 @@ def _load(name: str, weights: str, device: str, encoder: str = "", annotations: 
         return None
 
 
-def _trained_run(run, device: str):
-    model = _load(run.model, str(run.path), device)
+def _trained_run(run: _Run, device: str):
+    model = _load(run.info.model, str(run.info.path), device)
     if model is not None:
-        st.caption(f"{model.display_name} on {model.device}")
+        quality_notice(model, f"{model.display_name} on {model.device}")
+    if not run.matches:
+        st.warning(
+            f"Run {run.info.path.name} was trained on other classes: none of them is a category "
+            'of the open dataset, so every prediction reads "no counterpart". Pick a run '
+            "trained on this dataset, or train one on the Train page.",
+            icon=":material/warning:",
+        )
     return model
 
 
-def _runs_best_first(task: Task) -> list:
-    """The task's runs with a best.pt: finished ones first, the best score first among them."""
+def quality_notice(model: LoadedModel, lead: str = "") -> None:
+    """The model's own validation quality (in the picker, and next to the results a page draws
+    from it): a caption, or a plain warning when it is weak (below its task's threshold, or
+    untrained). ``lead`` names the model (default: its display name)."""
+    quality = model.quality
+    lead = lead or model.display_name
+    warning = quality.warning()
+    if warning:
+        st.warning(f"{lead}: {warning}", icon=":material/warning:")
+    else:
+        st.caption(f"{lead} · {quality.describe()}")
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A training run as a picker offers it: its summary and how much of the open dataset's
+    categories its classes name (0: trained on another dataset; its predictions would all read
+    "no counterpart")."""
+
+    info: RunInfo
+    coverage: float
+
+    @property
+    def matches(self) -> bool:
+        return self.coverage > 0
+
+
+def _dataset_categories(annotations: str) -> list[Category]:
+    """The open dataset's categories ([] when it cannot be read: no run is then preferred)."""
+    try:
+        return caches.get_index(annotations).categories if annotations else []
+    except ExplorerError:
+        return []
+
+
+def _coverage(run: RunInfo, categories: list[Category]) -> float:
+    """The share of ``categories`` that the run's classes name (matched by name, as a trained
+    model's labels are: :func:`explorer.coco.labels.dataset_label_map`)."""
+    from explorer.coco.labels import dataset_label_map
+    from explorer.training.runs import read_class_names
+
+    if not categories:
+        return 0.0
+    named = dataset_label_map("dataset", read_class_names(run.path), categories)
+    return len({c for c in named if c is not None}) / len(categories)
+
+
+def _runs_best_first(task: Task, categories: list[Category]) -> list[_Run]:
+    """The task's runs with a best.pt: finished ones first; among them those trained on the open
+    dataset's categories (the most of them first), then the best score (scores of runs trained
+    on other data say nothing here)."""
     from explorer.training.runs import trained_checkpoints
 
-    runs = trained_checkpoints(task)
-    return sorted(runs, key=lambda r: (r.status != "finished", -(r.best or 0.0)))
+    runs = [_Run(r, _coverage(r, categories)) for r in trained_checkpoints(task)]
+    return sorted(
+        runs,
+        key=lambda r: (r.info.status != "finished", -r.coverage, -(r.info.best or 0.0)),
+    )
 
 
-def _run_label(run) -> str:
-    """A run as the picker shows it, whole: folder, model, best score, status when not done."""
-    score = f"{run.best_metric} {run.best:.3f}" if run.best is not None else "no score yet"
-    status = "" if run.status == "finished" else f" · {run.status}"
-    return f"run {run.path.name} · {run.model} · best {score}{status}"
+def _run_label(run: _Run) -> str:
+    """A run as the picker shows it, whole: folder, model, best score, status when not done,
+    and whether it was trained on other categories than the open dataset's."""
+    info = run.info
+    score = f"{info.best_metric} {info.best:.3f}" if info.best is not None else "no score yet"
+    status = "" if info.status == "finished" else f" · {info.status}"
+    other = "" if run.matches else " · other classes"
+    return f"run {info.path.name} · {info.model} · best {score}{status}{other}"
 
 
 def _weights_choice(name: str, key: str, choice_column, path_column) -> tuple[str | None, str]:
@@ -160,7 +228,7 @@ def _registry_model(name: str, task: Task, key: str, device: str, annotations: s
             icon=":material/warning:",
         )
     else:
-        st.caption(f"{model.display_name} on {model.device}")
+        quality_notice(model, f"{model.display_name} on {model.device}")
     return model
 
 
@@ -184,27 +252,36 @@ class Choice:
 
 def pick_model(task: Task, key: str, annotations: str) -> Choice:
     """Model, weights and device widgets. The default is the best finished training run of the
-    task when there is one, else the first registry model with its published weights when they
-    are on this machine; otherwise one line says what to do (nothing is loaded)."""
+    task trained on the open dataset's classes when there is one (runs trained on other classes
+    come after the registry models, said so), else the first registry model with its published
+    weights when they are on this machine; otherwise one line says what to do (nothing is
+    loaded)."""
     from explorer.models import get_spec, list_models
 
-    runs = _runs_best_first(task)
-    trained = {f"run: {r.path.name}": r for r in runs}
-    finished = [k for k, r in trained.items() if r.status == "finished"]
-    options = finished + list_models(task) + [k for k in trained if k not in finished]
+    runs = _runs_best_first(task, _dataset_categories(annotations))
+    trained = {f"run: {r.info.path.name}": r for r in runs}
+    finished = [k for k, r in trained.items() if r.info.status == "finished"]
+    ours = [k for k in finished if trained[k].matches]
+    options = ours + list_models(task) + [k for k in trained if k not in ours]
     c1, c4 = st.columns([6, 1])
     name = c1.selectbox(
         "Model",
         options,
         key=f"{key}_model",
         format_func=lambda o: _run_label(trained[o]) if o in trained else o,
-        help="Finished training runs (best first), registry models, then other runs. "
+        help="Finished training runs on this dataset's classes (best first), registry models, "
+        "then runs trained on other classes and unfinished runs. "
         + "; ".join(f"{n}: {get_spec(n).description}" for n in list_models(task)),
     )
     device = c4.selectbox("Device", DEVICES, key=f"{key}_device")
+    if finished and not ours:
+        st.caption(
+            f"None of the {len(finished)} finished {task_kind(task).noun} runs was trained on "
+            "this dataset's classes: they are listed after the registry models."
+        )
     if name in trained:
         run = trained[name]
-        return Choice(run.model, "", _trained_run(run, device))
+        return Choice(run.info.model, "", _trained_run(run, device))
     model = _registry_model(name, task, key, device, annotations)
     encoder = st.session_state.get(f"{key}_encoder", "") if get_spec(name).encoders else ""
     return Choice(name, encoder, model)

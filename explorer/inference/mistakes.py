@@ -18,6 +18,16 @@ an object is probably missing. Three kinds of rows (:data:`KINDS`):
   category around the object (a region at least a quarter of the mask's size), but that region
   overlaps the annotation's mask poorly: ``score = 1 - IoU``.
 
+Scores are calibrated against the models' measured quality (:mod:`explorer.models.quality`):
+each model's evidence counts by its trust ``t = min(1, quality / threshold)`` (its training
+run's val_acc / val_mIoU against the task's threshold; 1 when not measured, 0 untrained), the
+rest of it says "no mistake". So ``wrong_label``'s ``q`` weights the classifier by ``t_c`` and
+the segmenter by ``t_s * foreground``, and ``score = (1 - q[annotated]) * T``, ``T`` the weighted
+trust ``(t_c + t_s * foreground) / (1 + foreground)`` of the models that spoke; ``missing``
+averages ``t_s * confidence`` and ``t_c * probability``; ``bad_mask`` is ``t_s * (1 - IoU)``. A
+weak model cannot yield a confident score (a segmenter at val mIoU 0.2 against 0.6 adds at most
+a third), and models at or above their thresholds rank exactly as uncalibrated.
+
 A model only counts for categories it can name (the label-space rules of
 :mod:`explorer.inference.compare`); an object neither model can name is not judged. Every
 prediction goes through the prediction cache: finding mistakes again runs no model.
@@ -109,6 +119,8 @@ class _Space:
     seg_lut: np.ndarray
     cls_reach: np.ndarray  # bool per position: the model can name it
     seg_reach: np.ndarray
+    cls_trust: float = 1.0  # the share of each model's evidence that counts (its quality)
+    seg_trust: float = 1.0
 
     @property
     def n(self) -> int:
@@ -130,7 +142,8 @@ class _Space:
 
         cls_lut, seg_lut = lut(classifier), lut(segmenter)
         reach = [np.isin(np.arange(n), t) for t in (cls_lut, seg_lut)]
-        return cls(ids, cls_lut, seg_lut, reach[0], reach[1])
+        trust = (classifier.quality.trust, segmenter.quality.trust)
+        return cls(ids, cls_lut, seg_lut, reach[0], reach[1], *trust)
 
     def probabilities(self, record: Record | None) -> np.ndarray | None:
         """A classifier record (its best labels) as probabilities per dataset position."""
@@ -342,11 +355,20 @@ def _judge(
     c = int(image.positions[k])
     p = space.probabilities(crops.get(int(anns["id"][a]))) if space.cls_reach[c] else None
     s, fg = image.shares(k) if space.seg_reach[c] else (None, 0.0)
-    # the classifier counts once, the segmenter by how much of the mask it calls foreground
-    weighted = [(w, v) for w, v in ((1.0, p), (fg, s)) if v is not None and w > 0]
-    if not weighted:
+    # the classifier counts once, the segmenter by how much of the mask it calls foreground;
+    # each by its trust (calibration: the untrusted rest of its evidence says "no mistake")
+    spoke = [
+        (w, t, v)
+        for w, t, v in ((1.0, space.cls_trust, p), (fg, space.seg_trust, s))
+        if v is not None and w > 0
+    ]
+    if not spoke:
         return []
-    q = np.sum([w * v for w, v in weighted], axis=0) / sum(w for w, _ in weighted)
+    said = sum(w for w, _, _ in spoke)
+    trusted = sum(w * t for w, t, _ in spoke)
+    weights = [w * t for w, t, _ in spoke] if trusted > 0 else [w for w, _, _ in spoke]
+    q = np.sum([w * v for w, (_, _, v) in zip(weights, spoke, strict=True)], axis=0) / sum(weights)
+    doubt = float((1 - q[c]) * trusted / said)
     reach = (space.cls_reach if p is not None else False) | (
         space.seg_reach if s is not None else False
     )
@@ -354,12 +376,8 @@ def _judge(
     best = int(others.argmax())
     row = _row(image, a, space, c, _Evidence(p, s, fg))
     out: list[Mistake] = []
-    if 1 - q[c] >= settings.min_wrong_label and others[best] >= 0:
-        out.append(
-            _amended(
-                row, kind="wrong_label", score=float(1 - q[c]), **_suggested(space, best, p, s)
-            )
-        )
+    if doubt >= settings.min_wrong_label and others[best] >= 0:
+        out.append(_amended(row, kind="wrong_label", score=doubt, **_suggested(space, best, p, s)))
     if q[c] >= BELIEVED and s is not None:
         out += _bad_mask(image, k, row, settings)
     return out
@@ -369,11 +387,12 @@ def _bad_mask(image: _SegmentedImage, k: int, row: Mistake, settings: Settings) 
     if coco_masks.box_only(image.index, image.ann_rows[k : k + 1])[0]:
         return []
     iou, predicted = image.region_iou(k, settings.box_context)
+    score = image.space.seg_trust * (1 - iou)  # calibrated by the segmenter's quality
     # a segmenter that found (almost) none of the category here missed the object: no opinion
-    if predicted.sum() < MIN_FOUND * image.masks[k].sum() or 1 - iou < settings.min_bad_mask:
+    if predicted.sum() < MIN_FOUND * image.masks[k].sum() or score < settings.min_bad_mask:
         return []
     return [
-        _amended(row, kind="bad_mask", score=1 - iou, mask_iou=iou, suggested_rle=_rle(predicted))
+        _amended(row, kind="bad_mask", score=score, mask_iou=iou, suggested_rle=_rle(predicted))
     ]
 
 
@@ -465,7 +484,9 @@ def _missing(
     out: list[Mistake] = []
     for r, it in zip(regions, items, strict=True):
         p = space.probabilities(seen.get(it.key)) if space.cls_reach[r.position] else None
-        evidence = [r.confidence] + ([] if p is None else [float(p[r.position])])
+        # each model's confidence counted by its trust (calibration, see the module's doc)
+        evidence = [space.seg_trust * r.confidence]
+        evidence += [] if p is None else [space.cls_trust * float(p[r.position])]
         score = float(np.mean(evidence))
         out.append(
             {

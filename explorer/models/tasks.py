@@ -27,12 +27,20 @@ class TaskKind:
             label space then starts its categories at 1).
         scores_per_image: the output is one score vector per input (a softmax over classes),
             not a map per pixel.
+        quality_metric: the validation score a training run measures and picks ``best.pt`` by
+            (:mod:`explorer.training.tasks` names the same), the model's quality in pages.
+        trusted_quality: the one threshold of a model's measured quality: at or above it the
+            model's evidence counts fully, below it pages warn plainly and mistake scores are
+            scaled by ``quality / trusted_quality`` (:mod:`explorer.models.quality`). The quick
+            presets' targets on the sample.
     """
 
     name: Task
     noun: str
     background: bool
     scores_per_image: bool
+    quality_metric: str
+    trusted_quality: float
 
     def class_names(self, names: list[str]) -> list[str]:
         """The output labels' names for a dataset's category names."""
@@ -63,8 +71,22 @@ def task_kind(name: str) -> TaskKind:
 
 
 CLASSIFY = register_task(
-    TaskKind(name="classify", noun="classifier", background=False, scores_per_image=True)
+    TaskKind(
+        name="classify",
+        noun="classifier",
+        background=False,
+        scores_per_image=True,
+        quality_metric="val_acc",
+        trusted_quality=0.90,
+    )
 )
 SEGMENT = register_task(
-    TaskKind(name="segment", noun="segmenter", background=True, scores_per_image=False)
+    TaskKind(
+        name="segment",
+        noun="segmenter",
+        background=True,
+        scores_per_image=False,
+        quality_metric="val_miou",
+        trusted_quality=0.60,
+    )
 )

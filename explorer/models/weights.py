@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 from explorer.coco.labels import VOC_NAMES, dataset_label_map
 from explorer.errors import WeightsError
 from explorer.models.preprocess import Preprocess
+from explorer.models.quality import Quality, checkpoint_quality, untrained
 from explorer.models.registry import (
     ModelSpec,
     create_model,
@@ -111,6 +112,8 @@ class LoadedModel:
             background).
         features: the module returns a classifier's penultimate features, not its logits
             (:func:`explorer.models.features.feature_model`).
+        measured: what its checkpoint records of its validation score (None: no checkpoint);
+            read it through :attr:`quality`.
     """
 
     name: str
@@ -126,10 +129,19 @@ class LoadedModel:
     category_ids: list[int | None] = field(default_factory=list)
     encoder: str | None = None
     features: bool = False  # outputs are penultimate-layer features (models.features)
+    measured: Quality | None = None
 
     @property
     def task(self) -> str:
         return self.spec.task
+
+    @property
+    def quality(self) -> Quality:
+        """Its own validation quality: measured by its training run, untrained, or not
+        measured (:mod:`explorer.models.quality`)."""
+        if self.untrained:
+            return untrained(self.task)
+        return self.measured or checkpoint_quality(self.task, None)
 
     @property
     def display_name(self) -> str:
@@ -338,6 +350,7 @@ def load_model(
         preprocess=Preprocess(**ckpt["preprocess"]) if ckpt.get("preprocess") else spec.preprocess,
         category_ids=category_ids,
         encoder=encoder if spec.encoders else None,
+        measured=checkpoint_quality(spec.task, source.checkpoint),
     )
 
 

@@ -375,6 +375,16 @@ def read_config(run: Path) -> TrainSettings:
         raise ExplorerError(f"{run}: a damaged config.json ({e})") from None
 
 
+def read_class_names(run: Path) -> list[str]:
+    """The class names a run trains (its ``config.json``'s ``class_names``, a segmenter's
+    background first); [] when the file is unreadable or holds no list of names."""
+    try:
+        names = json.loads((run / "config.json").read_text()).get("class_names")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
 def list_runs(root: Path | None = None) -> list[RunInfo]:
     """Every run under ``root`` (default: :func:`runs_root`), newest first."""
     root = root or runs_root()
