@@ -3,12 +3,18 @@
 
 Small datasets (the embedded sample, a few thousand objects) are decoded once into uint8
 tensors in memory, then augmented on the fly with tensor ops: on two CPU cores, decoding JPEGs
-every epoch would cost more than the model. The decoding itself runs in DataLoader workers.
+every epoch would cost more than the model. An example is decoded when a batch first asks for
+it (:meth:`Tensors.load`), not all before the first step: the first epoch decodes as it goes,
+so a run's first step (and its live curve) comes seconds after the start, not after the whole
+set is read; the examples, their order and the results are those of decoding everything first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -23,15 +29,98 @@ from explorer.training.settings import TrainSettings
 from explorer.training.tasks import Split
 from explorer.types import IGNORE_LABEL
 
+T = TypeVar("T")
+R = TypeVar("R")
 
-@dataclass
+Decoded = tuple[torch.Tensor | None, torch.Tensor | None, str]
+"""One example as its source decodes it: ``(image, target, "")`` (the target None where the
+index gives it), or ``(None, None, why it cannot be read)``."""
+
+
+class _Source(Protocol):
+    """Where a :class:`Tensors` decodes its examples from."""
+
+    def decode(self, rows: Sequence[int], workers: int) -> list[Decoded]:
+        """The examples ``rows``, in that order, decoded by ``workers`` threads."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What a :class:`Tensors` still has to decode, and how."""
+
+    source: _Source
+    workers: int  # threads decoding a batch's examples (decoding and resizing release the GIL)
+    nothing_readable: str  # the error when no example at all can be read
+
+
 class Tensors:
-    """Decoded examples: ``images`` uint8 (N, 3, S, S); ``targets`` class rows (N,) or masks
-    (N, S, S)."""
+    """Training examples: ``images`` uint8 (N, 3, S, S), ``targets`` class rows (N,) or masks
+    (N, S, S). Rows hold their example once :meth:`load` has decoded it; ``skipped`` says why
+    the unreadable ones found so far cannot be read."""
 
-    images: torch.Tensor
-    targets: torch.Tensor
-    skipped: list[str]
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, pending: _Pending | None):
+        self.images, self.targets = images, targets
+        self.skipped: list[str] = []
+        self._pending = pending
+        self._loaded = torch.full((len(images),), pending is None)
+        self._readable = torch.ones(len(images), dtype=torch.bool)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def load(self, rows: torch.Tensor) -> torch.Tensor:
+        """Decode the examples ``rows`` not decoded yet; returns the readable ones among
+        ``rows`` (in order).
+
+        Raises:
+            ExplorerError: no example of the whole set can be read.
+        """
+        missing = torch.unique(rows[~self._loaded[rows]])
+        if len(missing):
+            self._decode(missing.tolist())
+        readable = rows[self._readable[rows]]
+        if not len(readable) and len(rows):
+            self.load_all()  # raises when no example at all is readable
+        return readable
+
+    def load_all(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Decode every example not decoded yet, reporting ``progress(done, total)``."""
+        missing = torch.nonzero(~self._loaded).flatten().tolist()
+        chunk = 64
+        for k in range(0, len(missing), chunk):
+            if progress:
+                progress(k, len(missing))
+            self._decode(missing[k : k + chunk])
+        if self._pending is not None and not self._readable.any():
+            raise ExplorerError(self._pending.nothing_readable)
+
+    def class_targets(self) -> torch.Tensor:
+        """The targets of every readable example (decoding the masks not decoded yet)."""
+        if self.targets.dim() > 1:  # masks come from the files
+            self.load_all()
+        return self.targets[self._readable]
+
+    def _decode(self, rows: list[int]) -> None:
+        assert self._pending is not None  # rows not loaded have a source
+        decoded = self._pending.source.decode(rows, self._pending.workers)
+        for r, (image, target, why) in zip(rows, decoded, strict=True):
+            if image is None:
+                self._readable[r] = False
+                self.skipped.append(why)
+                continue
+            self.images[r] = image
+            if target is not None:
+                self.targets[r] = target
+        self._loaded[rows] = True
+
+
+def _in_threads(decode: Callable[[T], R], keys: Sequence[T], workers: int) -> list[R]:
+    """``decode`` of each key, in order, by up to ``workers`` threads."""
+    if workers < 2 or len(keys) < 2:
+        return [decode(k) for k in keys]
+    with ThreadPoolExecutor(min(workers, len(keys))) as pool:
+        return list(pool.map(decode, keys))
 
 
 def crop_rows(index: CocoIndex, min_area: float = 64.0) -> np.ndarray:
@@ -40,40 +129,51 @@ def crop_rows(index: CocoIndex, min_area: float = 64.0) -> np.ndarray:
     return np.flatnonzero(~a["iscrowd"] & (a["area"] >= min_area))
 
 
-class _CropItems(torch.utils.data.Dataset):
-    """One object crop, shorter side resized to ``size`` then centre-cropped square."""
+class _CropItems:
+    """Object crops, each its shorter side resized to ``size`` then centre-cropped square."""
 
     def __init__(self, paths, sizes, boxes, size: int):
         self.paths, self.sizes, self.boxes, self.size = paths, sizes, boxes, size
 
-    def __len__(self) -> int:
-        return len(self.paths)
+    def decode(self, rows: Sequence[int], workers: int) -> list[Decoded]:
+        # each image once for all its crops asked for (an image holds several objects)
+        by_image: dict[str, list[int]] = {}
+        for r in rows:
+            by_image.setdefault(self.paths[r], []).append(r)
+        crops: dict[int, Decoded] = {}
+        for done in _in_threads(lambda k: self._crops(by_image[k]), list(by_image), workers):
+            crops.update(done)
+        return [crops[r] for r in rows]
 
-    def __getitem__(self, i: int):
+    def _crops(self, rows: list[int]) -> dict[int, Decoded]:
         from torchvision.transforms import functional as F
 
+        first = rows[0]
         try:
-            rgb = load_rgb(self.paths[i], self.sizes[i])
+            rgb = load_rgb(self.paths[first], self.sizes[first])
         except ExplorerError as e:
-            return None, str(e)
-        w, h = self.sizes[i]
-        x0, y0, x1, y1 = crop_box(self.boxes[i], w, h)
-        x = torch.from_numpy(np.array(rgb[y0:y1, x0:x1])).permute(2, 0, 1)
-        x = F.resize(x, [self.size], antialias=True)
-        return F.center_crop(x, [self.size, self.size]), ""
+            return {r: (None, None, str(e)) for r in rows}
+        w, h = self.sizes[first]
+        out: dict[int, Decoded] = {}
+        for r in rows:
+            x0, y0, x1, y1 = crop_box(self.boxes[r], w, h)
+            x = torch.from_numpy(np.array(rgb[y0:y1, x0:x1])).permute(2, 0, 1)
+            x = F.resize(x, [self.size], antialias=True)
+            out[r] = (F.center_crop(x, [self.size, self.size]), None, "")
+        return out
 
 
-class _SegItems(torch.utils.data.Dataset):
-    """One image resized to ``size`` x ``size`` and its semantic mask (class indices,
+class _SegItems:
+    """Images resized to ``size`` x ``size`` and their semantic masks (class indices,
     255 = ignore)."""
 
     def __init__(self, index: CocoIndex, rows, paths, size: int, lut: np.ndarray):
         self.index, self.rows, self.paths, self.size, self.lut = index, rows, paths, size, lut
 
-    def __len__(self) -> int:
-        return len(self.rows)
+    def decode(self, rows: Sequence[int], workers: int) -> list[Decoded]:
+        return _in_threads(self._one, rows, workers)
 
-    def __getitem__(self, i: int):
+    def _one(self, i: int) -> Decoded:
         from PIL import Image
 
         r = int(self.rows[i])
@@ -114,23 +214,12 @@ def _paths(split: Split, image_rows) -> list[str]:
     return [str(resolve_image_path(split.images, str(names[r]))) for r in image_rows]
 
 
-def _gather(dataset, workers: int, progress=None) -> list:
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, num_workers=workers if len(dataset) > 32 else 0
-    )
-    out = []
-    for i, item in enumerate(loader):
-        out.append(item)
-        if progress and i % 50 == 0:
-            progress(i, len(dataset))
-    return out
-
-
 def load_crops(
     split: Split, category_ids: list[int], size: int, min_area: float, options: RunOptions
 ) -> Tensors:
     """The classification crops of the split's images (objects of at least ``min_area``), as
-    uint8 (N, 3, size, size) and class indices, decoded by ``options.workers`` processes."""
+    uint8 (N, 3, size, size) and class indices, each decoded when first asked for (by
+    ``options.workers`` threads)."""
     index = split.dataset.index
     rows = crop_rows(index, min_area)
     a = index.annotations
@@ -140,18 +229,14 @@ def load_crops(
     img_rows = a["image_row"][rows]
     paths = _paths(split, img_rows)
     sizes = [(int(index.images["width"][r]), int(index.images["height"][r])) for r in img_rows]
-    items = _gather(
-        _CropItems(paths, sizes, [tuple(b) for b in a["bbox"][rows].tolist()], size),
-        options.workers,
-        options.progress,
-    )
-    keep = [i for i, (x, _) in enumerate(items) if x is not None]
-    if not keep:
-        raise ExplorerError(f"{index.path}: no readable object crops to train on")
+    nothing = f"{index.path}: no readable object crops to train on"
+    if not len(rows):
+        raise ExplorerError(nothing)
+    items = _CropItems(paths, sizes, [tuple(b) for b in a["bbox"][rows].tolist()], size)
     return Tensors(
-        torch.stack([items[i][0] for i in keep]),
-        torch.tensor([cls_of[int(a["category_id"][rows[i]])] for i in keep]),
-        [items[i][1] for i in range(len(items)) if items[i][0] is None],
+        torch.empty((len(rows), 3, size, size), dtype=torch.uint8),
+        torch.tensor([cls_of[int(a["category_id"][r])] for r in rows]),
+        _Pending(items, options.workers, nothing),
     )
 
 
@@ -168,20 +253,17 @@ def class_lut(category_ids: list[int]) -> np.ndarray:
 def load_segmentation(
     split: Split, category_ids: list[int], size: int, options: RunOptions
 ) -> Tensors:
-    """The split's images resized to ``size`` x ``size`` with their masks in class indices."""
+    """The split's images resized to ``size`` x ``size`` with their masks in class indices,
+    each decoded when first asked for (by ``options.workers`` threads)."""
     index, rows = split.dataset.index, np.asarray(split.rows)
-    items = _gather(
-        _SegItems(index, rows, _paths(split, rows), size, class_lut(category_ids)),
-        options.workers,
-        options.progress,
-    )
-    keep = [i for i, it in enumerate(items) if it[0] is not None]
-    if not keep:
-        raise ExplorerError(f"{index.path}: no readable images to train on")
+    nothing = f"{index.path}: no readable images to train on"
+    if not len(rows):
+        raise ExplorerError(nothing)
+    items = _SegItems(index, rows, _paths(split, rows), size, class_lut(category_ids))
     return Tensors(
-        torch.stack([items[i][0] for i in keep]),
-        torch.stack([items[i][1] for i in keep]),
-        [items[i][2] for i in range(len(items)) if items[i][0] is None],
+        torch.empty((len(rows), 3, size, size), dtype=torch.uint8),
+        torch.empty((len(rows), size, size), dtype=torch.uint8),
+        _Pending(items, options.workers, nothing),
     )
 
 

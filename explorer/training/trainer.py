@@ -130,6 +130,7 @@ class Session:
         self.class_names = self.task.kind.class_names([c["name"] for c in self.categories])
         self.class_category_ids = self.task.kind.class_category_ids(self.category_ids)
         self.notes: list[str] = []
+        self._val = None  # the validation set, once the first evaluation has loaded it
         self._emit(Preparing(str(run), _building(cfg)))
         model = model_for_run(cfg, len(self.class_names), self.notes)
         model = model.to(self.device).to(memory_format=_MEMORY_FORMAT)
@@ -193,29 +194,34 @@ class Session:
 
     # ------------------------------------------------------------------ data
 
-    def _load(self) -> tuple[data.Tensors, object]:
-        """The training examples and the validation set, as the run's task reads them."""
-        cfg = self.cfg
-        what = self.task.examples
-        tr = self.task.load_train(
-            cfg, self.train, self.category_ids, self._reporter(f"training {what}")
-        )
-        va = self.task.load_val(
-            self.val,
-            self.category_ids,
-            self.inference_preprocess(),
-            self._reporter(f"validation {what}"),
-        )
-        for s in tr.skipped + va.skipped:
-            self.notes.append(f"skipped: {s}")
-        return tr, va
+    def _load_train(self) -> data.Tensors:
+        """The training examples, as the run's task reads them: each decoded when a batch
+        first asks for it (:meth:`data.Tensors.load`), so the first step does not wait for the
+        whole set."""
+        what = f"training {self.task.examples}"
+        return self.task.load_train(self.cfg, self.train, self.category_ids, self._reporter(what))
 
-    def _reporter(self, what: str):
-        """Each call reports the loading's progress and honours a Stop (loading takes a while
-        on a slow machine)."""
+    def _val_set(self):
+        """The validation set, as the run's task reads it, loaded when the first evaluation
+        needs it (not before the first step: a run's live curve starts seconds after Start).
+        A Stop waits for it: the epoch it scores is then kept."""
+        if self._val is None:
+            what = f"validation {self.task.examples}"
+            report = self._reporter(what, stoppable=False)
+            preprocess = self.inference_preprocess()
+            self._val = self.task.load_val(self.val, self.category_ids, preprocess, report)
+            self._note_skipped(self._val.skipped)
+        return self._val
+
+    def _note_skipped(self, skipped: list[str]) -> None:
+        self.notes.extend(f"skipped: {s}" for s in skipped if f"skipped: {s}" not in self.notes)
+
+    def _reporter(self, what: str, stoppable: bool = True):
+        """Each call reports the loading's progress and, when ``stoppable``, honours a Stop
+        (loading takes a while on a slow machine)."""
 
         def report(done: int, total: int) -> None:
-            if self._stop_asked():
+            if stoppable and self._stop_asked():
                 raise Stopped(self._stop_message())
             self._emit(Loading(str(self.run_dir), what, done, total))
 
@@ -294,7 +300,7 @@ class Session:
         t0 = time.perf_counter()
         if resume:
             self._resume()
-        train_set, val_set = self._load()
+        train_set = self._load_train()
         plan = self._plan(train_set)
         self._emit(Preparing(str(self.run_dir), "the first training steps (the slowest)"))
         main = self.world.main
@@ -306,7 +312,7 @@ class Session:
                 epoch_start = time.perf_counter()
                 losses, lr, batches = self.train_one_epoch(train_set, plan, logs)
                 train_seconds = time.perf_counter() - epoch_start
-                val = self.evaluate(val_set)
+                val = self.evaluate()
                 self.epoch += 1
                 seconds = time.perf_counter() - epoch_start
                 record: EpochRecord = {
@@ -342,7 +348,7 @@ class Session:
         logs.close()
 
     def _plan(self, train_set: data.Tensors) -> _EpochPlan:
-        steps = max(1, len(train_set.images) // (self.cfg.batch_size * self.world.size))
+        steps = max(1, len(train_set) // (self.cfg.batch_size * self.world.size))
         return _EpochPlan(
             steps_per_epoch=steps,
             schedule=self.task.schedule,
@@ -357,7 +363,7 @@ class Session:
         returns the step losses and the last learning rate."""
         cfg = self.cfg
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.epoch + 7919 * self.world.rank)
-        order = self._epoch_order(len(train_set.images), gen)
+        order = self._epoch_order(len(train_set), gen)
         self.net.train()
         first, losses = 0, []
         if self.within is not None:  # continue the stopped epoch where it was
@@ -371,7 +377,11 @@ class Session:
             if self._stop_asked():
                 where = _WithinEpoch(b, losses, gen.get_state(), torch.get_rng_state())
                 raise self._stop_within_epoch(where)
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            # the examples not decoded yet are decoded now (the first epoch's batches); an
+            # unreadable one leaves the batch
+            idx = train_set.load(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+            if not len(idx):
+                continue
             total = self.planned * plan.steps_per_epoch
             lr = plan.schedule(cfg.lr, self.step, total, plan.warmup)
             for group in self.optimizer.param_groups:
@@ -393,6 +403,7 @@ class Session:
             self.step_seconds.append(tick - now)
             rate = len(idx) * self.world.size / max(tick - now, 1e-6)
             self._log_step(logs, plan, b + 1, _StepDone(loss, lr, rate))
+        self._note_skipped(train_set.skipped)  # the unreadable examples its batches met
         return _EpochDone(losses, lr, plan.steps_per_epoch - first)
 
     # ------------------------------------------------------------------ stopping
@@ -507,7 +518,7 @@ class Session:
             )
 
     def _class_weights(self, train_set: data.Tensors) -> torch.Tensor:
-        targets = train_set.targets.flatten()
+        targets = train_set.class_targets().flatten()
         counts = torch.bincount(
             targets[targets != IGNORE_LABEL], minlength=len(self.class_names)
         ).float()
@@ -522,19 +533,20 @@ class Session:
         self.optimizer.step()
         return float(loss.detach())
 
-    @torch.inference_mode()
-    def evaluate(self, val_set) -> Scores:
+    def evaluate(self) -> Scores:
         """Validation loss and scores over the whole validation set, each process scoring its
         share (:mod:`explorer.training.validation`: exactly what ``evaluate`` scores, read the
         same way)."""
-        self.model.eval()
-        return self.task.evaluate(
-            self.model,
-            val_set,
-            self.inference_preprocess(),
-            self.device,
-            self.world,
-        )
+        val_set = self._val_set()
+        with torch.inference_mode():
+            self.model.eval()
+            return self.task.evaluate(
+                self.model,
+                val_set,
+                self.inference_preprocess(),
+                self.device,
+                self.world,
+            )
 
 
 def train(

@@ -19,7 +19,7 @@ from explorer.inference.options import RunOptions
 from explorer.inference.segmentation import evaluate_segmentation
 from explorer.models import get_spec, load_model
 from explorer.training import Stopped, TrainConfig, runs, train
-from explorer.training.events import EpochEnd, Loading, Step
+from explorer.training.events import EpochEnd, Loading, Preparing, Step
 from explorer.training.trainer import Session
 from tests.helpers import ROOT, train_command
 
@@ -235,15 +235,29 @@ def test_stop_within_the_first_epoch_is_kept_and_resume_continues_it(tiny_data, 
 def test_stop_before_the_first_step_says_nothing_was_kept(tiny_data, tmp_path):
     run, stop = tmp_path / "early", threading.Event()
 
-    def stop_while_loading(event):
-        if isinstance(event, Loading):
+    def stop_while_preparing(event):  # nothing is loaded before the first step any more
+        if isinstance(event, Preparing):
             stop.set()
 
     with pytest.raises(Stopped, match="nothing was kept to resume"):
-        train(config(tiny_data, run, epochs=1), stop_while_loading, stop)
+        train(config(tiny_data, run, epochs=1), stop_while_preparing, stop)
     info = runs.read_run(run)
     assert info.status == "stopped" and not info.resumable and "nothing was kept" in info.message
     assert not (run / "last.pt").exists()
+
+
+def test_the_first_step_comes_before_any_loading(tiny_data, tmp_path):
+    """Issue 22: the first curve point came 43 s after Start, behind "loading validation crops":
+    every training crop and then the validation set were decoded before the first step. Now a
+    batch decodes the crops it needs, and the validation set loads at the first evaluation."""
+    events: list = []
+    train(config(tiny_data, tmp_path / "r", epochs=2, batch_size=4, image_size=64), events.append)
+    first_step = next(i for i, e in enumerate(events) if isinstance(e, Step))
+    assert not [e for e in events[:first_step] if isinstance(e, Loading)]
+    loading = [i for i, e in enumerate(events) if isinstance(e, Loading)]
+    assert {events[i].what for i in loading} == {"validation crops"}  # once, at the first
+    first_epoch_end = next(i for i, e in enumerate(events) if isinstance(e, EpochEnd))
+    assert all(first_step < i < first_epoch_end for i in loading)
 
 
 def test_a_finished_run_is_not_resumed(tiny_data, tmp_path):
