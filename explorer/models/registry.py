@@ -260,7 +260,7 @@ _IMAGENET_227 = Preprocess(resize=256, crop=227)
 _SEG = Preprocess(resize=520, crop=None)
 _SMP = Preprocess(resize=320, crop=None, multiple_of=16)
 _SMP_QUICK = QuickPreset(
-    epochs=8, batch_size=16, lr=2e-3, image_size=96, time_budget=420, encoder="resnet18"
+    epochs=8, batch_size=16, lr=2e-3, image_size=80, time_budget=420, encoder="resnet18"
 )
 _VOC_NOTE = "backbone and head from torchvision's COCO weights"
 _SMP_NOTE = (
@@ -329,7 +329,7 @@ register(
         build=_alexnet_classic,
         head_size=1000,
         reset_head=_new_linear_head,  # the model is one Sequential: its last layer is the head
-        quick=QuickPreset(epochs=4, batch_size=32, lr=5e-4, image_size=128, time_budget=230),
+        quick=QuickPreset(epochs=4, batch_size=32, lr=5e-4, image_size=96, time_budget=230),
         min_input_size=39,  # below it the third max pool has nothing left to pool
     )
 )

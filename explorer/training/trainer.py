@@ -133,7 +133,8 @@ class Session:
         self.budget_note = ""
         self.step_seconds: list[float] = []  # this epoch's, for the time budget
         self.budget_clock = _clock()  # the time budget counts from run()
-        self.val_seconds: float | None = None  # the last validation pass's, for the time budget
+        # what an epoch costs besides its steps (validation, checkpoints), for the time budget
+        self.val_seconds: float | None = None
         self.started = time.time()  # moved back by a resumed run's earlier seconds
 
     # ------------------------------------------------------------------ bookkeeping
@@ -268,10 +269,14 @@ class Session:
         main = self.world.main
         logs = runs.RunLogs(self.run_dir, self.step if resume else None) if main else runs.NoLogs()
         try:
+            train_end: float | None = None
             while self.epoch < self.planned:
                 epoch_start = _clock()
+                if train_end is not None:  # what an epoch costs besides its steps
+                    self.val_seconds = epoch_start - train_end  # validation and checkpoints
                 losses, lr = self.train_one_epoch(train_set, plan, logs)
-                train_seconds = _clock() - epoch_start
+                train_end = _clock()
+                train_seconds = train_end - epoch_start
                 val = self.evaluate(val_set)
                 self.epoch += 1
                 seconds = _clock() - epoch_start
@@ -291,7 +296,8 @@ class Session:
                     "time": time.time(),
                 }
                 logs.epoch(record)
-                self.val_seconds = seconds - train_seconds
+                if self.val_seconds is None:  # until the checkpoints' time is known too
+                    self.val_seconds = seconds - train_seconds
                 self._fit_time_budget(plan, step_in_epoch=0)
                 self._end_epoch(record)
         except BaseException:

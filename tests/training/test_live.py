@@ -69,12 +69,12 @@ def epoch_steps(tiny_data, batch_size=8) -> int:
     return len(crop_rows(open_index(tiny_data["coco"]))) // batch_size
 
 
-def test_a_slow_machine_trains_every_epoch_shorter_and_ends_its_schedule(
+def test_a_slow_machine_trains_the_steps_that_fit_and_ends_its_schedule(
     tiny_data, tmp_path, monkeypatch
 ):
     # a simulated machine on which every step takes 2 s and nothing else any time: 3 epochs need
-    # 3 x full x 2 s, the budget is 40 s. The run keeps its 3 epochs with fewer steps each and
-    # the schedule compressed onto them (it used to cut epochs 2 and 3 at the peak of the rate)
+    # 3 x full x 2 s, the budget is 40 s. The run does the steps that fit, with the schedule
+    # compressed onto them (it used to cut the epochs that did not fit at a high learning rate)
     clock = [0.0]
     monkeypatch.setattr(trainer, "_clock", lambda: clock[0])
     real_step = Session._train_step
@@ -89,9 +89,9 @@ def test_a_slow_machine_trains_every_epoch_shorter_and_ends_its_schedule(
     full = epoch_steps(tiny_data)
     assert full * 3 * 2 > 40 * 1.5  # the recipe is far from fitting
     status = json.loads((run / "status.json").read_text())
-    assert status["epoch"] == status["planned_epochs"] == 3
+    assert status["epoch"] == status["planned_epochs"] <= 3
     steps = [r for r in runs.read_metrics(run) if r["kind"] == "step"]
-    assert len(steps) * 2 <= 40 and len(steps) < 3 * full
+    assert 40 * 0.75 <= len(steps) * 2 <= 40 and len(steps) < 3 * full  # most of the budget
     assert steps[-1]["lr"] < 0.05 * max(r["lr"] for r in steps)  # the schedule's end was reached
     assert status["budget_note"] == (
         f"this machine trained {len(steps)} of {3 * full} planned steps within the 40 s time "

@@ -4,6 +4,7 @@ Pure arithmetic on given throughputs (no clock): the same answers on every machi
 from __future__ import annotations
 
 from explorer.training.plan import (
+    SAFETY,
     Position,
     StepPlan,
     Throughput,
@@ -27,18 +28,34 @@ def test_the_recipe_is_kept_where_it_fits():
     assert fit(RECIPE, Position(2, 0, 120), FAST) == RECIPE
 
 
-def test_a_slow_machine_keeps_every_epoch_with_fewer_steps():
-    # 4x slower: 4 full epochs need ~360 s, 200 s are left after the probe steps
-    plan = fit(RECIPE, Position(0, 5, 200), slower(4))
-    assert plan.epochs == 4 and 10 <= plan.steps_per_epoch < 37
-    steps, vals = plan.total() - 5, plan.epochs * slower(4).val_seconds
-    assert steps * slower(4).step_seconds + vals <= 200  # it fits what was left
+def most_steps(plan: StepPlan, at: Position, speed: Throughput) -> None:
+    """The plan fits what was left, and no other number of epochs would fit more steps."""
+    room = at.seconds_left / SAFETY + at.step_in_epoch * speed.step_seconds
+    epochs = plan.epochs - at.epoch
+
+    def cost(e, k):
+        return e * (k * speed.step_seconds + speed.val_seconds)
+
+    assert cost(epochs, plan.steps_per_epoch) <= room
+    for e in range(1, RECIPE.epochs - at.epoch + 1):
+        k = min(RECIPE.steps_per_epoch, int((room / e - speed.val_seconds) // speed.step_seconds))
+        assert e * k <= epochs * plan.steps_per_epoch
 
 
-def test_a_very_slow_machine_drops_epochs_before_epochs_get_too_short():
-    plan = fit(RECIPE, Position(0, 5, 200), slower(20))
-    assert 1 <= plan.epochs < 4
-    assert plan.steps_per_epoch == 10  # a quarter of the data, rounded up
+def test_a_slow_machine_with_cheap_validation_keeps_every_epoch_shorter():
+    at, speed = Position(0, 5, 200), Throughput(2.0, 0.0)  # 4x slower steps
+    plan = fit(RECIPE, at, speed)
+    assert plan.epochs == 4 and 5 <= plan.steps_per_epoch < 37
+    most_steps(plan, at, speed)
+
+
+def test_a_slow_machine_with_costly_validation_does_fewer_fuller_epochs():
+    at = Position(0, 5, 200)
+    for times in (4, 6, 20):  # slower; validation costs 8 steps
+        speed = slower(times)
+        plan = fit(RECIPE, at, speed)
+        assert 1 <= plan.epochs < 4
+        most_steps(plan, at, speed)
 
 
 def test_a_begun_epoch_is_never_planned_shorter_than_its_done_steps():
