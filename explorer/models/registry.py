@@ -33,7 +33,10 @@ Builder = Callable[[int, "str | None", bool], "nn.Module"]
 class QuickPreset:
     """The ``quick`` recipe: trains the embedded sample in minutes on two CPU cores.
 
-    The numbers were measured (docs/BENCHMARKS.md); ``None`` leaves the task's default.
+    The numbers were measured (docs/BENCHMARKS.md); ``None`` leaves the task's default. The
+    compute is sized so that a machine four times slower still fits most of it in
+    ``time_budget``; where it does not, the trainer does the steps that fit with the schedule
+    compressed onto them and says so (:mod:`explorer.training.plan`).
     """
 
     epochs: int

@@ -13,8 +13,8 @@ from explorer.training.plan import (
     shortfall_note,
 )
 
-# the quick classifier on the sample: 4 epochs of 37 steps; on the recipe's machine a step takes
-# ~0.5 s and a validation ~4 s, so the whole schedule needs ~90 s of its 230 s budget
+# a recipe like the quick classifier's on the sample: 4 epochs of 37 steps; on the machine it was
+# sized on a step takes ~0.5 s and a validation ~4 s: the whole schedule needs ~90 s of 230 s
 RECIPE = StepPlan(epochs=4, steps_per_epoch=37)
 FAST = Throughput(step_seconds=0.5, val_seconds=4.0)
 
