@@ -409,10 +409,10 @@ class Session:
         self._emit(EpochEnd(str(self.run_dir), self.epoch, self.planned, record, self.budget_note))
 
     def _fit_time_budget(self, epoch_plan: _EpochPlan, step_in_epoch: int) -> None:
-        """Fit the rest of the run to its time budget from this machine's measured speed:
-        fewer steps per epoch with the schedule compressed onto them (fewer epochs only when
-        epochs would get too short), and a sentence in ``budget_note`` when the recipe's steps
-        do not all fit (:mod:`explorer.training.plan`)."""
+        """Fit the rest of the run to its time budget from this machine's measured speed: the
+        most steps that fit (shorter epochs, or fewer), the schedule compressed onto them, and
+        a sentence in ``budget_note`` when the recipe's steps do not all fit
+        (:mod:`explorer.training.plan`)."""
         budget = self.cfg.time_budget
         if not budget:
             return
