@@ -42,6 +42,14 @@ from explorer.training.events import (
     Step,
 )
 from explorer.training.finetune import model_for_run
+from explorer.training.plan import (
+    Position,
+    StepPlan,
+    Throughput,
+    estimated_val_seconds,
+    fit,
+    shortfall_note,
+)
 from explorer.training.settings import TrainSettings
 from explorer.training.tasks import StepInputs, train_task
 from explorer.types import IGNORE_LABEL, JobStatus
@@ -50,10 +58,20 @@ _MEMORY_FORMAT = torch.channels_last
 """Convolutions run faster on NHWC tensors on CPUs and GPUs alike (bench/bench_train.py)."""
 
 
-@dataclass(frozen=True)
-class _EpochPlan:
-    """What every step of a run needs to know, fixed when its data is loaded."""
+_clock: Callable[[], float] = time.perf_counter
+"""The clock of step times and of the time budget (a test simulates a slower machine with it)."""
 
+_PROBE_STEPS = 5
+"""Steps into each epoch at which the time budget re-plans from the measured step time (the
+first step of a run is slow: allocations, kernel choice; the median of the next ones is not)."""
+
+
+@dataclass
+class _EpochPlan:
+    """What every step of a run needs to know, set when its data is loaded; the time budget
+    lowers ``steps_per_epoch`` (and so compresses the schedule) on a slow machine."""
+
+    full_steps: int  # one pass over the training examples
     steps_per_epoch: int
     schedule: Callable[[float, int, int, int], float]
     warmup: int
@@ -147,6 +165,9 @@ class Session:
         self.planned = cfg.epochs  # fewer when the time budget cannot fit them all
         self.budget_note = ""
         self.step_seconds: list[float] = []  # this epoch's, for the time budget
+        self.budget_clock = _clock()  # the time budget counts from run()
+        # what an epoch costs besides its steps (validation, checkpoints), for the time budget
+        self.val_seconds: float | None = None
         self.started = time.time()  # moved back by a resumed run's earlier seconds
 
     # ------------------------------------------------------------------ bookkeeping
@@ -297,7 +318,7 @@ class Session:
 
     def run(self, resume: bool = False) -> None:
         """Epochs until the planned number (or the time budget) is reached."""
-        t0 = time.perf_counter()
+        t0 = self.budget_clock = _clock()
         if resume:
             self._resume()
         train_set = self._load_train()
@@ -308,13 +329,17 @@ class Session:
         purge = self.step + 1 if resume else None
         logs = runs.RunLogs(self.run_dir, purge) if main else runs.NoLogs()
         try:
+            train_end: float | None = None
             while self.epoch < self.planned:
-                epoch_start = time.perf_counter()
+                epoch_start = _clock()
+                if train_end is not None:  # what an epoch costs besides its steps
+                    self.val_seconds = epoch_start - train_end  # validation and checkpoints
                 losses, lr, batches = self.train_one_epoch(train_set, plan, logs)
-                train_seconds = time.perf_counter() - epoch_start
+                train_end = _clock()
+                train_seconds = train_end - epoch_start
                 val = self.evaluate()
                 self.epoch += 1
-                seconds = time.perf_counter() - epoch_start
+                seconds = _clock() - epoch_start
                 record: EpochRecord = {
                     "kind": "epoch",
                     "epoch": self.epoch,
@@ -327,19 +352,13 @@ class Session:
                         batches * self.cfg.batch_size * self.world.size / train_seconds,
                         2,
                     ),
-                    "elapsed": round(time.perf_counter() - t0, 2),
+                    "elapsed": round(_clock() - t0, 2),
                     "time": time.time(),
                 }
                 logs.epoch(record)
-                # a run's first steps are slow (allocations, kernel choice): the median step
-                # predicts the next epochs better than this epoch's total
-                steady = np.median(self.step_seconds) * plan.steps_per_epoch
-                next_epoch = min(seconds, float(steady) + seconds - train_seconds)
-                self._fit_time_budget(time.perf_counter() - t0, next_epoch)
-                # every process must stop after the same epoch: rank 0's clock decides
-                self.planned, self.budget_note = distributed.from_main(
-                    self.world, (self.planned, self.budget_note)
-                )
+                if self.val_seconds is None:  # until the checkpoints' time is known too
+                    self.val_seconds = seconds - train_seconds
+                self._fit_time_budget(plan, step_in_epoch=0)
                 self._end_epoch(record)
         except BaseException:
             with contextlib.suppress(ExplorerError, OSError):  # the first error is the one to tell
@@ -350,6 +369,7 @@ class Session:
     def _plan(self, train_set: data.Tensors) -> _EpochPlan:
         steps = max(1, len(train_set) // (self.cfg.batch_size * self.world.size))
         return _EpochPlan(
+            full_steps=steps,
             steps_per_epoch=steps,
             schedule=self.task.schedule,
             warmup=steps // 2,
@@ -372,17 +392,23 @@ class Session:
             torch.set_rng_state(self.within.torch_rng)
             self.within = None
         lr = cfg.lr
-        tick, self.step_seconds = time.perf_counter(), []
-        for b in range(first, plan.steps_per_epoch):
+        tick, self.step_seconds = _clock(), []
+        epoch_first_step = self.step - first  # the schedule's total counts from the epoch's start
+        b = first
+        while b < plan.steps_per_epoch:  # the time budget may shorten this epoch as it runs
             if self._stop_asked():
                 where = _WithinEpoch(b, losses, gen.get_state(), torch.get_rng_state())
                 raise self._stop_within_epoch(where)
             # the examples not decoded yet are decoded now (the first epoch's batches); an
-            # unreadable one leaves the batch
+            # unreadable one leaves the batch. The decoding is not a step's cost: the budget's
+            # plan times steps without it
+            loading = _clock()
             idx = train_set.load(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+            tick += _clock() - loading
+            b += 1
             if not len(idx):
                 continue
-            total = self.planned * plan.steps_per_epoch
+            total = epoch_first_step + (self.planned - self.epoch) * plan.steps_per_epoch
             lr = plan.schedule(cfg.lr, self.step, total, plan.warmup)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -399,10 +425,12 @@ class Session:
                 )
             self.step += 1
             losses.append(loss)
-            now, tick = tick, time.perf_counter()
+            now, tick = tick, _clock()
             self.step_seconds.append(tick - now)
             rate = len(idx) * self.world.size / max(tick - now, 1e-6)
-            self._log_step(logs, plan, b + 1, _StepDone(loss, lr, rate))
+            self._log_step(logs, plan, b, _StepDone(loss, lr, rate))
+            if b == _PROBE_STEPS:
+                self._fit_time_budget(plan, step_in_epoch=b)
         self._note_skipped(train_set.skipped)  # the unreadable examples its batches met
         return _EpochDone(losses, lr, plan.steps_per_epoch - first)
 
@@ -499,23 +527,39 @@ class Session:
         self.write_status("running", self.budget_note)
         self._emit(EpochEnd(str(self.run_dir), self.epoch, self.planned, record, self.budget_note))
 
-    def _fit_time_budget(self, elapsed: float, epoch_seconds: float) -> None:
-        """Plan fewer epochs (and so a shorter schedule) when the rest would not fit the budget,
-        and say so."""
+    def _fit_time_budget(self, epoch_plan: _EpochPlan, step_in_epoch: int) -> None:
+        """Fit the rest of the run to its time budget from this machine's measured speed: the
+        most steps that fit (shorter epochs, or fewer), the schedule compressed onto them, and
+        a sentence in ``budget_note`` when the recipe's steps do not all fit
+        (:mod:`explorer.training.plan`)."""
         budget = self.cfg.time_budget
         if not budget:
             return
-        fit = self.epoch + int((budget - elapsed) // (epoch_seconds * 1.08))
-        if fit < self.planned:
-            self.planned = max(self.epoch, fit)
-            self.budget_note = (
-                f"time budget {budget:.0f} s: {self.planned} of {self.cfg.epochs} epochs fit"
+        if len(self.step_seconds) > 1:
+            # the median of the steady steps: the first one of an epoch pays for allocations
+            step_seconds = float(np.median(self.step_seconds[1:]))
+            val_seconds = self.val_seconds
+            if val_seconds is None:
+                val_seconds = estimated_val_seconds(
+                    step_seconds, epoch_plan.full_steps, len(self.val.rows) / len(self.train.rows)
+                )
+            fitted = fit(
+                StepPlan(self.cfg.epochs, epoch_plan.full_steps),
+                Position(self.epoch, step_in_epoch, budget - (_clock() - self.budget_clock)),
+                Throughput(step_seconds, val_seconds),
             )
-        if self.epoch == self.planned < self.cfg.epochs:
-            self.budget_note = (
-                f"stopped at epoch {self.epoch}/{self.cfg.epochs}: "
-                f"time budget {budget:.0f} s reached"
+            # every process must do the same steps: rank 0's clock decides
+            self.planned, epoch_plan.steps_per_epoch = distributed.from_main(
+                self.world, (fitted.epochs, fitted.steps_per_epoch)
             )
+            epoch_plan.warmup = min(epoch_plan.warmup, epoch_plan.steps_per_epoch // 2)
+        asked = self.cfg.epochs * epoch_plan.full_steps
+        ending = self.epoch >= self.planned and step_in_epoch == 0
+        steps_then = self.step - step_in_epoch
+        planned_steps = steps_then + (self.planned - self.epoch) * epoch_plan.steps_per_epoch
+        self.budget_note = shortfall_note(
+            self.step if ending else planned_steps, asked, budget, finished=ending
+        )
 
     def _class_weights(self, train_set: data.Tensors) -> torch.Tensor:
         targets = train_set.class_targets().flatten()
