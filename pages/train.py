@@ -33,7 +33,8 @@ preset = c3.selectbox(
     help="quick: a recipe that trains the sample in minutes on a CPU, within a time budget",
 )
 epochs = c4.number_input("Epochs (0 = the preset's)", 0, 500, 0, key="t_epochs")
-c5, c6, c7, c8 = st.columns(4)
+# one row that wraps: each widget keeps the width its label needs (a quarter cut them)
+c5 = c6 = c7 = c8 = st.container(horizontal=True, vertical_alignment="bottom")
 encoder = (
     c5.selectbox("Encoder", ["(preset)", *spec.encoders], key=f"t_encoder_{model}")
     if spec.encoders
@@ -80,14 +81,14 @@ def chart(names: list[str]) -> None:
     if curves.empty:
         st.info("No curves yet.")
         return
-    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     metrics = sorted(curves["metric"].unique())
-    metric = c1.multiselect(
+    metric = st.multiselect(  # a row of its own: every chip whole
         "Metrics (train solid, val dashed)",
         metrics,
         default=tr.default_metrics(metrics),
         key="t_metric",
     )
+    c2, c3, c4 = st.columns([2, 2, 1])
     x = c2.radio("x axis", ["step", "epoch", "wall"], horizontal=True, key="t_x")
     smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.6, key="t_smooth")
     log = c4.toggle("Log y", key="t_log")
@@ -114,12 +115,19 @@ def live(polling: bool) -> None:
     if not infos:
         st.info("No runs yet: start one above.")
         return
+    table = tr.runs_table(infos)
     st.dataframe(
-        tr.runs_table(infos),
+        table,
         hide_index=True,
         key="t_runs",
-        column_config={"run": st.column_config.TextColumn(width="large")},
+        column_config={
+            "run": st.column_config.TextColumn(width="medium"),
+            "note": st.column_config.TextColumn(width="large"),
+        },
     )
+    for run, note in zip(table["run"], table["note"], strict=True):  # in full, not cut
+        if note:
+            st.caption(f"**{run}**: {note}")
     resumable = [r for r in infos if r.resumable and str(r.path) not in jobs.active_runs()]
     if resumable:
         c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
