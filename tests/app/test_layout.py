@@ -158,6 +158,17 @@ CUT_LABELS = """() => {
 }"""
 
 
+# chart titles wider than their chart (plotly does not wrap a title: the rest is cut)
+CUT_TITLES = """() => [...document.querySelectorAll("[data-testid='stPlotlyChart'] svg.main-svg")]
+  .flatMap((svg) => {
+    const box = svg.getBoundingClientRect();
+    return [...svg.querySelectorAll("text.gtitle")].filter((t) => {
+      const r = t.getBoundingClientRect();
+      return r.right > box.right + 1 || r.left < box.left - 1;
+    }).map((t) => t.textContent);
+  })"""
+
+
 def visit(page, url: str, title: str) -> None:
     """Open a page and wait until it is drawn (no script running, no placeholder left)."""
     page.goto(url)
@@ -188,6 +199,8 @@ def test_every_page_at_three_widths(layout_url, browser, sample_root):
                 wrong.append(f"{where}: {overflow(page)} px wider than the window")
             if cut := page.evaluate(CUT_LABELS):
                 wrong.append(f"{where}: labels cut or broken inside a word: {cut}")
+            if cut := page.evaluate(CUT_TITLES):
+                wrong.append(f"{where}: chart titles cut: {cut}")
             if sidebar_open(page) != (width > 800):
                 wrong.append(f"{where}: sidebar {'open' if width == 800 else 'collapsed'}")
             if title in ("Compare", "Mistakes"):
