@@ -28,8 +28,9 @@ page = st.navigation(
 )
 st.set_page_config(page_title="COCO Explorer", page_icon=":material/search:", layout="wide")
 
-from explorer.app import dataset_picker  # noqa: E402  (after the navigation is out)
+from explorer.app import dataset_picker, page_style  # noqa: E402  (after the navigation is out)
 
 with dataset_picker.app_frame(page.title):
     dataset_picker.dataset_sidebar()
+    page_style.fold_sidebar_on_narrow_windows()  # before the page: a page may stop the script
     page.run()

@@ -34,7 +34,7 @@ omap = run_on_filter.evaluate_on_filter(
     run_on_filter.RunBlock(
         "m",
         button="Draw the map",
-        working="reading the objects",
+        working=om.draw_progress_label(method),
         what=" (the Browse filter): every non-crowd object's crop",
         primary=True,
     ),

@@ -92,19 +92,15 @@ if image_id is not None:
         )
     else:
         a, b = st.columns([3, 1])
-        a.image(
-            overlays.encode_jpeg(
-                overlays.error_overlay(rgb, overlays.error_codes(target, pred), alpha)
-            ),
-            output_format="JPEG",
-            caption=f"errors in {space.upper()} labels",
+        codes = overlays.error_codes(target, pred)
+        a.image(  # lossless: a JPEG smears the error colours into ones the legend lacks
+            overlays.encode_png(overlays.error_overlay(rgb, codes, alpha)),
+            caption=f"errors in {space.upper()} labels, over the image in grey",
             width="stretch",
         )
         b.markdown(
-            "\n".join(
-                f"<span style='color:rgb{c}'>■</span> {k}"
-                for k, c in overlays.ERROR_COLOURS.items()
-            ),
+            "<br>".join(overlays.legend_markdown([entry]) for entry in overlays.error_legend(codes))
+            or "no object and none predicted",
             unsafe_allow_html=True,
         )
     if labels_met.scorable:

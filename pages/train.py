@@ -34,7 +34,8 @@ preset = c3.selectbox(
     help="quick: a recipe that trains the sample in minutes on a CPU, within a time budget",
 )
 epochs = c4.number_input("Epochs (0 = the preset's)", 0, 500, 0, key="t_epochs")
-c5, c6, c7, c8 = st.columns(4)
+# one row that wraps: each widget keeps the width its label needs (a quarter cut them)
+c5 = c6 = c7 = c8 = st.container(horizontal=True, vertical_alignment="bottom")
 encoder = (
     c5.selectbox("Encoder", ["(preset)", *spec.encoders], key=f"t_encoder_{model}")
     if spec.encoders
@@ -95,14 +96,15 @@ def chart(names: list[str]) -> None:
             "what a running job is doing)."
         )
         return
-    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     metrics = sorted(curves["metric"].unique())
     # the selection lives in session state only (no widget default beside it): kept while the
     # options change, and given the names of curves just imported
     st.session_state["t_metric"] = tr.metric_selection(
         st.session_state.get("t_metric"), metrics, st.session_state.pop("t_select", [])
     )
-    metric = c1.multiselect("Metrics (train solid, val dashed)", metrics, key="t_metric")
+    # a row of its own: every chip whole
+    metric = st.multiselect("Metrics (train solid, val dashed)", metrics, key="t_metric")
+    c2, c3, c4 = st.columns([2, 2, 1])
     x = c2.radio("x axis", ["step", "epoch", "wall"], horizontal=True, key="t_x")
     smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.6, key="t_smooth")
     log = c4.toggle("Log y", key="t_log")
@@ -137,12 +139,19 @@ def board() -> None:
     """The runs table, Resume, and the curves of the watched runs and the imported ones."""
     infos = runs.list_runs()
     if infos:
+        table = tr.runs_table(infos)
         st.dataframe(
-            tr.runs_table(infos),
+            table,
             hide_index=True,
             key="t_runs",
-            column_config={"run": st.column_config.TextColumn(width="large")},
+            column_config={
+                "run": st.column_config.TextColumn(width="medium"),
+                "note": st.column_config.TextColumn(width="large"),
+            },
         )
+        for run, note in zip(table["run"], table["note"], strict=True):  # in full, not cut
+            if note:
+                st.caption(f"**{run}**: {note}")
         with st.expander("What the files of a run folder are for"):
             st.table(tr.run_files_table())
     else:

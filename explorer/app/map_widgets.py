@@ -11,6 +11,7 @@ back in :mod:`explorer.viz.figures.object_map`, lookups and neighbours in
 from __future__ import annotations
 
 import base64
+import sys
 
 import numpy as np
 import pandas as pd
@@ -47,11 +48,24 @@ from explorer.viz.figures.object_map import (
 HOVER_LIMIT = 1_500  # hover thumbnails for at most this many drawn points
 HOVER_SECONDS = 3.0  # time a rerun may spend making new hover thumbnails
 GRID_LIMIT = 200  # crops shown for a selection
+UMAP_FIRST_SECONDS = 40  # a server's first UMAP map: numba compiles UMAP (more on a busy machine)
 
 
 def _crop_bytes(source: DatasetSource, annotation_id: int) -> bytes | None:
     data = caches.crop_data_url(source.annotations, source.images, annotation_id, side=96)
     return base64.b64decode(data.split(",", 1)[1]) if data else None
+
+
+def draw_progress_label(method: str) -> str:
+    """The "Draw the map" progress text. The bar counts the crops read; a server's first UMAP
+    map then waits while UMAP is compiled (numba, once per process) with the bar full: say so
+    up front (later maps skip it)."""
+    if method == "umap" and "umap" not in sys.modules:
+        return (
+            f"reading the objects (then, for this first map, compiling UMAP once, "
+            f"~{UMAP_FIRST_SECONDS} s; later maps are fast)"
+        )
+    return "reading the objects"
 
 
 def colour_choice(key: str) -> str:

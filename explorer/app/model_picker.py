@@ -34,6 +34,7 @@ _PUBLISHED, _UNTRAINED, _FILE = WEIGHT_CHOICES
 # The browser holds a number input's value as a JavaScript number: exact up to 2**53 - 1, and
 # Streamlit refuses a larger value with an exception.
 _WIDGET_MAX = 2**53 - 1
+DEVICE_SELECT_PX = 110  # "auto", "cuda" whole, beside the select's arrow
 
 
 def _save_upload(data: bytes, name: str) -> str:
@@ -263,8 +264,10 @@ def pick_model(task: Task, key: str, annotations: str) -> Choice:
     finished = [k for k, r in trained.items() if r.info.status == "finished"]
     ours = [k for k in finished if trained[k].matches]
     options = ours + list_models(task) + [k for k in trained if k not in ours]
-    c1, c4 = st.columns([6, 1])
-    name = c1.selectbox(
+    # a row that wraps: the Device select keeps the width of its longest value and moves under
+    # the Model select when the picker is too narrow for both (a column share cut it to "a")
+    row = st.container(horizontal=True)
+    name = row.selectbox(
         "Model",
         options,
         key=f"{key}_model",
@@ -273,7 +276,7 @@ def pick_model(task: Task, key: str, annotations: str) -> Choice:
         "then runs trained on other classes and unfinished runs. "
         + "; ".join(f"{n}: {get_spec(n).description}" for n in list_models(task)),
     )
-    device = c4.selectbox("Device", DEVICES, key=f"{key}_device")
+    device = row.selectbox("Device", DEVICES, key=f"{key}_device", width=DEVICE_SELECT_PX)
     if finished and not ours:
         st.caption(
             f"None of the {len(finished)} finished {task_kind(task).noun} runs was trained on "

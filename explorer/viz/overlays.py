@@ -242,6 +242,16 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     return buf.getvalue()
 
 
+def encode_png(rgb: np.ndarray) -> bytes:
+    """Lossless bytes, for pictures whose exact colours carry meaning (a JPEG smears colour
+    across borders: between red and green it paints orange)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
 def thumbnail_jpeg(dataset: Dataset, image_row: int, side: int = THUMB_SIDE) -> bytes:
     """A small JPEG with masks drawn, cached on disk under ``<cache>/thumbs/<fingerprint>/``."""
     index = dataset.index
@@ -270,6 +280,9 @@ ERROR_COLOURS = {
     "false positive": (177, 13, 201),
     "ignored": (128, 128, 128),
 }
+"""The colour of each code of :func:`error_codes` (1, 2, ...), in code order: what the error
+overlay paints and its legend shows."""
+ERROR_NAMES = dict(enumerate(ERROR_COLOURS, start=1))
 
 
 def label_colours(index: CocoIndex, category_of_label: list[int | None]) -> np.ndarray:
@@ -351,10 +364,28 @@ def error_codes(target: np.ndarray, pred: np.ndarray, ignore: int = IGNORE_LABEL
     return codes
 
 
-def error_overlay(rgb: np.ndarray, codes: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+def _error_colours() -> np.ndarray:
     colours = np.zeros((256, 3), np.uint8)
-    colours[1:6] = list(ERROR_COLOURS.values())
-    return blend_labels(rgb, codes, colours, alpha, skip=(0,))
+    colours[1 : len(ERROR_COLOURS) + 1] = list(ERROR_COLOURS.values())
+    return colours
+
+
+def error_overlay(rgb: np.ndarray, codes: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """The error codes painted in :data:`ERROR_COLOURS` over the image in grey (background right
+    left unpainted): a photo's own colours would tint the blend (red under "correct" reads
+    brown) and show colours the legend does not name."""
+    return blend_labels(greyscale(rgb), codes, _error_colours(), alpha, skip=(0,))
+
+
+def greyscale(rgb: np.ndarray) -> np.ndarray:
+    """The image in grey (ITU-R 601 luma), still RGB."""
+    luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(luma.round().clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def error_legend(codes: np.ndarray) -> list[tuple[str, tuple[int, int, int]]]:
+    """``(name, colour)`` of each error painted in ``codes``: the overlay's own colours."""
+    return legend(codes, _error_colours(), ERROR_NAMES, skip=(0,))
 
 
 def heat_overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.55) -> np.ndarray:

@@ -130,3 +130,22 @@ def test_agreement_is_the_classifiers_top1_against_the_annotation(mapped):
     assert len(set(codes.tolist())) >= 2  # the test means something
     c = colouring(BY_AGREEMENT, m, np.arange(len(m)), {}, codes)
     assert c.names == AGREEMENT_NAMES and np.array_equal(c.codes, codes)
+
+
+def test_the_more_like_this_legend_clears_the_colour_bar(mapped):
+    """Issue 22, walk 12: coloured by a number, the map's colour bar and the legend of its one
+    trace ("more like this") were both placed at the top right, one over the other."""
+    _, _, _, m, names = mapped
+    rows = sample_rows(len(m))
+    points = points_frame(m, rows, names)
+    fig = object_map_figure(points, colouring(BY_SIZE, m, rows, names), points.head(3))
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["more like this"]
+    assert fig.data[0].marker.colorbar.title.text == "area (px²) (log10)"
+    legend = fig.layout.legend
+    # the colour bar fills the right of the plot's height: the legend lies above the plot
+    assert legend.orientation == "h" and legend.yanchor == "bottom" and legend.y >= 1
+    assert not (legend.title and legend.title.text)  # a number's title is the colour bar's
+    # by category the legend names the groups, to the right (no colour bar there)
+    grouped = object_map_figure(points, colouring(BY_CATEGORY, m, rows, names), points.head(3))
+    assert grouped.layout.legend.title.text == "category"
+    assert grouped.layout.legend.orientation != "h"

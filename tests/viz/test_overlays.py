@@ -3,6 +3,8 @@ thumbnail size, missing images marked."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
 from explorer.coco import masks, open_index
@@ -83,3 +85,41 @@ def test_a_missing_image_is_crossed_out_and_marked(tmp_path):
     h, w = rgb.shape[:2]
     assert red[h // 4, w // 4] or red[h // 4 - 1 : h // 4 + 2, w // 4 - 1 : w // 4 + 2].any()
     assert red.mean() > 0.03  # the cross and the "image missing" tag, not a plain grey tile
+
+
+def _hue_degrees(rgb: np.ndarray) -> np.ndarray:
+    """Hue of RGB uint8 pixels (n, 3) in degrees (0 for greys)."""
+    import colorsys
+
+    return np.array([colorsys.rgb_to_hsv(*(p / 255.0))[0] * 360 for p in rgb])
+
+
+def test_error_overlay_shows_only_the_colours_its_legend_names(sample_root):
+    """Issue 22, walk 12: the blended error overlay mixed the photo's colours into the error
+    colours (and JPEG smeared them across borders), so it showed colours its legend lacked."""
+    from PIL import Image
+
+    images = sample_root / "val2017"
+    index = open_index(sample_root / "annotations" / "instances_val2017.json", images=images)
+    row = 0
+    rgb, missing = overlays.load_image(Dataset(index, images), row)
+    assert missing is None
+    truth, _ = masks.semantic_mask(index, row, "coco")
+    pred = np.roll(truth, 9, axis=1)  # shifted: correct, missed and false-positive pixels
+    pred[pred == pred.max()] = 1 if pred.max() != 1 else 2  # a wrong class too
+    codes = overlays.error_codes(truth, pred)
+    entries = overlays.error_legend(codes)
+    painted = sorted(set(np.unique(codes).tolist()) - {0})
+    assert len(entries) == len(painted) >= 3
+    shown = np.asarray(Image.open(io.BytesIO(overlays.encode_png(
+        overlays.error_overlay(rgb, codes, 0.55)))))  # fmt: skip
+    for (name, colour), code in zip(entries, painted, strict=True):
+        pixels = shown[codes == code].astype(int)
+        if max(colour) == min(colour):  # a grey entry: painted pixels stay grey
+            assert np.abs(pixels.max(1) - pixels.min(1)).max() <= 2, name
+            continue
+        want = _hue_degrees(np.array([colour], float))[0]
+        off = np.abs((_hue_degrees(pixels.astype(float)) - want + 180) % 360 - 180)
+        assert off.max() < 4, (name, float(off.max()))
+    clear = shown[codes == 0].astype(int)  # the photo in grey: no colour of its own
+    assert np.abs(clear.max(1) - clear.min(1)).max() <= 1

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 import plotly.graph_objects as go
 
-from explorer.viz.figures.layout import LAYOUT
+from explorer.viz.figures.layout import LAYOUT, two_line_title
 
 if TYPE_CHECKING:
     from explorer.inference.compare import ModelConfusion, Outcome, SizeAccuracy
@@ -52,11 +52,10 @@ def model_confusion(conf: ModelConfusion) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="Classifier versus segmenter (comparable objects)",
         xaxis_title="segmenter says",
         yaxis_title="classifier says",
         yaxis_autorange="reversed",
-        **LAYOUT,
+        **two_line_title("Classifier versus segmenter", "comparable objects"),
     )
     return fig
 
@@ -78,9 +77,8 @@ def accuracy_by_size(by_size: dict[SizeClass, SizeAccuracy]) -> go.Figure:
             hovertemplate="%{x}: %{y:.2f} of %{customdata} objects<extra>" + name + "</extra>",
         )
     fig.update_layout(
-        title="Accuracy by object size (COCO small / medium / large)",
         barmode="group",
         yaxis={"range": [0, 1]},
-        **LAYOUT,
+        **two_line_title("Accuracy by object size", "COCO small / medium / large"),
     )
     return fig

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.viz.figures.layout import LAYOUT
+from explorer.viz.figures.layout import LAYOUT, two_line_title
 from explorer.viz.overlays import hex_colour, palette
 
 
@@ -112,13 +112,14 @@ def size_class_bars(
     for key, colour in (("small", "#9ecae1"), ("medium", "#4292c6"), ("large", "#08306b")):
         fig.add_bar(x=names, y=sizes[key][order], name=key, marker_color=colour)
     fig.update_layout(
-        title=("Share of each object size" if shares else "Object size")
-        + " per category (COCO small < 32², large ≥ 96²)",
         barmode="stack",
         barnorm="fraction" if shares else None,
         yaxis_type="linear",
         xaxis_tickangle=-45,
-        **LAYOUT,
+        **two_line_title(
+            ("Share of each object size" if shares else "Object size") + " per category",
+            "COCO small < 32², large ≥ 96²",
+        ),
     )
     return fig
 
@@ -177,9 +178,8 @@ def cooccurrence_heatmap(categories: list[dict], matrix: np.ndarray, top: int = 
         )
     )
     fig.update_layout(
-        title=f"Co-occurrence: images containing both (top {len(order)} categories)",
         yaxis_autorange="reversed",
-        **LAYOUT,
+        **two_line_title("Co-occurrence", f"images containing both (top {len(order)} categories)"),
     )
     return fig
 

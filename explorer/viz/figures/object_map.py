@@ -136,10 +136,18 @@ def _map_layout(fig: go.Figure, c: MapColouring) -> None:
         height=640,
         meta="object-map",
         hovermode="closest",
-        legend={"title": {"text": c.title}, "itemsizing": "constant", "x": 1.02, "y": 1},
+        legend=_legend(c),
         xaxis=hidden,
         yaxis={**hidden, "scaleanchor": "x", "scaleratio": 1},
     )
+
+
+def _legend(c: MapColouring) -> dict:
+    """Groups: their legend at the right, titled. A number: its colour bar takes the right, so
+    the legend (the "more like this" ring alone) goes in one row above the plot."""
+    if c.values is None:
+        return {"title": {"text": c.title}, "itemsizing": "constant", "x": 1.02, "y": 1}
+    return {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"}
 
 
 # -- what the page draws of a map ----------------------------------------------------------------
