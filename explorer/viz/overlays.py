@@ -7,7 +7,9 @@ small JPEG instead of asking Streamlit to re-encode big arrays on every rerun.
 from __future__ import annotations
 
 import colorsys
+import hashlib
 import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -253,12 +255,14 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 
 def thumbnail_jpeg(dataset: Dataset, image_row: int, side: int = THUMB_SIDE) -> bytes:
-    """A small JPEG with masks drawn, cached on disk under ``<cache>/thumbs/<fingerprint>/``."""
+    """A small JPEG with masks drawn, cached on disk under ``<cache>/thumbs/<fingerprint>/``
+    and named by the image file's size and modification time: a thumbnail drawn from one
+    folder is never served for another, nor once its image is gone or changed."""
     index = dataset.index
     image_id = int(index.images["id"][image_row])
-    folder = cache_dir("thumbs", f"{index.fingerprint}-{side}")
-    path = folder / f"{image_id}.jpg"
-    if path.is_file():
+    source = _image_file_stamp(dataset, image_row)
+    path = cache_dir("thumbs", f"{index.fingerprint}-{side}") / f"{image_id}-{source}.jpg"
+    if source and path.is_file():
         return path.read_bytes()
     rgb, notes = compose_overlay(
         dataset,
@@ -266,9 +270,23 @@ def thumbnail_jpeg(dataset: Dataset, image_row: int, side: int = THUMB_SIDE) -> 
         OverlayOptions(boxes=False, labels=False, alpha=0.45, max_side=side),
     )
     data = encode_jpeg(letterbox(rgb, side, side * 3 // 4), quality=80)
-    if not notes:  # a missing image may appear later: do not cache its placeholder
+    if source and not notes:  # a missing image may appear later: do not cache its placeholder
         atomic_write_bytes(path, data)
     return data
+
+
+def _image_file_stamp(dataset: Dataset, image_row: int) -> str:
+    """The image file's folder, size and modification time in a few characters ("" when it
+    cannot be read: nothing to cache)."""
+    if dataset.images is None:
+        return ""
+    try:
+        path = resolve_image_path(dataset.images, str(dataset.index.images["file_name"][image_row]))
+        st = path.stat()
+    except (OSError, ExplorerError):
+        return ""
+    key = f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------- predictions

@@ -87,6 +87,30 @@ def test_a_missing_image_is_crossed_out_and_marked(tmp_path):
     assert red.mean() > 0.03  # the cross and the "image missing" tag, not a plain grey tile
 
 
+def test_a_cached_thumbnail_is_not_served_once_its_image_is_gone_or_changed(tmp_path):
+    """Thumbnails are cached on disk per image file: another folder, a deleted or a replaced
+    image draws again (the cache once served the old picture for a folder that was gone)."""
+    import shutil
+
+    ann, images = tiny("val2017")
+    index = open_index(ann)
+    name = str(index.images["file_name"][0])
+    folder = tmp_path / "images"
+    folder.mkdir()
+    shutil.copy(images / name, folder / name)
+    drawn = overlays.thumbnail_jpeg(Dataset(index, folder), 0)
+    assert overlays.thumbnail_jpeg(Dataset(index, folder), 0) == drawn  # from the cache
+    missing = overlays.thumbnail_jpeg(Dataset(index, tmp_path / "elsewhere"), 0)
+    assert missing != drawn
+    (folder / name).unlink()
+    assert overlays.thumbnail_jpeg(Dataset(index, folder), 0) == missing  # the placeholder
+    grey = np.full((index.images["height"][0], index.images["width"][0], 3), 128, np.uint8)
+    from PIL import Image
+
+    Image.fromarray(grey).save(folder / name, format="JPEG")
+    assert overlays.thumbnail_jpeg(Dataset(index, folder), 0) not in (drawn, missing)
+
+
 def _hue_degrees(rgb: np.ndarray) -> np.ndarray:
     """Hue of RGB uint8 pixels (n, 3) in degrees (0 for greys)."""
     import colorsys
