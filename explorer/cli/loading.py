@@ -136,8 +136,14 @@ def two_models(args: argparse.Namespace):
             check_role(m, kind)
         except ExplorerError as e:  # before loading the other model; named by its flag
             raise ExplorerError(f"--{role} {e}") from None
+        # what the verdicts rest on: its own validation quality, and a warning when weak
+        quality = m.quality
         if m.untrained:
             print(f"warning: the {role} is UNTRAINED (random weights)", file=sys.stderr)
+        elif quality.weak:
+            print(f"warning: the {role}: {quality.warning()}", file=sys.stderr)
+        else:
+            print(f"the {role}: {quality.describe()}", file=sys.stderr)
         loaded[role] = m
     pair = ModelPair(**loaded)
     return dataset, select_image_rows(dataset.index, args.image_ids), pair

@@ -119,3 +119,20 @@ def test_what_a_checkpoint_says_of_its_quality(weak_runs, alexnet_file):
 def test_the_training_tasks_measure_the_kinds_metric():
     for kind in (CLASSIFY, SEGMENT):
         assert train_task(kind.name).metric.name == kind.quality_metric
+
+
+def test_the_cli_says_how_weak_its_models_are(weak_runs, sample_root, tmp_path):
+    """`mistakes` on the weak runs names each model's measured quality and warns, as the pages
+    do: its table is not read as confident."""
+    from tests.helpers import run_cli
+
+    ann = sample_root / "annotations/instances_val2017.json"
+    r = run_cli(
+        *("mistakes", "--coco", str(ann), "--images", str(sample_root / "val2017")),
+        *("--classifier", str(weak_runs["cls"]), "--segmenter", str(weak_runs["seg"])),
+        *("--image-ids", "200015", "--device", "cpu", "--quiet", "--out", str(tmp_path / "m.csv")),
+    )
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: the ")]
+    assert [w.split(":")[1].strip() for w in warnings] == ["the classifier", "the segmenter"]
+    assert all("Weak" in w and "val_" in w for w in warnings), warnings
