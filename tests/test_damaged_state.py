@@ -1,0 +1,124 @@
+"""Damaged state on disk never takes a command or a page down: a run folder, the prediction
+cache, the map cache, the index cache and checkpoints that are damaged (or forged) are left out,
+shown as damaged, set aside and rebuilt, or refused in one line; a weights path that is a pipe
+is refused at once instead of hanging.
+
+Each test damages what a real run of the library wrote (the embedded sample, models saved by
+the test) the way the probe of issue 22 did, then runs what a user runs next.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from explorer.errors import ExplorerError
+from explorer.training import runs
+
+# ----------------------------------------------------------------------------- run folders
+
+# (file, text) of one damaged run folder each, as the probe wrote them
+DAMAGED_RUNS = {
+    "config-a-list": {"config.json": "[1, 2]"},
+    "config-nested": {"config.json": "[" * 100_000 + "]" * 100_000},
+    "config-a-folder": {"config.json/": ""},
+    "status-a-list": {"status.json": "[1]"},
+    "status-string-epoch": {"status.json": json.dumps({"status": "running", "epoch": "3"})},
+    "status-1e400": {"status.json": '{"status": "finished", "seconds": 1e400, "epoch": 1e400}'},
+    "status-string-best": {"status.json": json.dumps({"status": "finished", "best": "0.9"})},
+    "status-nested": {"status.json": '{"status": ' + "[" * 100_000 + "]" * 100_000 + "}"},
+    "metrics-no-step": {"metrics.jsonl": '{"kind": "epoch", "epoch": 1}\n'},
+    "metrics-huge-epoch": {"metrics.jsonl": '{"kind": "step", "epoch": 1e400, "step": 1}\n'},
+    "metrics-a-list": {"metrics.jsonl": "[1]\n"},
+    "metrics-string-loss": {
+        "metrics.jsonl": '{"kind": "step", "epoch": 0.5, "step": 1, "train_loss": "x"}\n'
+    },
+}
+GOOD_CONFIG = {"settings": {"task": "classify", "model": "alexnet-classic", "epochs": 2}}
+GOOD_STATUS = {"status": "running", "epoch": 1, "started": 1.0, "best": 0.5, "metric": "val_acc"}
+GOOD_STEP = {"kind": "step", "epoch": 0.5, "step": 1, "train_loss": 2.0, "time": 2.0}
+
+
+def damaged_runs(root):
+    """One run folder per damage in :data:`DAMAGED_RUNS`, the other files whole; and a whole
+    run with one damaged metrics line among good ones."""
+    for name, files in DAMAGED_RUNS.items():
+        run = root / name
+        run.mkdir(parents=True)
+        (run / "best.pt").write_bytes(b"")
+        whole = {
+            "config.json": json.dumps(GOOD_CONFIG),
+            "status.json": json.dumps(GOOD_STATUS),
+            "metrics.jsonl": json.dumps(GOOD_STEP) + "\n",
+        }
+        for file, text in {**whole, **files}.items():
+            if file.endswith("/"):
+                (run / file).mkdir()  # a folder in the file's place
+            elif file + "/" not in files:
+                (run / file).write_text(text)
+    good = root / "whole-run"
+    good.mkdir()
+    (good / "config.json").write_text(json.dumps(GOOD_CONFIG))
+    (good / "status.json").write_text(json.dumps({**GOOD_STATUS, "status": "finished"}))
+    lines = [GOOD_STEP, {"kind": "step", "step": "2"}, {**GOOD_STEP, "step": 3}]
+    (good / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + "{torn")
+    return root
+
+
+def test_damaged_run_folders_are_listed_as_such_never_raised(tmp_path):
+    root = damaged_runs(tmp_path)
+    infos = {r.path.name: r for r in runs.list_runs(root)}
+    assert set(infos) == {*DAMAGED_RUNS, "whole-run"}
+    for name in ("config-a-list", "config-nested", "config-a-folder"):
+        assert infos[name].status == runs.DAMAGED and infos[name].message.startswith("config.json")
+    assert "not a JSON object but a list" in infos["config-a-list"].message
+    assert "nested too deeply" in infos["config-nested"].message
+    # a field of the wrong type reads as absent, and the message names it
+    assert infos["status-string-epoch"].epoch == 1  # from the last metrics line
+    assert "epoch" in infos["status-string-epoch"].message
+    assert infos["status-1e400"].seconds == 0 and infos["status-1e400"].epoch == 0
+    assert infos["status-string-best"].best is None
+    assert infos["status-a-list"].status == "unknown"
+    # the damaged runs are not offered as models; the others are
+    offered = {r.path.name for r in runs.trained_checkpoints("classify", root)}
+    assert not offered & {"config-a-list", "config-nested", "config-a-folder"}
+    # a bad metrics line is skipped and counted; the curves of every run can be drawn
+    read = runs.read_metrics_file(root / "whole-run")
+    assert [r["step"] for r in read.records] == [1, 3] and read.skipped == 2
+    assert runs.run_curves(root / "whole-run").attrs["skipped_lines"] == 2
+    for name in DAMAGED_RUNS:
+        runs.run_curves(root / name)
+
+
+def test_resuming_a_run_with_a_nested_config_is_refused_in_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ExplorerError, match=f"^{run}: not a run folder"):
+        runs.read_config(run)  # what --resume RUN_DIR and the Resume button read
+
+
+def test_train_and_model_pages_open_beside_damaged_runs(monkeypatch, tmp_path, sample_root):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.helpers import ROOT
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.delenv("EXPLORER_COCO", raising=False)
+    monkeypatch.setattr(runs, "runs_root", lambda: tmp_path)
+    damaged_runs(tmp_path)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    for page in ("train", "classify", "segment", "anatomy"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    at.switch_page("pages/train.py").run()
+    table = at.dataframe[0].value
+    assert set(table.loc[table["status"] == runs.DAMAGED, "run"]) == {
+        "config-a-list",
+        "config-nested",
+        "config-a-folder",
+    }
