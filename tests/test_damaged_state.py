@@ -10,11 +10,13 @@ the test) the way the probe of issue 22 did, then runs what a user runs next.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from explorer.errors import ExplorerError
+from explorer.errors import ExplorerError, WeightsError
 from explorer.training import runs
+from tests.helpers import coco_subset, run_cli
 
 # ----------------------------------------------------------------------------- run folders
 
@@ -122,3 +124,115 @@ def test_train_and_model_pages_open_beside_damaged_runs(monkeypatch, tmp_path, s
         "config-nested",
         "config-a-folder",
     }
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A real (untrained, seeded) alexnet-classic checkpoint of 3 classes, as a run saves it."""
+    import torch
+
+    from explorer.models.registry import create_model
+    from explorer.models.weights import CHECKPOINT_FORMAT
+
+    torch.manual_seed(0)
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": "alexnet-classic",
+        "encoder": None,
+        "task": "classify",
+        "label_space": "dataset",
+        "class_names": ["circle", "crescent", "square"],
+        "category_ids": [1, 2, 3],
+        "preprocess": {"resize": 64, "crop": 64},
+        "state_dict": create_model("alexnet-classic", num_classes=3).state_dict(),
+        "epoch": 1,
+        "step": 1,
+        "best": 0.5,
+        "best_epoch": 1,
+    }
+
+
+DAMAGED_CHECKPOINTS = {
+    "no state_dict": lambda c: c.pop("state_dict"),
+    "no class_names": lambda c: c.pop("class_names"),
+    "no model": lambda c: c.pop("model"),
+    "class_names not a list": lambda c: c.update(class_names=3),
+    "a list as state_dict": lambda c: c.update(state_dict=[1, 2]),
+    "an unknown preprocessing key": lambda c: c.update(preprocess={"resize": 64, "bogus": 1}),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_CHECKPOINTS)
+def test_a_damaged_checkpoint_is_one_weights_error(checkpoint, tmp_path, damage):
+    import torch
+
+    from explorer.models import load_model
+
+    whole = tmp_path / "whole.pt"
+    torch.save(checkpoint, whole)
+    assert load_model(str(whole)).class_names == checkpoint["class_names"]
+    damaged = {**checkpoint}
+    DAMAGED_CHECKPOINTS[damage](damaged)
+    path = tmp_path / "damaged.pt"
+    torch.save(damaged, path)
+    with pytest.raises(WeightsError, match=f"^{path}: a damaged checkpoint: ") as e:
+        load_model(str(path))
+    assert "\n" not in str(e.value)
+
+
+def test_a_damaged_checkpoint_given_to_the_cli_is_one_line(checkpoint, tmp_path, sample_root):
+    import torch
+
+    path = tmp_path / "best.pt"
+    torch.save({**checkpoint, "class_names": "circle"}, path)
+    ann = coco_subset(
+        sample_root / "annotations" / "instances_val2017.json", tmp_path / "val2.json", 2
+    )
+    r = run_cli(
+        *("predict", "--coco", str(ann), "--images", str(sample_root / "val2017")),
+        *("--model", str(path), "--device", "cpu", "--workers", "0", "--quiet"),
+        *("--out", str(tmp_path / "p.csv")),
+    )
+    assert r.returncode == 2 and r.stderr == (
+        f"error: {path}: a damaged checkpoint: class_names is not a list of names\n"
+    ), r.stderr
+
+
+def test_a_code_running_pickle_is_refused_without_advice_to_run_it(tmp_path):
+    import torch
+
+    from explorer.models import WeightsFile, load_model
+
+    class RunsACommand:
+        def __reduce__(self):
+            return (os.system, ("echo ran",))
+
+    torch.save({"w": RunsACommand()}, tmp_path / "evil.pth")
+    with pytest.raises(WeightsError) as e:
+        load_model("alexnet", WeightsFile(tmp_path / "evil.pth"))
+    assert str(e.value) == (
+        f"{tmp_path / 'evil.pth'}: not a plain weights file: it holds Python objects that are "
+        "not tensors (refused: loading it could run code)"
+    )
+
+
+def test_a_weights_path_that_is_a_pipe_is_refused_not_waited_on(tmp_path, sample_root):
+    from explorer.models import WeightsFile, load_model
+
+    fifo = tmp_path / "weights.pth"
+    os.mkfifo(fifo)
+    ann = sample_root / "annotations" / "instances_val2017.json"
+    # a hang shows as TimeoutExpired (it was forever); the limit is no measure of speed
+    r = run_cli(
+        *("evaluate", "--coco", str(ann), "--images", str(sample_root / "val2017")),
+        *("--model", "alexnet", "--weights", str(fifo), "--device", "cpu"),
+        timeout=120,
+    )
+    assert r.returncode == 2 and r.stderr == (
+        f"error: {fifo}: not a regular file (a pipe, device or socket)\n"
+    ), r.stderr
+    with pytest.raises(WeightsError, match=f"^{fifo}: not a regular file"):
+        load_model("alexnet", WeightsFile(fifo))  # the library, as a page's thread calls it
