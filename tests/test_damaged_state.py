@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from explorer.errors import ExplorerError, WeightsError
@@ -236,3 +237,46 @@ def test_a_weights_path_that_is_a_pipe_is_refused_not_waited_on(tmp_path, sample
     ), r.stderr
     with pytest.raises(WeightsError, match=f"^{fifo}: not a regular file"):
         load_model("alexnet", WeightsFile(fifo))  # the library, as a page's thread calls it
+
+
+# ----------------------------------------------------------------------------- index cache
+
+
+def _shorten(column):
+    # a new file in its place: the open index maps the old one (truncating it would kill us)
+    np.save(column.with_suffix(".new.npy"), np.load(column)[:5])
+    column.with_suffix(".new.npy").replace(column)
+
+
+INDEX_DAMAGE = {
+    "meta.json a list": lambda d: (d / "meta.json").write_text("[1]"),
+    "meta.json nested": lambda d: (d / "meta.json").write_text("[" * 100_000 + "]" * 100_000),
+    "a zero-byte column": lambda d: (
+        (d / "instances_area.npy").unlink(),
+        (d / "instances_area.npy").touch(),
+    ),
+    "a column of 5 rows": lambda d: _shorten(d / "instances_id.npy"),
+    "categories a string": lambda d: (d / "meta.json").write_text(
+        json.dumps({**json.loads((d / "meta.json").read_text()), "categories": "x"})
+    ),
+    "a folder as meta.json": lambda d: ((d / "meta.json").unlink(), (d / "meta.json").mkdir()),
+}
+
+
+@pytest.mark.parametrize("damage", INDEX_DAMAGE)
+def test_a_damaged_index_cache_is_built_again(tmp_path, monkeypatch, damage):
+    from explorer.coco import open_index
+    from tests.helpers import pycoco, tiny
+
+    ann, _ = tiny("val2017")
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    whole = open_index(ann)
+    (folder,) = (tmp_path / "index").iterdir()
+    INDEX_DAMAGE[damage](folder)
+    again = open_index(ann)
+    assert not again.from_cache  # built again, not read
+    assert again.num_annotations == whole.num_annotations == len(pycoco(ann).anns)
+    assert list(again.annotations["id"]) == list(whole.annotations["id"])
+    assert again.categories == whole.categories
+    r = run_cli("stats", "--coco", str(ann), "--json", env={**os.environ})
+    assert r.returncode == 0 and json.loads(r.stdout)["annotations"] == whole.num_annotations
