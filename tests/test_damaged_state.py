@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 
 import numpy as np
 import pytest
@@ -280,3 +281,93 @@ def test_a_damaged_index_cache_is_built_again(tmp_path, monkeypatch, damage):
     assert again.categories == whole.categories
     r = run_cli("stats", "--coco", str(ann), "--json", env={**os.environ})
     assert r.returncode == 0 and json.loads(r.stdout)["annotations"] == whole.num_annotations
+
+
+# ----------------------------------------------------------------------------- prediction cache
+
+
+def _sql(db, statement, *args):
+    import contextlib
+
+    with contextlib.closing(sqlite3.connect(db)) as c, c:
+        c.execute(statement, *args)
+
+
+def _nan_last(db):
+    import contextlib
+
+    with contextlib.closing(sqlite3.connect(db)) as c, c:
+        for k, v in c.execute("SELECT k, v FROM p").fetchall():
+            a = np.frombuffer(v, np.float32).copy()
+            a[len(a) // 2] = np.nan  # the best label's probability
+            c.execute("UPDATE p SET v = ? WHERE k = ?", (a.tobytes(), k))
+
+
+def _replace(db, make):
+    db.unlink()
+    make(db)
+
+
+STORE_DAMAGE = {
+    "truncated": lambda db: db.write_bytes(db.read_bytes()[: db.stat().st_size // 2]),
+    "random bytes": lambda db: db.write_bytes(np.random.default_rng(0).bytes(20_000)),
+    "a folder": lambda db: _replace(db, lambda p: p.mkdir()),
+    "a table of another shape": lambda db: _replace(
+        db, lambda p: _sql(p, "CREATE TABLE p (a INTEGER, b INTEGER, c INTEGER)")
+    ),
+}
+RECORD_DAMAGE = {
+    "3-byte records": lambda db: _sql(db, "UPDATE p SET v = x'010203'"),
+    "text records": lambda db: _sql(db, "UPDATE p SET v = 'hello'"),
+    "NULL records": lambda db: _sql(db, "UPDATE p SET v = NULL"),
+    "NaN vectors": _nan_last,
+}
+
+
+@pytest.mark.parametrize("damage", [*STORE_DAMAGE, *RECORD_DAMAGE])
+def test_a_damaged_prediction_cache_is_set_aside_or_recomputed(
+    tmp_path, monkeypatch, sample_root, alexnet_file, damage
+):
+    from explorer.coco import open_index
+    from explorer.coco.dataset import Dataset
+    from explorer.inference import classification
+    from explorer.inference import runner as infer_runner
+    from explorer.inference.options import RunOptions
+    from explorer.models import WeightsFile, load_model
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
+    ann = sample_root / "annotations" / "instances_val2017.json"
+    dataset = Dataset(
+        open_index(coco_subset(ann, tmp_path / "val3.json", 3)), sample_root / "val2017"
+    )
+    model = load_model("alexnet", WeightsFile(alexnet_file))
+
+    def table():
+        return classification.classification_table(
+            model, dataset, crops=True, options=RunOptions(workers=0)
+        )
+
+    want = table()
+    (db,) = (tmp_path / "cache" / "predictions").iterdir()
+    {**STORE_DAMAGE, **RECORD_DAMAGE}[damage](db)
+    assert table().equals(want)  # what was lost is computed again
+    aside = sorted(p.name for p in db.parent.iterdir() if ".damaged-" in p.name)
+    assert aside == ([f"{db.name}.damaged-1"] if damage in STORE_DAMAGE else [])
+    monkeypatch.setattr(infer_runner, "run", lambda *a, **k: pytest.fail("the model ran again"))
+    assert table().equals(want)  # and stored again: the model does not run a third time
+
+
+def test_damaged_label_map_records_are_refused(sample_root):
+    from explorer.inference.outputs import DamagedRecord, LabelMaps
+
+    codec = LabelMaps()
+    labels = np.zeros((12, 16), np.uint8)
+    labels[2:5, 3:9] = 2
+    blob = codec.encode((labels, {0: 0.9, 2: 0.7}))
+    got, scores = codec.decode(blob, 3)
+    assert (got == labels).all() and scores == {0: 0.9, 2: 0.7}
+    for bad in (blob[:3], blob[:60], b"\xff" * 40, blob[:4] + b"[" * 5000 + blob[4:]):
+        with pytest.raises(DamagedRecord):
+            codec.decode(bad, 3)
+    with pytest.raises(DamagedRecord):  # labels the model does not have
+        codec.decode(blob, 2)
