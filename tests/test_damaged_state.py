@@ -371,3 +371,94 @@ def test_damaged_label_map_records_are_refused(sample_root):
             codec.decode(bad, 3)
     with pytest.raises(DamagedRecord):  # labels the model does not have
         codec.decode(blob, 2)
+
+
+# ----------------------------------------------------------------------------- map cache
+
+
+def _npz(path, **cols):
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **cols)
+    path.write_bytes(buf.getvalue())
+
+
+def _rewrite(path, **changes):
+    with np.load(path) as z:
+        cols = {k: z[k] for k in z.files}
+    path.unlink()
+    _npz(path, **{**cols, **changes})
+
+
+def _forged_gib(path):
+    """The stored map with an x column whose header declares 1 GiB of float32 (the file stays
+    small): reading it as declared would allocate the GiB before finding the data short."""
+    _rewrite(path)
+    data = path.read_bytes()
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.float32))
+    small, big = dict(header, shape=(3,)), dict(header, shape=(1 << 28,))
+    for h in (small, big):
+        h["shape"] = tuple(h["shape"])
+    import io
+
+    def head(h):
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, h)
+        return buf.getvalue()
+
+    assert len(head(small)) == len(head(big))
+    path.write_bytes(data.replace(head(dict(header, shape=(len(_x(path)),))), head(big), 1))
+
+
+def _x(path):
+    with np.load(path) as z:
+        return z["x"]
+
+
+MAP_DAMAGE = {
+    "zero bytes": lambda p: p.write_bytes(b""),
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "a folder": lambda p: (p.unlink(), p.mkdir()),
+    "unequal columns": lambda p: _rewrite(p, x=_x(p)[:-1]),
+    "string ids": lambda p: _rewrite(p, annotation_id=np.array(["a"] * len(_x(p)))),
+    "a header declaring 1 GiB": _forged_gib,
+}
+
+
+@pytest.fixture(scope="module")
+def small_map_input(sample_root, tmp_path_factory, alexnet_file):
+    from explorer.coco import open_index
+    from explorer.coco.dataset import Dataset
+    from explorer.models import WeightsFile, load_model
+
+    d = tmp_path_factory.mktemp("map")
+    ann = coco_subset(sample_root / "annotations" / "instances_val2017.json", d / "v.json", 3)
+    return load_model("alexnet", WeightsFile(alexnet_file)), Dataset(
+        open_index(ann), sample_root / "val2017"
+    )
+
+
+@pytest.mark.parametrize("damage", MAP_DAMAGE)
+def test_a_damaged_map_cache_is_built_again(tmp_path, monkeypatch, small_map_input, damage):
+    import tracemalloc
+
+    from explorer.inference import embeddings
+    from explorer.inference.options import RunOptions
+
+    model, dataset = small_map_input
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    first = embeddings.embed(model, dataset, method="pca", options=RunOptions(workers=0))
+    (path,) = (tmp_path / "maps").iterdir()
+    MAP_DAMAGE[damage](path)
+    tracemalloc.start()
+    try:
+        again = embeddings.embed(model, dataset, method="pca", options=RunOptions(workers=0))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 << 20  # not the GiB a forged header declares (the model's run is less)
+    assert not again.from_cache and len(again) == len(first) > 0
+    assert (again.annotation_id == first.annotation_id).all() and np.allclose(again.x, first.x)
+    assert (tmp_path / "maps" / f"{path.name}.damaged-1").exists()
+    assert embeddings.embed(model, dataset, method="pca").from_cache
