@@ -17,6 +17,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import math
+import os
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -26,12 +29,12 @@ import numpy as np
 from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
-from explorer.inference.cache import predict, store_name
+from explorer.inference.cache import predict, set_aside, store_name
 from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.runner import items_for_crops
 from explorer.models.features import feature_model
 from explorer.models.weights import LoadedModel
-from explorer.paths import atomic_write_bytes, cache_dir
+from explorer.paths import atomic_write_bytes, cache_dir, open_regular
 
 Method = Literal["umap", "tsne", "pca"]
 METHODS: tuple[Method, ...] = get_args(Method)
@@ -110,7 +113,7 @@ def embed(
     rows = np.arange(index.num_images) if image_rows is None else np.asarray(image_rows)
     items = items_for_crops(index, rows)
     key = _map_key(features, dataset, [it.annotation_id for it in items], method)
-    cached = _read_map(key, method)
+    cached = _read_map(key, method, np.array([it.annotation_id for it in items], np.int64))
     if cached is not None:
         if progress:
             progress(len(items), len(items))
@@ -256,15 +259,90 @@ def _map_key(model: LoadedModel, dataset: Dataset, ids: list, method: Method) ->
     return h.hexdigest()[:24]
 
 
-def _read_map(key: str, method: Method) -> ObjectMap | None:
-    path = cache_dir("maps") / f"{key}.npz"
-    try:
-        with np.load(path) as z:
-            cols = {k: z[k] for k in z.files}
-        cols["unread"] = int(cols["unread"])
-        return ObjectMap(**cols, method=method, from_cache=True)
-    except (OSError, ValueError, KeyError, TypeError):  # absent, or a damaged file: build again
+# what _write_map stores: each column's dtype and number of dimensions
+_MAP_COLUMNS = {
+    "annotation_id": ("int64", 1),
+    "image_id": ("int64", 1),
+    "category_id": ("int64", 1),
+    "area": ("float64", 1),
+    "x": ("float32", 1),
+    "y": ("float32", 1),
+    "vectors": ("float32", 2),
+    "unread": ("int64", 0),
+}
+
+
+def _read_map(key: str, method: Method, ids: np.ndarray) -> ObjectMap | None:
+    """The cached map of the objects ``ids``, or None when there is none, or any doubt: a file
+    that is not what :func:`_write_map` wrote for them (damaged, forged, another dtype, columns
+    of unequal lengths, ids not asked for) is set aside and the map is built again. Sizes are
+    checked against the file's own before anything is read, so a forged header costs nothing."""
+    path = _map_path(key)
+    if not os.path.lexists(path):
         return None
+    try:
+        cols = _map_columns(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError):
+        cols = None
+    if cols is None or not _fits_ids(cols, ids):
+        set_aside(path)  # kept for a look; the map is built again
+        return None
+    unread = int(cols.pop("unread"))
+    return ObjectMap(**cols, unread=unread, method=method, from_cache=True)
+
+
+def _map_path(key: str):
+    return cache_dir("maps") / f"{key}.npz"
+
+
+def _map_columns(path) -> dict[str, np.ndarray]:
+    """The columns of a stored map, read only after each member's header was checked against
+    its dtype, its size in the archive and the file's size (ValueError when one is not)."""
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        with zipfile.ZipFile(f) as z:
+            members = {m.filename: m for m in z.infolist()}
+            if set(members) != {f"{c}.npy" for c in _MAP_COLUMNS}:
+                raise ValueError("other members")
+            if sum(m.file_size for m in members.values()) > size:
+                raise ValueError("members larger than the file")
+            return {c: _member(z, members[f"{c}.npy"], *_MAP_COLUMNS[c]) for c in _MAP_COLUMNS}
+
+
+def _member(z: zipfile.ZipFile, member: zipfile.ZipInfo, dtype: str, ndim: int) -> np.ndarray:
+    if member.compress_type != zipfile.ZIP_STORED:
+        raise ValueError("compressed")
+    with z.open(member) as m:
+        version = np.lib.format.read_magic(m)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"format {version}")
+        read_header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }[version]
+        shape, fortran, got = read_header(m)
+        nbytes = math.prod(shape) * got.itemsize  # Python's integers: a forged shape cannot wrap
+        if got != np.dtype(dtype) or len(shape) != ndim or fortran:
+            raise ValueError("another dtype or shape")
+        if nbytes != member.file_size - m.tell():
+            raise ValueError("a header that does not fit its data")
+        return np.frombuffer(m.read(nbytes), got).reshape(shape)
+
+
+def _fits_ids(cols: dict[str, np.ndarray], ids: np.ndarray) -> bool:
+    """Whether stored columns are a map of the objects ``ids``: equal lengths, the ids among
+    them once each, the others counted as unread, finite places and vectors."""
+    n = len(cols["annotation_id"])
+    vectors = cols["vectors"]
+    return (
+        all(len(cols[c]) == n for c in ("image_id", "category_id", "area", "x", "y"))
+        and vectors.shape[0] == n
+        and vectors.shape[1] > 0  # PCA_DIMS or fewer, but all of them below that many objects
+        and n + int(cols["unread"]) == len(ids)
+        and len(np.unique(cols["annotation_id"])) == n
+        and bool(np.isin(cols["annotation_id"], ids).all())
+        and all(np.isfinite(cols[c]).all() for c in ("x", "y", "vectors"))
+    )
 
 
 def _write_map(key: str, m: ObjectMap) -> None:
@@ -280,4 +358,4 @@ def _write_map(key: str, m: ObjectMap) -> None:
         vectors=m.vectors,
         unread=np.int64(m.unread),
     )
-    atomic_write_bytes(cache_dir("maps") / f"{key}.npz", buf.getvalue())
+    atomic_write_bytes(_map_path(key), buf.getvalue())

@@ -33,6 +33,12 @@ first; a segmenter's ``(labels uint8 HxW, mean winning probability per label)``;
 model's vector (float32)."""
 
 TOP_K = 10  # a classifier's record keeps its 10 best labels, not all 1000 probabilities
+MAX_LABEL_MAP_PIXELS = 1 << 28  # a stored label map larger than this is not one we wrote
+
+
+class DamagedRecord(ValueError):
+    """Cache bytes that are not a record this codec wrote for this model (truncated, of another
+    type, NaN, labels the model does not have): the prediction cache computes it again."""
 
 
 class OutputCodec(Protocol):
@@ -51,8 +57,13 @@ class OutputCodec(Protocol):
         """An output as cache bytes."""
         ...
 
-    def decode(self, blob: bytes) -> Record:
-        """Cache bytes as the record every product reads."""
+    def decode(self, blob: bytes, width: int) -> Record:
+        """Cache bytes as the record every product reads, checked against ``width`` (the
+        model's label count; a feature model's vector length, 0 when unknown).
+
+        Raises:
+            DamagedRecord: the bytes are not such a record.
+        """
         ...
 
     def columns(self, outputs: list[Output | None]) -> dict[str, np.ndarray]:
@@ -95,9 +106,19 @@ class Probabilities(_VectorCodec):
         top = [order.astype(np.float32), output[order].astype(np.float32)]
         return np.concatenate(top).tobytes()
 
-    def decode(self, blob: bytes) -> Record:
-        v = np.frombuffer(blob, np.float32)
-        return v[: len(v) // 2].astype(np.int64), v[len(v) // 2 :]
+    def decode(self, blob: bytes, width: int) -> Record:
+        v = _vector(blob, np.float32)
+        k = len(v) // 2
+        top, probs = v[:k], v[k:]
+        if (
+            len(v) != 2 * min(TOP_K, width)
+            or not np.isfinite(v).all()
+            or not ((top >= 0) & (top < width) & (top == np.round(top))).all()
+            or len(np.unique(top)) != k
+            or not ((probs >= 0) & (probs <= 1.001)).all()
+        ):
+            raise DamagedRecord(f"not the {min(TOP_K, width)} best of {width} probabilities")
+        return top.astype(np.int64), probs
 
 
 class Features(_VectorCodec):
@@ -110,8 +131,11 @@ class Features(_VectorCodec):
     def encode(self, output) -> bytes:
         return np.asarray(output, np.float16).tobytes()
 
-    def decode(self, blob: bytes) -> Record:
-        return np.frombuffer(blob, np.float16).astype(np.float32)
+    def decode(self, blob: bytes, width: int) -> Record:
+        v = _vector(blob, np.float16).astype(np.float32)
+        if (width and len(v) != width) or not np.isfinite(v).all():
+            raise DamagedRecord(f"not a finite vector of {width or 'some'} features")
+        return v
 
 
 class LabelMaps:
@@ -146,12 +170,30 @@ class LabelMaps:
         head = json.dumps({str(k): v for k, v in scores.items()}).encode()
         return len(head).to_bytes(4, "little") + head + buf.getvalue()
 
-    def decode(self, blob: bytes) -> Record:
+    def decode(self, blob: bytes, width: int) -> Record:
+        import struct
+        import zlib
+
         from PIL import Image
 
+        if not isinstance(blob, bytes) or len(blob) < 4:
+            raise DamagedRecord("not a label map")
         n = int.from_bytes(blob[:4], "little")
-        scores = {int(k): v for k, v in json.loads(blob[4 : 4 + n]).items()}
-        return np.asarray(Image.open(io.BytesIO(blob[4 + n :]))), scores
+        try:
+            head = json.loads(blob[4 : 4 + n])
+            scores = {int(k): float(v) for k, v in head.items()}
+            with Image.open(io.BytesIO(blob[4 + n :]), formats=["PNG"]) as im:
+                if im.mode != "L" or im.width * im.height > MAX_LABEL_MAP_PIXELS:
+                    raise DamagedRecord(f"a {im.mode} image of {im.size}, not a label map")
+                labels = np.asarray(im)
+        except (ValueError, TypeError, AttributeError, RecursionError) as e:
+            raise DamagedRecord(f"not a label map ({e.__class__.__name__})") from None
+        except (OSError, SyntaxError, EOFError, struct.error, zlib.error) as e:  # PIL's, damaged
+            raise DamagedRecord(f"not a label map ({e.__class__.__name__})") from None
+        known = all(0 <= k < width and 0 <= v <= 1.001 for k, v in scores.items())
+        if labels.ndim != 2 or not known or (labels.size and int(labels.max()) >= width):
+            raise DamagedRecord(f"labels or scores beyond the model's {width}")
+        return labels, scores
 
     def columns(self, outputs: list) -> dict[str, np.ndarray]:
         none: tuple[np.ndarray, dict[int, float]] = (np.zeros((0, 0), np.uint8), {})
@@ -174,6 +216,15 @@ class LabelMaps:
                 failed, batch["labels"], batch["labels_shape"], batch["scores"], strict=True
             )
         ]
+
+
+def _vector(blob: object, dtype) -> np.ndarray:
+    """Cache bytes as a non-empty vector of ``dtype`` (DamagedRecord when they are not)."""
+    size = np.dtype(dtype).itemsize
+    if not isinstance(blob, bytes) or not blob or len(blob) % size:
+        kind = type(blob).__name__
+        raise DamagedRecord(f"{len(blob) if isinstance(blob, bytes) else kind} bytes")
+    return np.frombuffer(blob, dtype)
 
 
 def at_image_size(scores, size: tuple[int, int]):

@@ -8,12 +8,13 @@ is set, else ``<cache>/torch/hub/checkpoints``. Every file is read with
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, get_args
 
 from explorer.coco.labels import VOC_NAMES, dataset_label_map
 from explorer.errors import WeightsError
@@ -27,8 +28,8 @@ from explorer.models.registry import (
     published_weights,
 )
 from explorer.models.tasks import task_kind
-from explorer.paths import cache_dir
-from explorer.types import Category
+from explorer.paths import NotARegularFile, cache_dir, open_regular
+from explorer.types import Category, LabelSpace
 
 if TYPE_CHECKING:
     from torch import nn
@@ -200,27 +201,53 @@ def _published_state_dict(spec: ModelSpec, download: bool = True) -> dict:
 
 
 def _torch_load(path: Path) -> dict:
+    """A weights file read with ``torch.load(weights_only=True)``, opened only when it is a
+    regular file (a pipe would block the reader forever).
+
+    Raises:
+        WeightsError: absent, not a regular file, damaged, or holding Python objects (refused).
+    """
     import pickle
+    import struct
 
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path) as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise WeightsError(f"{path}: weights file not found") from None
+    except NotARegularFile:
+        raise WeightsError(f"{path}: not a regular file (a pipe, device or socket)") from None
+    except IsADirectoryError:
+        raise WeightsError(f"{path}: a folder without best.pt or last.pt") from None
     except pickle.UnpicklingError as e:
-        # PyTorch's message (six lines) advises weights_only=False, i.e. running the file's code
-        if "Unsupported global" not in str(e):
-            detail = str(e).split("WeightsUnpickler error:")[-1]
-            raise WeightsError(
-                f"{path}: not a loadable weights file ({_first_line(detail)})"
-            ) from None
-        raise WeightsError(
+        raise _unpickling_error(path, str(e)) from None
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, TypeError) as e:
+        raise WeightsError(f"{path}: not a loadable weights file ({_first_line(e)})") from None
+    except (AttributeError, struct.error) as e:  # a damaged file in the legacy format
+        raise WeightsError(f"{path}: not a loadable weights file ({_first_line(e)})") from None
+
+
+# what PyTorch's safe unpickler says of a file that names Python globals (functions, classes):
+# loading it unsafely could run code
+_NAMES_CODE = ("Unsupported global", "unsupported GLOBAL", "allowed global", "Can only build")
+
+
+def _unpickling_error(path: Path, text: str) -> WeightsError:
+    """The refusal of a file the safe unpickler did not read. PyTorch's own message (six
+    lines) advises re-running with ``weights_only=False``, i.e. running the file's code: it is
+    never passed on."""
+    if any(words in text for words in _NAMES_CODE):
+        return WeightsError(
             f"{path}: not a plain weights file: it holds Python objects that are not tensors "
             "(refused: loading it could run code)"
-        ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as e:
-        raise WeightsError(f"{path}: not a loadable weights file ({_first_line(e)})") from None
+        )
+    detail = text.split("WeightsUnpickler error:")[-1]
+    lines = [x.strip() for x in detail.splitlines() if x.strip() and "weights_only" not in x]
+    return WeightsError(
+        f"{path}: not a loadable weights file ({lines[0][:200] if lines else 'damaged'})"
+    )
 
 
 def _first_line(e: BaseException | str) -> str:
@@ -364,6 +391,7 @@ def _given_weights(name: str, weights: WeightsChoice) -> _Source:
     loaded = _torch_load(path)
     key = f"file:{file_key(path)}"
     if isinstance(loaded, dict) and loaded.get("format") == CHECKPOINT_FORMAT:
+        _check_checkpoint(path, loaded)
         if name and name != loaded["model"]:
             raise WeightsError(f"{path}: a {loaded['model']} checkpoint, not {name}")
         label = (
@@ -375,6 +403,58 @@ def _given_weights(name: str, weights: WeightsChoice) -> _Source:
     if isinstance(loaded, dict) and loaded and all(hasattr(v, "shape") for v in loaded.values()):
         return _Source(loaded, None, f"file {path.name}", key)
     raise WeightsError(f"{path}: neither a state_dict nor a COCO Explorer checkpoint")
+
+
+def _check_checkpoint(path: Path, ckpt: dict) -> None:
+    """A COCO Explorer checkpoint's fields, each of the type a loader reads.
+
+    Raises:
+        WeightsError: a field is missing or of another type (one line naming it).
+    """
+    import torch
+
+    def bad(key: str, what: str) -> WeightsError:
+        return WeightsError(f"{path}: a damaged checkpoint: {key} {what}")
+
+    for key in ("model", "state_dict", "class_names"):
+        if key not in ckpt:
+            raise bad(key, "is missing")
+    if not isinstance(ckpt["model"], str):
+        raise bad("model", "is not a name")
+    state = ckpt["state_dict"]
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise bad("state_dict", "is not a table of named tensors")
+    names = ckpt["class_names"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise bad("class_names", "is not a list of names")
+    ids = ckpt.get("category_ids", [])
+    if not isinstance(ids, list) or not all(
+        i is None or (isinstance(i, int) and not isinstance(i, bool)) for i in ids
+    ):
+        raise bad("category_ids", "is not a list of category ids")
+    for key in ("encoder", "label_space"):
+        if not isinstance(ckpt.get(key) or "", str):
+            raise bad(key, "is not a name")
+    if ckpt.get("label_space", "dataset") not in get_args(LabelSpace):
+        raise bad("label_space", f"is not one of {', '.join(get_args(LabelSpace))}")
+    _check_preprocess(path, ckpt.get("preprocess"))
+
+
+def _check_preprocess(path: Path, given: object) -> None:
+    """A checkpoint's preprocessing: empty, or :class:`Preprocess`'s fields with sane values."""
+    if not given:
+        return
+    known = {f.name: f for f in dataclasses.fields(Preprocess)}
+    if not isinstance(given, dict) or not set(given) <= set(known) or "resize" not in given:
+        keys = ", ".join(map(str, given)) if isinstance(given, dict) else type(given).__name__
+        raise WeightsError(f"{path}: a damaged checkpoint: unknown preprocessing ({keys})")
+    sizes = [given[k] for k in ("resize", "crop", "multiple_of") if given.get(k) is not None]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 8192 for v in sizes):
+        raise WeightsError(f"{path}: a damaged checkpoint: preprocessing sizes {sizes}")
+    if not isinstance(given.get("square", False), bool):
+        raise WeightsError(f"{path}: a damaged checkpoint: preprocessing 'square' not a bool")
 
 
 def _published(spec: ModelSpec, download: bool) -> _Source:

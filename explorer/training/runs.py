@@ -18,7 +18,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from types import UnionType
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    NotRequired,
+    TypedDict,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    is_typeddict,
+)
 
 import numpy as np
 
@@ -27,6 +39,7 @@ from explorer.paths import (
     atomic_file,
     atomic_write_bytes,
     atomic_write_json,
+    open_regular,
     storage_guard,
     work_dir,
 )
@@ -274,28 +287,41 @@ class RunInfo:
     resumable: bool = False
 
 
+DAMAGED = "damaged"
+"""The status of a run folder whose ``config.json`` cannot be read: listed, never loaded."""
+
+
 def read_run(path: Path, now: float | None = None) -> RunInfo | None:
-    """A run folder's summary, or None when ``path`` is not a run."""
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
+    """A run folder's summary, or None when ``path`` is not a run (it has no ``config.json``).
+
+    Every field is read with its type checked: a ``config.json`` that is not a run's shows the
+    run as :data:`DAMAGED` (its message says why), a field of ``status.json`` of the wrong type
+    reads as absent, and metrics lines that are not a run's are skipped.
+    """
+    if not (path / "config.json").exists():
         return None
-    status = read_status(path)
+    try:
+        config = _conforming(_read_json(path / "config.json"), RunConfig)
+    except (OSError, ValueError) as e:
+        return _damaged_run(path, f"config.json: {e}")
     settings = config.get("settings", {})
+    status, bad = _status_fields(path)
     state = status.get("status", "unknown")
     last = _last_record(path)
-    epoch = int(status.get("epoch", 0))
+    epoch = status.get("epoch", 0)
     if state == "running" and last is not None:
-        epoch = max(epoch, math.ceil(last.get("epoch", 0)))  # the epoch under way
+        epoch = max(epoch, math.ceil(last["epoch"]))  # the epoch under way
     best = status.get("best")
+    planned = status.get("planned_epochs") or _setting(settings, "epochs", int) or 0
+    message = status.get("message", "")
     return RunInfo(
         path=path,
-        task=settings.get("task", "?"),
-        model=settings.get("model", "?"),
+        task=_setting(settings, "task", str) or "?",
+        model=_setting(settings, "model", str) or "?",
         status=state,
-        message=status.get("message", ""),
+        message=f"{message} (status.json: {', '.join(bad)} unreadable)" if bad else message,
         epoch=epoch,
-        epochs=int(status.get("planned_epochs") or settings.get("epochs") or 0),
+        epochs=planned,
         best_metric=status.get("metric", ""),
         best=best if best is not None and best >= 0 else None,
         seconds=_seconds(status, last, now or time.time()),
@@ -306,43 +332,146 @@ def read_run(path: Path, now: float | None = None) -> RunInfo | None:
     )
 
 
+def _damaged_run(path: Path, why: str) -> RunInfo:
+    return RunInfo(
+        path=path,
+        task="?",
+        model="?",
+        status=DAMAGED,
+        message=why,
+        epoch=0,
+        epochs=0,
+        best_metric="",
+        best=None,
+        seconds=0.0,
+        device="",
+        has_best=False,
+    )
+
+
+def _setting(settings: dict[str, Any], name: str, kind: type) -> Any:
+    """A setting of ``config.json`` when it has the type ``kind`` (else None)."""
+    value = settings.get(name)
+    return value if _fits(value, kind) else None
+
+
 def _seconds(status: dict, last: dict | None, now: float) -> float:
     """Training time: still counting while running, the recorded total once ended (older runs:
-    the last record's time since the start)."""
+    the last record's time since the start). ``status`` and ``last`` are type-checked."""
     if status.get("status") == "running" and status.get("started"):
-        return max(0.0, now - float(status["started"]))
+        return max(0.0, now - status["started"])
     if status.get("seconds") is not None:
         return float(status["seconds"])
     if last is not None and status.get("started"):
-        return max(0.0, float(last.get("time", 0)) - float(status["started"]))
+        return max(0.0, last.get("time", 0.0) - status["started"])
     return float(last.get("elapsed", 0.0)) if last else 0.0
 
 
 def _last_record(path: Path, tail: int = 4096) -> dict | None:
-    """The last whole line of metrics.jsonl, read from its end (a long run's file is large)."""
+    """The last valid line of metrics.jsonl (see :func:`metrics_line`), read from its end (a
+    long run's file is large)."""
     try:
-        with open(path / "metrics.jsonl", "rb") as f:
+        with open_regular(path / "metrics.jsonl") as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - tail))
             lines = f.read().splitlines()
     except OSError:
         return None
     for line in reversed(lines):
-        try:
-            return json.loads(line)
-        except ValueError:
-            continue  # a torn last line, or the cut first one of the tail
+        record = metrics_line(line)
+        if record is not None:
+            return record  # else a torn last line, the cut first one of the tail, or damage
     return None
+
+
+MAX_JSON_BYTES = 16 << 20  # config.json and status.json are a few kB; more is not a run's
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON document of a run's file.
+
+    Raises:
+        OSError: unreadable (absent, a folder, a pipe, ...).
+        ValueError: not JSON, too large, or nested too deeply to read.
+    """
+    with open_regular(path) as f:
+        data = f.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise ValueError(f"over {MAX_JSON_BYTES >> 20} MB")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError as e:
+        raise ValueError(f"not JSON ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0][:120] if str(e).strip() else e.__class__.__name__
+
+
+def _conforming(doc: Any, shape: Any) -> dict[str, Any]:
+    """The fields of ``doc`` (a JSON object read as the TypedDict ``shape``) whose values have
+    their declared types; the others are left out, read as absent.
+
+    Raises:
+        ValueError: ``doc`` is not a JSON object.
+    """
+    if not isinstance(doc, dict):
+        raise ValueError(f"not a JSON object but {_json_type(doc)}")
+    hints = get_type_hints(shape)
+    return {k: v for k, v in doc.items() if k in hints and _fits(v, hints[k])}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type ``hint`` (of a TypedDict field). Numbers must be
+    finite (``1e400`` reads as infinity) and within int64; a bool is not a number."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return True
+    if hint is float:
+        return _fits(value, int) or (isinstance(value, float) and math.isfinite(value))
+    if hint is int:  # within int64: a run writes nothing larger
+        return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+    if hint is str:
+        return isinstance(value, str)
+    if hint is type(None):
+        return value is None
+    if origin is Literal:
+        return isinstance(value, str | int) and value in args
+    if origin in (Union, UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_fits(v, args[1]) for v in value.values())
+    if is_typeddict(hint):
+        return isinstance(value, dict) and len(_conforming(value, hint)) == len(value)
+    return False
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _status_fields(run: Path) -> tuple[dict[str, Any], list[str]]:
+    """``status.json``'s fields of the right types, and the names of those of a wrong one."""
+    try:
+        doc = _read_json(run / "status.json")
+    except (OSError, ValueError):
+        return {}, []
+    if not isinstance(doc, dict):
+        return {}, []
+    good = _conforming(doc, RunStatus)
+    return good, [k for k in doc if k not in good and k in get_type_hints(RunStatus)]
 
 
 def read_status(run: Path) -> dict[str, Any]:
     """``status.json`` as the run wrote it (a run of an older version may lack newer keys):
-    {} when the run has none, or it is not readable."""
-    try:
-        status = json.loads((run / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return status if isinstance(status, dict) else {}
+    {} when the run has none, or it is not readable; a field of the wrong type (a string epoch,
+    ``1e400``) is left out."""
+    return _status_fields(run)[0]
 
 
 def trained_seconds(run: Path) -> float:
@@ -363,7 +492,9 @@ def read_config(run: Path) -> TrainSettings:
     from explorer.training.settings import TrainSettings
 
     try:
-        saved = json.loads((run / "config.json").read_text())["settings"]
+        saved = _read_json(run / "config.json")["settings"]
+        if not isinstance(saved, dict):
+            raise TypeError
     except (OSError, ValueError, KeyError, TypeError):
         raise ExplorerError(f"{run}: not a run folder (no readable config.json)") from None
     try:
@@ -402,27 +533,64 @@ def trained_checkpoints(task: str, root: Path | None = None) -> list[RunInfo]:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The lines of a run's metrics.jsonl (a torn last line, as after a kill, is skipped)."""
-    out: list[dict] = []
+    """The valid lines of a run's metrics.jsonl (see :func:`metrics_line`; a torn last line, as
+    after a kill, is skipped, and so is a damaged one)."""
+    return read_metrics_file(path).records
+
+
+@dataclass(frozen=True)
+class MetricsFile:
+    """A run's metrics.jsonl as read: its valid lines and how many others were skipped."""
+
+    records: list[dict]
+    skipped: int = 0
+
+
+def read_metrics_file(path: Path) -> MetricsFile:
+    """The lines of a run's metrics.jsonl that are a run's records, and a count of the others
+    (torn, not JSON, not an object, without a whole number ``step``, ...)."""
     try:
-        text = (path / "metrics.jsonl").read_text()
+        with open_regular(path / "metrics.jsonl") as f:
+            lines = f.read().splitlines()
     except OSError:
-        return out
-    for line in text.splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+        return MetricsFile([])
+    records = [metrics_line(line) for line in lines if line.strip()]
+    kept = [r for r in records if r is not None]
+    return MetricsFile(kept, len(records) - len(kept))
+
+
+def metrics_line(line: bytes | str) -> dict | None:
+    """One metrics.jsonl line as a record, or None when it is not one: a JSON object with a
+    ``kind`` (step / epoch), a whole number ``step``, a finite ``epoch`` (and ``time``,
+    ``elapsed`` when present), and numbers for its ``train_*`` and ``val_*`` metrics (NaN
+    allowed: a diverged loss is a result)."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or record.get("kind") not in ("step", "epoch"):
+        return None
+    if not (_fits(record.get("step"), int) and _fits(record.get("epoch"), float)):
+        return None
+    if any(k in record and not _fits(record[k], float) for k in ("time", "elapsed")):
+        return None
+    metrics = [v for k, v in record.items() if k.startswith(("train_", "val_"))]
+    if not all(isinstance(v, float) or _fits(v, int) for v in metrics):
+        return None
+    return record
 
 
 def run_curves(path: Path, name: str | None = None):
-    """A run's curves (per-step train loss, per-epoch metrics) as a long table."""
+    """A run's curves (per-step train loss, per-epoch metrics) as a long table; its
+    ``attrs["skipped_lines"]`` counts the metrics.jsonl lines that were not a run's records."""
     import pandas as pd
 
-    rows = read_metrics(path)
+    read = read_metrics_file(path)
+    rows = read.records
     if not rows:
-        return pd.DataFrame(columns=["run", "metric", "step", "epoch", "wall", "value"])
+        empty = pd.DataFrame(columns=["run", "metric", "step", "epoch", "wall", "value"])
+        empty.attrs["skipped_lines"] = read.skipped
+        return empty
     t0 = min(r.get("time", 0) for r in rows)
     records = []
     for r in rows:
@@ -443,7 +611,9 @@ def run_curves(path: Path, name: str | None = None):
                     "value": r[m],
                 }
             )
-    return pd.DataFrame.from_records(records)
+    curves = pd.DataFrame.from_records(records)
+    curves.attrs["skipped_lines"] = read.skipped  # damaged metrics.jsonl lines left out
+    return curves
 
 
 def curve_name(tag: str) -> str:
