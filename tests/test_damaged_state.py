@@ -16,6 +16,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+from bench.faults import CHECKPOINT_DAMAGE
 from explorer.errors import ExplorerError, WeightsError
 from explorer.training import runs
 from tests.helpers import coco_subset, run_cli
@@ -157,14 +158,8 @@ def checkpoint(tmp_path_factory):
     }
 
 
-DAMAGED_CHECKPOINTS = {
-    "no state_dict": lambda c: c.pop("state_dict"),
-    "no class_names": lambda c: c.pop("class_names"),
-    "no model": lambda c: c.pop("model"),
-    "class_names not a list": lambda c: c.update(class_names=3),
-    "a list as state_dict": lambda c: c.update(state_dict=[1, 2]),
-    "an unknown preprocessing key": lambda c: c.update(preprocess={"resize": 64, "bogus": 1}),
-}
+# the bench's damages that a checkpoint's fields can carry (the pickle is a test of its own)
+DAMAGED_CHECKPOINTS = {k: f for k, f in CHECKPOINT_DAMAGE.items() if f is not None}
 
 
 @pytest.mark.parametrize("damage", DAMAGED_CHECKPOINTS)
