@@ -332,7 +332,7 @@ register(
         build=_alexnet_classic,
         head_size=1000,
         reset_head=_new_linear_head,  # the model is one Sequential: its last layer is the head
-        quick=QuickPreset(epochs=4, batch_size=32, lr=5e-4, image_size=96, time_budget=230),
+        quick=QuickPreset(epochs=4, batch_size=32, lr=1e-3, image_size=96, time_budget=230),
         min_input_size=39,  # below it the third max pool has nothing left to pool
     )
 )

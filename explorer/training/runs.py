@@ -98,8 +98,8 @@ RUN_FILES: dict[str, str] = {
     "best.pt": "the model: the best epoch's weights, no optimiser state (what the model "
     "pickers and --model RUN_DIR use)",
     "last.pt": "where Resume continues: the latest weights with the optimiser state (twice the "
-    "weights' size); a finished run keeps only its last epoch's weights here, and no last.pt "
-    "when that epoch is best.pt's",
+    "weights' size); a finished run keeps only its last epoch's weights here (the same file as "
+    "best.pt, hard-linked, when that epoch is the best)",
     "metrics.jsonl": "the curves: one line per training step, one per epoch",
     "events.out.tfevents.*": "the same curves for TensorBoard (tensorboard --logdir RUN_DIR)",
     "config.json": "every setting, the dataset's fingerprints, class names, versions, device",

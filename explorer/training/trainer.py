@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from explorer.models import get_spec
 from explorer.models.device import choose_device, cpu_threads
 from explorer.models.preprocess import Preprocess
 from explorer.models.weights import CHECKPOINT_FORMAT, Checkpoint
-from explorer.paths import remove_stale_temporaries
+from explorer.paths import remove_stale_temporaries, temporary_path
 from explorer.training import data, distributed, runs
 from explorer.training.config import TrainConfig
 from explorer.training.distributed import World
@@ -467,15 +468,20 @@ class Session:
 
     def finish_checkpoints(self) -> None:
         """A finished run is not resumed, so ``last.pt`` needs no optimiser state (AdamW's is
-        twice the weights): it holds the last epoch's weights only, or goes when ``best.pt``
-        holds that same epoch."""
+        twice the weights): it holds the last epoch's weights only, and is a second name of
+        ``best.pt`` (a hard link: no second copy on disk) when ``best.pt`` holds that epoch."""
         if not self.world.main:
             return
         last, best = self.run_dir / "last.pt", self.run_dir / "best.pt"
         if self.best_epoch == self.epoch and best.is_file():
-            last.unlink(missing_ok=True)
-        else:
-            runs.save_checkpoint(self._checkpoint(False), last)
+            link = temporary_path(last)
+            try:
+                os.link(best, link)
+                os.replace(link, last)
+                return
+            except OSError:  # no hard links here: a copy of the weights
+                link.unlink(missing_ok=True)
+        runs.save_checkpoint(self._checkpoint(False), last)
 
     def _epoch_order(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """The examples of this epoch, in order: a seeded permutation; under torchrun this

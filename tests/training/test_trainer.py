@@ -65,16 +65,15 @@ def check_run_folder(run, metric):
 
 
 def check_finished_checkpoints(run):
-    """Issue 22: a finished run keeps no optimiser state (two thirds of an AdamW last.pt), and
-    last.pt only when it holds other weights than best.pt."""
+    """Issue 22: a finished run keeps no optimiser state (two thirds of an AdamW last.pt);
+    last.pt is best.pt itself (one file on disk) when the last epoch was the best."""
     best = torch.load(run / "best.pt", weights_only=True)
     assert "optimizer" not in best
     final = epoch_lines(run)[-1]["epoch"]
-    if (run / "last.pt").exists():
-        last = torch.load(run / "last.pt", weights_only=True)
-        assert "optimizer" not in last and last["epoch"] == final != best["epoch"]
-    else:
-        assert best["epoch"] == final
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert "optimizer" not in last and last["epoch"] == final
+    same_file = (run / "last.pt").samefile(run / "best.pt")
+    assert same_file == (best["epoch"] == final)
 
 
 def test_classify_run_end_to_end(tiny_data, tmp_path):
