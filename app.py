@@ -28,9 +28,13 @@ page = st.navigation(
 )
 st.set_page_config(page_title="COCO Explorer", page_icon=":material/search:", layout="wide")
 
-from explorer.app import dataset_picker, page_style  # noqa: E402  (after the navigation is out)
+# the first visit imports the library and opens the dataset before the page draws its title:
+# seconds on a slow machine, so the main area says what is happening meanwhile
+with st.spinner("Opening COCO Explorer…"):
+    from explorer.app import dataset_picker, page_style  # noqa: E402  (after the navigation)
 
 with dataset_picker.app_frame(page.title):
-    dataset_picker.dataset_sidebar()
+    with st.spinner("Opening the dataset…"):
+        dataset_picker.dataset_sidebar()
     page_style.fold_sidebar_on_narrow_windows()  # before the page: a page may stop the script
     page.run()
