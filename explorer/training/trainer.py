@@ -413,17 +413,7 @@ class Session:
             lr = plan.schedule(cfg.lr, self.step, total, plan.warmup)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            loss = self._train_step(train_set, idx, gen, plan.class_weights)
-            if self.world.distributed:  # the mean over processes: all stop together on a NaN
-                loss = (
-                    float(distributed.sum_all(self.world, [loss], self.device)[0]) / self.world.size
-                )
-            if not math.isfinite(loss):
-                raise ExplorerError(
-                    f"the loss became {loss} at epoch {self.epoch + 1}, step {self.step + 1}: "
-                    f"the run stopped; last.pt holds the last good epoch ({self.epoch}). "
-                    "Try a lower --lr."
-                )
+            loss = self._checked_loss(self._train_step(train_set, idx, gen, plan.class_weights))
             self.step += 1
             losses.append(loss)
             now, tick = tick, _clock()
@@ -434,6 +424,19 @@ class Session:
                 self._fit_time_budget(plan, step_in_epoch=b)
         self._note_skipped(train_set.skipped)  # the unreadable examples its batches met
         return _EpochDone(losses, lr, plan.steps_per_epoch - first)
+
+    def _checked_loss(self, loss: float) -> float:
+        """The step's loss (under torchrun the mean over processes, so all stop together on a
+        NaN); a NaN or inf stops the run with what to do."""
+        if self.world.distributed:
+            loss = float(distributed.sum_all(self.world, [loss], self.device)[0]) / self.world.size
+        if not math.isfinite(loss):
+            raise ExplorerError(
+                f"the loss became {loss} at epoch {self.epoch + 1}, step {self.step + 1}: "
+                f"the run stopped; last.pt holds the last good epoch ({self.epoch}). "
+                "Try a lower --lr."
+            )
+        return loss
 
     # ------------------------------------------------------------------ stopping
 

@@ -184,11 +184,11 @@ def train_server(sample_root, tmp_path):
     data.mkdir()
     shutil.copy(sample_root / "annotations" / "instances_val2017.json", data / "val.json")
     env = {k: v for k, v in os.environ.items() if k != "EXPLORER_DATA_ROOTS"}
-    env["EXPLORER_CACHE"] = str(tmp_path / "cache")
+    env["EXPLORER_CACHE"], env["EXPLORER_WORK"] = str(tmp_path / "cache"), str(tmp_path / "work")
     env["EXPLORER_COCO"] = str(data / "val.json")
     env["EXPLORER_IMAGES"] = str(sample_root / "val2017")
     for url in e2e.serve(env, tmp_path / "server.log"):
-        yield url, tmp_path / "cache" / "runs"
+        yield url, tmp_path / "work" / "runs"
 
 
 def button(page, name, exact=False):
