@@ -360,7 +360,9 @@ def test_compare_page_with_two_tiny_trained_checkpoints(sample_root):
     at.selectbox(key="k1_model").set_value("run: t-cls").run()
     at.selectbox(key="k2_model").set_value("run: t-seg").run()
     # one-epoch runs: the only warnings are about their own measured quality
-    assert not at.exception and all("Weak " in w.value for w in at.warning), [w.value for w in at.warning]
+    assert not at.exception and all("Weak " in w.value for w in at.warning), [
+        w.value for w in at.warning
+    ]
     at.button(key="k_run").click().run()
     assert not at.exception
     table = at.dataframe[0].value  # the 2x2 agreement table
