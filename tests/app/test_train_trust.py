@@ -87,7 +87,8 @@ def test_imported_curves_are_drawn_and_paths_obey_the_data_roots(
     write_tensorboard_run(allowed / "tb")
     write_tensorboard_run(tmp_path / "outside")
     monkeypatch.setenv("EXPLORER_DATA_ROOTS", str(allowed))
-    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))  # no runs: the import alone
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EXPLORER_WORK", str(tmp_path / "work"))  # no runs: the import alone
     at = train_page()
 
     def import_(path: str) -> list[str]:
