@@ -16,17 +16,19 @@ CLS, SEG = "run: 20260102-000000-weak-cls", "run: 20260102-000000-weak-seg"
 
 @pytest.fixture
 def weak_cache(weak_runs, tmp_path, monkeypatch):
-    """A cache of its own whose runs folder holds the two weak runs (and nothing of the other
-    tests' runs, which would change the pickers' defaults)."""
+    """A cache and a work folder of its own whose runs folder holds the two weak runs (and nothing
+    of the other tests' runs, which would change the pickers' defaults)."""
     st.cache_data.clear()
     st.cache_resource.clear()
     monkeypatch.delenv("EXPLORER_COCO", raising=False)
     monkeypatch.delenv("EXPLORER_IMAGES", raising=False)
-    cache = tmp_path / "cache"
-    (cache / "runs").mkdir(parents=True)
+    cache, runs = tmp_path / "cache", tmp_path / "work" / "runs"
+    cache.mkdir()
+    runs.mkdir(parents=True)
     for name, path in weak_runs.items():
-        (cache / "runs" / f"20260102-000000-weak-{name}").symlink_to(path, True)
+        (runs / f"20260102-000000-weak-{name}").symlink_to(path, True)
     monkeypatch.setenv("EXPLORER_CACHE", str(cache))
+    monkeypatch.setenv("EXPLORER_WORK", str(tmp_path / "work"))
     yield cache
     st.cache_resource.clear()
 
