@@ -1,0 +1,156 @@
+"""The two sequential parts of COCOeval, compiled: greedy matching and the precision curves.
+
+Both follow pycocotools' ``evaluateImg`` and ``accumulate`` statement by statement (the same
+comparisons, the same float64 operations in the same order), so every number is bit-identical;
+what changes is that they run over all (category, image) buckets in one compiled call instead of
+millions of Python calls. The matching is greedy and order-dependent, so it stays a loop; the
+loop just is not Python.
+
+Layout: ground truths and detections are sorted by bucket (category, then image); each bucket
+``b`` owns ``gt[g_lo[b]:g_hi[b]]`` (file order), ``dt[d_lo[b]:d_hi[b]]`` (by descending score,
+ties in file order, cut to the largest maxDet) and the row-major ``nd x ng`` block of ``ious``
+at ``iou_at[b]`` (rows: detections in that order; columns: ground truths in file order).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# detection states per (area range, threshold): pycocotools' dtIgnore / dtMatches turned into one
+# code (ignored dets are neither TP nor FP)
+FALSE_POSITIVE, TRUE_POSITIVE, IGNORED = 0, 1, 2
+_LAST_BELOW_ONE = 1 - 1e-10
+
+
+@njit(cache=True, nogil=True)
+def match(  # noqa: PLR0913  (one compiled call takes the whole layout: see the module doc)
+    g_lo, g_hi, d_lo, d_hi, iou_at, ious,
+    gt_ignore, gt_crowd, gt_area, gt_id, dt_area,
+    area_ranges, iou_thresholds,
+):  # fmt: skip
+    """Greedy matching of every bucket at every area range and threshold (``evaluateImg``).
+
+    Returns ``state`` (areas x thresholds x detections, int8: FALSE_POSITIVE, TRUE_POSITIVE or
+    IGNORED), ``gt_ignored`` (areas x ground truths: pycocotools' ``gtIgnore``), and for the
+    first area range the matches: ``dt_match`` (thresholds x detections: the ground truth's
+    index or -1) and ``gt_match`` (thresholds x ground truths: the detection's index or -1).
+    """
+    n_area, n_thr = area_ranges.shape[0], iou_thresholds.shape[0]
+    n_gt, n_dt = gt_area.shape[0], dt_area.shape[0]
+    state = np.full((n_area, n_thr, n_dt), FALSE_POSITIVE, np.int8)
+    gt_ignored = np.zeros((n_area, n_gt), np.bool_)
+    dt_match = np.full((n_thr, n_dt), -1, np.int64)
+    gt_match = np.full((n_thr, n_gt), -1, np.int64)
+    for b in range(g_lo.shape[0]):
+        ng, nd = g_hi[b] - g_lo[b], d_hi[b] - d_lo[b]
+        order = np.empty(ng, np.int64)
+        taken = np.empty(ng, np.bool_)
+        for a in range(n_area):
+            lo, hi = area_ranges[a, 0], area_ranges[a, 1]
+            # ground truths ignored here come last, file order kept (a stable argsort)
+            k = 0
+            for second in range(2):
+                for j in range(ng):
+                    g = g_lo[b] + j
+                    ignored = gt_ignore[g] or gt_area[g] < lo or gt_area[g] > hi
+                    gt_ignored[a, g] = ignored
+                    if ignored == (second == 1):
+                        order[k] = j
+                        k += 1
+            for t in range(n_thr):
+                taken[:] = False
+                for i in range(nd):
+                    d = d_lo[b] + i
+                    best = min(iou_thresholds[t], _LAST_BELOW_ONE)
+                    m = -1
+                    for k in range(ng):
+                        j = order[k]
+                        g = g_lo[b] + j
+                        if taken[j] and not gt_crowd[g]:
+                            continue
+                        if m > -1 and not gt_ignored[a, g_lo[b] + m] and gt_ignored[a, g]:
+                            break
+                        iou = ious[iou_at[b] + i * ng + j]
+                        if iou < best:
+                            continue
+                        best = iou
+                        m = j
+                    _record(a, t, d, m, g_lo[b], state, gt_ignored, gt_id, dt_area, area_ranges)
+                    if m > -1:
+                        taken[m] = True
+                        if a == 0:
+                            dt_match[t, d] = g_lo[b] + m
+                            gt_match[t, g_lo[b] + m] = d
+    return state, gt_ignored, dt_match, gt_match
+
+
+@njit(cache=True, nogil=True)
+def _record(a, t, d, m, g0, state, gt_ignored, gt_id, dt_area, area_ranges):  # noqa: PLR0913
+    """One detection's outcome. pycocotools tells a match by the ground truth's id being
+    non-zero, so a match to an annotation with id 0 counts as no match (its trap P2)."""
+    ignored = m > -1 and gt_ignored[a, g0 + m]
+    unmatched = m == -1 or gt_id[g0 + m] == 0
+    if unmatched and (dt_area[d] < area_ranges[a, 0] or dt_area[d] > area_ranges[a, 1]):
+        ignored = True
+    if ignored:
+        state[a, t, d] = IGNORED
+    elif unmatched:
+        state[a, t, d] = FALSE_POSITIVE
+    else:
+        state[a, t, d] = TRUE_POSITIVE
+
+
+@njit(cache=True, nogil=True)
+def accumulate(  # noqa: PLR0913  (the layout again)
+    cat_lo, cat_hi, by_score, rank, score, state, positives, max_dets, recall_thresholds,
+):  # fmt: skip
+    """pycocotools' ``accumulate``: precision (T x R x K x A x M), recall (T x K x A x M) and
+    the scores at the recall thresholds, -1 where a category has no (non-ignored) ground truth.
+
+    ``by_score[cat_lo[k]:cat_hi[k]]`` are category ``k``'s detections by descending score, ties
+    in image order then rank (pycocotools' stable sort of the per-image lists); ``rank`` is a
+    detection's place in its bucket; ``positives[k, a]`` counts category ``k``'s ground truths
+    not ignored at area range ``a`` (-1: the category has neither ground truths nor detections,
+    which pycocotools skips too).
+    """
+    n_area, n_thr = state.shape[0], state.shape[1]
+    n_cat, n_rec, n_max = cat_lo.shape[0], recall_thresholds.shape[0], max_dets.shape[0]
+    precision = -np.ones((n_thr, n_rec, n_cat, n_area, n_max))
+    recall = -np.ones((n_thr, n_cat, n_area, n_max))
+    scores = -np.ones((n_thr, n_rec, n_cat, n_area, n_max))
+    eps = np.spacing(1.0)
+    for k in range(n_cat):
+        for a in range(n_area):
+            npig = positives[k, a]
+            if npig <= 0:  # no evaluated bucket, or none of its ground truths counts
+                continue
+            for m in range(n_max):
+                dets = by_score[cat_lo[k] : cat_hi[k]]
+                dets = dets[rank[dets] < max_dets[m]]
+                nd = dets.shape[0]
+                for t in range(n_thr):
+                    tp = np.zeros(nd)
+                    fp = np.zeros(nd)
+                    tps, fps = 0, 0
+                    for i in range(nd):
+                        s = state[a, t, dets[i]]
+                        tps += s == TRUE_POSITIVE
+                        fps += s == FALSE_POSITIVE
+                        tp[i], fp[i] = tps, fps
+                    rc = tp / npig
+                    pr = tp / (fp + tp + eps)
+                    recall[t, k, a, m] = rc[nd - 1] if nd else 0.0
+                    for i in range(nd - 1, 0, -1):
+                        if pr[i] > pr[i - 1]:
+                            pr[i - 1] = pr[i]
+                    for r in range(n_rec):
+                        j = np.searchsorted(rc, recall_thresholds[r])  # side="left"
+                        if j >= nd:  # pycocotools' bare except: the rest stay 0
+                            for rr in range(r, n_rec):
+                                precision[t, rr, k, a, m] = 0.0
+                                scores[t, rr, k, a, m] = 0.0
+                            break
+                        precision[t, r, k, a, m] = pr[j]
+                        scores[t, r, k, a, m] = score[dets[j]]
+    return precision, recall, scores

@@ -1,0 +1,124 @@
+"""Which ground truths and detections meet: pycocotools' (category, image) buckets, columnar.
+
+pycocotools keeps one dict list per (image, category) and loops over them in Python. Here both
+sides are sorted once by bucket (category, then image, both ascending), detections by descending
+score within a bucket (a stable sort: ties keep file order, as pycocotools' mergesort does) and
+cut to the largest maxDet; every bucket then is a pair of slices, and its IoU block a slice of
+one flat array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from explorer.coco.index import CocoIndex
+from explorer.evaluation.params import EvalParams
+
+if TYPE_CHECKING:
+    from explorer.predictions.results import Detections
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Both sides of an evaluation, sorted into buckets.
+
+    Attributes:
+        image_ids, category_ids: what is evaluated (sorted); positions in them are the
+            images' and categories' indices below.
+        gt_rows: the evaluated annotations' rows in ``index.annotations``, by bucket, in file order.
+        gt_category: each of those annotations' category index.
+        dt_rows: the evaluated detections' rows in the :class:`Detections`, by bucket, by score.
+        dt_category, dt_image: each of those detections' category and image index.
+        rank: each detection's place in its bucket (0 = its best score).
+        g_lo, g_hi, d_lo, d_hi: each bucket's slices of ``gt_rows`` and ``dt_rows``.
+        iou_at: where each bucket's ``nd x ng`` IoU block starts in the flat IoU array.
+    """
+
+    image_ids: np.ndarray
+    category_ids: np.ndarray
+    gt_rows: np.ndarray
+    gt_category: np.ndarray
+    dt_rows: np.ndarray
+    dt_category: np.ndarray
+    dt_image: np.ndarray
+    rank: np.ndarray
+    g_lo: np.ndarray
+    g_hi: np.ndarray
+    d_lo: np.ndarray
+    d_hi: np.ndarray
+    iou_at: np.ndarray
+
+    @property
+    def num_pairs(self) -> int:
+        """How many (detection, ground truth) pairs share a bucket: the IoUs to compute."""
+        return int(self.iou_at[-1] + self._sizes()[-1]) if len(self.iou_at) else 0
+
+    def _sizes(self) -> np.ndarray:
+        return (self.d_hi - self.d_lo) * (self.g_hi - self.g_lo)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair as (index into ``dt_rows``, index into ``gt_rows``), in the order of the
+        flat IoU array: bucket by bucket, each block row-major (detections by score)."""
+        sizes = self._sizes()
+        bucket = np.repeat(np.arange(len(sizes)), sizes)
+        place = np.arange(len(bucket)) - self.iou_at[bucket]
+        ng = (self.g_hi - self.g_lo)[bucket]
+        row = place // np.maximum(ng, 1)
+        return self.d_lo[bucket] + row, self.g_lo[bucket] + (place - row * ng)
+
+
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Each id's index in ``wanted`` (sorted), -1 where it is not there."""
+    at = np.searchsorted(wanted, ids)
+    found = at < len(wanted)
+    found[found] = wanted[at[found]] == ids[found]
+    return np.where(found, at, -1)
+
+
+def layout(index: CocoIndex, detections: Detections, params: EvalParams) -> Layout:
+    """Sort both sides into buckets for ``params`` (see :class:`Layout`)."""
+    anns = index.annotations
+    image_ids = np.unique(index.images["id"]) if params.image_ids is None else params.image_ids
+    category_ids = (
+        np.unique(index.category_ids) if params.category_ids is None else params.category_ids
+    )
+    n_img = len(image_ids)
+    g_img = _positions(anns["image_id"], image_ids)
+    g_cat = _positions(anns["category_id"], category_ids)
+    gt_rows = np.flatnonzero((g_img >= 0) & (g_cat >= 0))
+    g_key = g_cat[gt_rows] * n_img + g_img[gt_rows]
+    in_order = np.argsort(g_key, kind="stable")
+    gt_rows, g_key = gt_rows[in_order], g_key[in_order]
+
+    d_img = _positions(detections.image_id, image_ids)
+    d_cat = _positions(detections.category_id, category_ids)
+    dt_rows = np.flatnonzero((d_img >= 0) & (d_cat >= 0))
+    d_key = d_cat[dt_rows] * n_img + d_img[dt_rows]
+    in_order = np.lexsort((-detections.score[dt_rows], d_key))
+    dt_rows, d_key = dt_rows[in_order], d_key[in_order]
+    rank = np.arange(len(d_key)) - np.searchsorted(d_key, d_key)
+    kept = rank < max(params.max_dets)
+    dt_rows, d_key, rank = dt_rows[kept], d_key[kept], rank[kept]
+
+    keys = np.union1d(g_key, d_key)
+    g_lo, g_hi = np.searchsorted(g_key, keys), np.searchsorted(g_key, keys, "right")
+    d_lo, d_hi = np.searchsorted(d_key, keys), np.searchsorted(d_key, keys, "right")
+    sizes = (d_hi - d_lo) * (g_hi - g_lo)
+    return Layout(
+        image_ids=image_ids,
+        category_ids=category_ids,
+        gt_rows=gt_rows,
+        gt_category=g_key // max(n_img, 1),
+        dt_rows=dt_rows,
+        dt_category=d_key // max(n_img, 1),
+        dt_image=d_key % max(n_img, 1),
+        rank=rank,
+        g_lo=g_lo,
+        g_hi=g_hi,
+        d_lo=d_lo,
+        d_hi=d_hi,
+        iou_at=np.cumsum(sizes) - sizes,
+    )
