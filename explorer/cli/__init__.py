@@ -5,9 +5,9 @@ Each command parses its arguments, calls the library and prints. A user error
 Heavy modules are imported inside the commands that need them.
 
 The commands live by subject, each beside its parser: ``dataset`` (sample, stats,
-export-masks), ``models`` (predict, evaluate, anatomy), ``training`` (train), ``review``
-(compare, mistakes, embed), ``download``; ``loading`` opens the dataset and models they name,
-``progress`` draws their bars.
+export-masks), ``models`` (predict, evaluate, anatomy), ``evaluation`` (eval-results),
+``training`` (train), ``review`` (compare, mistakes, embed), ``download``; ``loading`` opens
+the dataset and models they name, ``progress`` draws their bars.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from explorer.cli import dataset, download, models, review, training
+from explorer.cli import dataset, download, evaluation, models, review, training
 from explorer.cli.command import Command
 from explorer.errors import ExplorerError, storage_error
 
@@ -28,6 +28,7 @@ _COMMANDS: tuple[Command, ...] = (
     dataset.EXPORT_MASKS,
     models.PREDICT,
     models.EVALUATE,
+    evaluation.EVAL_RESULTS,
     training.TRAIN,
     review.COMPARE,
     review.MISTAKES,
