@@ -93,7 +93,7 @@ def evaluate(index: CocoIndex, detections: Detections, params: EvalParams) -> Ev
     lay = layout(index, detections, params)
     sides = Sides(index, detections, lay, params)
     overlap = OVERLAPS[params.iou_type]
-    ious = overlap.ious(sides)
+    ious = overlap.ious(sides, lay.blocks)
     anns = index.annotations
     areas = np.asarray(params.area_ranges, np.float64).reshape(-1, 2)
     state, gt_ignored, dt_match, gt_match = _kernels.match(
@@ -102,7 +102,7 @@ def evaluate(index: CocoIndex, detections: Detections, params: EvalParams) -> Ev
         anns["id"][lay.gt_rows], detections.area[lay.dt_rows],
         areas, params.iou_thresholds,
     )  # fmt: skip
-    precision, recall, scores = _accumulated(lay, detections, params, state, gt_ignored)
+    precision, recall, scores = _accumulated(lay, params, state, gt_ignored)
     return Evaluation(
         params=params,
         layout=lay,
@@ -119,14 +119,13 @@ def evaluate(index: CocoIndex, detections: Detections, params: EvalParams) -> Ev
 
 def _accumulated(
     lay: Layout,
-    detections: Detections,
     params: EvalParams,
     state: np.ndarray,
     gt_ignored: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """pycocotools' ``accumulate`` over the matched layout."""
     n_cat = len(lay.category_ids)
-    score = detections.score[lay.dt_rows]
+    score = lay.dt_score
     # per category by descending score; ties keep the layout's order (image, then rank)
     by_score = np.lexsort((-score, lay.dt_category))
     cats = lay.dt_category[by_score]

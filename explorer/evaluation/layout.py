@@ -10,6 +10,7 @@ one flat array.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,9 +30,10 @@ class Layout:
         image_ids, category_ids: what is evaluated (sorted); positions in them are the
             images' and categories' indices below.
         gt_rows: the evaluated annotations' rows in ``index.annotations``, by bucket, in file order.
-        gt_category: each of those annotations' category index.
+        gt_category, gt_image: each of those annotations' category and image index.
         dt_rows: the evaluated detections' rows in the :class:`Detections`, by bucket, by score.
-        dt_category, dt_image: each of those detections' category and image index.
+        dt_category, dt_image, dt_score: each of those detections' category and image index
+            and its score.
         rank: each detection's place in its bucket (0 = its best score).
         g_lo, g_hi, d_lo, d_hi: each bucket's slices of ``gt_rows`` and ``dt_rows``.
         iou_at: where each bucket's ``nd x ng`` IoU block starts in the flat IoU array.
@@ -41,9 +43,11 @@ class Layout:
     category_ids: np.ndarray
     gt_rows: np.ndarray
     gt_category: np.ndarray
+    gt_image: np.ndarray
     dt_rows: np.ndarray
     dt_category: np.ndarray
     dt_image: np.ndarray
+    dt_score: np.ndarray
     rank: np.ndarray
     g_lo: np.ndarray
     g_hi: np.ndarray
@@ -52,22 +56,50 @@ class Layout:
     iou_at: np.ndarray
 
     @property
-    def num_pairs(self) -> int:
-        """How many (detection, ground truth) pairs share a bucket: the IoUs to compute."""
-        return int(self.iou_at[-1] + self._sizes()[-1]) if len(self.iou_at) else 0
+    def blocks(self) -> Blocks:
+        """Its buckets' pairs: what the flat IoU array holds, in that order."""
+        return Blocks(
+            dt=np.arange(len(self.dt_rows)),
+            gt=np.arange(len(self.gt_rows)),
+            d_lo=self.d_lo,
+            d_hi=self.d_hi,
+            g_lo=self.g_lo,
+            g_hi=self.g_hi,
+        )
 
-    def _sizes(self) -> np.ndarray:
+
+@dataclass(frozen=True)
+class Blocks:
+    """(detection, ground truth) pairs as full cross products, flattened: block ``b`` pairs
+    ``dt[d_lo[b]:d_hi[b]]`` with ``gt[g_lo[b]:g_hi[b]]``, row-major (detections outer), from
+    ``at[b]`` on. ``dt`` and ``gt`` index a layout's ``dt_rows`` and ``gt_rows``."""
+
+    dt: np.ndarray
+    gt: np.ndarray
+    d_lo: np.ndarray
+    d_hi: np.ndarray
+    g_lo: np.ndarray
+    g_hi: np.ndarray
+
+    @cached_property
+    def sizes(self) -> np.ndarray:
         return (self.d_hi - self.d_lo) * (self.g_hi - self.g_lo)
 
+    @cached_property
+    def at(self) -> np.ndarray:
+        return np.cumsum(self.sizes) - self.sizes
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.sizes.sum())
+
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every pair as (index into ``dt_rows``, index into ``gt_rows``), in the order of the
-        flat IoU array: bucket by bucket, each block row-major (detections by score)."""
-        sizes = self._sizes()
-        bucket = np.repeat(np.arange(len(sizes)), sizes)
-        place = np.arange(len(bucket)) - self.iou_at[bucket]
+        """Every pair as (detection, ground truth), in the flattened order."""
+        bucket = np.repeat(np.arange(len(self.sizes)), self.sizes)
+        place = np.arange(len(bucket)) - self.at[bucket]
         ng = (self.g_hi - self.g_lo)[bucket]
         row = place // np.maximum(ng, 1)
-        return self.d_lo[bucket] + row, self.g_lo[bucket] + (place - row * ng)
+        return self.dt[self.d_lo[bucket] + row], self.gt[self.g_lo[bucket] + (place - row * ng)]
 
 
 def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -112,9 +144,11 @@ def layout(index: CocoIndex, detections: Detections, params: EvalParams) -> Layo
         category_ids=category_ids,
         gt_rows=gt_rows,
         gt_category=g_key // max(n_img, 1),
+        gt_image=g_key % max(n_img, 1),
         dt_rows=dt_rows,
         dt_category=d_key // max(n_img, 1),
         dt_image=d_key % max(n_img, 1),
+        dt_score=detections.score[dt_rows],
         rank=rank,
         g_lo=g_lo,
         g_hi=g_hi,

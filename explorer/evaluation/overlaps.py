@@ -20,7 +20,7 @@ from pycocotools import mask as mask_utils
 from explorer.coco.index import CocoIndex
 from explorer.coco.masks import annotation_rle
 from explorer.errors import ExplorerError
-from explorer.evaluation.layout import Layout
+from explorer.evaluation.layout import Blocks, Layout
 from explorer.evaluation.params import EvalParams, IouType
 from explorer.evaluation.summary import DETECTION_SUMMARY, KEYPOINT_SUMMARY, Spec
 
@@ -45,8 +45,8 @@ class Overlap(Protocol):
         """Per evaluated ground truth (``layout.gt_rows``): ignored whatever its area."""
         ...
 
-    def ious(self, sides: Sides) -> np.ndarray:
-        """The flat IoU array of ``sides.layout`` (float64)."""
+    def ious(self, sides: Sides, blocks: Blocks) -> np.ndarray:
+        """The IoU of every pair of ``blocks`` in its flattened order (float64)."""
         ...
 
 
@@ -62,8 +62,8 @@ class BoxOverlap:
     def ignored(self, sides: Sides) -> np.ndarray:
         return _crowd(sides).copy()
 
-    def ious(self, sides: Sides) -> np.ndarray:
-        pd, pg = sides.layout.pairs()
+    def ious(self, sides: Sides, blocks: Blocks) -> np.ndarray:
+        pd, pg = blocks.pairs()
         dt = sides.detections.bbox[sides.layout.dt_rows[pd]]
         gt = sides.index.annotations["bbox"][sides.layout.gt_rows[pg]]
         crowd = _crowd(sides)[pg]
@@ -87,40 +87,52 @@ class MaskOverlap:
     def ignored(self, sides: Sides) -> np.ndarray:
         return _crowd(sides).copy()
 
-    def ious(self, sides: Sides) -> np.ndarray:
-        lay, rles = sides.layout, sides.detections.rles
+    def ious(self, sides: Sides, blocks: Blocks) -> np.ndarray:
+        rles = sides.detections.rles
         if rles is None:
             raise ExplorerError("segm evaluation needs results with segmentations")
-        out = np.zeros(lay.num_pairs)
+        out = np.zeros(blocks.num_pairs)
         crowd = _crowd(sides).astype(np.uint8)
-        both = np.flatnonzero((lay.d_hi > lay.d_lo) & (lay.g_hi > lay.g_lo))
-        gt_rles = _ground_truth_rles(sides.index, lay, both)
-        dt_rles = rles.rles(lay.dt_rows)
+        both = np.flatnonzero(blocks.sizes)
+        dt_rles = _indexed(
+            blocks.dt, blocks.d_lo[both], blocks.d_hi[both],
+            lambda d: rles.rles(sides.layout.dt_rows[d]),
+        )  # fmt: skip
+        gt_rles = _indexed(
+            blocks.gt, blocks.g_lo[both], blocks.g_hi[both],
+            lambda g: _ground_truth_rles(sides.index, sides.layout.gt_rows[g]),
+        )  # fmt: skip
         for b in both.tolist():
-            d, g = slice(lay.d_lo[b], lay.d_hi[b]), slice(lay.g_lo[b], lay.g_hi[b])
-            block = mask_utils.iou(dt_rles[d], gt_rles[g], crowd[g].tolist())
-            out[lay.iou_at[b] : lay.iou_at[b] + block.size] = block.ravel()
+            dts = [dt_rles[i] for i in blocks.dt[blocks.d_lo[b] : blocks.d_hi[b]].tolist()]
+            gts = blocks.gt[blocks.g_lo[b] : blocks.g_hi[b]]
+            block = mask_utils.iou(dts, [gt_rles[i] for i in gts.tolist()], crowd[gts].tolist())
+            out[blocks.at[b] : blocks.at[b] + block.size] = block.ravel()
         return out
 
 
-def _ground_truth_rles(index: CocoIndex, lay: Layout, buckets: np.ndarray) -> list:
-    """The RLE of each evaluated ground truth that meets a detection (others: None), as
-    pycocotools' ``annToRLE`` makes it; a box-only annotation is its box, as a polygon."""
-    out: list = [None] * len(lay.gt_rows)
-    wanted = np.zeros(len(lay.gt_rows), bool)
-    for lo, hi in zip(lay.g_lo[buckets].tolist(), lay.g_hi[buckets].tolist(), strict=True):
-        wanted[lo:hi] = True
+def _indexed(items: np.ndarray, lo: np.ndarray, hi: np.ndarray, make) -> dict:
+    """``{item: made}`` for the items of the slices ``items[lo:hi]``, made in one call."""
+    wanted = np.zeros(len(items) + 1, np.int64)
+    np.add.at(wanted, lo, 1)
+    np.add.at(wanted, hi, -1)
+    keys = np.unique(items[np.cumsum(wanted)[:-1] > 0])
+    return dict(zip(keys.tolist(), make(keys), strict=True))
+
+
+def _ground_truth_rles(index: CocoIndex, rows: np.ndarray) -> list:
+    """Each annotation's RLE as pycocotools' ``annToRLE`` makes it; a box-only annotation is
+    its box, as a polygon."""
     anns, images = index.annotations, index.images
-    for g in np.flatnonzero(wanted).tolist():
-        row = int(lay.gt_rows[g])
+    out = []
+    for row in rows.tolist():
         try:
-            out[g] = annotation_rle(index, row)
+            out.append(annotation_rle(index, row))
         except ExplorerError:
             image = int(anns["image_row"][row])
             h, w = int(images["height"][image]), int(images["width"][image])
             x, y, bw, bh = anns["bbox"][row].tolist()
             box = [[x, y, x, y + bh, x + bw, y + bh, x + bw, y]]
-            out[g] = mask_utils.merge(mask_utils.frPyObjects(box, max(h, 1), max(w, 1)))
+            out.append(mask_utils.merge(mask_utils.frPyObjects(box, max(h, 1), max(w, 1))))
     return out
 
 
@@ -134,11 +146,11 @@ class KeypointOverlap:
         counts = sides.index.annotations["num_keypoints"][sides.layout.gt_rows]
         return _crowd(sides) | (counts <= 0)
 
-    def ious(self, sides: Sides) -> np.ndarray:
+    def ious(self, sides: Sides, blocks: Blocks) -> np.ndarray:
         lay, det_points = sides.layout, sides.detections.keypoints
         if det_points is None:
             raise ExplorerError("keypoints evaluation needs results with keypoints")
-        pd, pg = lay.pairs()
+        pd, pg = blocks.pairs()
         rows = lay.gt_rows[pg]
         gt = sides.index.keypoints(lay.gt_rows)[pg]
         dt = det_points[lay.dt_rows[pd]]
