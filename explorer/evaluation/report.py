@@ -178,3 +178,66 @@ def results_text(
         ),
     ]
     return "\n".join([head, *(row.line for row in evaluation.summary()), "", *table])
+
+
+class Counts(TypedDict):
+    """Detections kept at a score threshold, at one IoU threshold (all areas), per category."""
+
+    true_positives: np.ndarray
+    false_positives: np.ndarray
+    false_negatives: np.ndarray
+
+
+def counts_at(evaluation: Evaluation, min_score: float, iou: float = 0.5) -> Counts:
+    """TP, FP and FN per category (``category_ids`` order) when only detections scoring at least
+    ``min_score`` are kept. COCO's matching is greedy by score, so keeping the best-scoring
+    detections of each bucket keeps their matches: nothing is matched again."""
+    lay, t = evaluation.layout, _threshold_index(evaluation, iou)
+    n_cat = len(lay.category_ids)
+    kept = lay.dt_score >= min_score
+    state = evaluation.state[0, t]
+    tp = np.bincount(lay.dt_category[kept & (state == _kernels.TRUE_POSITIVE)], minlength=n_cat)
+    fp = np.bincount(lay.dt_category[kept & (state == _kernels.FALSE_POSITIVE)], minlength=n_cat)
+    positives = np.bincount(lay.gt_category[~evaluation.gt_ignored[0]], minlength=n_cat)
+    return Counts(true_positives=tp, false_positives=fp, false_negatives=positives - tp)
+
+
+class BestThreshold(TypedDict):
+    """Per category: the score threshold where F1 (of the interpolated precision and recall at
+    one IoU threshold) is highest, and the F1, precision and recall there."""
+
+    score: np.ndarray
+    f1: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+
+
+def f1_best(evaluation: Evaluation, iou: float = 0.5) -> BestThreshold:
+    """:class:`BestThreshold` from the precision and scores arrays (NaN where the category has
+    no ground truth or no detection reaches any recall)."""
+    t = _threshold_index(evaluation, iou)
+    precision = evaluation.precision[t, :, :, 0, -1]  # R x K
+    recall = evaluation.params.recall_thresholds[:, None]
+    valid = precision > 0
+    f1 = np.where(valid, 2 * precision * recall / np.where(valid, precision + recall, 1), -1.0)
+    best = np.argmax(f1, axis=0)
+    cols = np.arange(f1.shape[1])
+    none = ~valid.any(axis=0)
+    pick = evaluation.scores[t, best, cols, 0, -1]
+    return BestThreshold(
+        score=np.where(none, np.nan, pick),
+        f1=np.where(none, np.nan, f1[best, cols]),
+        precision=np.where(none, np.nan, precision[best, cols]),
+        recall=np.where(none, np.nan, evaluation.params.recall_thresholds[best]),
+    )
+
+
+def pr_curve(evaluation: Evaluation, iou: float, category: int | None = None) -> np.ndarray:
+    """Interpolated precision at each recall threshold (all areas, the largest maxDets) for one
+    category index, or the mean over categories with ground truth (``None``); -1 when none."""
+    t = _threshold_index(evaluation, iou)
+    p = evaluation.precision[t, :, :, 0, -1]
+    if category is not None:
+        return p[:, category].copy()
+    kept = p[0] > -1
+    return p[:, kept].mean(axis=1) if kept.any() else np.full(len(p), -1.0)
