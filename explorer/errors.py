@@ -18,6 +18,11 @@ class DatasetError(ExplorerError):
     """A COCO annotation file is missing, unreadable or not COCO."""
 
 
+class PredictionsError(DatasetError):
+    """A COCO results file (a model's detections) is missing, unreadable or not a list of
+    results. Bad records inside a good file are skipped and counted, never raised."""
+
+
 class ImageError(ExplorerError):
     """An image file is missing, corrupt or in an unsupported format."""
 

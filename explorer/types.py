@@ -22,6 +22,10 @@ Crowd = Literal["any", "only", "none"]
 MatchMode = Literal["any", "all"]
 JobStatus = Literal["queued", "running", "finished", "stopped", "failed"]
 
+ResultKind = Literal["bbox", "segm", "keypoints"]
+RESULT_KINDS: tuple[ResultKind, ...] = ("bbox", "segm", "keypoints")
+"""What a COCO results file's records are scored as: pycocotools' ``iouType``."""
+
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 """Device choices a user can give; ``cuda:N`` is accepted too."""
 

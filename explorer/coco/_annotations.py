@@ -128,6 +128,40 @@ def locate_spans(data: bytes | FileBytes) -> tuple[int, int, list[tuple[int, int
     return start, stop, spans
 
 
+_LIST_OPEN = re.compile(rb"\s*\[\s*")
+
+
+def locate_list_spans(
+    data: bytes | FileBytes, span_bytes: int = SPAN_BYTES
+) -> list[tuple[int, int]] | None:
+    """Spans of whole records of a document that is one JSON array of objects (a COCO results
+    file), found by byte search as :func:`locate_spans` finds them: ``[]`` for an empty array,
+    None when the document does not look like an array of objects (decode it whole instead).
+
+    Nothing here is trusted either: a cut inside a record makes its span fail to decode.
+    """
+    m = _LIST_OPEN.match(data)
+    stop = data.rfind(b"]")
+    if m is None or stop < m.end() - 1 or data[stop + 1 :].strip():
+        return None
+    first = m.end()
+    if first == stop:
+        return []
+    if data[first : first + 1] != b"{":
+        return None
+    cuts = [first]
+    for target in range(first + span_bytes, stop - span_bytes // 2, span_bytes):
+        b = _BOUNDARY.search(data, target, stop)
+        if b is None:
+            break
+        if b.end() - 1 > cuts[-1]:
+            cuts.append(b.end() - 1)
+    ends = [data.rfind(b"}", a, b) + 1 for a, b in zip(cuts, cuts[1:] + [stop], strict=True)]
+    if data[ends[-1] : stop].strip():
+        return None
+    return list(zip(cuts, ends, strict=True))
+
+
 def spans_from_raws(
     raws: list[msgspec.Raw], data: bytes | FileBytes, records_per_span: int = 65536
 ) -> list[tuple[int, int]]:
@@ -160,7 +194,7 @@ def parse_spans(
     parts: dict[str, list[np.ndarray]] = {c.name: [] for c in kind.parsed}
     written = 0
     for start, stop in spans:
-        with _bracketed(data, start, stop) as buffer:
+        with bracketed(data, start, stop) as buffer:
             chunk = decode(buffer, start, stop)
             attempt = partial(SpanContext, data, start, text_out=text_out, written=written)
             try:
@@ -212,7 +246,7 @@ def raw_text(field: RecordField, chunk: list, span: SpanContext) -> tuple[np.nda
 
 
 @contextmanager
-def _bracketed(data: FileBytes, start: int, stop: int) -> Iterator[memoryview]:
+def bracketed(data: FileBytes, start: int, stop: int) -> Iterator[memoryview]:
     """``data[start-1:stop+1]`` with its two ends made "[" and "]": the records of one span as
     a JSON array, decoded where they lie (copying 25 MB per span cost as much as a fifth of
     decoding it). The two bytes (a separator, a blank or the array's own bracket) are put back
@@ -285,7 +319,7 @@ def _offsets_in_file(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Where each raw segmentation lies in ``data``: ``(offsets, lengths)``.
 
-    Each Raw views ``data`` itself (decoded in place, see :func:`_bracketed`), except the
+    Each Raw views ``data`` itself (decoded in place, see :func:`bracketed`), except the
     schema's default for a missing segmentation, which lies elsewhere: it gets length 0.
     """
     n = len(segs)

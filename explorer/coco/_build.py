@@ -61,7 +61,9 @@ def changed(path: Path) -> FileChanged:
     return FileChanged(f"{path}: the file changed since it was opened; open it again")
 
 
-def read_file(path: Path, expected: Stamp | None = None) -> FileBytes:
+def read_file(
+    path: Path, expected: Stamp | None = None, what: str = "an annotation file"
+) -> FileBytes:
     """The file's bytes in writable memory: the annotation parser brackets spans of it in place
     (see ``_annotations.parse_spans``) instead of copying them. Raises DatasetError.
 
@@ -69,9 +71,10 @@ def read_file(path: Path, expected: Stamp | None = None) -> FileBytes:
     error, not SIGBUS. It is read into private anonymous memory, which (unlike a bytearray)
     is not zero-filled first, and which a forked child's writes never reach.
 
-    ``expected`` is the stamp the caller keyed the index by: the bytes read must be of that
-    file, as it was then and unchanged while read (else the index would describe other bytes
-    than the segmentation text later read from the file at its offsets).
+    ``what`` names the file in the error for a folder. ``expected`` is the stamp the caller
+    keyed the index by: the bytes read must be of that file, as it was then and unchanged
+    while read (else the index would describe other bytes than the segmentation text later
+    read from the file at its offsets).
     """
     try:
         with open_regular(path) as f:
@@ -86,7 +89,7 @@ def read_file(path: Path, expected: Stamp | None = None) -> FileBytes:
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except IsADirectoryError:
-        raise DatasetError(f"{path}: is a folder, not an annotation file") from None
+        raise DatasetError(f"{path}: is a folder, not {what}") from None
     except NotARegularFile:
         raise DatasetError(f"{path}: not a regular file (a pipe, device or socket)") from None
     except OSError as e:
@@ -110,7 +113,8 @@ def decode_top_level(path: Path, data: bytes | FileBytes) -> TopLevel:
         if head[:1] == b"[" and head[1:].lstrip()[:1] == b"{":
             raise DatasetError(
                 f"{path}: a COCO results file (a list of detections), not an instances file: "
-                "open the instances file it was computed on"
+                f"evaluate it with `python -m explorer eval-results --coco GT.json --results "
+                f"{path}`, or open it in the app with --predictions (the Evaluate page)"
             ) from None
         raise DatasetError(f"{path}: not a COCO instances file ({e})") from None
     except msgspec.DecodeError as e:

@@ -226,7 +226,10 @@ def test_a_hostile_record_is_skipped_and_never_reaches_pycocotools(tmp_path, nam
             b'{"images": [{"id": 1, "file_name": "\xfe"}], "annotations": [], "categories": []}',
             "UTF-8",
         ),
-        (b'[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.9}]', "results"),
+        (
+            b'[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.9}]',
+            "python -m explorer eval-results --coco GT.json --results",
+        ),
     ],
 )
 def test_files_that_cannot_be_instances_give_one_line(tmp_path, content, says):
@@ -235,6 +238,16 @@ def test_files_that_cannot_be_instances_give_one_line(tmp_path, content, says):
     r = run_cli("stats", "--coco", str(path), "--json", env=_env(tmp_path))
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
+
+
+def test_stats_on_a_results_file_says_how_to_evaluate_it_and_open_it(tmp_path):
+    path = tmp_path / "detections.json"
+    path.write_text('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.9}]')
+    r = run_cli("stats", "--coco", str(path), env=_env(tmp_path))
+    (line,) = r.stderr.strip().splitlines()
+    assert r.returncode == 2
+    assert f"python -m explorer eval-results --coco GT.json --results {path}" in line
+    assert "--predictions" in line and "Evaluate page" in line
 
 
 def test_a_bom_is_accepted(tmp_path):
