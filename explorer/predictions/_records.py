@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from types import GenericAlias
 
@@ -174,7 +174,7 @@ def python_json(buffer: memoryview | bytes) -> list:
     return objects
 
 
-def file_chunks(data: FileBytes) -> Iterator[memoryview | bytes | list] | None:
+def file_chunks(data: FileBytes) -> Iterator[memoryview] | None:
     """The spans of records of a results file, each as the text of a JSON array decoded where
     it lies (valid only until the next is asked for); None when the byte search cannot cut
     the file (then use :func:`whole_file_chunks`)."""
@@ -184,13 +184,15 @@ def file_chunks(data: FileBytes) -> Iterator[memoryview | bytes | list] | None:
     return _bracketed_spans(data, spans)
 
 
-def _bracketed_spans(data: FileBytes, spans: list[tuple[int, int]]) -> Iterator[memoryview]:
+def _bracketed_spans(
+    data: FileBytes, spans: list[tuple[int, int]]
+) -> Generator[memoryview, None, None]:
     for start, stop in spans:
         with bracketed(data, start, stop) as buffer:
             yield buffer
 
 
-def whole_file_chunks(data: FileBytes) -> Iterator[bytes | list]:
+def whole_file_chunks(data: FileBytes) -> Generator[bytes | list, None, None]:
     """The records of a file that is one JSON array, decoded whole (records left raw), in
     chunks of :data:`RECORDS_PER_CHUNK`. Raises ``msgspec.DecodeError`` when it is not JSON
     even to Python's ``json`` (which reads ``NaN``), ``msgspec.ValidationError`` when it is

@@ -28,7 +28,8 @@ import itertools
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
@@ -199,8 +200,10 @@ def _plain(value: object) -> object:
 
 
 class _ObjectTop(msgspec.Struct):
-    images: msgspec.Raw | None = None
-    annotations: msgspec.Raw | None = None
+    """A JSON object's members that make it an instances file (empty: absent)."""
+
+    images: msgspec.Raw = msgspec.Raw(b"")
+    annotations: msgspec.Raw = msgspec.Raw(b"")
 
 
 def _check_top_level(path: Path, data: FileBytes) -> None:
@@ -215,7 +218,7 @@ def _check_top_level(path: Path, data: FileBytes) -> None:
         top = None
     except msgspec.DecodeError as e:
         raise PredictionsError(f"{path}: not valid JSON ({e})") from None
-    if isinstance(top, _ObjectTop) and (top.images is not None or top.annotations is not None):
+    if isinstance(top, _ObjectTop) and (len(top.images) or len(top.annotations)):
         raise PredictionsError(
             f"{path}: a COCO instances file, not a results file (a list of detections): "
             "give it as --coco, and the detections computed on it as the results"
@@ -231,26 +234,45 @@ def _detections(
 ) -> Detections:
     where = path or "results"
     try:
-        kind = kind or _guess_kind(data)
         try:
-            return _read(_chunks(data), path, index, kind)
+            return _read_all(data, _chunks, path, index, kind)
         except SpanError:  # the byte search cut a record: decode the file whole
-            return _read(whole_file_chunks(data), path, index, kind)
+            return _read_all(data, whole_file_chunks, path, index, kind)
     except msgspec.DecodeError as e:  # ValidationError included: not an array
         raise PredictionsError(f"{where}: not valid JSON ({e})") from None
     except UnicodeDecodeError as e:
         raise PredictionsError(f"{where}: not valid UTF-8 text ({e.reason})") from None
 
 
-def _chunks(data: FileBytes) -> Iterable:
+Chunks = Generator[memoryview | bytes | list, None, None]
+
+
+def _read_all(
+    data: FileBytes,
+    cut: Callable[[FileBytes], Chunks],
+    path: Path | None,
+    index: CocoIndex,
+    kind: ResultKind | None,
+) -> Detections:
+    """The records of ``data`` in the chunks ``cut`` gives, of ``kind`` (guessed when None).
+    Each pass over the chunks is closed when it ends, however: a span decoded in place has
+    its two ends bracketed until then (``coco._annotations.bracketed``)."""
+    if kind is None:
+        with closing(cut(data)) as chunks:
+            kind = _guess_kind(chunks)
+    with closing(cut(data)) as chunks:
+        return _read(chunks, path, index, kind)
+
+
+def _chunks(data: FileBytes) -> Chunks:
     chunks = file_chunks(data)
-    return chunks if chunks is not None else whole_file_chunks(data)
+    yield from chunks if chunks is not None else whole_file_chunks(data)
 
 
-def _guess_kind(data: FileBytes) -> ResultKind:
+def _guess_kind(chunks: Iterable) -> ResultKind:
     """pycocotools' order: a non-empty ``bbox`` makes it bbox, else a ``segmentation`` segm,
     else ``keypoints``; from the first record that has any (bbox when none has)."""
-    for chunk in _chunks(data):
+    for chunk in chunks:
         objects = chunk if isinstance(chunk, list) else _objects(chunk)
         for obj in objects:
             if not isinstance(obj, dict):
