@@ -232,7 +232,9 @@ def test_spans_cut_small_read_the_same(cases, tmp_path, monkeypatch):
         r["note"] = '"}, {"a": 1'
     path.write_text(json.dumps(records[:100] + bad + records[100:]))
     whole = []
-    monkeypatch.setattr(results_module, "whole_file_chunks", _spy(whole, _records.whole_file_chunks))
+    monkeypatch.setattr(
+        results_module, "whole_file_chunks", _spy(whole, _records.whole_file_chunks)
+    )
     det = read_results(path, index, "segm")
     assert whole, "the byte search did not meet the string that looks like a boundary"
     _assert_same(det, clean)
