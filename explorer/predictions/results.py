@@ -221,7 +221,8 @@ def _check_top_level(path: Path, data: FileBytes) -> None:
     if isinstance(top, _ObjectTop) and (len(top.images) or len(top.annotations)):
         raise PredictionsError(
             f"{path}: a COCO instances file, not a results file (a list of detections): "
-            "give it as --coco, and the detections computed on it as the results"
+            "give it as --coco, and the detections computed on it as --results (--predictions "
+            "in the app)"
         )
     what = "object" if first == b"{" else type(top).__name__
     raise PredictionsError(

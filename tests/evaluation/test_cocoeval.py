@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from explorer.predictions.results import read_results
 
 from explorer.coco.index import open_index
 from explorer.evaluation.cocoeval import evaluate
 from explorer.evaluation.params import EvalParams
 from explorer.evaluation.report import detection_outcomes, ground_truth_outcomes
+from explorer.predictions.results import read_results
 from tests.helpers import ROOT, tiny
 
 MAKE_PREDICTIONS = ROOT.parent / "shared" / "acceptance" / "make_predictions.py"

@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from explorer.predictions.results import read_results
 
 from explorer.coco.index import open_index
 from explorer.evaluation.cocoeval import evaluate
 from explorer.evaluation.errors import CAUSES, TRUE_POSITIVE, analyse_errors, confusion
 from explorer.evaluation.params import EvalParams
 from explorer.evaluation.report import counts_at, f1_best
+from explorer.predictions.results import read_results
 from tests.evaluation.test_cocoeval import made, oracle
 from tests.helpers import tiny
 

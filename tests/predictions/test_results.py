@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import math
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,9 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from explorer.coco import open_index
+from explorer.coco.segmentations import string_counts
 from explorer.errors import PredictionsError
-from explorer.predictions import _records
+from explorer.predictions import _geometry, _records
 from explorer.predictions import results as results_module
 from explorer.predictions.results import detections_from_records, read_results
 from tests.helpers import ROOT, pycoco, tiny, write_coco
@@ -99,17 +101,18 @@ def test_a_results_file_reads_as_load_res_leaves_it(cases, kind):
     _assert_same(guessed, det)
 
 
-def test_segm_results_with_boxes_take_the_box_area_as_load_res_does(cases, tmp_path):
-    """detectron2 and mmdet write a box and a mask: loadRes' first record has a bbox, so every
-    area is the box's, also in segm evaluation."""
-    gt, results = cases["segm"]
+@pytest.mark.parametrize("kind", ["segm", "keypoints"])
+def test_results_with_boxes_take_the_box_area_as_load_res_does(cases, kind, tmp_path):
+    """detectron2 and mmdet write a box with each mask or keypoints: loadRes' first record has
+    a bbox, so every area is the box's, also in segm and keypoints evaluation."""
+    gt, results = cases[kind]
     records = json.loads(results.read_text())
-    boxes = mask_utils.toBbox([r["segmentation"] for r in records])
-    for r, box in zip(records, boxes.tolist(), strict=True):
-        r["bbox"] = [round(v + 0.25, 2) for v in box]
+    rnd = random.Random(3)
+    for r in records:
+        r["bbox"] = [round(rnd.uniform(0, 300), 2) for _ in range(4)]
     both = tmp_path / "both.json"
     both.write_text(json.dumps(records))
-    det = read_results(both, open_index(gt), "segm")
+    det = read_results(both, open_index(gt), kind)
     _assert_as_pycocotools(det, _load_res(gt, both))
     assert det.area.tolist() == (det.bbox[:, 2] * det.bbox[:, 3]).tolist()
 
@@ -247,6 +250,40 @@ def _spy(calls: list, fn):
         return fn(*args)
 
     return spied
+
+
+def test_rle_counts_are_checked_as_pycocotools_decodes_them(cases):
+    """The compiled check agrees with the project's rendering of ``rleFrString``
+    (``coco.segmentations.string_counts``) on real counts damaged every way: characters out of
+    the alphabet, dropped, inserted, cut inside a number."""
+    records = json.loads(cases["segm"][1].read_text())
+    rles = [r["segmentation"] for r in records]
+    rnd = random.Random(7)
+    texts, areas = [], []
+    for _ in range(2000):
+        rle = rnd.choice(rles)
+        text = bytearray(rle["counts"].encode())
+        i = rnd.randrange(len(text))
+        edit = rnd.choice(["replace", "drop", "insert", "cut"])
+        if edit == "replace":
+            text[i] = rnd.randrange(40, 120)
+        elif edit == "drop":
+            del text[i]
+        elif edit == "insert":
+            text.insert(i, rnd.randrange(48, 112))
+        else:
+            text = text[:i]
+        texts.append(bytes(text))
+        areas.append(rle["size"][0] * rle["size"][1])
+    texts += [r["counts"].encode() for r in rles[:50]]
+    areas += [r["size"][0] * r["size"][1] for r in rles[:50]]
+    got = _geometry.compressed_counts_ok(texts, np.array(areas))
+    want = []
+    for text, area in zip(texts, areas, strict=True):
+        runs = string_counts(text.decode("latin-1"))
+        want.append(bool(text) and runs is not None and min(runs) >= 0 and sum(runs) == area)
+    assert got.tolist() == want
+    assert 50 <= sum(want) < len(want)
 
 
 def test_records_in_memory_read_as_the_file(cases):
