@@ -286,6 +286,22 @@ def test_rle_counts_are_checked_as_pycocotools_decodes_them(cases):
     assert 50 <= sum(want) < len(want)
 
 
+def test_a_bbox_file_needs_no_compiled_code(cases):
+    """numba is imported only for masks to check: a bbox file is read without it."""
+    gt, results = cases["bbox"]
+    code = (
+        "import sys\n"
+        "from explorer.coco import open_index\n"
+        "from explorer.predictions.results import read_results\n"
+        f"det = read_results({str(results)!r}, open_index({str(gt)!r}), 'bbox')\n"
+        "print(len(det), 'numba' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.stdout.split()[1:] == ["False"], done.stdout + done.stderr
+
+
 def test_records_in_memory_read_as_the_file(cases):
     gt, results = cases["segm"]
     index = open_index(gt)
