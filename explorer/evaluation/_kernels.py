@@ -47,17 +47,7 @@ def match(  # noqa: PLR0913  (one compiled call takes the whole layout: see the 
         order = np.empty(ng, np.int64)
         taken = np.empty(ng, np.bool_)
         for a in range(n_area):
-            lo, hi = area_ranges[a, 0], area_ranges[a, 1]
-            # ground truths ignored here come last, file order kept (a stable argsort)
-            k = 0
-            for second in range(2):
-                for j in range(ng):
-                    g = g_lo[b] + j
-                    ignored = gt_ignore[g] or gt_area[g] < lo or gt_area[g] > hi
-                    gt_ignored[a, g] = ignored
-                    if ignored == (second == 1):
-                        order[k] = j
-                        k += 1
+            _ignored_last(g_lo[b], ng, area_ranges[a], gt_ignore, gt_area, gt_ignored[a], order)
             for t in range(n_thr):
                 taken[:] = False
                 for i in range(nd):
@@ -83,6 +73,21 @@ def match(  # noqa: PLR0913  (one compiled call takes the whole layout: see the 
                             dt_match[t, d] = g_lo[b] + m
                             gt_match[t, g_lo[b] + m] = d
     return state, gt_ignored, dt_match, gt_match
+
+
+@njit(cache=True, nogil=True)
+def _ignored_last(g0, ng, area_range, gt_ignore, gt_area, ignored_out, order):  # noqa: PLR0913
+    """Mark the bucket's ground truths ignored at this area range (``gtIgnore``) and order them
+    with the ignored last, file order kept (pycocotools' stable argsort)."""
+    k = 0
+    for second in range(2):
+        for j in range(ng):
+            g = g0 + j
+            ignored = gt_ignore[g] or gt_area[g] < area_range[0] or gt_area[g] > area_range[1]
+            ignored_out[g] = ignored
+            if ignored == (second == 1):
+                order[k] = j
+                k += 1
 
 
 @njit(cache=True, nogil=True)

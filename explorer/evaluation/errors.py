@@ -133,12 +133,10 @@ def cross_class_overlaps(
         _best_overlaps(pd, pg, ious, lay.dt_category, lay.gt_category, *best)
         kept = ious >= POSITIVE
         pairs.append((pd[kept], pg[kept], ious[kept]))
-    pair_dt, pair_gt, pair_iou = (
-        (np.concatenate(p) for p in zip(*pairs, strict=True))
-        if pairs
-        else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    )
-    return Overlaps(*best, pair_dt=pair_dt, pair_gt=pair_gt, pair_iou=pair_iou)
+    pairs.append((np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)))
+    pair_dt, pair_gt, pair_iou = (np.concatenate(p) for p in zip(*pairs, strict=True))
+    same_iou, same_gt, other_iou, other_gt = best
+    return Overlaps(same_iou, same_gt, other_iou, other_gt, pair_dt, pair_gt, pair_iou)
 
 
 @njit(cache=True, nogil=True)

@@ -173,7 +173,7 @@ def _oks(
     xg, yg, vg = gt[:, 0::3], gt[:, 1::3], gt[:, 2::3]
     xd, yd = dt[:, 0::3], dt[:, 1::3]
     labelled = vg > 0
-    some = labelled.any(axis=1)[:, None]
+    some = np.any(labelled, axis=1).reshape(-1, 1)
     x0, x1 = (box[:, 0] - box[:, 2])[:, None], (box[:, 0] + box[:, 2] * 2)[:, None]
     y0, y1 = (box[:, 1] - box[:, 3])[:, None], (box[:, 1] + box[:, 3] * 2)[:, None]
     zero = np.zeros_like(xd)

@@ -77,7 +77,7 @@ class EvalParams:
             raise EvaluationError(
                 f"unknown iou type {iou_type!r}: choose one of {', '.join(IOU_TYPES)}"
             )
-        params = cls(iou_type=iou_type)  # type: ignore[arg-type]  # checked just above
+        params = cls(iou_type=iou_type)
         if iou_type == "keypoints":
             params = replace(
                 params,
