@@ -93,13 +93,18 @@ class Blocks:
     def num_pairs(self) -> int:
         return int(self.sizes.sum())
 
-    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every pair as (detection, ground truth), in the flattened order."""
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair as positions in ``dt`` and ``gt``, in the flattened order."""
         bucket = np.repeat(np.arange(len(self.sizes)), self.sizes)
         place = np.arange(len(bucket)) - self.at[bucket]
         ng = (self.g_hi - self.g_lo)[bucket]
         row = place // np.maximum(ng, 1)
-        return self.dt[self.d_lo[bucket] + row], self.gt[self.g_lo[bucket] + (place - row * ng)]
+        return self.d_lo[bucket] + row, self.g_lo[bucket] + (place - row * ng)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair as (detection, ground truth), in the flattened order."""
+        d, g = self.positions()
+        return self.dt[d], self.gt[g]
 
 
 def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:

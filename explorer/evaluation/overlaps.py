@@ -54,6 +54,21 @@ def _crowd(sides: Sides) -> np.ndarray:
     return sides.index.annotations["iscrowd"][sides.layout.gt_rows]
 
 
+def box_iou(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """IoU of each pair of x y w h boxes (rows of ``dt`` and ``gt``), a crowd's union being the
+    detection's own area: ``maskApi.c:bbIou``'s statements in its order (w, h, i = w*h,
+    u = da + ga - i), so every value is the one pycocotools computes."""
+    w = np.minimum(dt[:, 2] + dt[:, 0], gt[:, 2] + gt[:, 0]) - np.maximum(dt[:, 0], gt[:, 0])
+    h = np.minimum(dt[:, 3] + dt[:, 1], gt[:, 3] + gt[:, 1]) - np.maximum(dt[:, 1], gt[:, 1])
+    da, ga = dt[:, 2] * dt[:, 3], gt[:, 2] * gt[:, 3]
+    inter = w * h
+    union = np.where(crowd, da, da + ga - inter)
+    overlap = (w > 0) & (h > 0)
+    out = np.zeros(len(dt))
+    out[overlap] = inter[overlap] / union[overlap]
+    return out
+
+
 class BoxOverlap:
     """``bbox``: IoU of x y w h boxes; a crowd's union is the detection's own area."""
 
@@ -66,17 +81,7 @@ class BoxOverlap:
         pd, pg = blocks.pairs()
         dt = sides.detections.bbox[sides.layout.dt_rows[pd]]
         gt = sides.index.annotations["bbox"][sides.layout.gt_rows[pg]]
-        crowd = _crowd(sides)[pg]
-        # bbIou's statements, in its order: w, h, i = w*h, u = da + ga - i (or da on a crowd)
-        w = np.minimum(dt[:, 2] + dt[:, 0], gt[:, 2] + gt[:, 0]) - np.maximum(dt[:, 0], gt[:, 0])
-        h = np.minimum(dt[:, 3] + dt[:, 1], gt[:, 3] + gt[:, 1]) - np.maximum(dt[:, 1], gt[:, 1])
-        da, ga = dt[:, 2] * dt[:, 3], gt[:, 2] * gt[:, 3]
-        inter = w * h
-        union = np.where(crowd, da, da + ga - inter)
-        overlap = (w > 0) & (h > 0)
-        out = np.zeros(len(pd))
-        out[overlap] = inter[overlap] / union[overlap]
-        return out
+        return box_iou(dt, gt, _crowd(sides)[pg])
 
 
 class MaskOverlap:

@@ -61,6 +61,7 @@ from explorer.models.weights import LoadedModel
 Kind = Literal["wrong_label", "missing", "bad_mask"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 NONE = -1  # annotation_id / annotated_category_id of a missing object
+MODELS = "models"  # the evidence of the classifier and segmenter pair
 
 
 class Mistake(TypedDict):
@@ -80,6 +81,8 @@ class Mistake(TypedDict):
     segmenter_foreground: float  # share of the object's mask the segmenter calls foreground
     mask_iou: float  # the segmenter's region versus the annotated mask (NaN: not measured)
     suggested_rle: str  # the segmenter's region as COCO compressed RLE counts ("" if none)
+    evidence: str  # whose opinion this is: "models" (classifier + segmenter) or "detector NAME"
+    detector_score: float  # the detection's score (NaN: not a detector's row)
 
 
 @dataclass(frozen=True)
@@ -431,6 +434,8 @@ def _row(image, a: int, space: _Space, c: int, evidence: _Evidence) -> Mistake:
         "segmenter_foreground": fg,
         "mask_iou": math.nan,
         "suggested_rle": "",
+        "evidence": MODELS,
+        "detector_score": math.nan,
     }
 
 
@@ -504,6 +509,8 @@ def _missing(
                 "segmenter_foreground": 1.0,
                 "mask_iou": math.nan,
                 "suggested_rle": r.rle,
+                "evidence": MODELS,
+                "detector_score": math.nan,
             }
         )
     return out
