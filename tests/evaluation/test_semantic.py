@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.inference.metrics import confusion_matrix, segmentation_scores
+from explorer.evaluation.semantic import confusion_matrix, segmentation_scores
 
 
 def test_confusion_matrix_and_scores_by_hand():

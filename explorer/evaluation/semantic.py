@@ -1,4 +1,4 @@
-"""Metrics, computed like torchvision's segmentation reference (``utils.ConfusionMatrix``).
+"""Semantic segmentation scores, computed like torchvision's segmentation reference (``utils.ConfusionMatrix``).
 
 Rows of a confusion matrix are the truth, columns the prediction; pixels whose truth is the
 ignore value (255) or outside ``0..n-1`` are left out.
