@@ -146,14 +146,10 @@ _KINDS: MappingProxyType[str, _ResultsKind] = MappingProxyType(
 
 
 def _results_kind(args: argparse.Namespace) -> _ResultsKind:
-    """The kind ``--results`` is; refuses a path of no kind and options the kind ignores."""
+    """The kind ``--results`` is; refuses options the kind does not read."""
     path = Path(args.results)
-    kind = _KINDS.get("folder" if path.is_dir() else path.suffix.lower())
-    if kind is None:
-        raise PredictionsError(
-            f"{path}: not a COCO results file (.json), a folder of semantic-mask PNGs or a "
-            "classification table (.csv, .parquet)"
-        )
+    # any other file is read as COCO results, as before folders and tables were kinds
+    kind = _KINDS.get("folder" if path.is_dir() else path.suffix.lower(), _KINDS[".json"])
     extra = sorted(o for o in _COCO_OPTIONS - kind.options if getattr(args, o) is not None)
     if extra:
         given = ", ".join("--" + o.replace("_", "-") for o in extra)
