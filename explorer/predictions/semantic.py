@@ -42,7 +42,7 @@ UNREADABLE = "unreadable"
 NOT_PNG = "not a PNG"
 NOT_8_BIT = "not 8-bit single channel"
 WRONG_SIZE = "not its image's size"
-NOT_IN_LABELS = "a pixel value not in labels.json"
+NOT_IN_LABELS = "a pixel value labels.json does not map to a category of the dataset"
 NOT_A_CATEGORY = "a pixel value not a category id of the dataset"
 NO_TRUTH = "its image has no mask (unknown size or over the pixel limit)"
 

@@ -222,3 +222,10 @@ def test_eval_results_refuses_a_folder_without_pngs_in_one_line(tmp_path):
     done = run_cli("eval-results", "--coco", str(tiny()[0]), "--results", str(tmp_path / "empty"))
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "no PNG files" in done.stderr
+
+
+def test_eval_results_refuses_coco_options_for_a_folder(exported):
+    folder = str(exported["coco"])
+    done = run_cli("eval-results", "--coco", str(tiny()[0]), "--results", folder, "--out", "x.pq")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "--out not for a folder of semantic-mask PNGs" in done.stderr
