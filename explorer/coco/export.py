@@ -164,6 +164,14 @@ def mask_name(file_name: str, image_id: int) -> tuple[str, bool]:
     return "/".join([*parts[:-1], stem + ".png"]), not absolute
 
 
+def mask_names(index: CocoIndex) -> list[str]:
+    """The PNG name (relative to the folder) an export of every image gives each image, in row
+    order: what a reader of such a folder looks for."""
+    used = {LABELS_FILE}
+    ids, files = index.images["id"].tolist(), index.images["file_name"].tolist()
+    return [_unique(mask_name(str(f), i)[0], i, used) for f, i in zip(files, ids, strict=True)]
+
+
 def _unique(name: str, image_id: int, used: set[str]) -> str:
     """``name``, or ``<stem>-<image id>[-n].png`` beside it when this export already has it."""
     parent, _, base = name.rpartition("/")
@@ -176,8 +184,10 @@ def _unique(name: str, image_id: int, used: set[str]) -> str:
     return candidate
 
 
-def _image_mask(index: CocoIndex, row: int, labels: MaskLabels, pixels: np.ndarray):
-    """``(mask, skipped annotations)``; raises ExplorerError when the image cannot have one."""
+def image_mask(index: CocoIndex, row: int, labels: MaskLabels, pixels: np.ndarray):
+    """The mask this export writes for image ``row`` and the annotations skipped drawing it:
+    ``pixels`` is :func:`label_map`'s pixel per category row (``coco``; unused for ``voc``).
+    Raises ExplorerError when the image cannot have one (unknown size, over the pixel limit)."""
     h, w = int(index.images["height"][row]), int(index.images["width"][row])
     if h <= 0 or w <= 0 or h * w > MAX_IMAGE_PIXELS:
         raise ExplorerError(
@@ -230,7 +240,7 @@ def _export_one(
         done.renamed.append({"id": image_id, "file_name": file_name, "mask": name})
     try:
         target = resolve_image_path(done.out_dir, name)
-        mask, bad = _image_mask(index, row, labels, pixels)
+        mask, bad = image_mask(index, row, labels, pixels)
     except FileChanged:
         raise  # every mask after it would be wrong too: the export stops
     except ExplorerError as e:

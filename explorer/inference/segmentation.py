@@ -2,7 +2,7 @@
 
 Both read predictions through the cache (:func:`explorer.inference.cache.predict`).
 :func:`eval_space` says how predicted labels meet the truth; :func:`evaluate_segmentation` scores
-them like torchvision's segmentation reference (see :mod:`explorer.inference.metrics`).
+them like torchvision's segmentation reference (see :mod:`explorer.evaluation.semantic`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from explorer.coco import masks as coco_masks
 from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.coco.labels import VOC_NAMES, voc_label_of, voc_labels, without_counterpart
+from explorer.evaluation.semantic import confusion_matrix, segmentation_scores
 from explorer.inference.cache import predict
-from explorer.inference.metrics import confusion_matrix, segmentation_scores
 from explorer.inference.options import DEFAULT_OPTIONS, RunOptions
 from explorer.inference.runner import items_for_images
 from explorer.models.weights import LoadedModel

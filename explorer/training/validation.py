@@ -20,7 +20,7 @@ from explorer.coco import masks
 from explorer.coco.dataset import Dataset
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
-from explorer.inference.metrics import confusion_matrix, segmentation_scores
+from explorer.evaluation.semantic import confusion_matrix, segmentation_scores
 from explorer.inference.outputs import at_image_size
 from explorer.inference.runner import (
     decoded_inputs,
