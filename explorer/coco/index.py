@@ -145,6 +145,13 @@ class CocoIndex:
             int(self.annotations["seg_length"][ann_row]),
         )
 
+    def segmentations(self, ann_rows: np.ndarray) -> list[bytes]:
+        """The raw JSON text of each annotation's segmentation, read in one pass."""
+        anns = self.annotations
+        rows = np.asarray(ann_rows, np.int64)
+        starts = anns["seg_offset"][rows]
+        return self._raw_text.read_ranges(starts, starts + anns["seg_length"][rows])
+
     def keypoints(self, ann_rows: np.ndarray, k: int | None = None) -> np.ndarray:
         """The keypoints of annotation rows ``ann_rows``, an (n, 3k) float64 array (x, y, v per
         keypoint, as the file writes them), decoded in one go.

@@ -37,23 +37,41 @@ def annotation_rle(index: CocoIndex, ann_row: int) -> dict:
         SegmentationError: the annotation is a box only (no segmentation, or an image of
             unknown size), or its segmentation cannot be decoded safely, saying why.
     """
+    kind = int(index.annotations["seg_kind"][ann_row])
+    if kind == SEG_BOX:
+        ann_id = int(index.annotations["id"][ann_row])
+        raise SegmentationError(f"annotation {ann_id}: a box only, no segmentation: no mask")
+    return _rle_of(index, ann_row, index.segmentation(ann_row))
+
+
+def annotation_rles(index: CocoIndex, ann_rows: np.ndarray) -> list[dict | None]:
+    """:func:`annotation_rle` of many annotations, their texts read in one pass; None for a
+    box-only annotation or one whose segmentation cannot be decoded safely."""
+    rows = np.asarray(ann_rows, np.int64)
+    kinds = index.annotations["seg_kind"][rows]
+    texts = index.segmentations(rows[kinds != SEG_BOX])
+    out: list[dict | None] = [None] * len(rows)
+    for i, raw in zip(np.flatnonzero(kinds != SEG_BOX).tolist(), texts, strict=True):
+        try:
+            out[i] = _rle_of(index, int(rows[i]), raw)
+        except SegmentationError:
+            pass
+    return out
+
+
+def _rle_of(index: CocoIndex, ann_row: int, raw: bytes) -> dict:
     anns = index.annotations
     image_row = int(anns["image_row"][ann_row])
     h, w = int(index.images["height"][image_row]), int(index.images["width"][image_row])
-    ann_id = int(anns["id"][ann_row])
-    kind = int(anns["seg_kind"][ann_row])
-    if kind == SEG_BOX:
-        raise SegmentationError(f"annotation {ann_id}: a box only, no segmentation: no mask")
-    raw = index.segmentation(ann_row)
     try:
-        if kind == SEG_POLYGON:
+        if int(anns["seg_kind"][ann_row]) == SEG_POLYGON:
             return mask_utils.merge(mask_utils.frPyObjects(polygon_parts(raw, h, w), h, w))
         rle = checked_rle(raw, h, w)
         if isinstance(rle.counts, list):
             return mask_utils.frPyObjects({"size": [h, w], "counts": rle.counts}, h, w)
         return {"size": [h, w], "counts": rle.counts.encode()}
     except (TypeError, ValueError) as e:
-        raise SegmentationError(f"annotation {ann_id}: {e}") from None
+        raise SegmentationError(f"annotation {int(anns['id'][ann_row])}: {e}") from None
 
 
 def annotation_mask(index: CocoIndex, ann_row: int) -> np.ndarray:

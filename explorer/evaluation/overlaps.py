@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from explorer.coco import rle as _rle
 from explorer.coco.index import CocoIndex
-from explorer.coco.masks import annotation_rle
+from explorer.coco.masks import annotation_rles
 from explorer.errors import ExplorerError
 from explorer.evaluation.layout import Blocks, Layout
 from explorer.evaluation.params import EvalParams, IouType
@@ -96,49 +97,33 @@ class MaskOverlap:
         rles = sides.detections.rles
         if rles is None:
             raise ExplorerError("segm evaluation needs results with segmentations")
-        out = np.zeros(blocks.num_pairs)
-        crowd = _crowd(sides).astype(np.uint8)
-        both = np.flatnonzero(blocks.sizes)
-        dt_rles = _indexed(
-            blocks.dt, blocks.d_lo[both], blocks.d_hi[both],
-            lambda d: rles.rles(sides.layout.dt_rows[d]),
-        )  # fmt: skip
-        gt_rles = _indexed(
-            blocks.gt, blocks.g_lo[both], blocks.g_hi[both],
-            lambda g: _ground_truth_rles(sides.index, sides.layout.gt_rows[g]),
-        )  # fmt: skip
-        for b in both.tolist():
-            dts = [dt_rles[i] for i in blocks.dt[blocks.d_lo[b] : blocks.d_hi[b]].tolist()]
-            gts = blocks.gt[blocks.g_lo[b] : blocks.g_hi[b]]
-            block = mask_utils.iou(dts, [gt_rles[i] for i in gts.tolist()], crowd[gts].tolist())
-            out[blocks.at[b] : blocks.at[b] + block.size] = block.ravel()
-        return out
+        d, g = blocks.pairs()
+        dt_used, pd = np.unique(d, return_inverse=True)
+        gt_used, pg = np.unique(g, return_inverse=True)
+        rows = sides.layout.dt_rows[dt_used]
+        chars = np.frombuffer(rles.counts, np.uint8)
+        dt_runs, dt_starts = _rle.decode(chars, rles.offsets[rows], rles.offsets[rows + 1])
+        dt_box = _rle.boxes(dt_runs, dt_starts, rles.heights[rows])
+        gt_runs, gt_starts, heights = _ground_truth_runs(sides.index, sides.layout.gt_rows[gt_used])
+        gt_box = _rle.boxes(gt_runs, gt_starts, heights)
+        crowd = _crowd(sides)[gt_used]
+        return _rle.pair_ious(pd, pg, dt_runs, dt_starts, dt_box, gt_runs, gt_starts, gt_box, crowd)
 
 
-def _indexed(items: np.ndarray, lo: np.ndarray, hi: np.ndarray, make) -> dict:
-    """``{item: made}`` for the items of the slices ``items[lo:hi]``, made in one call."""
-    wanted = np.zeros(len(items) + 1, np.int64)
-    np.add.at(wanted, lo, 1)
-    np.add.at(wanted, hi, -1)
-    keys = np.unique(items[np.cumsum(wanted)[:-1] > 0])
-    return dict(zip(keys.tolist(), make(keys), strict=True))
-
-
-def _ground_truth_rles(index: CocoIndex, rows: np.ndarray) -> list:
-    """Each annotation's RLE as pycocotools' ``annToRLE`` makes it; a box-only annotation is
-    its box, as a polygon."""
+def _ground_truth_runs(index: CocoIndex, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The run lengths of each annotation's mask as pycocotools' ``annToRLE`` makes it (a
+    box-only annotation: its box, as a polygon), and each mask's height."""
     anns, images = index.annotations, index.images
-    out = []
-    for row in rows.tolist():
-        try:
-            out.append(annotation_rle(index, row))
-        except ExplorerError:
-            image = int(anns["image_row"][row])
-            h, w = int(images["height"][image]), int(images["width"][image])
-            x, y, bw, bh = anns["bbox"][row].tolist()
-            box = [[x, y, x, y + bh, x + bw, y + bh, x + bw, y]]
-            out.append(mask_utils.merge(mask_utils.frPyObjects(box, max(h, 1), max(w, 1))))
-    return out
+    image_rows = anns["image_row"][rows]
+    heights, widths = images["height"][image_rows], images["width"][image_rows]
+    rles = annotation_rles(index, rows)
+    for i in [i for i, rle in enumerate(rles) if rle is None]:
+        h, w = max(int(heights[i]), 1), max(int(widths[i]), 1)
+        x, y, bw, bh = anns["bbox"][rows[i]].tolist()
+        box = [[x, y, x, y + bh, x + bw, y + bh, x + bw, y]]
+        rles[i] = mask_utils.merge(mask_utils.frPyObjects(box, h, w))
+    runs, starts = _rle.decode_strings([rle["counts"] for rle in rles])  # type: ignore[index]
+    return runs, starts, np.maximum(heights, 1).astype(np.int64)
 
 
 class KeypointOverlap:

@@ -418,12 +418,12 @@ def _add_masks(
         bad[rows[status == _geometry.ABSENT]] = True
         span.fail(bad, missing)
     good = np.flatnonzero(status == 0)
-    rles = _geometry.rle_dicts([counts[j] for j in good.tolist()], heights[good], widths[good])
+    strings = [counts[j] for j in good.tolist()]
     at = rows[good]
-    span.mask_area[at], span.mask_box[at] = _geometry.areas_and_boxes(rles)
+    span.mask_area[at], span.mask_box[at] = _geometry.areas_and_boxes(strings, heights[good])
     span.has_mask[at] = True
-    for i, rle in zip(at.tolist(), rles, strict=True):
-        span.counts[i] = rle["counts"]
+    for i, string in zip(at.tolist(), strings, strict=True):
+        span.counts[i] = string
 
 
 def _add_keypoints(span: _Span, records: list, truth: _Truth) -> None:
