@@ -16,8 +16,12 @@ st.caption(
     "COCO's evaluation of a results file against this dataset, equal to pycocotools' COCOeval; "
     "then where it goes wrong. Click a bar or a matrix cell to browse those images."
 )
-predictions = view.pick_predictions(opened, "ev_preds")
-result = view.scored(source, index, predictions, view.pick_kind(predictions, "ev_kind"))
+left, right = st.columns([2, 1])
+with left:
+    predictions = view.pick_predictions(opened, "ev_preds")
+with right:
+    kind = view.pick_kind(predictions, "ev_kind")
+result = view.scored(source, index, predictions, kind)
 if result is None:
     st.stop()
 

@@ -307,6 +307,12 @@ def page_dataset() -> tuple[DatasetSource, CocoIndex]:
     """
     if not in_app_frame():
         st.set_page_config(page_title="COCO Explorer", layout="wide")
-        return dataset_sidebar()
+        source, index = dataset_sidebar()
+        # the Predictions section goes under the dataset's, as app.py draws it (that module
+        # builds on this one: imported here, not at the top)
+        from explorer.app.predictions_picker import predictions_sidebar
+
+        predictions_sidebar(source)
+        return source, index
     source = state.opened_source()
     return source, get_index(source.annotations, source.images)

@@ -15,7 +15,7 @@ import os
 import streamlit as st
 
 from explorer.app import caches, state, url
-from explorer.app.dataset_picker import check_allowed, in_app_frame, startup_argv
+from explorer.app.dataset_picker import check_allowed, startup_argv
 from explorer.coco.sources import DatasetSource, initial_source, source_key
 from explorer.errors import ExplorerError, PredictionsError
 from explorer.predictions.sources import (
@@ -161,9 +161,7 @@ def _add_form(side, source: DatasetSource) -> None:
 
 
 def page_predictions(source: DatasetSource) -> tuple[PredictionsSource, ...]:
-    """For pages: the open predictions files of the current dataset. A page run alone (a deep
-    link reaching a server that has not run ``app.py`` yet) draws the sidebar itself."""
-    if not in_app_frame():
-        return predictions_sidebar(source)
+    """For pages: the open predictions files of the current dataset (the sidebar, drawn by
+    ``app.py`` or by ``dataset_picker.page_dataset``, opened them)."""
     dataset = source_key(source)
     return tuple(p for p in state.open_predictions() if p.dataset == dataset)

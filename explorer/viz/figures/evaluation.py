@@ -20,9 +20,11 @@ _ROW_PX = 16  # a horizontal bar chart's height per category: every name readabl
 
 def clicked(selection: dict | None) -> list | None:
     """The ``customdata`` of the first selected point of a plotly selection event (a list:
-    one value or several), if any."""
+    one value or several), if any. (A row of a typed array comes back as ``{"0": a, "1": b}``.)"""
     for point in (selection or {}).get("points") or []:
         data = point.get("customdata")
+        if isinstance(data, dict):
+            return [data[k] for k in sorted(data, key=int)]
         if data is not None:
             return data if isinstance(data, list) else [data]
     return None
@@ -94,52 +96,65 @@ def pr_curves(recall: np.ndarray, curves: Mapping[str, np.ndarray], title: str) 
     return fig
 
 
+def _cell_text(rows: Sequence[str], columns: Sequence[str], i: int, j: int, n: int) -> str:
+    """What a cell counts, in words (background is the last row and column)."""
+    if j == len(columns) - 1 and i < len(rows) - 1:
+        return f"{n:,} {rows[i]} missed"
+    if i == len(rows) - 1:
+        return f"{n:,} {columns[j]} detections on no object"
+    if rows[i] == columns[j]:
+        return f"{n:,} {rows[i]} found"
+    return f"{n:,} {rows[i]} taken for {columns[j]}"
+
+
 def confusion_matrix(
     matrix: np.ndarray,
     rows: Sequence[str],
     columns: Sequence[str],
     cells: tuple[np.ndarray, np.ndarray],
 ) -> go.Figure:
-    """A detection confusion matrix: rows are the objects' classes (then background), columns
-    the detections' classes (then background); the colour is log-scaled (the diagonal's true
+    """A detection confusion matrix: rows are the objects' classes then background, columns
+    the detections' classes then background; the colour is log-scaled (the diagonal's true
     positives outnumber the errors), each cell says its count. ``cells`` holds each row's and
-    column's index in the full matrix: a click gives them back."""
+    column's index in the full matrix: a click on a counted cell gives them back (a heatmap's
+    cells cannot be selected, so an invisible marker sits on each)."""
     counts = np.asarray(matrix, np.int64)
     grid = np.indices(counts.shape)
     r, c = grid[0], grid[1]
     full = np.stack([cells[0][r], cells[1][c]], axis=-1)
-    text = np.where(counts > 0, counts.astype(str), "")
     fig = go.Figure(
         go.Heatmap(
             z=np.log10(1 + counts),
             x=list(columns),
             y=list(rows),
-            text=text,
+            text=np.where(counts > 0, counts.astype(str), ""),
             texttemplate="%{text}",
             colorscale="Blues",
             showscale=False,
-            customdata=counts,
-            hovertemplate="objects: %{y}<br>detections: %{x}<br>%{customdata:,}<extra></extra>",
+            hoverinfo="skip",
             xgap=1,
             ygap=1,
         )
     )
-    hit = counts > 0  # click targets on the counted cells (a heatmap cell cannot be selected)
+    hit = counts > 0
     fig.add_scatter(
         x=[columns[int(j)] for j in c[hit]],
         y=[rows[int(i)] for i in r[hit]],
         mode="markers",
-        marker={"symbol": "square", "size": 16, "color": "rgba(0,0,0,0)"},
-        customdata=full[hit],
-        hovertemplate="%{y} taken for %{x}: click to browse their images<extra></extra>",
+        marker={"symbol": "square", "size": 18, "color": "rgba(0,0,0,0)"},
+        customdata=full[hit].tolist(),  # lists: a typed array's rows come back as objects
+        text=[
+            _cell_text(rows, columns, int(i), int(j), int(n))
+            for i, j, n in zip(r[hit], c[hit], counts[hit], strict=True)
+        ],
+        hovertemplate="%{text}<br>click to browse their images<extra></extra>",
         showlegend=False,
     )
-    side = 140 + 26 * len(rows)
     fig.update_layout(
         title="Confusion at IoU 0.5 (rows: objects, columns: detections)",
         xaxis={"title": "detected as", "tickangle": -45, "type": "category", "automargin": True},
         yaxis={"title": "object", "autorange": "reversed", "type": "category", "automargin": True},
-        height=side,
+        height=140 + 26 * len(rows),
         clickmode="event+select",
         **LAYOUT,
     )
