@@ -7,7 +7,7 @@ one record shape that nearly every layer reads.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 Task = Literal["classify", "segment"]
 TASKS: tuple[Task, ...] = ("classify", "segment")
@@ -33,13 +33,17 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 class Category(TypedDict):
     """A dataset category as the COCO index keeps it (``CocoIndex.categories``, in file order).
 
-    Every layer above the index reads these (labels, models, figures, the app); COCO's other
-    category fields (a keypoint category's ``keypoints`` and ``skeleton``) are not kept.
+    Every layer above the index reads these (labels, models, figures, the app). A keypoint
+    category also has ``keypoints`` (its K keypoint names, in the order of each annotation's
+    x y v triples) and ``skeleton`` (the pairs of 1-based keypoint numbers joined by a line);
+    other categories leave both out.
     """
 
     id: int  # a string id in the file is mapped to a number (``coco._records.string_id``)
     name: str
     supercategory: str  # "" when the file gives none, or null: always there for readers
+    keypoints: NotRequired[list[str]]
+    skeleton: NotRequired[list[list[int]]]
 
 
 CocoSplit = Literal["val2017", "train2017"]

@@ -235,6 +235,9 @@ def raw_text(field: RecordField, chunk: list, span: SpanContext) -> tuple[np.nda
 
     A field the record leaves out has length 0 and first byte "n", like ``null``.
     """
+    if field.left_out_by_all(chunk):  # nothing to address
+        n = len(chunk)
+        return np.zeros(n, np.int64), np.zeros(n, np.int64), np.full(n, ord("n"), np.uint8)
     raws = list(map(attrgetter(field.name), chunk))
     lengths = np.fromiter(map(len, raws), np.int64, len(raws))
     if span.text_out is not None:

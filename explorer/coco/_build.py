@@ -27,7 +27,7 @@ from explorer.coco._records import (
     string_id,
     typed_records,
 )
-from explorer.coco._schema import CategoryRecord, ImageRecord, TopLevel
+from explorer.coco._schema import CategoryRecord, ImageRecord, KeypointNames, Skeleton, TopLevel
 from explorer.coco.annotation_kind import BY_IMAGE, IMAGE_ROW, AnnotationKind, Tables
 from explorer.coco.health import Finding
 from explorer.errors import DatasetError
@@ -262,8 +262,45 @@ def parse_categories(raws: list[msgspec.Raw], problems: Problems) -> list[Catego
             )
             continue
         seen.add(cid)
-        cats.append({"id": cid, "name": c.name, "supercategory": c.supercategory or ""})
+        cat: Category = {"id": cid, "name": c.name, "supercategory": c.supercategory or ""}
+        _add_keypoint_names(cat, c, problems)
+        cats.append(cat)
     return cats
+
+
+def _add_keypoint_names(cat: Category, record: CategoryRecord, problems: Problems) -> None:
+    """A keypoint category's ``keypoints`` (names) and ``skeleton`` (pairs of 1-based keypoint
+    numbers), when given; a skeleton needs the names its numbers refer to. Either one that is
+    not so is dropped and reported: the category and its annotations stay."""
+    names = _category_field(cat, record.keypoints, KeypointNames, problems)
+    pairs = _category_field(cat, record.skeleton, Skeleton, problems)
+    if names is not None:
+        cat["keypoints"] = names
+    if pairs is None:
+        return
+    if names is None or not all(1 <= i <= len(names) for pair in pairs for i in pair):
+        _bad_keypoints(cat, "skeleton numbers keypoints the category does not name", problems)
+        return
+    cat["skeleton"] = [list(pair) for pair in pairs]
+
+
+def _category_field(cat: Category, raw: msgspec.Raw, typ: type[T], problems: Problems) -> T | None:
+    """A raw field of a category decoded as ``typ``; None when null, missing or bad (reported)."""
+    try:
+        return msgspec.json.decode(raw, type=typ | None)
+    except msgspec.DecodeError as e:
+        _bad_keypoints(cat, str(e), problems)
+        return None
+
+
+def _bad_keypoints(cat: Category, error: str, problems: Problems) -> None:
+    problems.add(
+        "bad_category_keypoints",
+        "categories whose keypoint names or skeleton are not lists of names and of pairs of "
+        "keypoint numbers (dropped; the category and its annotations are kept)",
+        {"id": cat["id"], "error": error},
+        "warning",
+    )
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,12 @@ from explorer.coco._build import IMAGE_COLUMNS, Built
 from explorer.errors import DatasetError
 from explorer.paths import open_regular
 
-FORMAT_VERSION = 5  # 2: box-only annotations (seg_kind 3), RLE counts checked in full;
+FORMAT_VERSION = 6  # 2: box-only annotations (seg_kind 3), RLE counts checked in full;
 # 3: the unused-category finding names its categories, image ids written as strings are kept;
 # 4: columns stored per annotation kind (<kind>_<column>.npy), the kinds named in meta.json;
-# 5: meta.json counts the rows of each table (a column of another length is damage)
+# 5: meta.json counts the rows of each table (a column of another length is damage);
+# 6: num_keypoints and where each annotation's keypoints text lies; categories keep keypoint
+# names and skeleton
 STALE_BUILD_SECONDS = 600
 BLOB = "segmentations.bin"
 META = "meta.json"  # written last: a folder that has it is complete
@@ -206,7 +208,13 @@ def _is_category(c: object) -> bool:
         and type(c.get("id")) is int
         and isinstance(c.get("name"), str)
         and isinstance(c.get("supercategory"), str)
+        and _is_list_of(c.get("keypoints", []), lambda n: isinstance(n, str))
+        and _is_list_of(c.get("skeleton", []), lambda p: _is_list_of(p, lambda i: type(i) is int))
     )
+
+
+def _is_list_of(v: object, fits: Callable[[object], bool]) -> bool:
+    return isinstance(v, list) and all(map(fits, v))
 
 
 def _column_path(folder: Path, table: str, column: str) -> Path:

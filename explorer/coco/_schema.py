@@ -32,6 +32,10 @@ class CategoryRecord(msgspec.Struct, gc=False):
     id: Id
     name: str
     supercategory: str | None = ""
+    # a keypoint category's names and skeleton, checked apart (``_build.parse_categories``):
+    # a bad one is dropped, not the category with all its annotations
+    keypoints: msgspec.Raw = msgspec.Raw(b"null")
+    skeleton: msgspec.Raw = msgspec.Raw(b"null")
 
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
@@ -43,6 +47,10 @@ class RleHead(msgspec.Struct, gc=False):
 
     size: tuple[Int64, Int64]
     counts: list[NonNegative] | str
+
+
+KeypointNames = list[str]
+Skeleton = list[tuple[Int64, Int64]]  # pairs of 1-based keypoint numbers
 
 
 class TopLevel(msgspec.Struct):

@@ -21,13 +21,15 @@ import numpy as np
 from explorer.coco import _build, _cache, health, kinds
 from explorer.coco.images import displayed_size, resolve_image_path
 from explorer.coco.instances import INSTANCES
+from explorer.coco.keypoints import keypoint_values
 from explorer.errors import DatasetError, ExplorerError
 from explorer.paths import cache_dir
 from explorer.types import Category
 
 
-class _SegmentationText:
-    """Reads raw segmentation text by (offset, length) from the source JSON or a cache blob.
+class _RawText:
+    """Reads raw JSON text (segmentations, keypoints) by (offset, length) from the source JSON
+    or a cache blob.
 
     The user's JSON is read with ``pread``, never memory-mapped: a file rewritten in place
     while mapped would kill the process with SIGBUS. A file that changed since indexing is
@@ -40,6 +42,10 @@ class _SegmentationText:
         self.path, self.stamp = path, stamp
 
     def read(self, offset: int, length: int) -> bytes:
+        return self.read_ranges(np.array([offset]), np.array([offset + length]))[0]
+
+    def read_ranges(self, starts: np.ndarray, stops: np.ndarray) -> list[bytes]:
+        """The bytes of each range ``[starts[i], stops[i])``, the file opened and checked once."""
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except OSError as e:
@@ -47,7 +53,9 @@ class _SegmentationText:
         try:
             if _build.stamp_of(os.fstat(fd)) != self.stamp:
                 raise _build.changed(self.path)
-            return os.pread(fd, length, offset)
+            return [
+                os.pread(fd, b - a, a) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)
+            ]
         finally:
             os.close(fd)
 
@@ -68,9 +76,12 @@ class CocoIndex:
             ``image_id``, ``image_row``, ``category_id``, ``category_row``, ``iscrowd`` (bool),
             ``area``, ``bbox`` (n x 4, x y w h), ``seg_offset``/``seg_length``/``seg_kind``
             (0 polygon, 1 RLE, 2 uncompressed RLE, 3 box only: no segmentation, or an image of
-            unknown size) and ``by_image`` (annotation rows sorted by image row).
-        categories: ``{"id", "name", "supercategory"}`` (:class:`explorer.types.Category`),
-            in file order.
+            unknown size), ``num_keypoints`` (int32; -1: not given), ``kp_offset``/``kp_length``
+            (where its raw ``keypoints`` text lies; none given: length 0; see :meth:`keypoints`) and
+            ``by_image`` (annotation rows sorted by image row).
+        categories: ``{"id", "name", "supercategory"}``, and a keypoint category's
+            ``keypoints`` (names) and ``skeleton`` (pairs of 1-based keypoint numbers)
+            (:class:`explorer.types.Category`), in file order.
         health: findings (see ``explorer.coco.health``).
         written_image_ids: image ids written as strings that are not numbers, as written, by
             the number they were given (as a string); see :meth:`image_label`.
@@ -85,7 +96,7 @@ class CocoIndex:
     health: list[health.Finding]
     load_seconds: float
     from_cache: bool
-    _segmentations: _SegmentationText = field(repr=False)
+    _raw_text: _RawText = field(repr=False)
     written_image_ids: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -129,9 +140,26 @@ class CocoIndex:
 
     def segmentation(self, ann_row: int) -> bytes:
         """The raw JSON text of one annotation's segmentation."""
-        return self._segmentations.read(
+        return self._raw_text.read(
             int(self.annotations["seg_offset"][ann_row]),
             int(self.annotations["seg_length"][ann_row]),
+        )
+
+    def keypoints(self, ann_rows: np.ndarray, k: int | None = None) -> np.ndarray:
+        """The keypoints of annotation rows ``ann_rows``, an (n, 3k) float64 array (x, y, v per
+        keypoint, as the file writes them), decoded in one go.
+
+        ``k``: keypoints per annotation (a category's ``len(keypoints)``); None: the most common
+        in these rows, 0 when none has keypoints. A row is NaN where the annotation has none,
+        or a value that is not a list of 3k numbers: ``np.isnan(values).any(axis=1)`` tells
+        which (JSON has no NaN). Raises DatasetError when the file changed since it was opened.
+        """
+        rows = np.asarray(ann_rows)
+        if rows.dtype.kind not in "iu":
+            raise TypeError(f"ann_rows: integer annotation rows, not {rows.dtype}")
+        table = self.annotations
+        return keypoint_values(
+            self._raw_text.read_ranges, table["kp_offset"][rows], table["kp_length"][rows], k
         )
 
 
@@ -238,9 +266,9 @@ def _load(opened: _Opened, fp: str, folder: Path, t0: float, from_cache: bool) -
     stored = _cache.load(folder)
     # the source's stamp when it was opened (what the index was built from), not a later one
     text = (
-        _SegmentationText(opened.path, opened.stamp)
+        _RawText(opened.path, opened.stamp)
         if stored.in_source
-        else _SegmentationText(folder / _cache.BLOB, _build.stamp_of((folder / _cache.BLOB).stat()))
+        else _RawText(folder / _cache.BLOB, _build.stamp_of((folder / _cache.BLOB).stat()))
     )
     return CocoIndex(
         path=opened.path,
@@ -251,6 +279,6 @@ def _load(opened: _Opened, fp: str, folder: Path, t0: float, from_cache: bool) -
         health=stored.findings,
         load_seconds=time.perf_counter() - t0,
         from_cache=from_cache,
-        _segmentations=text,
+        _raw_text=text,
         written_image_ids=stored.written_image_ids,
     )

@@ -1,4 +1,5 @@
-"""The instances kind: objects with geometry (a category, a box, a segmentation, an area).
+"""The instances kind: objects with geometry (a category, a box, a segmentation, an area; in
+keypoint files, their keypoints too).
 
 Its declaration is the one place that says which columns an instances file gives, of which
 dtype, what a missing field means and how each is decoded; its validation resolves each
@@ -43,6 +44,10 @@ from explorer.types import Category
 
 # A missing area is NaN while decoding, then the box's w*h (see _areas).
 NO_AREA = float("nan")
+# num_keypoints of a record that leaves it out (or writes null): not given. pycocotools raises
+# KeyError on it when evaluating keypoints; the evaluation counts it as 0.
+NUM_KEYPOINTS_NOT_GIVEN = -1
+_INT32 = np.iinfo(np.int32)
 
 
 def _ids(field: RecordField, chunk: list, span: SpanContext) -> tuple[np.ndarray]:
@@ -89,6 +94,24 @@ def _boxes(field: RecordField, chunk: list, span: SpanContext) -> tuple[np.ndarr
     return (out,)
 
 
+def _keypoint_counts(field: RecordField, chunk: list, span: SpanContext) -> tuple[np.ndarray]:
+    """``num_keypoints`` as int32 (a count beyond it is clipped: no file has 2**31 keypoints)."""
+    if field.left_out_by_all(chunk):
+        return (np.full(len(chunk), NUM_KEYPOINTS_NOT_GIVEN, np.int32),)
+    try:
+        counts = column(chunk, field.name, np.int64)  # past int64: OverflowError, go loose
+    except TypeError:  # the loose schema's null
+        values = map(attrgetter(field.name), chunk)
+        not_given = (NUM_KEYPOINTS_NOT_GIVEN if v is None else v for v in values)
+        counts = np.fromiter(not_given, np.int64, len(chunk))
+    return (np.clip(counts, _INT32.min, _INT32.max).astype(np.int32),)
+
+
+def _raw_address(field: RecordField, chunk: list, span: SpanContext) -> tuple[np.ndarray, ...]:
+    """Where a raw field's text lies, (offset, length): :func:`raw_text` less its first byte."""
+    return raw_text(field, chunk, span)[:2]
+
+
 def _polygon_box(raw: bytes) -> tuple[float, float, float, float]:
     """The x y w h box around a polygon segmentation; zeros when it is not one."""
     try:
@@ -133,6 +156,25 @@ FIELDS = (
     ),
     RecordField("area", float, float, (Column("area", "float64"),), _areas, missing=NO_AREA),
     RecordField("iscrowd", int, Int64, (Column("iscrowd", "bool"),), _flags, missing=0),
+    # keypoint files: how many keypoints are labelled (v > 0), as the file says
+    RecordField(
+        "num_keypoints",
+        int,
+        Int64 | None,
+        (Column("num_keypoints", "int32"),),
+        _keypoint_counts,
+        missing=NUM_KEYPOINTS_NOT_GIVEN,
+    ),
+    # raw JSON text (x y v per keypoint), decoded on demand (``CocoIndex.keypoints``): as floats
+    # it would be 107 MB for train2017's person file, and slow its opening; missing: length 0
+    RecordField(
+        "keypoints",
+        msgspec.Raw,
+        msgspec.Raw,
+        (Column("kp_offset", "int64"), Column("kp_length", "int64")),
+        _raw_address,
+        missing=msgspec.Raw(b"null"),
+    ),
 )
 
 

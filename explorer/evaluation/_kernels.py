@@ -42,37 +42,57 @@ def match(  # noqa: PLR0913  (one compiled call takes the whole layout: see the 
     gt_ignored = np.zeros((n_area, n_gt), np.bool_)
     dt_match = np.full((n_thr, n_dt), -1, np.int64)
     gt_match = np.full((n_thr, n_gt), -1, np.int64)
+    floor = min(iou_thresholds.min(), _LAST_BELOW_ONE)
+    sizes = (d_hi - d_lo) * (g_hi - g_lo)
+    candidates = np.empty(max(sizes.max(), 1) if sizes.shape[0] else 1, np.int64)
     for b in range(g_lo.shape[0]):
-        ng, nd = g_hi[b] - g_lo[b], d_hi[b] - d_lo[b]
+        g0, ng, nd = g_lo[b], g_hi[b] - g_lo[b], d_hi[b] - d_lo[b]
         order = np.empty(ng, np.int64)
         taken = np.empty(ng, np.bool_)
+        starts = np.empty(nd + 1, np.int64)
+        block = ious[iou_at[b] : iou_at[b] + nd * ng]
         for a in range(n_area):
-            _ignored_last(g_lo[b], ng, area_ranges[a], gt_ignore, gt_area, gt_ignored[a], order)
+            _ignored_last(g0, ng, area_ranges[a], gt_ignore, gt_area, gt_ignored[a], order)
+            _candidates(block, nd, ng, order, floor, candidates, starts)
             for t in range(n_thr):
                 taken[:] = False
                 for i in range(nd):
                     d = d_lo[b] + i
                     best = min(iou_thresholds[t], _LAST_BELOW_ONE)
                     m = -1
-                    for k in range(ng):
-                        j = order[k]
-                        g = g_lo[b] + j
-                        if taken[j] and not gt_crowd[g]:
+                    for c in range(starts[i], starts[i + 1]):
+                        j = candidates[c]
+                        if taken[j] and not gt_crowd[g0 + j]:
                             continue
-                        if m > -1 and not gt_ignored[a, g_lo[b] + m] and gt_ignored[a, g]:
+                        if m > -1 and not gt_ignored[a, g0 + m] and gt_ignored[a, g0 + j]:
                             break
-                        iou = ious[iou_at[b] + i * ng + j]
-                        if iou < best:
+                        if block[i * ng + j] < best:
                             continue
-                        best = iou
+                        best = block[i * ng + j]
                         m = j
-                    _record(a, t, d, m, g_lo[b], state, gt_ignored, gt_id, dt_area, area_ranges)
+                    _record(a, t, d, m, g0, state, gt_ignored, gt_id, dt_area, area_ranges)
                     if m > -1:
                         taken[m] = True
                         if a == 0:
-                            dt_match[t, d] = g_lo[b] + m
-                            gt_match[t, g_lo[b] + m] = d
+                            dt_match[t, d] = g0 + m
+                            gt_match[t, g0 + m] = d
     return state, gt_ignored, dt_match, gt_match
+
+
+@njit(cache=True, nogil=True)
+def _candidates(block, nd, ng, order, floor, candidates, starts):  # noqa: PLR0913
+    """Per detection, the ground truths it could match at any threshold (IoU >= the lowest),
+    in the scan order. Scanning only these gives pycocotools' answer: every other one fails its
+    ``iou < best`` test, and its ``break`` (a regular match met an ignored one) happens at the
+    first ignored candidate instead, after which no candidate could be taken either."""
+    n = 0
+    for i in range(nd):
+        starts[i] = n
+        for k in range(ng):
+            if block[i * ng + order[k]] >= floor:
+                candidates[n] = order[k]
+                n += 1
+    starts[nd] = n
 
 
 @njit(cache=True, nogil=True)

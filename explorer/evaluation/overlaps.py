@@ -152,9 +152,10 @@ class KeypointOverlap:
             raise ExplorerError("keypoints evaluation needs results with keypoints")
         pd, pg = blocks.pairs()
         rows = lay.gt_rows[pg]
-        gt = sides.index.keypoints(lay.gt_rows)[pg]
-        dt = det_points[lay.dt_rows[pd]]
         sigmas = sides.params.keypoint_sigmas
+        needed = np.unique(pg)  # decoded once each, only those that meet a detection
+        gt = sides.index.keypoints(lay.gt_rows[needed], k=len(sigmas))[np.searchsorted(needed, pg)]
+        dt = det_points[lay.dt_rows[pd]]
         if gt.shape[1] != 3 * len(sigmas) or dt.shape[1] != gt.shape[1]:
             raise ExplorerError(
                 f"keypoints evaluation: {gt.shape[1] // 3} keypoints per person in the dataset, "

@@ -88,15 +88,13 @@ def test_parser_index_and_cache_hold_the_declared_columns(sample_root):
     assert json.loads((folder / "meta.json").read_text())["kinds"] == ["instances"]
 
 
-def _num_keypoints(field: RecordField, chunk: list, span) -> tuple[np.ndarray]:
+def _levels(field: RecordField, chunk: list, span) -> tuple[np.ndarray]:
     return (column(chunk, field.name, np.int32),)
 
 
 def _with_a_new_field(monkeypatch) -> None:
     """The instances kind with one more declared field, registered in its place."""
-    field = RecordField(
-        "num_keypoints", int, int, (Column("num_keypoints", "int32"),), _num_keypoints, missing=0
-    )
+    field = RecordField("occlusion", int, int, (Column("occlusion", "int32"),), _levels, missing=0)
     extended = dataclasses.replace(INSTANCES, fields=(*INSTANCES.fields, field))
     real = kinds.get
     monkeypatch.setattr(kinds, "get", lambda name: extended if name == "instances" else real(name))
@@ -108,23 +106,23 @@ def test_a_declared_field_flows_through_parse_index_and_cache(
 ):
     doc = json.loads((sample_root / "annotations" / "instances_train2017.json").read_text())
     for a in doc["annotations"][::2]:  # the others leave it out: its missing value, 0
-        a["num_keypoints"] = a["id"] % 17 + 1
-    path = tmp_path / "with_keypoint_counts.json"
+        a["occlusion"] = a["id"] % 17 + 1
+    path = tmp_path / "with_occlusion_levels.json"
     path.write_text(json.dumps(doc))
     _with_a_new_field(monkeypatch)
     if fast:  # small spans: found by byte search, half decoded in a forked child
         monkeypatch.setattr(_annotations, "SPAN_BYTES", 3000)
         monkeypatch.setattr(_annotations.threading, "active_count", lambda: 1)
-    want = {a["id"]: a.get("num_keypoints", 0) for a in doc["annotations"]}
+    want = {a["id"]: a.get("occlusion", 0) for a in doc["annotations"]}
 
     built = open_index(path)
     again = open_index(path)
     assert not built.from_cache and again.from_cache
     for index in (built, again):
-        got = index.annotations["num_keypoints"]
+        got = index.annotations["occlusion"]
         assert got.dtype == np.int32
         assert dict(zip(index.annotations["id"].tolist(), got.tolist(), strict=True)) == want
-    assert (cache_dir("index") / built.fingerprint / "instances_num_keypoints.npy").is_file()
+    assert (cache_dir("index") / built.fingerprint / "instances_occlusion.npy").is_file()
 
 
 def test_a_cache_naming_a_kind_no_longer_registered_is_rebuilt(monkeypatch, tmp_path, sample_root):
