@@ -495,9 +495,10 @@ def _changed_images(a: Scored, b: Scored, thresholds: tuple[float, float], key: 
     )
     frame = frame_params(st.query_params.to_dict())
     left, right = st.columns(2)
-    for col, better, title in ((left, True, "Better in B"), (right, False, "Worse in B")):
+    name = b.predictions.name
+    for col, better, title in ((left, True, "Better"), (right, False, "Worse")):
         rows = compare.most_changed(changes, CHANGED_IMAGES, better)
-        col.markdown(f"**{title}** ({len(rows)} shown)")
+        col.markdown(f"**{title} in {name}** ({len(rows)} shown)")
         col.dataframe(
             changed_table(a.index, changes, rows, frame),
             hide_index=True,
@@ -505,8 +506,9 @@ def _changed_images(a: Scored, b: Scored, thresholds: tuple[float, float], key: 
             column_config={"open": st.column_config.LinkColumn("open", display_text="Browse")},
         )
     st.caption(
-        "Per image: detections above each file's threshold that found an object (TP) and "
-        "that found none (FP), at IoU 0.5; ordered by the TPs gained or lost."
+        f"Per image, A = {a.predictions.name}, B = {name}: detections above each file's "
+        "threshold that found an object (TP) and that found none (FP), at IoU 0.5; ordered by "
+        "the TPs gained or lost."
     )
 
 
