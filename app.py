@@ -1,4 +1,5 @@
-"""COCO Explorer, the Streamlit entry point: `streamlit run app.py [-- --coco ANN --images DIR]`.
+"""COCO Explorer, the Streamlit entry point:
+`streamlit run app.py [-- --coco ANN --images DIR --predictions [NAME=]RESULTS.json ...]`.
 
 The navigation is published first, before any slow work. A fresh server's first run goes
 through Streamlit's legacy ``pages/`` mode (the folder exists), whose navigation of file names
@@ -21,6 +22,7 @@ page = st.navigation(
         st.Page(PAGES / "segment.py", title="Segment", icon=":material/brush:"),
         st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
         st.Page(PAGES / "mistakes.py", title="Mistakes", icon=":material/rule:"),
+        st.Page(PAGES / "evaluate.py", title="Evaluate", icon=":material/fact_check:"),
         st.Page(PAGES / "map.py", title="Map", icon=":material/scatter_plot:"),
         st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
         st.Page(PAGES / "anatomy.py", title="Anatomy", icon=":material/neurology:"),
@@ -31,10 +33,11 @@ st.set_page_config(page_title="COCO Explorer", page_icon=":material/search:", la
 # the first visit imports the library and opens the dataset before the page draws its title:
 # seconds on a slow machine, so the main area says what is happening meanwhile
 with st.spinner("Opening COCO Explorer…"):
-    from explorer.app import dataset_picker, page_style  # noqa: E402  (after the navigation)
+    from explorer.app import dataset_picker, page_style, predictions_picker  # noqa: E402
 
 with dataset_picker.app_frame(page.title):
     with st.spinner("Opening the dataset…"):
-        dataset_picker.dataset_sidebar()
+        source, _ = dataset_picker.dataset_sidebar()
+    predictions_picker.predictions_sidebar(source)
     page_style.fold_sidebar_on_narrow_windows()  # before the page: a page may stop the script
     page.run()

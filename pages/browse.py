@@ -55,7 +55,9 @@ if missing := dataset_picker.image_folder_missing(source):
 chosen_ids = tuple(st.session_state.get("b_ids", ()))
 if chosen_ids:
     st.caption(
-        f"Only the {len(chosen_ids):,} images chosen on the Map (**Reset filters** shows all)"
+        f"Only the {len(chosen_ids):,} {'image' if len(chosen_ids) == 1 else 'images'} chosen "
+        "on the Map or the Evaluate page "
+        "(**Reset filters** shows all)"
     )
 with st.expander("Filters", expanded=state.browse_image() is None):
     c1, c2, c3, c4 = st.columns([3, 2, 1, 1])

@@ -21,6 +21,7 @@ from explorer.coco.dataset import Dataset
 from explorer.coco.filters import ImageFilter, filter_images
 from explorer.coco.images import crop_box, load_rgb, resolve_image_path
 from explorer.errors import ExplorerError
+from explorer.types import ResultKind
 from explorer.viz import overlays
 
 
@@ -221,3 +222,66 @@ def job_queue():
     from explorer.training.jobs import JobQueue
 
     return JobQueue()
+
+
+@dataclass(frozen=True)
+class ScoredFile:
+    """A predictions file scored as one kind against a dataset, all strings (the caches of the
+    Evaluate page are keyed by it): a rewritten file, either one, is a new key.
+
+    Attributes:
+        annotations, images: the dataset's files (as :func:`get_index` takes them).
+        dataset_fingerprint: the annotation file's fingerprint.
+        path: the results file; stamp: its fingerprint (real path, size, mtime).
+        kind: what its records are scored as (an iou type).
+    """
+
+    annotations: str
+    images: str
+    dataset_fingerprint: str
+    path: str
+    stamp: str
+    kind: ResultKind
+
+
+def scored_file(annotations: str, images: str, path: str, kind: ResultKind) -> ScoredFile:
+    """The key of a predictions file scored as ``kind`` on a dataset, as the files are now.
+
+    Raises:
+        PredictionsError: the results file cannot be read (gone since it was opened).
+    """
+    from explorer.errors import PredictionsError
+
+    try:
+        stamp = fingerprint(Path(path))
+    except OSError as e:
+        raise PredictionsError(f"{path}: cannot read ({e.strerror})") from None
+    index = get_index(annotations, images)
+    return ScoredFile(annotations, images, index.fingerprint, path, stamp, kind)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)  # read-only columns: shared, not copied
+def detections(key: ScoredFile):
+    """The file's records of ``key.kind``, checked against the dataset (see ``read_results``)."""
+    from explorer.predictions.results import read_results
+
+    return read_results(key.path, get_index(key.annotations, key.images), key.kind)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def evaluation(key: ScoredFile):
+    """COCO's evaluation of the file (COCO's default parameters for its kind)."""
+    from explorer.evaluation.cocoeval import evaluate
+    from explorer.evaluation.params import EvalParams
+
+    index = get_index(key.annotations, key.images)
+    return evaluate(index, detections(key), EvalParams.for_iou_type(key.kind))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def error_analysis(key: ScoredFile):
+    """TIDE's error causes of the file's detections and their AP cost."""
+    from explorer.evaluation.errors import analyse_errors
+
+    index = get_index(key.annotations, key.images)
+    return analyse_errors(evaluation(key), index, detections(key))

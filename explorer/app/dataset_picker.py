@@ -103,7 +103,7 @@ def _is_sample(source: DatasetSource) -> bool:
     return source.label in _SAMPLE_LABELS and sample.is_written() and source in sample_sources()
 
 
-def _startup_argv() -> list[str]:
+def startup_argv() -> list[str]:
     """``streamlit run app.py -- ARGS`` sets ``sys.argv`` to the script and ARGS; under AppTest
     (or a benchmark) ``sys.argv`` is the test runner's and is not for the app."""
     ctx = get_script_run_ctx()
@@ -114,7 +114,7 @@ def _startup_argv() -> list[str]:
 def _startup_source() -> DatasetSource:
     """``-- --coco/--images``, ``$EXPLORER_COCO``, else the sample's val split."""
     try:
-        given = initial_source(_startup_argv(), os.environ)
+        given = initial_source(startup_argv(), os.environ)
     except ExplorerError as e:
         st.error(f"Could not open the dataset given at start-up: {e}. Showing the sample instead.")
         given = None
@@ -293,6 +293,11 @@ def app_frame(title: str = "") -> Iterator[None]:
         _frame.active, _frame.title = False, ""
 
 
+def in_app_frame() -> bool:
+    """Whether this run goes through ``app.py`` (which drew the sidebar), not a page alone."""
+    return bool(getattr(_frame, "active", False))
+
+
 def page_dataset() -> tuple[DatasetSource, CocoIndex]:
     """For pages: the current dataset.
 
@@ -300,8 +305,14 @@ def page_dataset() -> tuple[DatasetSource, CocoIndex]:
     page reaching a server that has not run ``app.py`` yet runs the page alone (Streamlit's
     legacy ``pages/`` mode): then the page draws the picker itself.
     """
-    if not getattr(_frame, "active", False):
+    if not in_app_frame():
         st.set_page_config(page_title="COCO Explorer", layout="wide")
-        return dataset_sidebar()
+        source, index = dataset_sidebar()
+        # the Predictions section goes under the dataset's, as app.py draws it (that module
+        # builds on this one: imported here, not at the top)
+        from explorer.app.predictions_picker import predictions_sidebar
+
+        predictions_sidebar(source)
+        return source, index
     source = state.opened_source()
     return source, get_index(source.annotations, source.images)

@@ -15,7 +15,8 @@ prefix     page               prefix     page
 ``stop_``  Stop buttons of    ``dl_``    Download COCO form
            evaluate_on_filter ``m_``     Map (its classifier picker too)
 ``q_``     Mistakes           ``q1_``    Mistakes' classifier picker
-``q2_``    Mistakes' segmenter picker
+``q2_``    Mistakes'          ``pr_``    Predictions (sidebar)
+           segmenter picker   ``ev_``    Evaluate
 =========  =================  =========  ==========================
 
 What one page leaves for another goes through the functions below, never a bare string.
@@ -28,12 +29,14 @@ import streamlit as st
 from explorer.coco.filters import ImageFilter
 from explorer.coco.sources import DatasetSource
 from explorer.coco.view_state import BrowseState
+from explorer.predictions.sources import PredictionsSource
 
 DATASET = "dataset_source"
 BROWSE_FILTER = "b_filter"
 BROWSE_IMAGE = "b_image"
 BROWSE_PREFIXES = ("b_", "d_")
 MISTAKES = "mistakes_result"
+PREDICTIONS = "predictions_open"
 
 
 def current_source() -> DatasetSource | None:
@@ -126,3 +129,13 @@ def mistakes_table():
 
 def set_mistakes_table(frame) -> None:
     st.session_state[MISTAKES] = frame
+
+
+def open_predictions() -> tuple[PredictionsSource, ...]:
+    """The predictions files the session has open (for the current dataset), in the order
+    they were opened."""
+    return tuple(st.session_state.get(PREDICTIONS, ()))
+
+
+def set_open_predictions(sources: tuple[PredictionsSource, ...]) -> None:
+    st.session_state[PREDICTIONS] = tuple(sources)

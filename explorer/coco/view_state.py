@@ -1,5 +1,6 @@
 """A view of a dataset (Browse's filters, open image and page) and its query string, beside the
-dataset's ``ds`` key: parsing is forgiving (a bad value is dropped, not fatal).
+dataset's ``ds`` key and the open predictions' ``preds`` keys (the frame every page keeps):
+parsing is forgiving (a bad value is dropped, not fatal).
 
 ``?image_id=397133&cats=1,18&match=all&crowd=no&inst=2-10&size=large&q=0001&page=3&ids=1,2``
 
@@ -106,13 +107,21 @@ def browse_to_query(s: BrowseState) -> dict[str, str]:
 
 
 DATASET_PARAM = "ds"  # the dataset's key (explorer.coco.sources.source_key), never a path
+# the open predictions files' keys, comma-separated (explorer.predictions.sources), never paths
+PREDICTIONS_PARAM = "preds"
+FRAME_PARAMS = (DATASET_PARAM, PREDICTIONS_PARAM)  # what every page's address keeps
 
 
 def view_params(q: dict[str, str]) -> dict[str, str]:
-    """A query string's view part (everything but the dataset's key)."""
-    return {k: v for k, v in q.items() if k != DATASET_PARAM}
+    """A query string's view part (everything but the dataset's and the predictions' keys)."""
+    return {k: v for k, v in q.items() if k not in FRAME_PARAMS}
 
 
-def with_dataset(q: dict[str, str], key: str | None) -> dict[str, str]:
-    """A view's query string with the dataset's key in front."""
-    return {DATASET_PARAM: key, **q} if key else dict(q)
+def frame_params(q: dict[str, str]) -> dict[str, str]:
+    """A query string's frame part: the dataset's and the predictions' keys, in that order."""
+    return {k: q[k] for k in FRAME_PARAMS if q.get(k)}
+
+
+def with_frame(q: dict[str, str], frame: dict[str, str]) -> dict[str, str]:
+    """A view's query string with the frame's keys in front."""
+    return {**frame_params(frame), **view_params(q)}

@@ -34,6 +34,15 @@ if TYPE_CHECKING:
 
 POSITIVE, BACKGROUND = 0.5, 0.1  # TIDE's thresholds
 CAUSES = ("classification", "localisation", "both", "duplicate", "background")
+# one line each, for a reader (the causes, then the objects nobody found)
+EXPLANATIONS = {
+    "classification": "found an object of another class well (IoU >= 0.5): right place, wrong name",
+    "localisation": "the right class, but its box or mask is off (IoU 0.1 to 0.5 with the object)",
+    "both": "the wrong class and a poor box: it overlaps another class's object a little",
+    "duplicate": "the right object, already found by a better-scoring detection",
+    "background": "covers no object (IoU <= 0.1 with all of them), or its image has none",
+    "missed": "an object no detection found, not even a poor or mislabelled one",
+}
 # a detection's cause code: its index in CAUSES, or one of these
 TRUE_POSITIVE, IGNORED = -1, -2
 _CHUNK_PAIRS = 4_000_000
@@ -314,3 +323,29 @@ def confusion(evaluation: Evaluation, analysis: ErrorAnalysis, min_score: float 
     counted = np.concatenate([dt_cell[dt_cell[:, 0] >= 0], gt_cell[lone_gt]])
     np.add.at(matrix, (counted[:, 0], counted[:, 1]), 1)
     return Confusion(matrix, dt_cell, gt_cell)
+
+
+def categories_by_errors(matrix: np.ndarray) -> np.ndarray:
+    """The category indices of a :class:`Confusion` matrix with any object or detection, most
+    errors first (off-diagonal counts of its row and its column, background included; ties by
+    index)."""
+    n_cat = matrix.shape[0] - 1
+    off = matrix - np.diag(np.diag(matrix))
+    errors = off[:n_cat].sum(axis=1) + off[:, :n_cat].sum(axis=0)
+    present = (matrix[:n_cat].sum(axis=1) + matrix[:, :n_cat].sum(axis=0)) > 0
+    order = np.lexsort((np.arange(n_cat), -errors))
+    return order[present[order]]
+
+
+def cell_image_ids(evaluation: Evaluation, matrix: Confusion, row: int, column: int) -> np.ndarray:
+    """The ids of the images whose objects or detections a :class:`Confusion` cell counts
+    (sorted)."""
+    lay = evaluation.layout
+    cell = np.array([row, column])
+    images = np.concatenate(
+        [
+            lay.dt_image[(matrix.dt_cell == cell).all(axis=1)],
+            lay.gt_image[(matrix.gt_cell == cell).all(axis=1)],
+        ]
+    )
+    return lay.image_ids[np.unique(images)]

@@ -241,3 +241,42 @@ def pr_curve(evaluation: Evaluation, iou: float, category: int | None = None) ->
         return p[:, category].copy()
     kept = p[0] > -1
     return p[:, kept].mean(axis=1) if kept.any() else np.full(len(p), -1.0)
+
+
+def pr_curve_mean(evaluation: Evaluation, category: int | None = None) -> np.ndarray:
+    """:func:`pr_curve` averaged over every evaluated IoU threshold (COCO's AP@[.50:.95] is this
+    curve's mean): for one category index, or over the categories with ground truth (``None``)."""
+    p = evaluation.precision[:, :, :, 0, -1]  # T x R x K
+    if category is not None:
+        return p[:, :, category].mean(axis=0)
+    kept = p[0, 0] > -1
+    return p[:, :, kept].mean(axis=(0, 2)) if kept.any() else np.full(p.shape[1], -1.0)
+
+
+class ImageCounts(TypedDict):
+    """Per evaluated image (``layout.image_ids`` order): detections kept at a score threshold
+    that found an object (TP), that found none (FP), and objects nobody kept found (FN), at one
+    IoU threshold (all areas)."""
+
+    image_id: np.ndarray
+    true_positives: np.ndarray
+    false_positives: np.ndarray
+    false_negatives: np.ndarray
+
+
+def image_counts(evaluation: Evaluation, min_score: float, iou: float = 0.5) -> ImageCounts:
+    """:class:`ImageCounts` when only detections scoring at least ``min_score`` are kept (their
+    matches stand: see :func:`counts_at`)."""
+    lay, t = evaluation.layout, _threshold_index(evaluation, iou)
+    n_img = len(lay.image_ids)
+    kept = lay.dt_score >= min_score
+    state = evaluation.state[0, t]
+    tp = np.bincount(lay.dt_image[kept & (state == _kernels.TRUE_POSITIVE)], minlength=n_img)
+    fp = np.bincount(lay.dt_image[kept & (state == _kernels.FALSE_POSITIVE)], minlength=n_img)
+    objects = np.bincount(lay.gt_image[~evaluation.gt_ignored[0]], minlength=n_img)
+    return ImageCounts(
+        image_id=lay.image_ids.copy(),
+        true_positives=tp,
+        false_positives=fp,
+        false_negatives=objects - tp,
+    )

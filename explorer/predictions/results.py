@@ -64,7 +64,7 @@ from explorer.predictions._records import (
     span_objects,
     whole_file_chunks,
 )
-from explorer.types import ResultKind
+from explorer.types import RESULT_KINDS, ResultKind
 
 # Keypoints per record of a category whose count the index does not know: COCO's 17 people's.
 DEFAULT_KEYPOINTS = 17
@@ -174,6 +174,50 @@ def read_results(path: str | Path, index: CocoIndex, kind: ResultKind | None = N
         raise PredictionsError(str(e)) from None
     _check_top_level(path, data)
     return _detections(data, path, index, kind)
+
+
+def available_kinds(path: str | Path) -> tuple[ResultKind, ...]:
+    """What a results file can be scored as, from its first record that holds any geometry:
+    pycocotools' guess first (see :func:`read_results`), then the others it carries (a mask
+    also gives a box). An empty list gives ``("bbox",)``.
+
+    Raises:
+        PredictionsError: as :func:`read_results`.
+    """
+    path = Path(path)
+    try:
+        data = read_file(path, what="a results file")
+    except DatasetError as e:
+        raise PredictionsError(str(e)) from None
+    _check_top_level(path, data)
+    try:
+        with closing(_chunks(data)) as chunks:
+            first = _first_with_geometry(chunks)
+    except SpanError:
+        with closing(whole_file_chunks(data)) as chunks:
+            first = _first_with_geometry(chunks)
+    except msgspec.DecodeError as e:
+        raise PredictionsError(f"{path}: not valid JSON ({e})") from None
+    if first is None:
+        return ("bbox",)
+    carried = {
+        "bbox": first.get("bbox") not in (None, []) or first.get("segmentation") is not None,
+        "segm": first.get("segmentation") is not None,
+        "keypoints": first.get("keypoints") is not None,
+    }
+    guess = _guess_kind([[first]])
+    return (guess, *(k for k in RESULT_KINDS if carried[k] and k != guess))
+
+
+def _first_with_geometry(chunks: Iterable) -> dict | None:
+    for chunk in chunks:
+        objects = chunk if isinstance(chunk, list) else _objects(chunk)
+        for obj in objects:
+            if isinstance(obj, dict) and any(
+                obj.get(field) not in (None, []) for field in ("bbox", "segmentation", "keypoints")
+            ):
+                return obj
+    return None
 
 
 def detections_from_records(

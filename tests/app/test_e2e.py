@@ -44,8 +44,9 @@ def app_url(_cache_dir, tmp_path_factory):
     yield from serve(env, tmp_path_factory.mktemp("server") / "server.log")
 
 
-def serve(env: dict, log_path: Path):
-    """``streamlit run app.py`` on a free loopback port; yields its URL, stops it after."""
+def serve(env: dict, log_path: Path, args: tuple[str, ...] = ()):
+    """``streamlit run app.py [-- ARGS]`` on a free loopback port; yields its URL, stops it
+    after."""
     port = free_port()
     log = open(log_path, "w")
     proc = subprocess.Popen(
@@ -60,6 +61,7 @@ def serve(env: dict, log_path: Path):
             "--server.address=127.0.0.1",
             "--server.fileWatcherType=none",
             "--browser.gatherUsageStats=false",
+            *(("--", *args) if args else ()),
         ],
         cwd=ROOT,
         env=env,

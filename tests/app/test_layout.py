@@ -32,6 +32,7 @@ PAGES = {  # URL path -> title
     "segment": "Segment",
     "compare": "Compare",
     "mistakes": "Mistakes",
+    "evaluate": "Evaluate",
     "map": "Map",
     "train": "Train",
     "anatomy": "Anatomy",
