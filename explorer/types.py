@@ -26,6 +26,16 @@ ResultKind = Literal["bbox", "segm", "keypoints"]
 RESULT_KINDS: tuple[ResultKind, ...] = ("bbox", "segm", "keypoints")
 """What a COCO results file's records are scored as: pycocotools' ``iouType``."""
 
+ErrorCause = Literal["classification", "localisation", "both", "duplicate", "background"]
+ERROR_CAUSES: tuple[ErrorCause, ...] = (
+    "classification",
+    "localisation",
+    "both",
+    "duplicate",
+    "background",
+)
+"""Why a false positive is false, in TIDE's order of tests (``explorer.evaluation.errors``)."""
+
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 """Device choices a user can give; ``cuda:N`` is accepted too."""
 

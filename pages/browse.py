@@ -7,13 +7,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches, dataset_picker, state, url
+from explorer.app import caches, dataset_picker, prediction_layer, predictions_picker, state, url
 from explorer.coco.view_state import BrowseState, browse_from_query, browse_to_query
 from explorer.types import SIZE_RANGES, Crowd, MatchMode
 from explorer.viz import overlays
 
 PAGES = Path(__file__).resolve().parent
 source, index = dataset_picker.page_dataset()
+opened = predictions_picker.page_predictions(source)
 cats = {c["id"]: c for c in index.categories}
 supers = sorted({c["supercategory"] for c in index.categories})
 per_image = np.diff(index.images["ann_start"])
@@ -38,6 +39,7 @@ if from_url:
         s.with_(
             categories=tuple(c for c in s.categories if c in cats),
             supercategories=tuple(x for x in s.supercategories if x in supers),
+            missed=s.missed if s.missed in cats else None,
         ),
         full_range,
     )
@@ -87,6 +89,7 @@ with st.expander("Filters", expanded=state.browse_image() is None):
         help="COCO: small < 32², medium, large ≥ 96² pixels (of the chosen categories)",
     )
     query = c7.text_input("Image id or file name", key="b_q")
+    layer = prediction_layer.layer_filters(source, index, opened)
     st.button(
         "Reset filters", key="b_reset", on_click=state.reset_browse_filters, args=(full_range,)
     )
@@ -102,13 +105,15 @@ view = BrowseState(
     query=query,
     page=int(st.session_state.get("b_page", 1)),
     image_ids=chosen_ids,
+    **(layer.view_fields() if layer else {}),
 )
 rows = caches.filtered_image_rows(source.annotations, view.image_filter())
+rows = prediction_layer.kept_rows(layer, index, rows)
 state.set_browse_filter(view.image_filter())  # Distributions and the model pages follow it
-seen_filter = st.session_state.get("b_seen_filter", view.image_filter())
-if seen_filter != view.image_filter() and not from_url:  # an address names its own page
-    st.session_state["b_page"] = 1  # another filter: its first page
-st.session_state["b_seen_filter"] = view.image_filter()
+shown_by = (view.image_filter(), view.missed, view.false_positive, view.order, view.predictions)
+if st.session_state.get("b_seen_filter", shown_by) != shown_by and not from_url:
+    st.session_state["b_page"] = 1  # another filter (an address names its own page)
+st.session_state["b_seen_filter"] = shown_by
 
 
 @st.fragment
@@ -121,8 +126,9 @@ def detail(image_id: int) -> None:
         t1, t2, t3, t4 = st.columns(4)
         show = dict(
             masks=t1.toggle("Masks", True, key="d_masks"),
-            boxes=t2.toggle("Boxes", True, key="d_boxes"),
-            labels=t3.toggle("Labels", True, key="d_labels"),
+            # over a predictions layer, the annotations' boxes and names would hide its own
+            boxes=t2.toggle("Boxes", layer is None, key="d_boxes"),
+            labels=t3.toggle("Labels", layer is None, key="d_labels"),
             crowd=t4.toggle("Crowd", True, key="d_crowd"),
         )
         present = sorted(set(index.annotations["category_id"][ann_rows].tolist()))
@@ -152,10 +158,23 @@ def detail(image_id: int) -> None:
             height=min(420, 38 + 35 * len(table)),
         )
         sel = picked.selection.rows if picked else []
+        if layer is not None:
+            prediction_layer.matches(layer, index, image_id)
     highlight = int(table["id"].iloc[sel[0]]) if sel and sel[0] < len(table) else None
-    opts = overlays.OverlayOptions(alpha=alpha, categories=tuple(only), highlight=highlight, **show)
-    jpeg, notes = caches.overlay_jpeg(source.annotations, source.images, image_id, opts)
+    opts = overlays.OverlayOptions(
+        alpha=alpha,
+        categories=tuple(only),
+        highlight=highlight,
+        grey=layer is not None,  # the outcomes' colours are then the only ones
+        **show,
+    )
+    if layer is None:
+        jpeg, notes = caches.overlay_jpeg(source.annotations, source.images, image_id, opts)
+    else:
+        jpeg, notes = caches.prediction_overlay_jpeg(layer.key, layer.min_score, image_id, opts)
     with left:
+        if layer is not None:
+            prediction_layer.legend()
         st.image(jpeg, output_format="JPEG", width="stretch")
         for note in notes:
             st.warning(note)
@@ -208,6 +227,10 @@ else:
         st.session_state["b_page"] = min(max(int(st.session_state["b_page"]), 1), pages)
     top = st.columns([4, 1, 1])
     top[0].markdown(f"**{len(rows):,}** of {index.num_images:,} images match")
+    if layer is not None:
+        top[0].caption(prediction_layer.errors_caption(layer, index, rows))
+        with top[0]:
+            prediction_layer.legend()
     if not len(rows):
         top[0].info("No image matches all these filters: loosen one, or press Reset filters.")
     top[1].selectbox("Per page", [24, 48], key="b_page_size")
@@ -222,7 +245,9 @@ else:
         for col, r in zip(grid.columns(6), shown[start : start + 6], strict=False):
             image_id = int(index.images["id"][r])
             col.image(
-                caches.thumbnail_jpeg(source.annotations, source.images, image_id),
+                caches.thumbnail_jpeg(source.annotations, source.images, image_id)
+                if layer is None
+                else caches.prediction_thumbnail_jpeg(layer.key, layer.min_score, image_id),
                 output_format="JPEG",
             )
             col.button(

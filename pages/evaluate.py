@@ -38,7 +38,7 @@ with left:
 with right:
     view.category_pr_curves(result, "ev_pr")
 st.subheader("At a score threshold")
-min_score = view.score_threshold(result, "ev_score")
+min_score = view.score_threshold(result, "ev_score", shared=True)
 view.counts(result, min_score, "ev_counts")
 view.confusion(result, min_score, "ev_confusion")
 st.subheader("Errors")

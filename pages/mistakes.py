@@ -1,19 +1,22 @@
 """Mistakes: annotations a classifier and a segmenter both doubt, objects nobody annotated, masks
-that miss their object; ranked, reviewed, exported as a corrected copy."""
+that miss their object (or what an open predictions file's confident errors point to); ranked,
+reviewed, exported as a corrected copy."""
 
 import streamlit as st
 
-from explorer.app import dataset_picker, model_picker, run_on_filter, state
+from explorer.app import dataset_picker, model_picker, predictions_picker, run_on_filter, state
 from explorer.app import mistake_review as view
 from explorer.coco.dataset import Dataset
 from explorer.inference import mistakes
 from explorer.inference.pair import ModelPair
 
-PER_PAGE = 8
-
 source, index = dataset_picker.page_dataset()
 dataset = Dataset(index, source.images_dir)
 st.title("Mistakes")
+detector = view.pick_evidence(predictions_picker.page_predictions(source), "q_evidence")
+if detector is not None:
+    view.detector_section(source, index, detector, "q_det")
+    st.stop()
 st.caption(
     "Two models look at every annotation: the classifier at its crop, the segmenter at its "
     "pixels. Where both doubt the label, it is probably wrong; where the segmenter finds a "
@@ -53,18 +56,11 @@ with st.expander("What the score means"):
 
 decisions = view.decisions_of(source)
 shown = view.filtered(frame, index, decisions, "q")
-pages = max(1, -(-len(shown) // PER_PAGE))
-page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="q_page") if pages > 1 else 1
 st.caption(
     f"{len(shown):,} {'suspect matches' if len(shown) == 1 else 'suspects match'}, best first"
 )
 view.segmenter_legend(index, segmenter)
-chunk = shown.iloc[(page - 1) * PER_PAGE : page * PER_PAGE]
-columns = st.columns(2)
-review = view.ReviewPage(source, index, segmenter, decisions)
-for n, (_, row) in enumerate(chunk.iterrows()):
-    with columns[n % 2].container(border=True):
-        view.card(review, row, f"q_card_{(page - 1) * PER_PAGE + n}")
+view.cards(view.ReviewPage(source, index, decisions, segmenter=segmenter), shown, "q")
 
 st.subheader("Export")
 view.export_block(source, frame, decisions, "q_export")

@@ -285,3 +285,64 @@ def error_analysis(key: ScoredFile):
 
     index = get_index(key.annotations, key.images)
     return analyse_errors(evaluation(key), index, detections(key))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)  # read-only columns: shared, not copied
+def outcomes(key: ScoredFile, min_score: float):
+    """What each detection and object of the file came to at ``min_score`` (IoU 0.5), and each
+    image's errors (:func:`explorer.evaluation.image_outcomes.outcomes_at`)."""
+    from explorer.evaluation.image_outcomes import outcomes_at
+
+    return outcomes_at(evaluation(key), min_score)
+
+
+def image_matches(key: ScoredFile, min_score: float, image_id: int, causes: bool = False):
+    """One image's kept detections and missed objects at ``min_score``; ``causes``: with each
+    false positive's cause (the file's error analysis, computed once)."""
+    from explorer.evaluation.image_outcomes import image_matches as matches
+
+    index = get_index(key.annotations, key.images)
+    analysis = error_analysis(key) if causes else None
+    return matches(outcomes(key, min_score), index, detections(key), image_id, analysis)
+
+
+def _prediction_layer(key: ScoredFile, min_score: float, image_id: int, tags: bool):
+    matches = image_matches(key, min_score, image_id)
+    index = get_index(key.annotations, key.images)
+    return overlays.PredictionLayer(matches, detections(key), index, tags)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def prediction_overlay_jpeg(
+    key: ScoredFile, min_score: float, image_id: int, opts: overlays.OverlayOptions
+) -> tuple[bytes, list[str]]:
+    """:func:`overlay_jpeg` with the file's detections at ``min_score`` drawn over it, and the
+    annotations in the colours of their outcomes."""
+    dataset = get_dataset(key.annotations, key.images)
+    row = dataset.index.image_row(image_id)
+    layer = _prediction_layer(key, min_score, image_id, tags=True)
+    rgb, notes = overlays.compose_overlay(
+        dataset, row, opts, overlays.object_colours(layer.matches)
+    )
+    size = (int(dataset.index.images["width"][row]), int(dataset.index.images["height"][row]))
+    return overlays.encode_jpeg(overlays.draw_predictions(rgb, layer, size)), notes
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def prediction_thumbnail_jpeg(key: ScoredFile, min_score: float, image_id: int) -> bytes:
+    """:func:`thumbnail_jpeg` with the file's detections at ``min_score`` drawn over it."""
+    dataset = get_dataset(key.annotations, key.images)
+    layer = _prediction_layer(key, min_score, image_id, tags=False)
+    return overlays.prediction_thumbnail_jpeg(dataset, dataset.index.image_row(image_id), layer)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def detector_suspects(key: ScoredFile, min_score: float):
+    """The suspected mistakes the file's confident errors point to (a DataFrame of
+    ``mistakes.COLUMNS``), see :mod:`explorer.inference.detector_mistakes`."""
+    from explorer.inference.detector_mistakes import detector_suspects as suspects
+    from explorer.inference.mistakes import to_frame
+
+    index = get_index(key.annotations, key.images)
+    found = suspects(evaluation(key), error_analysis(key), index, detections(key), min_score)
+    return to_frame(found)

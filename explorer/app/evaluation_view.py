@@ -14,10 +14,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.app import caches
+from explorer.app import caches, state
 from explorer.coco import CocoIndex
 from explorer.coco.sources import DatasetSource
-from explorer.coco.view_state import BrowseState, browse_to_query, frame_params
+from explorer.coco.view_state import (
+    DEFAULT_MIN_SCORE,
+    BrowseState,
+    browse_to_query,
+    frame_params,
+)
 from explorer.errors import ExplorerError
 from explorer.evaluation import compare, errors, report
 from explorer.evaluation.cocoeval import Evaluation
@@ -240,19 +245,29 @@ def _curves(evaluation: Evaluation, category: int | None) -> dict[str, np.ndarra
     return {**curves, "IoU .50:.95 (mean)": report.pr_curve_mean(evaluation, category)}
 
 
-def score_threshold(result: Scored, key: str, label: str = "Score threshold") -> float:
-    """The score below which detections are dropped for the counts and the confusion matrix."""
+def score_threshold(
+    result: Scored, key: str, label: str = "Score threshold", shared: bool = False
+) -> float:
+    """The score below which detections are dropped for the counts and the confusion matrix;
+    ``shared``: the threshold Browse's predictions layer uses too (``state.score_threshold``)."""
     top = max(1.0, float(np.ceil(result.evaluation.layout.dt_score.max(initial=0.0))))
-    return st.slider(
+    if shared:
+        state.start_score_slider(key, top)
+    elif key not in st.session_state:
+        st.session_state[key] = min(DEFAULT_MIN_SCORE, top)
+    value = st.slider(
         label,
         0.0,
         top,
-        min(0.5, top),
-        0.01,
+        step=0.01,
         key=key,
         help="Detections scoring below it are dropped: the counts, precision and recall below "
-        "and the confusion matrix follow it (AP does not: it sweeps every threshold).",
+        "and the confusion matrix follow it (AP does not: it sweeps every threshold)"
+        + (", and Browse draws only those above it." if shared else "."),
     )
+    if shared:
+        state.set_score_threshold(value)
+    return value
 
 
 def counts(result: Scored, min_score: float, key: str) -> None:

@@ -28,7 +28,7 @@ import streamlit as st
 
 from explorer.coco.filters import ImageFilter
 from explorer.coco.sources import DatasetSource
-from explorer.coco.view_state import BrowseState
+from explorer.coco.view_state import DEFAULT_MIN_SCORE, BrowseState
 from explorer.predictions.sources import PredictionsSource
 
 DATASET = "dataset_source"
@@ -37,6 +37,7 @@ BROWSE_IMAGE = "b_image"
 BROWSE_PREFIXES = ("b_", "d_")
 MISTAKES = "mistakes_result"
 PREDICTIONS = "predictions_open"
+SCORE_THRESHOLD = "score_threshold"  # Browse's and the Evaluate page's, one value
 
 
 def current_source() -> DatasetSource | None:
@@ -102,7 +103,14 @@ def show_browse_view(view: BrowseState, full_range: tuple[int, int] | None = Non
         b_q=view.query,
         b_page=view.page,
         b_ids=view.image_ids,
+        b_fn=view.missed,
+        b_fp=view.false_positive,
+        b_sort=view.order,
     )
+    if view.predictions:
+        st.session_state["b_pred"] = view.predictions
+    st.session_state["b_score"] = view.min_score
+    set_score_threshold(view.min_score)
     if view.instances or full_range:
         st.session_state["b_inst"] = view.instances or full_range
     else:
@@ -111,9 +119,14 @@ def show_browse_view(view: BrowseState, full_range: tuple[int, int] | None = Non
 
 
 def reset_browse_filters(full_range: tuple[int, int]) -> None:
-    """Back to every image, the open image kept (a button's callback, before the widgets are
-    drawn again)."""
-    show_browse_view(BrowseState(image_id=browse_image()), full_range)
+    """Back to every image, the open image, the predictions drawn and their threshold kept (a
+    button's callback, before the widgets are drawn again)."""
+    kept = BrowseState(
+        image_id=browse_image(),
+        predictions=st.session_state.get("b_pred", ""),
+        min_score=score_threshold(),
+    )
+    show_browse_view(kept, full_range)
 
 
 def turn_browse_page(step: int) -> None:
@@ -139,3 +152,22 @@ def open_predictions() -> tuple[PredictionsSource, ...]:
 
 def set_open_predictions(sources: tuple[PredictionsSource, ...]) -> None:
     st.session_state[PREDICTIONS] = tuple(sources)
+
+
+def score_threshold() -> float:
+    """The score under which detections are hidden and not counted: Browse's and the Evaluate
+    page's sliders show and set this one value."""
+    return float(st.session_state.get(SCORE_THRESHOLD, DEFAULT_MIN_SCORE))
+
+
+def set_score_threshold(value: float) -> None:
+    st.session_state[SCORE_THRESHOLD] = float(value)
+
+
+def start_score_slider(key: str, top: float) -> None:
+    """Give the score slider under ``key`` the shared threshold when it has no value yet (its
+    page just opened: Streamlit forgets a widget's value on pages that do not draw it), kept
+    within its range ``0..top``."""
+    value = st.session_state.get(key, score_threshold())
+    if st.session_state.get(key) != min(max(value, 0.0), top):
+        st.session_state[key] = min(max(value, 0.0), top)

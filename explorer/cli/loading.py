@@ -44,12 +44,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     add_engine_args(p)
 
 
-def add_two_model_args(p: argparse.ArgumentParser) -> None:
-    """A dataset, a classifier and a segmenter (compare, mistakes)."""
+def add_two_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """A dataset, a classifier and a segmenter (compare, mistakes); ``required=False``: the
+    models may be left out (the command checks what it was given)."""
     p.add_argument("--coco", required=True, help="COCO instances JSON")
-    p.add_argument("--images", required=True, help="image folder")
-    p.add_argument("--classifier", required=True, help="a registry name or a training run folder")
-    p.add_argument("--segmenter", required=True, help="a registry name or a training run folder")
+    p.add_argument("--images", required=required, help="image folder")
+    p.add_argument("--classifier", required=required, help="a registry name or a run folder")
+    p.add_argument("--segmenter", required=required, help="a registry name or a run folder")
     p.add_argument(
         "--classifier-weights", help="weights file, or 'untrained' (default: published / the run's)"
     )

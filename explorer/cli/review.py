@@ -42,37 +42,86 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _args_mistakes(p: argparse.ArgumentParser) -> None:
-    add_two_model_args(p)
+    add_two_model_args(p, required=False)
+    p.add_argument(
+        "--predictions",
+        help="a COCO results file of a detector on this dataset: its confident errors add "
+        "'missing' and 'wrong_label' rows (evidence 'detector NAME'); without --classifier and "
+        "--segmenter (and --images) the table holds those rows alone",
+    )
+    p.add_argument(
+        "--min-detector-score",
+        type=float,
+        default=0.5,
+        help="the detections whose errors count (default 0.5)",
+    )
     p.add_argument("--out", required=True, help="the table: .parquet, .csv or .jsonl")
 
 
 def _cmd_mistakes(args: argparse.Namespace) -> int:
+    from explorer.coco.index import open_index
     from explorer.inference import mistakes
+    from explorer.inference.detector_mistakes import file_suspects
 
     out = check_table_path(args.out)
-    result = on_two_models(args, mistakes.find_mistakes, "mistakes")
-    atomic_write_table(mistakes.to_frame(result.rows), out)
-    counts = ", ".join(f"{n} {kind}" for kind, n in result.counts().items())
-    _print_top_suspects(result.rows, result.names)
-    print(
-        f"{result.objects} objects ({result.judged} a model can name): {counts} -> {out}"
-        + (f"; {len(result.unread)} images not read" if result.unread else "")
-    )
+    models = _wants_models(args)
+    rows: list[mistakes.Mistake] = []
+    said: list[str] = []
+    if models:
+        result = on_two_models(args, mistakes.find_mistakes, "mistakes")
+        rows += result.rows
+        said.append(
+            f"{result.objects} objects ({result.judged} a model can name)"
+            + (f", {len(result.unread)} images not read" if result.unread else "")
+        )
+    index = open_index(args.coco)
+    if args.predictions:
+        found = file_suspects(args.predictions, index, args.min_detector_score, args.image_ids)
+        rows += found
+        said.append(f"{len(found)} rows from the detector {Path(args.predictions).name}")
+    atomic_write_table(mistakes.to_frame(rows), out)
+    counts = ", ".join(f"{sum(r['kind'] == k for r in rows)} {k}" for k in mistakes.KINDS)
+    _print_top_suspects(rows, {int(c["id"]): str(c["name"]) for c in index.categories})
+    print(f"{'; '.join(said)}: {counts} -> {out}")
     return 0
 
 
+def _wants_models(args: argparse.Namespace) -> bool:
+    """Whether the command runs the two models (both given), or the detector alone.
+
+    Raises:
+        ExplorerError: one model without the other, or neither models nor ``--predictions``.
+    """
+    from explorer.errors import ExplorerError
+
+    given = [bool(args.classifier), bool(args.segmenter)]
+    if any(given) and not all(given):
+        raise ExplorerError(
+            "give both --classifier and --segmenter (or neither, with --predictions)"
+        )
+    if not any(given) and not args.predictions:
+        raise ExplorerError("give --classifier and --segmenter, or --predictions, or all three")
+    if any(given) and not args.images:
+        raise ExplorerError("the models need the images: give --images")
+    return all(given)
+
+
 def _print_top_suspects(rows: list, names: dict[int, str], per_kind: int = 3) -> None:
-    """The best-ranked few of each kind, one line each (the table has them all)."""
-    seen: dict[str, int] = {}
-    for r in rows:  # ranked within each kind
-        if seen.get(r["kind"], 0) >= per_kind:
+    from explorer.inference.mistakes import MODELS
+
+    """The best-ranked few of each kind and evidence, one line each (the table has them all)."""
+    seen: dict[tuple[str, str], int] = {}
+    for r in rows:  # ranked within each kind and evidence
+        group = (r["kind"], r["evidence"])
+        if seen.get(group, 0) >= per_kind:
             continue
-        seen[r["kind"]] = seen.get(r["kind"], 0) + 1
+        seen[group] = seen.get(group, 0) + 1
         what = f"annotation {r['annotation_id']}" if r["annotation_id"] >= 0 else "a region"
         box = ", ".join(f"{v:.0f}" for v in r["bbox"])
+        whose = "" if r["evidence"] == MODELS else f"  ({r['evidence']})"
         print(
             f"  {r['kind']:<11} {r['score']:.2f}  image {r['image_id']}, {what} [{box}] "
-            f"-> {names.get(r['category_id'], '?')} ({r['category_id']})"
+            f"-> {names.get(r['category_id'], '?')} ({r['category_id']}){whose}"
         )
 
 

@@ -4,6 +4,11 @@ parsing is forgiving (a bad value is dropped, not fatal).
 
 ``?image_id=397133&cats=1,18&match=all&crowd=no&inst=2-10&size=large&q=0001&page=3&ids=1,2``
 
+and, where predictions are open, what Browse draws and filters by of them:
+``&pred=<key>&score=0.3&fn=18&fp=background&sort=errors`` (the file drawn, the score threshold,
+only images where an object of category 18 was missed, only images with a background false
+positive, the images with the most errors first).
+
 Pure encode and decode: the app reads and writes the browser's address
 (:mod:`explorer.app.url`).
 """
@@ -15,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from explorer.coco.filters import ImageFilter
-from explorer.types import SIZE_RANGES, Crowd, MatchMode, SizeClass
+from explorer.types import ERROR_CAUSES, SIZE_RANGES, Crowd, ErrorCause, MatchMode, SizeClass
 
 # ASCII digits only: int() also accepts '١٢' (Arabic-Indic digits), '1_000' and ' 12\n', and
 # str.isdigit() accepts '²', which int() then refuses with a ValueError.
@@ -25,6 +30,12 @@ INT64_MAX = 2**63 - 1
 # the values a query may give, by how it writes them
 _CROWDS: dict[str | None, Crowd] = {"only": "only", "none": "none"}
 _SIZES: dict[str | None, SizeClass] = {size: size for size in SIZE_RANGES}
+_CAUSES: dict[str | None, ErrorCause] = {cause: cause for cause in ERROR_CAUSES}
+_KEY = re.compile(r"[0-9a-f]{12}")  # a predictions file's key (explorer.predictions.sources)
+_SCORE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,4})?")
+
+ImageOrder = Literal["file", "errors"]
+DEFAULT_MIN_SCORE = 0.5  # the Evaluate page's threshold too, until a user moves either
 
 
 def parse_id(value: str | None) -> int | None:
@@ -54,6 +65,12 @@ class BrowseState:
     query: str = ""
     page: int = 1
     image_ids: tuple[int, ...] = ()  # only these images (chosen on the Map)
+    # what is drawn of the open predictions, and the filters on their errors (at IoU 0.5)
+    predictions: str = ""  # the key of the file drawn ("": the first open)
+    min_score: float = DEFAULT_MIN_SCORE  # detections scoring less are not drawn nor counted
+    missed: int | None = None  # only images where an object of this category was missed
+    false_positive: ErrorCause | None = None  # only images with a false positive of this cause
+    order: ImageOrder = "file"  # "errors": the images with the most FP + FN first
 
     def image_filter(self) -> ImageFilter:
         return ImageFilter(
@@ -86,7 +103,17 @@ def browse_from_query(q: dict[str, str]) -> BrowseState:
         query=(q.get("q") or "")[:200],
         page=max(1, parse_id(q.get("page")) or 1),
         image_ids=tuple(dict.fromkeys(_ints(q.get("ids")))),
+        predictions=q.get("pred", "") if _KEY.fullmatch(q.get("pred") or "") else "",
+        min_score=_score(q.get("score")),
+        missed=parse_id(q.get("fn")),
+        false_positive=_CAUSES.get(q.get("fp")),
+        order="errors" if q.get("sort") == "errors" else "file",
     )
+
+
+def _score(value: str | None) -> float:
+    """A score threshold written as a plain decimal (the default when it is not one)."""
+    return float(value) if value and _SCORE.fullmatch(value) else DEFAULT_MIN_SCORE
 
 
 def browse_to_query(s: BrowseState) -> dict[str, str]:
@@ -102,6 +129,11 @@ def browse_to_query(s: BrowseState) -> dict[str, str]:
         "q": s.query,
         "page": "" if s.page == 1 else str(s.page),
         "ids": ",".join(map(str, s.image_ids)),
+        "pred": s.predictions,
+        "score": "" if s.min_score == DEFAULT_MIN_SCORE else f"{s.min_score:g}",
+        "fn": "" if s.missed is None else str(s.missed),
+        "fp": s.false_positive or "",
+        "sort": "errors" if s.order == "errors" else "",
     }
     return {k: v for k, v in q.items() if v}
 

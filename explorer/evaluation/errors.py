@@ -28,12 +28,13 @@ from explorer.evaluation import _kernels
 from explorer.evaluation.cocoeval import Evaluation
 from explorer.evaluation.layout import Blocks, Layout
 from explorer.evaluation.overlaps import OVERLAPS, Sides
+from explorer.types import ERROR_CAUSES
 
 if TYPE_CHECKING:
     from explorer.predictions.results import Detections
 
 POSITIVE, BACKGROUND = 0.5, 0.1  # TIDE's thresholds
-CAUSES = ("classification", "localisation", "both", "duplicate", "background")
+CAUSES = ERROR_CAUSES
 # one line each, for a reader (the causes, then the objects nobody found)
 EXPLANATIONS = {
     "classification": "found an object of another class well (IoU >= 0.5): right place, wrong name",

@@ -68,7 +68,7 @@ OUTCOMES = np.array(["FP", "TP", "ignored"], dtype=object)  # by _kernels' state
 assert (_kernels.FALSE_POSITIVE, _kernels.TRUE_POSITIVE, _kernels.IGNORED) == (0, 1, 2)
 
 
-def _threshold_index(evaluation: Evaluation, iou: float) -> int:
+def threshold_index(evaluation: Evaluation, iou: float) -> int:
     found = np.flatnonzero(np.isclose(evaluation.params.iou_thresholds, iou))
     if not len(found):
         thresholds = ", ".join(f"{t:g}" for t in evaluation.params.iou_thresholds)
@@ -76,7 +76,7 @@ def _threshold_index(evaluation: Evaluation, iou: float) -> int:
     return int(found[0])
 
 
-def _matched_iou(evaluation: Evaluation, dt: np.ndarray, gt: np.ndarray) -> np.ndarray:
+def matched_iou(evaluation: Evaluation, dt: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """The IoU of each (detection, ground truth) pair of the layout (-1 where there is none)."""
     lay = evaluation.layout
     out = np.full(len(dt), -1.0)
@@ -96,7 +96,7 @@ def detection_outcomes(
     """Per evaluated detection at IoU threshold ``iou`` (all areas): its row in the results,
     image, category, score, outcome (TP, FP or ignored: on a crowd), the matched annotation id
     (-1 none) and the IoU of that match."""
-    lay, t = evaluation.layout, _threshold_index(evaluation, iou)
+    lay, t = evaluation.layout, threshold_index(evaluation, iou)
     match = evaluation.dt_match[t]
     gt_ids = index.annotations["id"][lay.gt_rows]
     return {
@@ -106,7 +106,7 @@ def detection_outcomes(
         "score": detections.score[lay.dt_rows],
         "outcome": OUTCOMES[evaluation.state[0, t]],
         "annotation_id": np.where(match >= 0, gt_ids[np.maximum(match, 0)], -1),
-        "iou": _matched_iou(evaluation, np.arange(len(match)), match),
+        "iou": matched_iou(evaluation, np.arange(len(match)), match),
     }
 
 
@@ -116,7 +116,7 @@ def ground_truth_outcomes(
     """Per evaluated annotation at IoU threshold ``iou``: its id, image, category, outcome (TP:
     found, FN: missed, ignored: a crowd), the matching detection's row in the results (-1
     none) and the IoU of that match."""
-    lay, t = evaluation.layout, _threshold_index(evaluation, iou)
+    lay, t = evaluation.layout, threshold_index(evaluation, iou)
     match = evaluation.gt_match[t]
     ignored = evaluation.gt_ignored[0]
     outcome = np.where(ignored, "ignored", np.where(match >= 0, "TP", "FN")).astype(object)
@@ -126,7 +126,7 @@ def ground_truth_outcomes(
         "category_id": lay.category_ids[lay.gt_category],
         "outcome": outcome,
         "result_row": np.where(match >= 0, lay.dt_rows[np.maximum(match, 0)], -1),
-        "iou": _matched_iou(evaluation, match, np.arange(len(match))),
+        "iou": matched_iou(evaluation, match, np.arange(len(match))),
     }
 
 
@@ -192,7 +192,7 @@ def counts_at(evaluation: Evaluation, min_score: float, iou: float = 0.5) -> Cou
     """TP, FP and FN per category (``category_ids`` order) when only detections scoring at least
     ``min_score`` are kept. COCO's matching is greedy by score, so keeping the best-scoring
     detections of each bucket keeps their matches: nothing is matched again."""
-    lay, t = evaluation.layout, _threshold_index(evaluation, iou)
+    lay, t = evaluation.layout, threshold_index(evaluation, iou)
     n_cat = len(lay.category_ids)
     kept = lay.dt_score >= min_score
     state = evaluation.state[0, t]
@@ -215,7 +215,7 @@ class BestThreshold(TypedDict):
 def f1_best(evaluation: Evaluation, iou: float = 0.5) -> BestThreshold:
     """:class:`BestThreshold` from the precision and scores arrays (NaN where the category has
     no ground truth or no detection reaches any recall)."""
-    t = _threshold_index(evaluation, iou)
+    t = threshold_index(evaluation, iou)
     precision = evaluation.precision[t, :, :, 0, -1]  # R x K
     recall = evaluation.params.recall_thresholds[:, None]
     valid = precision > 0
@@ -235,7 +235,7 @@ def f1_best(evaluation: Evaluation, iou: float = 0.5) -> BestThreshold:
 def pr_curve(evaluation: Evaluation, iou: float, category: int | None = None) -> np.ndarray:
     """Interpolated precision at each recall threshold (all areas, the largest maxDets) for one
     category index, or the mean over categories with ground truth (``None``); -1 when none."""
-    t = _threshold_index(evaluation, iou)
+    t = threshold_index(evaluation, iou)
     p = evaluation.precision[t, :, :, 0, -1]
     if category is not None:
         return p[:, category].copy()
@@ -267,7 +267,7 @@ class ImageCounts(TypedDict):
 def image_counts(evaluation: Evaluation, min_score: float, iou: float = 0.5) -> ImageCounts:
     """:class:`ImageCounts` when only detections scoring at least ``min_score`` are kept (their
     matches stand: see :func:`counts_at`)."""
-    lay, t = evaluation.layout, _threshold_index(evaluation, iou)
+    lay, t = evaluation.layout, threshold_index(evaluation, iou)
     n_img = len(lay.image_ids)
     kept = lay.dt_score >= min_score
     state = evaluation.state[0, t]

@@ -25,6 +25,7 @@ models that look differently agree). Rows:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -144,3 +145,29 @@ def _wrong_label_row(
         suggested_rle="",
         **_common(evaluation, d, name),
     )
+
+
+def file_suspects(
+    path: str | Path, index: CocoIndex, min_score: float = 0.5, image_ids=None
+) -> list[Mistake]:
+    """:func:`detector_suspects` of a COCO results file, read as its first kind (pycocotools'
+    guess: ``segm`` for masks) and evaluated with COCO's default parameters; ``image_ids``: only
+    the rows of these images.
+
+    Raises:
+        PredictionsError: the file cannot be read as results of this dataset.
+    """
+    from explorer.evaluation.cocoeval import evaluate
+    from explorer.evaluation.errors import analyse_errors
+    from explorer.evaluation.params import EvalParams
+    from explorer.predictions.results import available_kinds, read_results
+
+    kind = available_kinds(path)[0]
+    detections = read_results(path, index, kind)
+    evaluation = evaluate(index, detections, EvalParams.for_iou_type(kind))
+    analysis = analyse_errors(evaluation, index, detections)
+    rows = detector_suspects(evaluation, analysis, index, detections, min_score)
+    if image_ids is None:
+        return rows
+    wanted = {int(i) for i in image_ids}
+    return [r for r in rows if r["image_id"] in wanted]

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from explorer.coco.corrections import Fix
 from explorer.errors import ExplorerError
+from explorer.inference.mistakes import MODELS
 from explorer.paths import atomic_write_json, work_dir
 
 Decision = Literal["reviewed", "confirmed"]
@@ -48,11 +49,16 @@ class Reviews:
 
 def row_key(row) -> str:
     """A mistake row's identity across runs: its kind and annotation (or, for a missing object,
-    its image, category and box)."""
+    its image, category and box), after its evidence when that is not the two models (a
+    detector's row, ``detector NAME|wrong_label:42``: a detector's doubt about an annotation is
+    not the models' doubt about it, and each is decided on its own)."""
     if int(row["annotation_id"]) >= 0:
-        return f"{row['kind']}:{int(row['annotation_id'])}"
-    box = ",".join(f"{float(v):.1f}" for v in row["bbox"])
-    return f"missing:{int(row['image_id'])}:{int(row['category_id'])}:{box}"
+        key = f"{row['kind']}:{int(row['annotation_id'])}"
+    else:
+        box = ",".join(f"{float(v):.1f}" for v in row["bbox"])
+        key = f"missing:{int(row['image_id'])}:{int(row['category_id'])}:{box}"
+    evidence = row.get("evidence", MODELS)
+    return key if not isinstance(evidence, str) or evidence == MODELS else f"{evidence}|{key}"
 
 
 def reviews_path(annotations: str | Path) -> Path:

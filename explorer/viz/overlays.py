@@ -12,6 +12,7 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,8 +21,12 @@ from explorer.coco.dataset import Dataset
 from explorer.coco.images import load_rgb, resolve_image_path
 from explorer.coco.index import CocoIndex
 from explorer.errors import ExplorerError
+from explorer.evaluation.image_outcomes import ImageMatches
 from explorer.paths import atomic_write_bytes, cache_dir
 from explorer.types import IGNORE_LABEL
+
+if TYPE_CHECKING:
+    from explorer.predictions.results import Detections
 
 MAX_SIDE = 1024
 THUMB_SIDE = 192
@@ -62,6 +67,7 @@ class OverlayOptions:
     categories: tuple[int, ...] = ()  # only these category ids (empty: all)
     highlight: int | None = None  # an annotation id drawn on top, the rest dimmed
     max_side: int = MAX_SIDE
+    grey: bool = False  # the photo in grey: the colours drawn over it are the only colours
 
 
 def load_image(dataset: Dataset, image_row: int) -> tuple[np.ndarray, str | None]:
@@ -99,12 +105,17 @@ def _font(size: int):
 
 
 def compose_overlay(
-    dataset: Dataset, image_row: int, opts: OverlayOptions = OverlayOptions()
+    dataset: Dataset,
+    image_row: int,
+    opts: OverlayOptions = OverlayOptions(),
+    colours: dict[int, tuple[int, int, int]] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """The image with masks, boxes and labels drawn over it, downscaled to ``opts.max_side``.
     The image is downscaled first and the masks are drawn at that size (a thumbnail costs a
     thumbnail's pixels). A box-only annotation (a detection export) shows its box wherever a
     mask would show; a missing image is a grey canvas crossed out and marked "missing".
+    ``colours`` (annotation row -> RGB) paints those annotations in their own colour rather
+    than their category's (a predictions layer's outcomes).
 
     Returns:
         ``(rgb, notes)``: notes say what could not be shown (missing image, bad masks).
@@ -120,11 +131,14 @@ def compose_overlay(
         selected_rows(index, image_row, opts),
         opts,
         palette(len(index.categories)),
+        colours or {},
     )
     scale = min(1.0, opts.max_side / max(img.shape[:2]))
     if scale < 1.0:
         size = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
         img = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR))
+    if opts.grey:
+        img = greyscale(img)
     if opts.masks and len(drawn.rows):
         img, bad = _paint_masks(img, drawn)
         notes += bad
@@ -137,14 +151,21 @@ def compose_overlay(
 
 @dataclass(frozen=True)
 class _Drawn:
-    """What one overlay draws: the image's annotation rows the options show, in the palette's
-    colour of their category."""
+    """What one overlay draws: the image's annotation rows the options show, each in its own
+    colour when it has one, else in the palette's colour of its category."""
 
     index: CocoIndex
     image_row: int
     rows: np.ndarray
     opts: OverlayOptions
     colours: np.ndarray  # RGB per category row
+    own: dict[int, tuple[int, int, int]]  # RGB by annotation row
+
+    def colour(self, ann_row: int) -> tuple[int, int, int]:
+        if ann_row in self.own:
+            return self.own[ann_row]
+        r, g, b = (int(c) for c in self.colours[self.index.annotations["category_row"][ann_row]])
+        return r, g, b
 
 
 def _paint_masks(img: np.ndarray, drawn: _Drawn) -> tuple[np.ndarray, list[str]]:
@@ -162,7 +183,7 @@ def _paint_masks(img: np.ndarray, drawn: _Drawn) -> tuple[np.ndarray, list[str]]
         a = opts.alpha
         if opts.highlight is not None:
             a = min(1.0, a * 1.6) if anns["id"][r] == opts.highlight else a * 0.35
-        colour = drawn.colours[anns["category_row"][r]].astype(np.float32)
+        colour = np.array(drawn.colour(int(r)), np.float32)
         sel = m.astype(bool)
         out[sel] = out[sel] * (1 - a) + colour * a
     notes = [f"annotation {s['id']} not drawn: {s['error']}" for s in skipped]
@@ -189,7 +210,7 @@ def _missing_mark(pil) -> None:
 def _draw_boxes_and_labels(pil, drawn: _Drawn, scale: float) -> None:
     from PIL import ImageDraw
 
-    index, rows, opts, colours = drawn.index, drawn.rows, drawn.opts, drawn.colours
+    index, rows, opts = drawn.index, drawn.rows, drawn.opts
     anns = index.annotations
     box_only = coco_masks.box_only(index, rows)
     if not (opts.boxes or opts.labels or (opts.masks and box_only.any())):
@@ -198,7 +219,7 @@ def _draw_boxes_and_labels(pil, drawn: _Drawn, scale: float) -> None:
     font = _font(max(11, int(12 * max(pil.size) / 640)))
     for r, only_box in zip(rows.tolist(), box_only.tolist(), strict=True):
         x, y, w, h = (float(v) * scale for v in anns["bbox"][r])
-        colour = tuple(int(c) for c in colours[anns["category_row"][r]])
+        colour = drawn.colour(r)
         width = 3 if anns["id"][r] == opts.highlight else 2 if max(pil.size) > 400 else 1
         if opts.boxes or (opts.masks and only_box):
             draw.rectangle([x, y, x + w, y + h], outline=colour, width=width)
@@ -287,6 +308,201 @@ def _image_file_stamp(dataset: Dataset, image_row: int) -> str:
         return ""
     key = f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
     return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------ a predictions file's layer
+
+OUTCOME_COLOURS: dict[str, tuple[int, int, int]] = {
+    "TP": (40, 200, 60),
+    "FP": (240, 40, 40),
+    "FN": (255, 150, 0),
+    "ignored": (160, 160, 160),
+}
+"""The colour of each outcome a predictions layer draws (COCO's matching at IoU 0.5)."""
+OUTCOME_MEANINGS = {
+    "TP": "object found, and its detection",
+    "FP": "detection of no object",
+    "FN": "object missed",
+    "ignored": "crowd",
+}
+
+
+@dataclass(frozen=True)
+class PredictionLayer:
+    """What :func:`draw_predictions` draws over one image: its matches at a score threshold,
+    the records they come from (masks, keypoints) and the dataset (missed objects' boxes, names,
+    skeletons); ``tags`` puts each detection's name and score on a tag under its box,
+    ``missed`` draws the objects nobody found, ``width`` is the lines' (0: by the drawing's
+    size)."""
+
+    matches: ImageMatches
+    detections: Detections
+    index: CocoIndex
+    tags: bool = True
+    missed: bool = True
+    width: int = 0
+
+
+def object_colours(matches: ImageMatches) -> dict[int, tuple[int, int, int]]:
+    """Each of the image's annotations (by row) in its outcome's colour: what
+    :func:`compose_overlay` paints under a predictions layer."""
+    return {
+        int(r): OUTCOME_COLOURS[str(o)]
+        for r, o in zip(matches.object_rows.tolist(), matches.object_outcome, strict=True)
+    }
+
+
+def draw_predictions(
+    rgb: np.ndarray, layer: PredictionLayer, image_size: tuple[int, int]
+) -> np.ndarray:
+    """``rgb`` (the image drawn at some scale of its ``image_size``, width x height, its objects
+    best painted in :func:`object_colours`) with the layer over it, in :data:`OUTCOME_COLOURS`:
+    each kept detection dashed and unfilled (a mask's outline for segm results; keypoints as
+    points joined by the category's skeleton), each missed object's box solid and thicker; the
+    best-scoring detection on top, and every tag over every line."""
+    from PIL import Image, ImageDraw
+
+    m, scale = layer.matches, rgb.shape[1] / max(image_size[0], 1)
+    width = layer.width or (2 if max(rgb.shape[:2]) > 400 else 1)
+    out = rgb.copy()
+    order = np.argsort(m.score, kind="stable").tolist()  # worst first: the best drawn on top
+    if layer.detections.rles is not None:
+        for i in order:
+            _dashed_outline(out, layer.detections.rles.rle(int(m.result_row[i])), m.outcome[i])
+    pil = Image.fromarray(out)
+    draw = ImageDraw.Draw(pil)
+    anns = layer.index.annotations
+    boxes = [[float(v) * scale for v in box] for box in m.bbox]
+    for r in m.missed_rows.tolist() if layer.missed else []:
+        x, y, w, h = (float(v) * scale for v in anns["bbox"][r])
+        draw.rectangle([x, y, x + w, y + h], outline=OUTCOME_COLOURS["FN"], width=width + 1)
+    for i in order:
+        if layer.detections.rles is None:
+            _dashed_rectangle(draw, boxes[i], OUTCOME_COLOURS[str(m.outcome[i])], width)
+        if layer.detections.keypoints is not None:
+            _keypoints(draw, layer, i, scale)
+    if layer.tags:
+        _tags(draw, layer, boxes, order, scale)
+    return np.asarray(pil)
+
+
+def _tags(
+    draw, layer: PredictionLayer, boxes: list[list[float]], order: list[int], scale: float
+) -> None:
+    """A "missed NAME" tag above each missed object, a "NAME SCORE" tag under each detection
+    (``boxes``: theirs at the drawing's scale)."""
+    size = draw.im.size
+    font = _font(max(11, int(13 * max(size) / 640)))
+    anns, m = layer.index.annotations, layer.matches
+    for r in m.missed_rows.tolist() if layer.missed else []:
+        name = layer.index.categories[int(anns["category_row"][r])]["name"]
+        x, y = (float(v) * scale for v in anns["bbox"][r][:2])
+        _label(draw, font, f"missed {name}", (x, y), OUTCOME_COLOURS["FN"])
+    for i in order:
+        name = _category_name(layer.index, int(m.category_id[i]))
+        tag = (f"{name} {m.score[i]:.2f}", OUTCOME_COLOURS[str(m.outcome[i])])
+        _tag_below(draw, font, boxes[i], tag, size)
+
+
+def _category_name(index: CocoIndex, category_id: int) -> str:
+    return next((c["name"] for c in index.categories if c["id"] == category_id), str(category_id))
+
+
+def _dashed_rectangle(draw, box: list[float], colour: tuple, width: int) -> None:
+    x, y, w, h = box
+    dash = max(3.0, 3.0 * width)
+    corners = np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h), (x, y)])
+    for start, stop in zip(corners[:-1], corners[1:], strict=True):
+        length = float(np.abs(stop - start).max())
+        at = np.arange(0.0, length, 2 * dash) / max(length, 1e-9)
+        ends = np.minimum(at + dash / max(length, 1e-9), 1.0)
+        for f, e in zip(at.tolist(), ends.tolist(), strict=True):
+            a, b = start + (stop - start) * f, start + (stop - start) * e
+            # a dark rim under each dash: it stays visible over a mask of its own colour
+            draw.line([tuple(a), tuple(b)], fill=(20, 20, 20), width=width + 2)
+            draw.line([tuple(a), tuple(b)], fill=colour, width=width)
+
+
+def _dashed_outline(out: np.ndarray, rle: dict, outcome: str) -> None:
+    """A mask's outline painted into ``out`` (drawn at any size of the mask), dashed."""
+    from pycocotools import mask as mask_utils
+
+    full = mask_utils.decode(rle).astype(bool)
+    h, w = out.shape[:2]
+    ys = np.minimum((np.arange(h) * full.shape[0] / h).astype(np.int64), full.shape[0] - 1)
+    xs = np.minimum((np.arange(w) * full.shape[1] / w).astype(np.int64), full.shape[1] - 1)
+    m = full[ys][:, xs]
+    inner = m.copy()
+    inner[1:] &= m[:-1]
+    inner[:-1] &= m[1:]
+    inner[:, 1:] &= m[:, :-1]
+    inner[:, :-1] &= m[:, 1:]
+    edge = m & ~inner
+    if max(h, w) > 400:  # two pixels thick, as boxes are at this size
+        edge[1:] |= edge[:-1]
+        edge[:, 1:] |= edge[:, :-1]
+    yy, xx = np.nonzero(edge)
+    dash = 6 if max(h, w) > 400 else 3
+    on = ((yy + xx) // dash) % 2 == 0
+    out[yy[on], xx[on]] = OUTCOME_COLOURS[outcome]
+
+
+def _keypoints(draw, layer: PredictionLayer, i: int, scale: float) -> None:
+    """One detection's visible keypoints as dots, joined by its category's skeleton."""
+    kp = layer.detections.keypoints
+    if kp is None:
+        return
+    m = layer.matches
+    xyv = kp[int(m.result_row[i])].reshape(-1, 3)
+    seen = np.isfinite(xyv).all(axis=1) & (xyv[:, 2] > 0)
+    colour = OUTCOME_COLOURS[str(m.outcome[i])]
+    cat = next((c for c in layer.index.categories if c["id"] == int(m.category_id[i])), None)
+    for a, b in cat.get("skeleton", []) if cat else []:
+        if 0 < a <= len(xyv) and 0 < b <= len(xyv) and seen[a - 1] and seen[b - 1]:
+            draw.line([tuple(xyv[a - 1, :2] * scale), tuple(xyv[b - 1, :2] * scale)], fill=colour)
+    for x, y in (xyv[seen, :2] * scale).tolist():
+        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+
+
+def _tag_below(draw, font, box: list[float], tag: tuple[str, tuple], size: tuple[int, int]) -> None:
+    """A tag (text, colour) under a box, or inside its bottom edge where the image ends, moved
+    left where it would run past the right edge: a detection's tag stays clear of the ground
+    truth's labels, which sit above the boxes."""
+    (x, y, _, h), (text, colour) = box, tag
+    top = y + h + 1
+    first = draw.textbbox((x, top), text, font=font)
+    if first[3] + 1 > size[1]:
+        top = max(0.0, y + h - font.size - 4)
+    x = max(0.0, min(x, size[0] - (first[2] - first[0]) - 3))
+    around = draw.textbbox((x, top), text, font=font)
+    draw.rectangle([around[0] - 2, around[1] - 1, around[2] + 2, around[3] + 1], fill=colour)
+    draw.text((x, top), text, fill=(0, 0, 0) if sum(colour) > 380 else (255, 255, 255), font=font)
+
+
+def prediction_thumbnail_jpeg(
+    dataset: Dataset, image_row: int, layer: PredictionLayer, side: int = THUMB_SIDE
+) -> bytes:
+    """:func:`thumbnail_jpeg` with a predictions layer over it (no tags: a thumbnail is too
+    small for them). Not cached on disk: the layer changes with the threshold."""
+    rgb, _ = compose_overlay(
+        dataset,
+        image_row,
+        OverlayOptions(boxes=False, labels=False, alpha=0.45, max_side=side, grey=True),
+        object_colours(layer.matches),
+    )
+    index = dataset.index
+    size = (int(index.images["width"][image_row]), int(index.images["height"][image_row]))
+    drawn = draw_predictions(
+        rgb, PredictionLayer(layer.matches, layer.detections, index, False), size
+    )
+    return encode_jpeg(letterbox(drawn, side, side * 3 // 4), quality=80)
+
+
+def outcome_legend(
+    outcomes: Sequence[str] = tuple(OUTCOME_COLOURS),
+) -> list[tuple[str, tuple[int, int, int]]]:
+    """``(name, colour)`` of each of ``outcomes``, for :func:`legend_markdown`."""
+    return [(f"{o}: {OUTCOME_MEANINGS[o]}", OUTCOME_COLOURS[o]) for o in outcomes]
 
 
 # ---------------------------------------------------------------------------- predictions
@@ -435,14 +651,14 @@ class PaintedLabels:
 def object_views(
     rgb: np.ndarray,
     shown: AnnotatedObject,
-    seen: PaintedLabels | None,
+    seen: PaintedLabels | np.ndarray | None,
     side: int = 200,
     context: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One object seen twice, cropped around its box (grown by ``context``): the annotation
-    (its mask tinted, or only its box when it has none) and ``seen`` (a segmenter's labels)
-    over the same crop (the image alone when ``seen`` is None). Both letterboxed to ``side`` x
-    ``side``."""
+    (its mask tinted, or only its box when it has none) and ``seen`` (a segmenter's labels, or
+    the image as a model's output was drawn over it) over the same crop (the image alone when
+    ``seen`` is None). Both letterboxed to ``side`` x ``side``."""
     from PIL import Image, ImageDraw
 
     from explorer.coco.images import crop_box
@@ -458,9 +674,10 @@ def object_views(
     bx, by, bw, bh = (float(v) for v in box)
     ImageDraw.Draw(pil).rectangle([bx, by, bx + bw, by + bh], outline=(255, 220, 0), width=2)
     truth = np.asarray(pil)
-    said = (
-        rgb
-        if seen is None or seen.labels.shape != rgb.shape[:2]
-        else blend_labels(rgb, seen.labels, seen.colours, 0.55)
-    )
+    if isinstance(seen, np.ndarray):
+        said = seen if seen.shape == rgb.shape else rgb
+    elif seen is None or seen.labels.shape != rgb.shape[:2]:
+        said = rgb
+    else:
+        said = blend_labels(rgb, seen.labels, seen.colours, 0.55)
     return letterbox(truth[y0:y1, x0:x1], side, side), letterbox(said[y0:y1, x0:x1], side, side)
