@@ -77,6 +77,22 @@ def test_browse_state_image_ids_round_trip_through_the_url():
     assert "ids" not in browse_to_query(BrowseState())  # none: no parameter
 
 
+def test_browse_state_predictions_view_round_trips_and_drops_what_it_cannot_read():
+    s = browse_from_query(
+        {"pred": "0123456789ab", "score": "0.35", "fn": "18", "fp": "background", "sort": "errors"}
+    )
+    assert (s.predictions, s.min_score, s.missed, s.false_positive, s.order) == (
+        "0123456789ab", 0.35, 18, "background", "errors"
+    )  # fmt: skip
+    assert browse_from_query(browse_to_query(s)) == s
+    bad = browse_from_query(
+        {"pred": "../x.json", "score": "1e9", "fn": "١٢", "fp": "DROP", "sort": "random"}
+    )
+    assert bad == BrowseState()  # each bad value dropped to its default
+    assert browse_to_query(BrowseState()) == {}  # the defaults write nothing
+    assert browse_from_query({"score": "nan"}).min_score == 0.5
+
+
 def test_server_config_hides_tracebacks_and_limits_uploads():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     # "none": the browser gets a generic message, the traceback goes to the server log only.

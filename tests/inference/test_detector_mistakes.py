@@ -82,3 +82,44 @@ def test_unconfident_errors_are_not_suspects(tmp_path):
     analysis = analyse_errors(evaluation, index, detections)
     assert detector_suspects(evaluation, analysis, index, detections, min_score=0.5) == []
     assert len(detector_suspects(evaluation, analysis, index, detections, min_score=0.2)) == 1
+
+
+def test_the_cli_writes_the_detectors_rows_alone(tmp_path):
+    """``mistakes --predictions DT.json`` without models: the detector's rows, and one line when
+    neither models nor predictions are given."""
+    import pandas as pd
+
+    from explorer.inference.mistakes import COLUMNS
+    from tests.evaluation.test_cocoeval import made
+    from tests.helpers import run_cli
+
+    ann, _ = tiny("val2017")
+    dt = made(ann, tmp_path / "dt.json", "bbox", seed=3)
+    index = open_index(ann)
+    detections = read_results(dt, index, "bbox")
+    evaluation = evaluate(index, detections, EvalParams.for_iou_type("bbox"))
+    analysis = analyse_errors(evaluation, index, detections)
+    want = detector_suspects(evaluation, analysis, index, detections, min_score=0.6)
+    out = tmp_path / "m.csv"
+    r = run_cli(
+        "mistakes", "--coco", str(ann), "--predictions", str(dt), "--min-detector-score", "0.6",
+        "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    table = pd.read_csv(out)
+    assert tuple(table.columns) == COLUMNS and len(table) == len(want) > 5
+    assert table["kind"].tolist() == [w["kind"] for w in want]
+    assert table["annotation_id"].tolist() == [w["annotation_id"] for w in want]
+    assert (table["evidence"] == "detector dt.json").all() and (
+        table["detector_score"] >= 0.6
+    ).all()
+    assert f"{len(want)} rows from the detector dt.json" in r.stdout
+    some = sorted({w["image_id"] for w in want})[:2]
+    r = run_cli(
+        "mistakes", "--coco", str(ann), "--predictions", str(dt), "--image-ids", *map(str, some),
+        "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0 and set(pd.read_csv(out)["image_id"]) == set(some)
+    neither = run_cli("mistakes", "--coco", str(ann), "--out", str(out))
+    assert neither.returncode == 2 and "--predictions" in neither.stderr
+    assert len(neither.stderr.strip().splitlines()) == 1

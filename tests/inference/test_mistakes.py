@@ -16,10 +16,12 @@ from explorer.coco import open_index
 from explorer.coco.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.inference import mistakes, runner
+from explorer.inference.detector_mistakes import file_suspects
 from explorer.inference.options import RunOptions
 from explorer.inference.pair import ModelPair
 from explorer.inference.runner import Item
 from explorer.models import PUBLISHED, WeightsFile, load_model
+from tests.evaluation.test_cocoeval import made
 from tests.helpers import ROOT
 
 
@@ -159,3 +161,14 @@ def test_cli_writes_the_table_and_refuses_a_segmenter_as_classifier(
     assert len(bad.stderr.strip().splitlines()) == 1
     odd = mistakes_cli(quick_runs["cls"], "--image-ids", 200015, "--out", tmp_path / "m.xlsx")
     assert odd.returncode == 2 and "m.xlsx" in odd.stderr
+    # a detector's evidence beside the models': its rows are added, each saying whose they are
+    dt = made(ann, tmp_path / "dt.json", "bbox", seed=3)
+    both = mistakes_cli(
+        quick_runs["cls"], "--image-ids", 200015, 200028, "--predictions", dt, "--out", out
+    )
+    assert both.returncode == 0, both.stderr
+    joined = pd.read_parquet(out)
+    models = joined[joined["evidence"] == mistakes.MODELS]
+    assert len(models) == len(table) and (models["kind"].values == table["kind"].values).all()
+    found = file_suspects(dt, open_index(ann), 0.5, [200015, 200028])
+    assert (joined["evidence"] == "detector dt.json").sum() == len(found)

@@ -146,3 +146,17 @@ def test_decisions_and_runs_live_in_the_work_folder_not_the_cache(tmp_path, monk
     assert reviews.load(ann) == {"wrong_label:9": "confirmed", "wrong_label:10": "reviewed"}
     assert (work / "runs" / "old-run" / "best.pt").is_file()
     assert paths.cache_dir("index").parent == cache  # the cache comes back, empty
+
+
+def test_a_detectors_row_is_decided_apart_from_the_models_row_on_the_same_object():
+    """The same annotation doubted by the two models and by a detector: two rows, two keys (a
+    model pair's key is the one it always was, so no decision already made is lost)."""
+    models = {"kind": "wrong_label", "annotation_id": 42, "image_id": 7, "category_id": 3,
+              "bbox": [1, 2, 3, 4], "evidence": "models"}  # fmt: skip
+    detector = {**models, "evidence": "detector dt.json"}
+    assert reviews.row_key(models) == "wrong_label:42"
+    assert reviews.row_key({k: v for k, v in models.items() if k != "evidence"}) == "wrong_label:42"
+    assert reviews.row_key(detector) == "detector dt.json|wrong_label:42"
+    region = {**detector, "kind": "missing", "annotation_id": -1}
+    assert reviews.row_key(region) == "detector dt.json|missing:7:3:1.0,2.0,3.0,4.0"
+    assert reviews.row_key({**region, "evidence": "models"}) == "missing:7:3:1.0,2.0,3.0,4.0"
