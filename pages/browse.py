@@ -238,17 +238,19 @@ else:
     view = view.with_(page=int(page))
     shown = rows[(view.page - 1) * page_size : view.page * page_size]
     grid = st.container(key="b_grid")
-    # One tab stop per thumbnail (its button): the images' fullscreen buttons go (the detail view
-    # is the large one).
-    grid.html("<style>.st-key-b_grid [data-testid='stElementToolbar'] {display: none;}</style>")
     for start in range(0, len(shown), 6):
         for col, r in zip(grid.columns(6), shown[start : start + 6], strict=False):
             image_id = int(index.images["id"][r])
-            col.image(
-                caches.thumbnail_jpeg(source.annotations, source.images, image_id)
+            # markdown, drawn with the page's text: an image element waits for the widgets'
+            # code, seconds on a slow machine; one tab stop per thumbnail (its button)
+            thumb = (
+                caches.thumbnail_url(source.annotations, source.images, image_id)
                 if layer is None
-                else caches.prediction_thumbnail_jpeg(layer.key, layer.min_score, image_id),
-                output_format="JPEG",
+                else caches.prediction_thumbnail_url(layer.key, layer.min_score, image_id)
+            )
+            col.markdown(
+                f'<img src="{thumb}" alt="image {image_id}" style="width:100%;border-radius:4px">',
+                unsafe_allow_html=True,
             )
             col.button(
                 f"{image_id}",

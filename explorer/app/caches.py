@@ -109,6 +109,14 @@ def thumbnail_jpeg(annotations: str, images: str, image_id: int) -> bytes:
     )
 
 
+def thumbnail_url(annotations: str, images: str, image_id: int) -> str:
+    """An image's thumbnail as a JPEG data URL. It travels inside the page's own message:
+    served as 24 separate media files instead, a slow machine showed the grid as grey
+    placeholders for seconds after the page had run (each file one more request)."""
+    jpeg = thumbnail_jpeg(annotations, images, image_id)
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
 @st.cache_data(show_spinner=False, max_entries=4096)
 def _thumbnail_jpeg(annotations: str, fingerprint: str, images: str, image_id: int) -> bytes:
     dataset = get_dataset(annotations, images)
@@ -326,6 +334,12 @@ def prediction_overlay_jpeg(
     )
     size = (int(dataset.index.images["width"][row]), int(dataset.index.images["height"][row]))
     return overlays.encode_jpeg(overlays.draw_predictions(rgb, layer, size)), notes
+
+
+def prediction_thumbnail_url(key: ScoredFile, min_score: float, image_id: int) -> str:
+    """:func:`prediction_thumbnail_jpeg` as a JPEG data URL (see :func:`thumbnail_url`)."""
+    jpeg = prediction_thumbnail_jpeg(key, min_score, image_id)
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)

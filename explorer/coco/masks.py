@@ -10,12 +10,17 @@ annotations count like any other.
 
 from __future__ import annotations
 
+import itertools
+
+import msgspec
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from explorer.coco.index import CocoIndex
 from explorer.coco.labels import voc_labels
 from explorer.coco.segmentations import (
+    POLYGON_MARGIN,
+    POLYGON_REACH,
     SEG_BOX,
     SEG_POLYGON,
     SkippedAnnotation,
@@ -45,18 +50,74 @@ def annotation_rle(index: CocoIndex, ann_row: int) -> dict:
 
 
 def annotation_rles(index: CocoIndex, ann_rows: np.ndarray) -> list[dict | None]:
-    """:func:`annotation_rle` of many annotations, their texts read in one pass; None for a
-    box-only annotation or one whose segmentation cannot be decoded safely."""
+    """:func:`annotation_rle` of many annotations, their texts read in one pass and their
+    polygons rasterised one call per image; None for a box-only annotation or one whose
+    segmentation cannot be decoded safely."""
     rows = np.asarray(ann_rows, np.int64)
     kinds = index.annotations["seg_kind"][rows]
-    texts = index.segmentations(rows[kinds != SEG_BOX])
     out: list[dict | None] = [None] * len(rows)
-    for i, raw in zip(np.flatnonzero(kinds != SEG_BOX).tolist(), texts, strict=True):
-        try:
-            out[i] = _rle_of(index, int(rows[i]), raw)
-        except SegmentationError:
-            pass
+    polygons = np.flatnonzero(kinds == SEG_POLYGON)
+    for i, rle in zip(polygons.tolist(), _polygon_rles(index, rows[polygons]), strict=True):
+        out[i] = rle
+    others = np.flatnonzero((kinds != SEG_BOX) & (kinds != SEG_POLYGON))
+    for i, raw in zip(others.tolist(), index.segmentations(rows[others]), strict=True):
+        out[i] = _checked_rle_of(index, int(rows[i]), raw)
     return out
+
+
+def _checked_rle_of(index: CocoIndex, ann_row: int, raw: bytes) -> dict | None:
+    try:
+        return _rle_of(index, ann_row, raw)
+    except SegmentationError:
+        return None
+
+
+_POLYGON_LISTS = msgspec.json.Decoder(list[list[list[float]]])
+
+
+def _polygon_rles(index: CocoIndex, rows: np.ndarray) -> list[dict | None]:
+    """Polygon annotations' RLEs as :func:`annotation_rle` makes them (the same checks, the
+    same pycocotools calls), decoded in one go and rasterised one ``frPyObjects`` call per
+    image; a file whose texts do not decode together is done one annotation at a time."""
+    texts = index.segmentations(rows)
+    try:
+        decoded = _POLYGON_LISTS.decode(b"[" + b",".join(texts) + b"]")
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return [_checked_rle_of(index, int(r), t) for r, t in zip(rows, texts, strict=True)]
+    # parts of 3+ points, each cut to whole points (pycocotools reads only those)
+    parts = [[p[: len(p) // 2 * 2] for p in polys if len(p) >= 6] for polys in decoded]
+    image_rows = index.annotations["image_row"][rows]
+    heights, widths = index.images["height"], index.images["width"]
+    ok = _safe_polygons(parts, heights[image_rows], widths[image_rows])
+    out: list[dict | None] = [None] * len(rows)
+    for image in np.unique(image_rows[ok]).tolist():
+        h, w = int(heights[image]), int(widths[image])
+        members = np.flatnonzero(ok & (image_rows == image)).tolist()
+        rles = mask_utils.frPyObjects([p for m in members for p in parts[m]], h, w)
+        at = 0
+        for m in members:
+            n = len(parts[m])
+            out[m] = rles[at] if n == 1 else mask_utils.merge(rles[at : at + n])
+            at += n
+    return out
+
+
+def _safe_polygons(
+    parts: list[list[list[float]]], heights: np.ndarray, widths: np.ndarray
+) -> np.ndarray:
+    """Per annotation: it has a part, and every coordinate is finite and within
+    ``POLYGON_REACH`` sides (plus a margin) of its image (``segmentations.polygon_parts``)."""
+    counts = np.fromiter((sum(len(p) for p in ps) // 2 for ps in parts), np.int64, len(parts))
+    xy = np.fromiter(
+        itertools.chain.from_iterable(itertools.chain.from_iterable(parts)), np.float64
+    ).reshape(-1, 2)
+    owner = np.repeat(np.arange(len(parts)), counts)
+    reach = np.stack([POLYGON_REACH * widths, POLYGON_REACH * heights], axis=1) + POLYGON_MARGIN
+    with np.errstate(invalid="ignore"):
+        bad_point = ~(np.abs(xy) <= reach[owner]).all(axis=1)  # NaN compares False
+    ok = counts > 0
+    ok[owner[bad_point]] = False
+    return ok
 
 
 def _rle_of(index: CocoIndex, ann_row: int, raw: bytes) -> dict:

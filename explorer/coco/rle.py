@@ -91,55 +91,102 @@ def boxes(runs, starts, heights):
 
 
 @njit(cache=True, nogil=True)
-def _intersection(runs_a, runs_b):
-    """(intersection, union) of two masks of the same size, run by run (``rleIou``'s loop)."""
-    ka, kb = runs_a.shape[0], runs_b.shape[0]
-    ca, cb = runs_a[0], runs_b[0]
-    va, vb = False, False
-    a, b, i, u, ct = 1, 1, 0, 0, 1
-    while ct > 0:
-        c = min(ca, cb)
-        if va or vb:
-            u += c
-            if va and vb:
-                i += c
-        ct = 0
-        ca -= c
-        if not ca and a < ka:
-            ca, a, va = runs_a[a], a + 1, not va
-        ct += ca
-        cb -= c
-        if not cb and b < kb:
-            cb, b, vb = runs_b[b], b + 1, not vb
-        ct += cb
-    return i, u
+def box_overlap(a, b):
+    """``bbIou``'s ``w`` and ``h`` of boxes ``a`` and ``b`` (x y w h), in its operation order."""
+    w = min(a[2] + a[0], b[2] + b[0]) - max(a[0], b[0])
+    h = min(a[3] + a[1], b[3] + b[1]) - max(a[1], b[1])
+    return w, h
+
+
+def masks(runs: np.ndarray, starts: np.ndarray, heights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """What :func:`block_mask_ious` takes of a set of masks: runs, starts, each run's end
+    (pixels from the mask's start), each mask's box and area."""
+    return runs, starts, run_ends(runs, starts), boxes(runs, starts, heights), areas(runs, starts)
 
 
 @njit(cache=True, nogil=True)
-def pair_ious(pd, pg, dt_runs, dt_starts, dt_box, gt_runs, gt_starts, gt_box, crowd):  # noqa: PLR0913
-    """IoU of each pair (``pd[k]``-th detection mask, ``pg[k]``-th ground truth mask): 0 when
-    their boxes do not overlap; a crowd's union is the detection's own area."""
-    out = np.zeros(pd.shape[0])
-    for k in range(pd.shape[0]):
-        d, g = pd[k], pg[k]
-        w = min(dt_box[d, 2] + dt_box[d, 0], gt_box[g, 2] + gt_box[g, 0]) - max(
-            dt_box[d, 0], gt_box[g, 0]
-        )
-        h = min(dt_box[d, 3] + dt_box[d, 1], gt_box[g, 3] + gt_box[g, 1]) - max(
-            dt_box[d, 1], gt_box[g, 1]
-        )
-        if w <= 0 or h <= 0:
-            continue
-        ra = dt_runs[dt_starts[d] : dt_starts[d + 1]]
-        rb = gt_runs[gt_starts[g] : gt_starts[g + 1]]
-        if ra.shape[0] == 0 or rb.shape[0] == 0:
-            continue
-        i, u = _intersection(ra, rb)
-        if i == 0:
-            u = 1
-        elif crowd[g]:
-            u = 0
-            for j in range(1, ra.shape[0], 2):
-                u += ra[j]
-        out[k] = np.float64(i) / np.float64(u)
+def run_ends(runs, starts):
+    """Where each run ends (column-major pixel index, exclusive) within its own mask."""
+    out = np.empty_like(runs)
+    for i in range(starts.shape[0] - 1):
+        total = 0
+        for j in range(starts[i], starts[i + 1]):
+            total += runs[j]
+            out[j] = total
     return out
+
+
+@njit(cache=True, nogil=True)
+def _shared(ends_a, ends_b, lo, hi):
+    """Foreground pixels two masks share among pixels ``[lo, hi)`` (column-major), walking
+    their runs from the one holding ``lo`` (a binary search): the intersection ``rleIou``
+    counts, when ``[lo, hi)`` covers the columns both boxes span."""
+    ia, ib = np.searchsorted(ends_a, lo, "right"), np.searchsorted(ends_b, lo, "right")
+    shared, p = 0, lo
+    while p < hi and ia < ends_a.shape[0] and ib < ends_b.shape[0]:
+        nxt = min(ends_a[ia], ends_b[ib], hi)
+        if ia % 2 == 1 and ib % 2 == 1:  # odd runs are foreground
+            shared += nxt - p
+        p = nxt
+        if p == ends_a[ia]:
+            ia += 1
+        if p == ends_b[ib]:
+            ib += 1
+    return shared
+
+
+@njit(cache=True, nogil=True)
+def mask_iou(a, b, height, crowd, exact_from):
+    """``rleIou`` of one pair (``a``, ``b``: (run ends, box, area) of each): 0 when the boxes
+    do not overlap; a crowd's union is the detection's own area. The intersection is counted
+    over the columns both boxes span only, and the union is ``area_a + area_b - i``: the same
+    integers ``rleIou``'s walk over every run counts. When even the boxes' overlap cannot make
+    the IoU reach ``exact_from``, that bound is returned instead (below ``exact_from``)."""
+    ends_a, box_a, area_a = a
+    ends_b, box_b, area_b = b
+    w, h = box_overlap(box_a, box_b)
+    if w <= 0 or h <= 0 or ends_a.shape[0] == 0 or ends_b.shape[0] == 0:
+        return 0.0
+    most = min(w * h, np.float64(area_a), np.float64(area_b))  # pixels both could share
+    bound = most / (area_a if crowd else area_a + area_b - most)
+    if bound < exact_from:
+        return bound
+    first = max(box_a[0], box_b[0])
+    last = min(box_a[0] + box_a[2], box_b[0] + box_b[2])  # exclusive column
+    i = _shared(ends_a, ends_b, np.int64(first) * height, np.int64(last) * height)
+    if i == 0:
+        return 0.0
+    u = area_a if crowd else area_a + area_b - i
+    return np.float64(i) / np.float64(u)
+
+
+@njit(cache=True, nogil=True)
+def block_mask_ious(masks, blocks, exact_from, out):
+    """Mask IoU (:func:`mask_iou`) of every pair of ``blocks`` (``dt, gt, d_lo, d_hi, g_lo,
+    g_hi, at``: see ``explorer.evaluation.layout.Blocks``; ``dt``/``gt`` hold positions in the
+    masks) into ``out``; ``masks`` is (detections', ground truths' (what :func:`masks` gives),
+    the ground truths' heights, their crowd flags)."""
+    dt_masks, gt_masks, heights, crowd = masks
+    dt, gt, d_lo, d_hi, g_lo, g_hi, at = blocks
+    _, dt_starts, dt_ends, dt_box, dt_area = dt_masks
+    _, gt_starts, gt_ends, gt_box, gt_area = gt_masks
+    for b in range(d_lo.shape[0]):
+        ng = g_hi[b] - g_lo[b]
+        for i in range(d_lo[b], d_hi[b]):
+            d = dt[i]
+            for j in range(g_lo[b], g_hi[b]):
+                g = gt[j]
+                k = at[b] + (i - d_lo[b]) * ng + (j - g_lo[b])
+                # bbIou's w and h (box_overlap), on scalars: most pairs stop here
+                w = min(dt_box[d, 2] + dt_box[d, 0], gt_box[g, 2] + gt_box[g, 0]) - max(
+                    dt_box[d, 0], gt_box[g, 0]
+                )
+                h = min(dt_box[d, 3] + dt_box[d, 1], gt_box[g, 3] + gt_box[g, 1]) - max(
+                    dt_box[d, 1], gt_box[g, 1]
+                )
+                if w <= 0 or h <= 0:
+                    out[k] = 0.0
+                    continue
+                a = (dt_ends[dt_starts[d] : dt_starts[d + 1]], dt_box[d], dt_area[d])
+                other = (gt_ends[gt_starts[g] : gt_starts[g + 1]], gt_box[g], gt_area[g])
+                out[k] = mask_iou(a, other, heights[g], crowd[g], exact_from)

@@ -17,10 +17,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from explorer.coco.rle import box_overlap
+
 # detection states per (area range, threshold): pycocotools' dtIgnore / dtMatches turned into one
 # code (ignored dets are neither TP nor FP)
 FALSE_POSITIVE, TRUE_POSITIVE, IGNORED = 0, 1, 2
-_LAST_BELOW_ONE = 1 - 1e-10
+LAST_BELOW_ONE = 1 - 1e-10
 
 
 @njit(cache=True, nogil=True)
@@ -42,7 +44,7 @@ def match(  # noqa: PLR0913  (one compiled call takes the whole layout: see the 
     gt_ignored = np.zeros((n_area, n_gt), np.bool_)
     dt_match = np.full((n_thr, n_dt), -1, np.int64)
     gt_match = np.full((n_thr, n_gt), -1, np.int64)
-    floor = min(iou_thresholds.min(), _LAST_BELOW_ONE)
+    floor = min(iou_thresholds.min(), LAST_BELOW_ONE)
     sizes = (d_hi - d_lo) * (g_hi - g_lo)
     candidates = np.empty(max(sizes.max(), 1) if sizes.shape[0] else 1, np.int64)
     for b in range(g_lo.shape[0]):
@@ -58,7 +60,7 @@ def match(  # noqa: PLR0913  (one compiled call takes the whole layout: see the 
                 taken[:] = False
                 for i in range(nd):
                     d = d_lo[b] + i
-                    best = min(iou_thresholds[t], _LAST_BELOW_ONE)
+                    best = min(iou_thresholds[t], LAST_BELOW_ONE)
                     m = -1
                     for c in range(starts[i], starts[i + 1]):
                         j = candidates[c]
@@ -179,3 +181,38 @@ def accumulate(  # noqa: PLR0913  (the layout again)
                         precision[t, r, k, a, m] = pr[j]
                         scores[t, r, k, a, m] = score[dets[j]]
     return precision, recall, scores
+
+
+@njit(cache=True, nogil=True)
+def block_box_ious(dt_box, gt_box, crowd, blocks, out):
+    """Box IoU of every pair of ``blocks`` (``dt, gt, d_lo, d_hi, g_lo, g_hi, at``: see
+    ``layout.Blocks``; ``dt``/``gt`` index the box arrays) into ``out``, computed as
+    ``maskApi.c:bbIou`` computes it (w, h, i = w*h, u = da + ga - i, or da on a crowd)."""
+    dt, gt, d_lo, d_hi, g_lo, g_hi, at = blocks
+    for b in range(d_lo.shape[0]):
+        ng = g_hi[b] - g_lo[b]
+        for i in range(d_lo[b], d_hi[b]):
+            for j in range(g_lo[b], g_hi[b]):
+                k = at[b] + (i - d_lo[b]) * ng + (j - g_lo[b])
+                out[k] = box_iou(dt_box[dt[i]], gt_box[gt[j]], crowd[gt[j]])
+
+
+@njit(cache=True, nogil=True)
+def pair_box_ious(a, b, crowd):
+    """Box IoU of each pair of rows of ``a`` and ``b`` (see :func:`box_iou`)."""
+    out = np.empty(a.shape[0])
+    for k in range(a.shape[0]):
+        out[k] = box_iou(a[k], b[k], crowd[k])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def box_iou(a, b, crowd):
+    """IoU of detection box ``a`` and ground-truth box ``b`` (x y w h) as ``maskApi.c:bbIou``
+    computes it: w, h, i = w*h, u = da + ga - i (da on a crowd), in that order."""
+    w, h = box_overlap(a, b)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = a[2] * a[3] if crowd else a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union

@@ -16,7 +16,7 @@ import numpy as np
 
 from explorer.coco.index import CocoIndex
 from explorer.evaluation import _kernels
-from explorer.evaluation.layout import Layout, layout
+from explorer.evaluation.layout import Blocks, Layout, layout
 from explorer.evaluation.overlaps import OVERLAPS, Sides
 from explorer.evaluation.params import EvalParams
 from explorer.evaluation.summary import SummaryRow, summary_rows
@@ -39,7 +39,8 @@ class Evaluation:
         gt_ignored: A x G, G = ``layout.gt_rows``.
         dt_match, gt_match: at the first area range, per threshold, the index of the matched
             ground truth / detection (into ``layout.gt_rows`` / ``layout.dt_rows``) or -1.
-        ious: the flat IoU array of the layout.
+        ious: the flat IoU array of the layout (a mask IoU below the lowest threshold may be
+            an upper bound of it, below that threshold: such pairs cannot match).
     """
 
     params: EvalParams
@@ -91,9 +92,11 @@ def evaluate(index: CocoIndex, detections: Detections, params: EvalParams) -> Ev
     """Evaluate ``detections`` against ``index`` as pycocotools' COCOeval does with ``params``."""
     params = params.checked()
     lay = layout(index, detections, params)
-    sides = Sides(index, detections, lay, params)
+    # pairs that cannot match need no exact IoU (see Sides)
+    floor = min(float(params.iou_thresholds.min()), _kernels.LAST_BELOW_ONE)
+    sides = Sides(index, detections, lay, params, exact_from=floor)
     overlap = OVERLAPS[params.iou_type]
-    ious = overlap.ious(sides, lay.blocks)
+    ious = _overlaps(sides, lay.blocks)
     anns = index.annotations
     areas = np.asarray(params.area_ranges, np.float64).reshape(-1, 2)
     state, gt_ignored, dt_match, gt_match = _kernels.match(
@@ -115,6 +118,18 @@ def evaluate(index: CocoIndex, detections: Detections, params: EvalParams) -> Ev
         gt_match=gt_match,
         ious=ious,
     )
+
+
+_CHUNK_PAIRS = 4_000_000  # pairs computed at once: bounds the memory of dense images
+
+
+def _overlaps(sides: Sides, blocks: Blocks) -> np.ndarray:
+    """The flat IoU array of ``blocks``, computed a chunk of whole blocks at a time."""
+    overlap = OVERLAPS[sides.params.iou_type]
+    out = np.empty(blocks.num_pairs)
+    for base, chunk in blocks.chunks(_CHUNK_PAIRS):
+        out[base : base + chunk.num_pairs] = overlap.ious(sides, chunk)
+    return out
 
 
 def _accumulated(

@@ -109,23 +109,6 @@ def image_blocks(lay: Layout, objects: np.ndarray) -> Blocks:
     )
 
 
-def _chunks(blocks: Blocks, limit: int = _CHUNK_PAIRS):
-    """``blocks`` cut into runs of whole blocks of about ``limit`` pairs (one block may be more)."""
-    ends = np.cumsum(blocks.sizes)
-    start = 0
-    while start < len(blocks.sizes):
-        base = ends[start] - blocks.sizes[start]
-        stop = max(int(np.searchsorted(ends, base + limit, "right")), start + 1)
-        yield replace(
-            blocks,
-            d_lo=blocks.d_lo[start:stop],
-            d_hi=blocks.d_hi[start:stop],
-            g_lo=blocks.g_lo[start:stop],
-            g_hi=blocks.g_hi[start:stop],
-        )
-        start = stop
-
-
 def cross_class_overlaps(
     evaluation: Evaluation, index: CocoIndex, detections: Detections
 ) -> Overlaps:
@@ -137,7 +120,7 @@ def cross_class_overlaps(
     n_dt = len(lay.dt_rows)
     best = [np.full(n_dt, -1.0), np.full(n_dt, -1), np.full(n_dt, -1.0), np.full(n_dt, -1)]
     pairs: list[tuple[np.ndarray, ...]] = []
-    for chunk in _chunks(image_blocks(lay, objects)):
+    for _, chunk in image_blocks(lay, objects).chunks(_CHUNK_PAIRS):
         ious = overlap.ious(sides, chunk)
         pd, pg = chunk.pairs()
         _best_overlaps(pd, pg, ious, lay.dt_category, lay.gt_category, *best)

@@ -9,7 +9,8 @@ one flat array.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -93,6 +94,36 @@ class Blocks:
     def num_pairs(self) -> int:
         return int(self.sizes.sum())
 
+    def for_kernels(self, dt_used: np.ndarray, gt_used: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The blocks as the compiled kernels take them, their entries given as positions in
+        ``dt_used`` / ``gt_used`` (:meth:`members`: the rows of the kernels' arrays)."""
+        dt, gt = np.searchsorted(dt_used, self.dt), np.searchsorted(gt_used, self.gt)
+        return (dt, gt, self.d_lo, self.d_hi, self.g_lo, self.g_hi, self.at)
+
+    def members(self) -> tuple[np.ndarray, np.ndarray]:
+        """The entries of ``dt`` and of ``gt`` some block pairs (sorted, unique)."""
+        return _members(self.dt, self.d_lo, self.d_hi), _members(self.gt, self.g_lo, self.g_hi)
+
+    def chunks(self, limit: int) -> Iterator[tuple[int, Blocks]]:
+        """Runs of whole blocks of about ``limit`` pairs (a block may be more), each with where
+        its pairs start in the whole flattened order."""
+        ends = np.cumsum(self.sizes)
+        start = 0
+        while start < len(self.sizes):
+            base = int(ends[start] - self.sizes[start])
+            stop = max(int(np.searchsorted(ends, base + limit, "right")), start + 1)
+            yield (
+                base,
+                replace(
+                    self,
+                    d_lo=self.d_lo[start:stop],
+                    d_hi=self.d_hi[start:stop],
+                    g_lo=self.g_lo[start:stop],
+                    g_hi=self.g_hi[start:stop],
+                ),
+            )
+            start = stop
+
     def positions(self) -> tuple[np.ndarray, np.ndarray]:
         """Every pair as positions in ``dt`` and ``gt``, in the flattened order."""
         bucket = np.repeat(np.arange(len(self.sizes)), self.sizes)
@@ -105,6 +136,15 @@ class Blocks:
         """Every pair as (detection, ground truth), in the flattened order."""
         d, g = self.positions()
         return self.dt[d], self.gt[g]
+
+
+def _members(items: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The entries of the slices ``items[lo:hi]`` that hold something (sorted, unique)."""
+    live = hi > lo
+    depth = np.zeros(len(items) + 1, np.int64)
+    np.add.at(depth, lo[live], 1)
+    np.add.at(depth, hi[live], -1)
+    return np.unique(items[np.cumsum(depth)[:-1] > 0])
 
 
 def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:

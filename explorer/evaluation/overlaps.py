@@ -21,6 +21,7 @@ from explorer.coco import rle as _rle
 from explorer.coco.index import CocoIndex
 from explorer.coco.masks import annotation_rles
 from explorer.errors import ExplorerError
+from explorer.evaluation import _kernels
 from explorer.evaluation.layout import Blocks, Layout
 from explorer.evaluation.params import EvalParams, IouType
 from explorer.evaluation.summary import DETECTION_SUMMARY, KEYPOINT_SUMMARY, Spec
@@ -37,6 +38,9 @@ class Sides:
     detections: Detections
     layout: Layout
     params: EvalParams
+    # an IoU that cannot reach this may be given as an upper bound below it (what matching needs
+    # of a pair it cannot match: mask IoU skips counting pixels there); 0: every IoU exact
+    exact_from: float = 0.0
 
 
 class Overlap(Protocol):
@@ -56,18 +60,13 @@ def _crowd(sides: Sides) -> np.ndarray:
 
 
 def box_iou(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
-    """IoU of each pair of x y w h boxes (rows of ``dt`` and ``gt``), a crowd's union being the
-    detection's own area: ``maskApi.c:bbIou``'s statements in its order (w, h, i = w*h,
-    u = da + ga - i), so every value is the one pycocotools computes."""
-    w = np.minimum(dt[:, 2] + dt[:, 0], gt[:, 2] + gt[:, 0]) - np.maximum(dt[:, 0], gt[:, 0])
-    h = np.minimum(dt[:, 3] + dt[:, 1], gt[:, 3] + gt[:, 1]) - np.maximum(dt[:, 1], gt[:, 1])
-    da, ga = dt[:, 2] * dt[:, 3], gt[:, 2] * gt[:, 3]
-    inter = w * h
-    union = np.where(crowd, da, da + ga - inter)
-    overlap = (w > 0) & (h > 0)
-    out = np.zeros(len(dt))
-    out[overlap] = inter[overlap] / union[overlap]
-    return out
+    """IoU of each pair of x y w h boxes (rows of ``dt`` and ``gt``), as pycocotools computes
+    it (``_kernels.box_iou``)."""
+    return _kernels.pair_box_ious(
+        np.ascontiguousarray(dt, np.float64),
+        np.ascontiguousarray(gt, np.float64),
+        np.ascontiguousarray(crowd, np.bool_),
+    )
 
 
 class BoxOverlap:
@@ -79,14 +78,18 @@ class BoxOverlap:
         return _crowd(sides).copy()
 
     def ious(self, sides: Sides, blocks: Blocks) -> np.ndarray:
-        pd, pg = blocks.pairs()
-        dt = sides.detections.bbox[sides.layout.dt_rows[pd]]
-        gt = sides.index.annotations["bbox"][sides.layout.gt_rows[pg]]
-        return box_iou(dt, gt, _crowd(sides)[pg])
+        lay = sides.layout
+        dt_used, gt_used = blocks.members()
+        dt_box = np.ascontiguousarray(sides.detections.bbox[lay.dt_rows[dt_used]])
+        gt_box = np.ascontiguousarray(sides.index.annotations["bbox"][lay.gt_rows[gt_used]])
+        out = np.empty(blocks.num_pairs)
+        at = blocks.for_kernels(dt_used, gt_used)
+        _kernels.block_box_ious(dt_box, gt_box, _crowd(sides)[gt_used], at, out)
+        return out
 
 
 class MaskOverlap:
-    """``segm``: IoU of masks as pycocotools' RLE code computes it (one call per bucket)."""
+    """``segm``: IoU of masks as pycocotools' ``rleIou`` computes it (``coco.rle``, compiled)."""
 
     summary = DETECTION_SUMMARY
 
@@ -97,17 +100,18 @@ class MaskOverlap:
         rles = sides.detections.rles
         if rles is None:
             raise ExplorerError("segm evaluation needs results with segmentations")
-        d, g = blocks.pairs()
-        dt_used, pd = np.unique(d, return_inverse=True)
-        gt_used, pg = np.unique(g, return_inverse=True)
+        dt_used, gt_used = blocks.members()
         rows = sides.layout.dt_rows[dt_used]
         chars = np.frombuffer(rles.counts, np.uint8)
         dt_runs, dt_starts = _rle.decode(chars, rles.offsets[rows], rles.offsets[rows + 1])
-        dt_box = _rle.boxes(dt_runs, dt_starts, rles.heights[rows])
+        dt_masks = _rle.masks(dt_runs, dt_starts, rles.heights[rows])
         gt_runs, gt_starts, heights = _ground_truth_runs(sides.index, sides.layout.gt_rows[gt_used])
-        gt_box = _rle.boxes(gt_runs, gt_starts, heights)
-        crowd = _crowd(sides)[gt_used]
-        return _rle.pair_ious(pd, pg, dt_runs, dt_starts, dt_box, gt_runs, gt_starts, gt_box, crowd)
+        gt_masks = _rle.masks(gt_runs, gt_starts, heights)
+        out = np.empty(blocks.num_pairs)
+        at = blocks.for_kernels(dt_used, gt_used)
+        masks = (dt_masks, gt_masks, heights, _crowd(sides)[gt_used])
+        _rle.block_mask_ious(masks, at, sides.exact_from, out)
+        return out
 
 
 def _ground_truth_runs(index: CocoIndex, rows: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -7,7 +7,9 @@ import pytest
 
 from explorer.coco import masks, open_index
 from explorer.coco.labels import VOC_COCO_IDS, VOC_COCO_NAMES
-from tests.helpers import pycoco, square, tiny, write_coco
+from tests.helpers import ROOT, pycoco, square, tiny, write_coco
+
+WILD = ROOT.parent / "shared" / "wild-coco"  # labelling tools' exports
 
 
 def reference_semantic(coco, image_id: int, labels: str) -> np.ndarray:
@@ -122,3 +124,29 @@ def test_voc_map_covers_twenty_coco_categories():
         "dining table",
         "couch",
     }
+
+
+def test_batch_rles_equal_one_at_a_time_on_real_files():
+    """``annotation_rles`` (texts read at once, polygons rasterised per image) gives exactly
+    what ``annotation_rle`` gives each annotation, and None where it refuses one."""
+    from explorer.coco.masks import annotation_rle, annotation_rles
+    from explorer.errors import ExplorerError
+
+    files = [tiny("val2017")[0], *sorted(WILD.glob("*.json"))] if WILD.is_dir() else [tiny()[0]]
+    compared = 0
+    for path in files:
+        try:
+            index = open_index(path)
+        except ExplorerError:  # a panoptic file, a results file: not instances
+            continue
+        batch = annotation_rles(index, np.arange(index.num_annotations))
+        for row, got in enumerate(batch):
+            try:
+                want = annotation_rle(index, row)
+            except ExplorerError:
+                want = None
+            assert (got is None) == (want is None), (path.name, row)
+            if want is not None:
+                assert (got["counts"], got["size"]) == (want["counts"], want["size"])
+            compared += 1
+    assert compared > 800
