@@ -27,7 +27,7 @@ from explorer.errors import ExplorerError
 from explorer.evaluation import compare, errors, report
 from explorer.evaluation.cocoeval import Evaluation
 from explorer.predictions.results import Detections
-from explorer.predictions.sources import PredictionsSource
+from explorer.predictions.sources import PredictionsSource, predictions_key
 from explorer.types import ResultKind
 from explorer.viz.figures import evaluation as figures
 
@@ -180,8 +180,13 @@ def summary(result: Scored, key: str) -> None:
         st.warning(line, icon=":material/filter_alt_off:")
 
 
-def _open_in_browse(view: BrowseState) -> None:
-    st.switch_page(BROWSE, query_params=browse_to_query(view))
+def _open_in_browse(result: Scored, view: BrowseState) -> None:
+    """Browse on ``view``, drawing this file at the page's threshold (the address says both: an
+    address is the view it names)."""
+    drawn = view.with_(
+        predictions=predictions_key(result.predictions), min_score=state.score_threshold()
+    )
+    st.switch_page(BROWSE, query_params=browse_to_query(drawn))
 
 
 def category_ap(result: Scored, key: str) -> None:
@@ -200,7 +205,7 @@ def category_ap(result: Scored, key: str) -> None:
     )
     picked = figures.clicked(event.selection if event else None)
     if picked:
-        _open_in_browse(BrowseState(categories=(int(picked[0]),)))
+        _open_in_browse(result, BrowseState(categories=(int(picked[0]),)))
 
 
 def mean_pr_curves(result: Scored, key: str) -> None:
@@ -384,7 +389,7 @@ def confusion(result: Scored, min_score: float, key: str) -> None:
 def _open_cell(result: Scored, matrix: errors.Confusion, row: int, column: int) -> None:
     ids = errors.cell_image_ids(result.evaluation, matrix, row, column)
     if len(ids):
-        _open_in_browse(BrowseState(image_ids=tuple(int(i) for i in ids)))
+        _open_in_browse(result, BrowseState(image_ids=tuple(int(i) for i in ids)))
 
 
 def _largest_errors(result: Scored, matrix: errors.Confusion, key: str) -> None:
