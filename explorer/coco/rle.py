@@ -28,10 +28,11 @@ def decode(chars, lo, hi):
     """The strings ``chars[lo[i]:hi[i]]`` (``rleFrString``) as run lengths: string ``i``'s
     runs are ``runs[starts[i]:starts[i+1]]`` (int64)."""
     n = lo.shape[0]
-    total = 0
+    total = 0  # a number ends at each character without the "more" bit (0x20)
     for r in range(n):
-        total += hi[r] - lo[r]
-    runs = np.empty(total, np.int64)  # at most one run per character
+        for p in range(lo[r], hi[r]):
+            total += ((np.int64(chars[p]) - 48) & 0x20) == 0
+    runs = np.empty(total, np.int64)
     starts = np.zeros(n + 1, np.int64)
     m = 0
     for r in range(n):
@@ -51,7 +52,7 @@ def decode(chars, lo, hi):
             runs[m] = x
             m += 1
         starts[r + 1] = m
-    return runs[:m], starts
+    return runs, starts
 
 
 @njit(cache=True, nogil=True)

@@ -120,14 +120,11 @@ def evaluate(index: CocoIndex, detections: Detections, params: EvalParams) -> Ev
     )
 
 
-_CHUNK_PAIRS = 4_000_000  # pairs computed at once: bounds the memory of dense images
-
-
 def _overlaps(sides: Sides, blocks: Blocks) -> np.ndarray:
     """The flat IoU array of ``blocks``, computed a chunk of whole blocks at a time."""
     overlap = OVERLAPS[sides.params.iou_type]
     out = np.empty(blocks.num_pairs)
-    for base, chunk in blocks.chunks(_CHUNK_PAIRS):
+    for base, chunk in blocks.chunks():
         out[base : base + chunk.num_pairs] = overlap.ious(sides, chunk)
     return out
 

@@ -46,7 +46,6 @@ EXPLANATIONS = {
 }
 # a detection's cause code: its index in CAUSES, or one of these
 TRUE_POSITIVE, IGNORED = -1, -2
-_CHUNK_PAIRS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def cross_class_overlaps(
     n_dt = len(lay.dt_rows)
     best = [np.full(n_dt, -1.0), np.full(n_dt, -1), np.full(n_dt, -1.0), np.full(n_dt, -1)]
     pairs: list[tuple[np.ndarray, ...]] = []
-    for _, chunk in image_blocks(lay, objects).chunks(_CHUNK_PAIRS):
+    for _, chunk in image_blocks(lay, objects).chunks():
         ious = overlap.ious(sides, chunk)
         pd, pg = chunk.pairs()
         _best_overlaps(pd, pg, ious, lay.dt_category, lay.gt_category, *best)

@@ -69,6 +69,11 @@ class Layout:
         )
 
 
+# what one chunk of overlaps holds at most (about): pairs (8 bytes of IoU each, and what a kind
+# computes per pair) and members (decoded masks: runs of tens of MB per 40k)
+CHUNK_PAIRS, CHUNK_MEMBERS = 4_000_000, 40_000
+
+
 @dataclass(frozen=True)
 class Blocks:
     """(detection, ground truth) pairs as full cross products, flattened: block ``b`` pairs
@@ -104,14 +109,25 @@ class Blocks:
         """The entries of ``dt`` and of ``gt`` some block pairs (sorted, unique)."""
         return _members(self.dt, self.d_lo, self.d_hi), _members(self.gt, self.g_lo, self.g_hi)
 
-    def chunks(self, limit: int) -> Iterator[tuple[int, Blocks]]:
-        """Runs of whole blocks of about ``limit`` pairs (a block may be more), each with where
-        its pairs start in the whole flattened order."""
+    def chunks(
+        self, pairs: int | None = None, members: int | None = None
+    ) -> Iterator[tuple[int, Blocks]]:
+        """Runs of whole blocks of at most about ``pairs`` pairs and ``members`` detections and
+        ground truths (a single block may be more), each with where its pairs start in the whole
+        flattened order: what bounds the memory of the overlaps' arrays (pairs; decoded masks)."""
+        pairs = CHUNK_PAIRS if pairs is None else pairs
+        members = CHUNK_MEMBERS if members is None else members
         ends = np.cumsum(self.sizes)
+        held = np.cumsum((self.d_hi - self.d_lo) + (self.g_hi - self.g_lo))
         start = 0
         while start < len(self.sizes):
             base = int(ends[start] - self.sizes[start])
-            stop = max(int(np.searchsorted(ends, base + limit, "right")), start + 1)
+            base_held = int(held[start - 1]) if start else 0
+            stop = min(
+                int(np.searchsorted(ends, base + pairs, "right")),
+                int(np.searchsorted(held, base_held + members, "right")),
+            )
+            stop = max(stop, start + 1)
             yield (
                 base,
                 replace(

@@ -226,3 +226,15 @@ def test_outcomes_are_pycocotools_matches(tmp_path):
     found = dt_out["outcome"] == "TP"
     assert (dt_out["iou"][found] >= 0.5).all()
     assert (dt_out["iou"][dt_out["annotation_id"] < 0] == -1).all()
+
+
+@pytest.mark.parametrize("kind", ["bbox", "segm"])
+def test_overlaps_computed_in_small_chunks_equal_pycocotools(tmp_path, monkeypatch, kind):
+    """The overlaps are computed a chunk of whole buckets at a time (memory); chunks of a few
+    pairs and masks give the same numbers as one."""
+    from explorer.evaluation import layout
+
+    monkeypatch.setattr(layout, "CHUNK_PAIRS", 50)
+    monkeypatch.setattr(layout, "CHUNK_MEMBERS", 7)
+    gt, _ = tiny("val2017")
+    assert_equal(gt, made(gt, tmp_path / "dt.json", kind, 5), kind)
