@@ -192,14 +192,23 @@ def counts_at(evaluation: Evaluation, min_score: float, iou: float = 0.5) -> Cou
     """TP, FP and FN per category (``category_ids`` order) when only detections scoring at least
     ``min_score`` are kept. COCO's matching is greedy by score, so keeping the best-scoring
     detections of each bucket keeps their matches: nothing is matched again."""
-    lay, t = evaluation.layout, threshold_index(evaluation, iou)
-    n_cat = len(lay.category_ids)
-    kept = lay.dt_score >= min_score
-    state = evaluation.state[0, t]
-    tp = np.bincount(lay.dt_category[kept & (state == _kernels.TRUE_POSITIVE)], minlength=n_cat)
-    fp = np.bincount(lay.dt_category[kept & (state == _kernels.FALSE_POSITIVE)], minlength=n_cat)
-    positives = np.bincount(lay.gt_category[~evaluation.gt_ignored[0]], minlength=n_cat)
+    lay = evaluation.layout
+    by = (lay.dt_category, lay.gt_category, len(lay.category_ids))
+    tp, fp, positives = _tallies(evaluation, min_score, iou, by)
     return Counts(true_positives=tp, false_positives=fp, false_negatives=positives - tp)
+
+
+def _tallies(
+    evaluation: Evaluation, min_score: float, iou: float, by: tuple[np.ndarray, np.ndarray, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TP and FP among the detections scoring at least ``min_score`` at IoU ``iou``, and the
+    objects that count, each tallied by ``by`` (each detection's and object's group, groups)."""
+    dt_group, gt_group, groups = by
+    state = evaluation.state[0, threshold_index(evaluation, iou)]
+    kept = evaluation.layout.dt_score >= min_score
+    tp = np.bincount(dt_group[kept & (state == _kernels.TRUE_POSITIVE)], minlength=groups)
+    fp = np.bincount(dt_group[kept & (state == _kernels.FALSE_POSITIVE)], minlength=groups)
+    return tp, fp, np.bincount(gt_group[~evaluation.gt_ignored[0]], minlength=groups)
 
 
 class BestThreshold(TypedDict):
@@ -267,13 +276,10 @@ class ImageCounts(TypedDict):
 def image_counts(evaluation: Evaluation, min_score: float, iou: float = 0.5) -> ImageCounts:
     """:class:`ImageCounts` when only detections scoring at least ``min_score`` are kept (their
     matches stand: see :func:`counts_at`)."""
-    lay, t = evaluation.layout, threshold_index(evaluation, iou)
-    n_img = len(lay.image_ids)
-    kept = lay.dt_score >= min_score
-    state = evaluation.state[0, t]
-    tp = np.bincount(lay.dt_image[kept & (state == _kernels.TRUE_POSITIVE)], minlength=n_img)
-    fp = np.bincount(lay.dt_image[kept & (state == _kernels.FALSE_POSITIVE)], minlength=n_img)
-    objects = np.bincount(lay.gt_image[~evaluation.gt_ignored[0]], minlength=n_img)
+    lay = evaluation.layout
+    tp, fp, objects = _tallies(
+        evaluation, min_score, iou, (lay.dt_image, lay.gt_image, len(lay.image_ids))
+    )
     return ImageCounts(
         image_id=lay.image_ids.copy(),
         true_positives=tp,
