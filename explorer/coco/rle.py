@@ -23,36 +23,58 @@ def decode_strings(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return decode(np.frombuffer(b"".join(blobs), np.uint8), ends - lengths, ends)
 
 
+MAX_GROUP = 7  # characters of one number: 35 bits, beyond any count of an image's pixels
+
+
+def decode(chars: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The strings ``chars[lo[i]:hi[i]]`` (``rleFrString``, trusted: checked before) as run
+    lengths: string ``i``'s runs are ``runs[starts[i]:starts[i+1]]`` (int64)."""
+    runs, starts, _ = decode_checked(chars, lo, hi, np.full(len(lo), -1, np.int64))
+    return runs, starts
+
+
 @njit(cache=True, nogil=True)
-def decode(chars, lo, hi):
-    """The strings ``chars[lo[i]:hi[i]]`` (``rleFrString``) as run lengths: string ``i``'s
-    runs are ``runs[starts[i]:starts[i+1]]`` (int64)."""
+def decode_checked(chars, lo, hi, areas):
+    """:func:`decode`, and whether each string is a mask pycocotools' C code may be given (it
+    trusts its input): every number whole and of at most ``MAX_GROUP`` characters from "0"
+    (48) to "o" (111), every count (each from the fourth on a delta from the count two before)
+    non-negative, the counts summing to ``areas[i]`` (height x width)."""
     n = lo.shape[0]
-    total = 0  # a number ends at each character without the "more" bit (0x20)
+    total = n  # a number ends at each character without the "more" bit (0x20); + a cut one
     for r in range(n):
         for p in range(lo[r], hi[r]):
             total += ((np.int64(chars[p]) - 48) & 0x20) == 0
     runs = np.empty(total, np.int64)
     starts = np.zeros(n + 1, np.int64)
+    ok = np.zeros(n, np.bool_)
     m = 0
     for r in range(n):
         p, stop, first = lo[r], hi[r], m
-        while p < stop:
+        good, area = p < stop, np.int64(0)
+        while good and p < stop:
             x, k, more = np.int64(0), 0, True
-            while more and p < stop:
-                c = np.int64(chars[p]) - 48
+            while more:
+                c = np.int64(chars[p]) - 48 if p < stop and k < MAX_GROUP else np.int64(-1)
+                if c < 0 or c > 63:
+                    good = False
+                    break
                 x |= (c & 0x1F) << (5 * k)
                 more = (c & 0x20) != 0
                 p += 1
                 k += 1
                 if not more and (c & 0x10) != 0:
                     x |= np.int64(-1) << (5 * k)
+            if not good:
+                break
             if m - first > 2:
                 x += runs[m - 2]
+            good = x >= 0
             runs[m] = x
             m += 1
+            area += x
         starts[r + 1] = m
-    return runs, starts
+        ok[r] = good and area == areas[r]
+    return runs[:m], starts, ok
 
 
 @njit(cache=True, nogil=True)

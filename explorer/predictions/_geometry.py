@@ -11,7 +11,6 @@ pycocotools' own decoding (``rleFrString``) compiled by numba.
 
 from __future__ import annotations
 
-import functools
 import itertools
 
 import msgspec
@@ -34,7 +33,6 @@ _RLES = msgspec.json.Decoder(list[RleHead])
 _RLE = msgspec.json.Decoder(RleHead)
 # A number of compressed counts takes at most 7 characters of 5 bits: 35 bits hold any run of
 # an image of at most 65535 x 65535 pixels, and longer groups would overflow int64 below.
-_MAX_GROUP = 7
 # pycocotools 2.0.11's ``area`` fails on numpy 2 for 256 RLEs or more in one call (it builds a
 # throwaway ``np.array((n,), dtype=np.uint8)``): it is called on batches of fewer.
 _AREA_BATCH = 255
@@ -126,58 +124,16 @@ def _rle_heads(raws: list[msgspec.Raw]) -> list[RleHead | None]:
 def compressed_counts_ok(blobs: list[bytes], areas: np.ndarray) -> np.ndarray:
     """Whether each compressed RLE string decodes, as pycocotools' ``rleFrString`` does, into
     run lengths that are all non-negative and sum to exactly ``areas`` (height x width): what
-    makes it safe for pycocotools' C code, which trusts its input."""
-    if not blobs:  # nothing to check: numba is not even imported
+    makes it safe for pycocotools' C code, which trusts its input (``coco.rle.decode_checked``,
+    compiled; numba is imported only when there are strings to check)."""
+    if not blobs:
         return np.zeros(0, bool)
+    from explorer.coco import rle
+
     lengths = np.fromiter(map(len, blobs), np.int64, len(blobs))
-    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ends = np.cumsum(lengths)
     chars = np.frombuffer(b"".join(blobs), np.uint8)
-    return _compiled_check()(chars, starts, np.asarray(areas, np.int64))
-
-
-@functools.cache
-def _compiled_check():
-    """:func:`_counts_ok` compiled (numba, imported and compiled on first use; the machine
-    code is cached on disk): a loop over characters, 50x faster than numpy's many passes."""
-    import numba
-
-    return numba.njit(cache=True, nogil=True)(_counts_ok)
-
-
-def _counts_ok(chars: np.ndarray, starts: np.ndarray, areas: np.ndarray) -> np.ndarray:
-    """For each string ``chars[starts[r]:starts[r+1]]``, pycocotools' ``rleFrString``: groups
-    of 5 bits from "0" (48), the 0x20 bit meaning "more groups follow", the last group's 0x10
-    bit making the number negative, each number from the fourth on a delta from the count two
-    before. True when every group is whole and of at most ``_MAX_GROUP`` characters, every
-    count is non-negative and the counts sum to ``areas[r]``."""
-    n = len(areas)
-    ok = np.zeros(n, np.bool_)
-    for r in range(n):
-        p, stop = starts[r], starts[r + 1]
-        total, before, last = np.int64(0), np.int64(0), np.int64(0)  # counts: 2 and 1 back
-        m = 0
-        good = p < stop
-        while good and p < stop:
-            x, k, more = np.int64(0), 0, True
-            while more:
-                c = np.int64(chars[p]) - 48 if p < stop and k < _MAX_GROUP else np.int64(-1)
-                if c < 0 or c > 63:
-                    good = False
-                    break
-                x |= (c & 0x1F) << (5 * k)
-                more = (c & 0x20) != 0
-                p += 1
-                k += 1
-                if not more and (c & 0x10) != 0:
-                    x |= np.int64(-1) << (5 * k)
-            if m > 2:
-                x += before
-            good = good and x >= 0
-            total += x
-            before, last = last, x
-            m += 1
-        ok[r] = good and total == areas[r]
-    return ok
+    return rle.decode_checked(chars, ends - lengths, ends, np.asarray(areas, np.int64))[2]
 
 
 def areas_and_boxes(strings: list[bytes], heights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
