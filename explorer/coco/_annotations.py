@@ -114,8 +114,15 @@ def locate_spans(data: bytes | FileBytes) -> tuple[int, int, list[tuple[int, int
     first = data.find(b"{", start, stop)
     if first < 0 or data[start:first].strip():
         return None
+    spans = _cut(data, first, stop, SPAN_BYTES)
+    return None if spans is None else (start, stop, spans)
+
+
+def _cut(data: bytes | FileBytes, first: int, stop: int, span_bytes: int) -> list | None:
+    """Records from ``first`` (a "{") to ``stop`` cut into spans of about ``span_bytes`` at
+    record boundaries found near evenly spaced offsets; None when text follows the last "}"."""
     cuts = [first]
-    for target in range(first + SPAN_BYTES, stop - SPAN_BYTES // 2, SPAN_BYTES):
+    for target in range(first + span_bytes, stop - span_bytes // 2, span_bytes):
         b = _BOUNDARY.search(data, target, stop)
         if b is None:
             break
@@ -124,8 +131,7 @@ def locate_spans(data: bytes | FileBytes) -> tuple[int, int, list[tuple[int, int
     ends = [data.rfind(b"}", a, b) + 1 for a, b in zip(cuts, cuts[1:] + [stop], strict=True)]
     if data[ends[-1] : stop].strip():
         return None
-    spans = list(zip(cuts, ends, strict=True))
-    return start, stop, spans
+    return list(zip(cuts, ends, strict=True))
 
 
 _LIST_OPEN = re.compile(rb"\s*\[\s*")
@@ -149,17 +155,7 @@ def locate_list_spans(
         return []
     if data[first : first + 1] != b"{":
         return None
-    cuts = [first]
-    for target in range(first + span_bytes, stop - span_bytes // 2, span_bytes):
-        b = _BOUNDARY.search(data, target, stop)
-        if b is None:
-            break
-        if b.end() - 1 > cuts[-1]:
-            cuts.append(b.end() - 1)
-    ends = [data.rfind(b"}", a, b) + 1 for a, b in zip(cuts, cuts[1:] + [stop], strict=True)]
-    if data[ends[-1] : stop].strip():
-        return None
-    return list(zip(cuts, ends, strict=True))
+    return _cut(data, first, stop, span_bytes)
 
 
 def spans_from_raws(

@@ -168,12 +168,18 @@ def read_results(path: str | Path, index: CocoIndex, kind: ResultKind | None = N
             (an instances file given as results says so). An empty list is 0 records.
     """
     path = Path(path)
+    data = _results_bytes(path)
+    return _detections(data, path, index, kind)
+
+
+def _results_bytes(path: Path) -> FileBytes:
+    """The bytes of a results file, refused in one line when it is not a list of results."""
     try:
         data = read_file(path, what="a results file")
     except DatasetError as e:
         raise PredictionsError(str(e)) from None
     _check_top_level(path, data)
-    return _detections(data, path, index, kind)
+    return data
 
 
 def available_kinds(path: str | Path) -> tuple[ResultKind, ...]:
@@ -185,11 +191,7 @@ def available_kinds(path: str | Path) -> tuple[ResultKind, ...]:
         PredictionsError: as :func:`read_results`.
     """
     path = Path(path)
-    try:
-        data = read_file(path, what="a results file")
-    except DatasetError as e:
-        raise PredictionsError(str(e)) from None
-    _check_top_level(path, data)
+    data = _results_bytes(path)
     try:
         with closing(_chunks(data)) as chunks:
             first = _first_with_geometry(chunks)
